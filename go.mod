@@ -1,0 +1,3 @@
+module github.com/keepproject/keep
+
+go 1.26.8

@@ -1,0 +1,119 @@
+package keepclient
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Service types with special meaning. Any other type counts as non-disk
+// (a proxy), and types starting with "gateway:" are used only when a
+// locator's +K hint names them.
+const (
+	TypeDisk    = "disk"
+	TypeProxy   = "proxy"
+	gatewayType = "gateway:"
+)
+
+// Service is one Keep block service, as listed by the Arvados
+// keep_services/accessible endpoint.
+type Service struct {
+	UUID     string `json:"uuid"`
+	Host     string `json:"service_host"`
+	Port     int    `json:"service_port"`
+	TLS      bool   `json:"service_ssl_flag"`
+	Type     string `json:"service_type"`
+	ReadOnly bool   `json:"read_only"`
+}
+
+// URL returns the service's root URL, with no trailing slash.
+func (s Service) URL() string {
+	scheme := "http"
+	if s.TLS {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+}
+
+// IsDisk reports whether s is a plain block server (type "disk").
+func (s Service) IsDisk() bool { return s.Type == TypeDisk }
+
+// IsGateway reports whether s is used only when a locator names it.
+func (s Service) IsGateway() bool { return strings.HasPrefix(s.Type, gatewayType) }
+
+// String names the service for messages: its uuid, or its URL if it has none.
+func (s Service) String() string {
+	if s.UUID != "" {
+		return s.UUID
+	}
+	return s.URL()
+}
+
+// ServiceList is the JSON document served by keep_services/accessible.
+type ServiceList struct {
+	Kind  string    `json:"kind"`
+	Items []Service `json:"items"`
+}
+
+// ParseServices decodes a keep_services/accessible JSON document.
+func ParseServices(data []byte) ([]Service, error) {
+	var l ServiceList
+	if err := json.Unmarshal(data, &l); err != nil {
+		return nil, fmt.Errorf("parse keep services: %w", err)
+	}
+	for i, s := range l.Items {
+		if s.Host == "" || s.Port <= 0 || s.Port > 65535 {
+			return nil, fmt.Errorf("parse keep services: item %d (%q): bad host or port %q:%d", i, s.UUID, s.Host, s.Port)
+		}
+	}
+	return l.Items, nil
+}
+
+// LoadServices reads a keep_services/accessible JSON file.
+func LoadServices(path string) ([]Service, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	svcs, err := ParseServices(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return svcs, nil
+}
+
+// MarshalServices encodes services as a keep_services/accessible document.
+func MarshalServices(svcs []Service) ([]byte, error) {
+	return json.MarshalIndent(ServiceList{Kind: "arvados#keepServiceList", Items: svcs}, "", "  ")
+}
+
+// ProbeOrder returns services sorted into the Arvados rendezvous order for
+// the block with the given hash: by md5(hash + last 15 characters of the
+// uuid), heaviest first. Ties keep the input order. svcs is not modified.
+func ProbeOrder(hash string, svcs []Service) []Service {
+	type weighted struct {
+		w string
+		s Service
+	}
+	ws := make([]weighted, len(svcs))
+	for i, s := range svcs {
+		suffix := s.UUID
+		if len(suffix) > 15 {
+			suffix = suffix[len(suffix)-15:]
+		}
+		sum := md5.Sum([]byte(hash + suffix))
+		ws[i] = weighted{hex.EncodeToString(sum[:]), s}
+	}
+	sort.SliceStable(ws, func(i, j int) bool { return ws[i].w > ws[j].w })
+	out := make([]Service, len(ws))
+	for i, w := range ws {
+		out[i] = w.s
+	}
+	return out
+}

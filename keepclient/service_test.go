@@ -1,0 +1,69 @@
+package keepclient
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestProbeOrderVectorA(t *testing.T) {
+	var svcs []Service
+	for j := 0; j < 16; j++ {
+		svcs = append(svcs, Service{UUID: fmt.Sprintf("zzzzz-bi6l4-%015x", j)})
+	}
+	want := []string{"3eab2d5fc9681074", "097dba52e648f1c3", "c5b4e023f8a7d691", "9d81c02e76a3bf54"}
+	for i, w := range want {
+		sum := md5.Sum([]byte(fmt.Sprintf("%064x", i)))
+		var fixed strings.Builder
+		for _, s := range ProbeOrder(hex.EncodeToString(sum[:]), svcs) {
+			fixed.WriteByte(s.UUID[len(s.UUID)-1])
+		}
+		if fixed.String() != w {
+			t.Errorf("block %d: order %s, want %s", i, fixed.String(), w)
+		}
+	}
+}
+
+func TestProbeOrderVectorB(t *testing.T) {
+	svcs := []Service{{UUID: "zzzzz-bi6l4-000000000000000"}, {UUID: "zzzzz-bi6l4-000000000000001"}, {UUID: "zzzzz-bi6l4-000000000000002"}}
+	got := ProbeOrder("acbd18db4cc2f85cedef654fccc4a4d8", svcs)
+	var order []string
+	for _, s := range got {
+		order = append(order, s.UUID[len(s.UUID)-1:])
+	}
+	if strings.Join(order, ",") != "0,2,1" {
+		t.Errorf("order %v, want 0,2,1", order)
+	}
+	if svcs[1].UUID != "zzzzz-bi6l4-000000000000001" {
+		t.Error("ProbeOrder modified its input")
+	}
+}
+
+func TestParseServices(t *testing.T) {
+	doc := `{"kind":"arvados#keepServiceList","items":[
+	 {"uuid":"zzzzz-bi6l4-000000000000000","service_host":"10.0.0.1","service_port":25107,"service_ssl_flag":false,"service_type":"disk","read_only":false},
+	 {"uuid":"zzzzz-bi6l4-000000000000001","service_host":"::1","service_port":443,"service_ssl_flag":true,"service_type":"proxy","read_only":true}],"items_available":2}`
+	svcs, err := ParseServices([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svcs) != 2 || svcs[0].URL() != "http://10.0.0.1:25107" || !svcs[0].IsDisk() ||
+		svcs[1].URL() != "https://[::1]:443" || svcs[1].IsDisk() || !svcs[1].ReadOnly {
+		t.Errorf("got %+v", svcs)
+	}
+	for _, bad := range []string{`{`, `{"items":[{"uuid":"x","service_port":1}]}`, `{"items":[{"service_host":"h","service_port":70000}]}`} {
+		if _, err := ParseServices([]byte(bad)); err == nil {
+			t.Errorf("ParseServices(%s) succeeded", bad)
+		}
+	}
+	out, err := MarshalServices(svcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseServices(out)
+	if err != nil || len(back) != 2 || back[1] != svcs[1] {
+		t.Errorf("round trip: %v %+v", err, back)
+	}
+}
