@@ -1,0 +1,180 @@
+// Package keepclient writes and reads Keep blocks on a set of block
+// services, compatibly with Arvados.
+//
+// The heart of the package is Put, the replicated write: it stores a block
+// on N services in their rendezvous (probe) order, never more than N at a
+// time, surviving slow, full, failing and read-only services, and reports
+// per service what happened when it cannot. Get and Head read blocks back
+// with fallback across services.
+package keepclient
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Options configure a Client. The zero value of each field selects the
+// default documented on it.
+type Options struct {
+	// Services are the Keep services to use.
+	Services []Service
+	// Refresh, if set, is called before every write pass after the first
+	// and before every read pass after the first, to pick up changes in
+	// the service list (for example from an Arvados API server).
+	Refresh func(ctx context.Context) ([]Service, error)
+	// Token is sent as "Authorization: Bearer Token".
+	Token string
+	// Replicas is the default number of copies Put stores. Default 2.
+	Replicas int
+	// StorageClasses are the default classes Put asks for. Default none,
+	// which lets each server use its default class.
+	StorageClasses []string
+	// MaxPasses is how many passes over the services a write or read
+	// makes before giving up. Default 3.
+	MaxPasses int
+	// RetryDelay is the upper bound of the first randomised pause between
+	// passes; it doubles after each pass, up to 10 times its start.
+	// Default 1s.
+	RetryDelay time.Duration
+	// MaxRequests bounds the HTTP requests this client has in flight at
+	// once, across all concurrent calls. Default 32.
+	MaxRequests int
+	// ConnectTimeout bounds connection setup to a disk service; proxies
+	// get ten times as long. Default 2s.
+	ConnectTimeout time.Duration
+	// StallTimeout aborts a request to a disk service that makes no
+	// progress (no body bytes sent or received, no response) for this
+	// long; proxies get six times as long, as they do their own writes
+	// before answering. Default 10s.
+	StallTimeout time.Duration
+	// ExpectContinueTimeout is how long an upload waits for a server's
+	// "100 Continue" before sending the body anyway. Default 1s.
+	ExpectContinueTimeout time.Duration
+	// Logger receives warnings about misbehaving servers. Default: discard.
+	Logger *slog.Logger
+}
+
+// Client writes and reads blocks. It is safe for concurrent use and
+// should be reused: it owns connection pools and the request limit.
+type Client struct {
+	opts  Options
+	disk  *http.Client // for disk services
+	proxy *http.Client // for every other service
+	slots chan struct{}
+	log   *slog.Logger
+	svcs  *serviceSet
+}
+
+// New returns a Client configured by opts.
+func New(opts Options) (*Client, error) {
+	if opts.Replicas < 0 {
+		return nil, errors.New("keepclient: negative Replicas")
+	}
+	if opts.Replicas == 0 {
+		opts.Replicas = 2
+	}
+	if opts.MaxPasses <= 0 {
+		opts.MaxPasses = 3
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = time.Second
+	}
+	if opts.MaxRequests <= 0 {
+		opts.MaxRequests = 32
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 2 * time.Second
+	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = 10 * time.Second
+	}
+	if opts.ExpectContinueTimeout <= 0 {
+		opts.ExpectContinueTimeout = time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Client{
+		opts:  opts,
+		disk:  newHTTPClient(opts.ConnectTimeout, opts.ExpectContinueTimeout, opts.MaxRequests),
+		proxy: newHTTPClient(10*opts.ConnectTimeout, opts.ExpectContinueTimeout, opts.MaxRequests),
+		slots: make(chan struct{}, opts.MaxRequests),
+		log:   log,
+		svcs:  newServiceSet(opts.Services),
+	}, nil
+}
+
+func newHTTPClient(connect, expect time.Duration, conns int) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   2 * connect,
+			ExpectContinueTimeout: expect,
+			MaxIdleConns:          4 * conns,
+			MaxIdleConnsPerHost:   conns,
+			IdleConnTimeout:       90 * time.Second,
+			// Blocks are already compressed or incompressible; never ask.
+			DisableCompression: true,
+			WriteBufferSize:    256 << 10,
+			ReadBufferSize:     256 << 10,
+		},
+		// A block server never redirects; following one would resend
+		// a 64 MiB body to a host nobody configured.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Close releases idle connections.
+func (c *Client) Close() {
+	c.disk.CloseIdleConnections()
+	c.proxy.CloseIdleConnections()
+}
+
+// Services returns the services the client currently uses.
+func (c *Client) Services() []Service { return c.svcs.get() }
+
+func (c *Client) httpFor(s Service) *http.Client {
+	if s.IsDisk() {
+		return c.disk
+	}
+	return c.proxy
+}
+
+func (c *Client) stallFor(s Service) time.Duration {
+	if s.IsDisk() {
+		return c.opts.StallTimeout
+	}
+	return 6 * c.opts.StallTimeout
+}
+
+// acquire takes one of the client's request slots.
+func (c *Client) acquire(ctx context.Context) error {
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Client) release() { <-c.slots }
+
+// refresh asks Options.Refresh for a new service list, keeping the old
+// one when it fails.
+func (c *Client) refresh(ctx context.Context) {
+	if c.opts.Refresh == nil {
+		return
+	}
+	svcs, err := c.opts.Refresh(ctx)
+	if err != nil {
+		c.log.Warn("refreshing keep services failed; keeping the old list", "err", err)
+		return
+	}
+	c.svcs.set(svcs)
+}

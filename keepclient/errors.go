@@ -1,0 +1,145 @@
+package keepclient
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// ErrTooLarge is returned by Put for blocks over locator.MaxBlockSize.
+var ErrTooLarge = errors.New("block larger than 64 MiB")
+
+// ServiceResult is the last thing one service answered during a write or read.
+type ServiceResult struct {
+	Service Service
+	// Status is the HTTP status, or 0 when no response arrived.
+	Status int
+	// Message is the server's explanation or the transport error.
+	Message string
+	// Retryable reports whether another pass would try the service again.
+	Retryable bool
+	// Replicas is what the service reported storing (writes only).
+	Replicas int
+}
+
+func (r ServiceResult) String() string {
+	switch r.Status {
+	case 0:
+		return fmt.Sprintf("%s: %s", r.Service, r.Message)
+	case http.StatusOK:
+		return fmt.Sprintf("%s: stored %d", r.Service, r.Replicas)
+	}
+	text := fmt.Sprintf("%s: %d %s", r.Service, r.Status, http.StatusText(r.Status))
+	if r.Message != "" {
+		text += ": " + r.Message
+	}
+	return text
+}
+
+// InsufficientReplicasError reports a write that stored fewer replicas
+// (or fewer in some storage class) than wanted.
+type InsufficientReplicasError struct {
+	Locator string // hash+size of the block
+	Wanted  int
+	Stored  int
+	// Classes holds the replicas confirmed per storage class, when the
+	// write asked for classes.
+	Classes map[string]int
+	Passes  int
+	// Services lists every writable service the write tried, in probe
+	// order, with its last answer.
+	Services []ServiceResult
+	// Writable is the number of writable services the write knew of.
+	Writable int
+}
+
+func (e *InsufficientReplicasError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "keepclient.Put %s: stored %d of %d replicas", e.Locator, e.Stored, e.Wanted)
+	if e.Writable == 0 {
+		b.WriteString(": no writable keep services")
+		return b.String()
+	}
+	if e.Stored >= e.Wanted && len(e.Classes) > 0 {
+		fmt.Fprintf(&b, " but storage classes fell short (%s)", formatClasses(e.Classes))
+	}
+	fmt.Fprintf(&b, " after %d pass", e.Passes)
+	if e.Passes != 1 {
+		b.WriteString("es")
+	}
+	fmt.Fprintf(&b, " over %d writable service", e.Writable)
+	if e.Writable != 1 {
+		b.WriteString("s")
+	}
+	for i, r := range e.Services {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(r.String())
+	}
+	return b.String()
+}
+
+// NotFoundError reports a read for which every service answered 404.
+type NotFoundError struct {
+	Locator  string
+	Services int
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("keepclient: block %s not found on any of %d services", e.Locator, e.Services)
+}
+
+// ReadError reports a read that failed on every service for reasons
+// other than 404 alone.
+type ReadError struct {
+	Locator  string
+	Passes   int
+	Services []ServiceResult
+}
+
+func (e *ReadError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "keepclient: reading %s failed after %d pass", e.Locator, e.Passes)
+	if e.Passes != 1 {
+		b.WriteString("es")
+	}
+	if len(e.Services) == 0 {
+		b.WriteString(": no readable keep services")
+	}
+	for i, r := range e.Services {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(r.String())
+	}
+	return b.String()
+}
+
+// Temporary reports whether trying the read again later might succeed.
+func (e *ReadError) Temporary() bool {
+	for _, r := range e.Services {
+		if r.Retryable {
+			return true
+		}
+	}
+	return false
+}
+
+func formatClasses(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}

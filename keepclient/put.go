@@ -1,0 +1,268 @@
+package keepclient
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	mrand "math/rand/v2"
+	"time"
+
+	"github.com/keepproject/keep/locator"
+)
+
+// PutOptions adjust one write. Zero fields take the client's defaults.
+type PutOptions struct {
+	// Replicas is the number of copies wanted; 0 means Options.Replicas.
+	Replicas int
+	// StorageClasses each need Replicas copies; nil means
+	// Options.StorageClasses.
+	StorageClasses []string
+	// RequestID is sent as X-Request-Id on every request of the write;
+	// "" generates one.
+	RequestID string
+	// Hash is the block's MD5 in hex, if the caller already knows it.
+	// It is trusted: servers verify it against the data.
+	Hash string
+}
+
+// Attempt records one upload made by a write.
+type Attempt struct {
+	Service  Service
+	Pass     int
+	Status   int    // HTTP status; 0 when no response arrived
+	Message  string // server's explanation or transport error
+	Replicas int    // replicas the server reported storing
+	Duration time.Duration
+}
+
+// PutResult describes a completed write.
+type PutResult struct {
+	// Locator is the locator a server returned, signed when the servers
+	// sign; hash+size when none did.
+	Locator locator.Locator
+	// Replicas is the number of replicas stored. It can exceed the number
+	// wanted only when a server stores more copies than it was asked for.
+	Replicas int
+	// Classes holds replicas confirmed per storage class, if any server
+	// reported them.
+	Classes map[string]int
+	// Attempts lists every upload in order of completion.
+	Attempts []Attempt
+	// RequestID is the X-Request-Id the write used.
+	RequestID string
+}
+
+// Put stores data on the wanted number of services and returns the
+// server-provided locator. When fewer replicas than wanted are stored it
+// returns the partial result with an *InsufficientReplicasError. Put
+// returns only after every upload it started has finished.
+func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (*PutResult, error) {
+	if len(data) > locator.MaxBlockSize {
+		return nil, fmt.Errorf("keepclient.Put: %d bytes: %w", len(data), ErrTooLarge)
+	}
+	hash := opts.Hash
+	if hash == "" {
+		sum := md5.Sum(data)
+		hash = hex.EncodeToString(sum[:])
+	} else if err := locator.ParseHash(hash); err != nil {
+		return nil, fmt.Errorf("keepclient.Put: %w", err)
+	}
+	wanted := opts.Replicas
+	if wanted == 0 {
+		wanted = c.opts.Replicas
+	}
+	classes := opts.StorageClasses
+	if classes == nil {
+		classes = c.opts.StorageClasses
+	}
+	res := &PutResult{
+		Locator:   locator.Locator{Hash: hash, Size: int64(len(data))},
+		RequestID: opts.RequestID,
+	}
+	if res.RequestID == "" {
+		res.RequestID = newRequestID()
+	}
+	if len(data) == 0 || wanted < 0 {
+		// Every reader can produce the empty block without asking a server.
+		res.Replicas = max(wanted, 0)
+		return res, nil
+	}
+
+	w := &write{
+		c:    c,
+		hash: hash,
+		data: data,
+		res:  res,
+		plan: newWritePlan(hash, c.svcs.get(), wanted, classes),
+	}
+	return w.run(ctx)
+}
+
+// write is the state of one Put, owned by the goroutine running it.
+type write struct {
+	c    *Client
+	hash string
+	data []byte
+	res  *PutResult
+	plan *writePlan
+}
+
+type uploadDone struct {
+	i       int
+	svc     Service
+	out     outcome
+	elapsed time.Duration
+}
+
+func (w *write) run(ctx context.Context) (*PutResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Each service has at most one upload in flight, so a buffer the size
+	// of the service list means no upload ever blocks on sending.
+	results := make(chan uploadDone, len(w.plan.svcs)+1)
+	delay := w.c.opts.RetryDelay
+	for {
+		for {
+			w.startUploads(ctx, results)
+			if w.plan.passOver() {
+				break
+			}
+			select {
+			case d := <-results:
+				w.finish(d)
+			case <-ctx.Done():
+				w.drain(results)
+				return w.res, fmt.Errorf("keepclient.Put %s: %w", w.res.Locator, context.Cause(ctx))
+			}
+		}
+		if w.plan.done() {
+			// Uploads still in flight can only exist when a server stored
+			// more replicas than asked; stop them and count what they did.
+			cancel()
+			w.drain(results)
+			return w.res, nil
+		}
+		if w.plan.pass >= w.c.opts.MaxPasses || !w.plan.newPass() {
+			return w.res, w.insufficient()
+		}
+		pause := max(time.Millisecond+mrand.N(delay), w.plan.retryAfter)
+		delay = min(2*delay, 10*w.c.opts.RetryDelay)
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return w.res, fmt.Errorf("keepclient.Put %s: %w", w.res.Locator, context.Cause(ctx))
+		}
+		if w.c.opts.Refresh != nil {
+			w.c.refresh(ctx)
+			w.plan.setServices(w.hash, w.c.svcs.get())
+		}
+	}
+}
+
+// startUploads starts every upload the plan allows now.
+func (w *write) startUploads(ctx context.Context, results chan<- uploadDone) {
+	for {
+		i, ok := w.plan.next()
+		if !ok {
+			return
+		}
+		u := uploadRequest{
+			svc:       w.plan.svcs[i],
+			hash:      w.hash,
+			data:      w.data,
+			requestID: w.res.RequestID,
+			desired:   w.plan.need(),
+			classes:   w.plan.pendingClasses(),
+		}
+		go func() {
+			start := time.Now()
+			out := w.c.upload(ctx, u)
+			results <- uploadDone{i: i, svc: u.svc, out: out, elapsed: time.Since(start)}
+		}()
+	}
+}
+
+// finish folds one upload's outcome into the plan and the result.
+func (w *write) finish(d uploadDone) {
+	w.plan.record(d.i, d.out)
+	w.res.Attempts = append(w.res.Attempts, Attempt{
+		Service:  d.svc,
+		Pass:     w.plan.pass,
+		Status:   d.out.status,
+		Message:  d.out.msg,
+		Replicas: d.out.replicas,
+		Duration: d.elapsed,
+	})
+	if !d.out.ok() {
+		return
+	}
+	w.res.Replicas = w.plan.stored
+	if counts, ok := parseConfirmed(d.out.classes); ok {
+		if w.res.Classes == nil {
+			w.res.Classes = make(map[string]int)
+		}
+		for k, n := range counts {
+			w.res.Classes[k] += n
+		}
+	}
+	if w.res.Locator.Hints == nil {
+		if l, err := locator.Parse(d.out.locator); err == nil && l.Hash == w.hash {
+			w.res.Locator = l
+		} else {
+			w.c.log.Warn("server returned an unusable locator", "service", d.svc.String(), "locator", d.out.locator)
+		}
+	}
+}
+
+// drain waits for every upload still in flight.
+func (w *write) drain(results <-chan uploadDone) {
+	for w.plan.inflight > 0 {
+		w.finish(<-results)
+	}
+}
+
+func (w *write) insufficient() error {
+	e := &InsufficientReplicasError{
+		Locator:  locator.Locator{Hash: w.hash, Size: int64(len(w.data))}.String(),
+		Wanted:   w.plan.wanted,
+		Stored:   w.plan.stored,
+		Passes:   w.plan.pass,
+		Writable: len(w.plan.svcs),
+	}
+	if len(w.plan.classes) > 0 {
+		e.Classes = make(map[string]int)
+		for _, c := range w.plan.classes {
+			e.Classes[c] = w.plan.confirmed[c]
+		}
+	}
+	for i, s := range w.plan.svcs {
+		if !w.plan.tried[i] {
+			continue
+		}
+		o := w.plan.last[i]
+		e.Services = append(e.Services, ServiceResult{
+			Service:   s,
+			Status:    o.status,
+			Message:   o.msg,
+			Retryable: !o.ok() && o.retryable(),
+			Replicas:  o.replicas,
+		})
+	}
+	return e
+}
+
+// newRequestID returns an id in the form keepstore generates: "req-"
+// and 20 base-36 characters.
+func newRequestID() string {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	var b [20]byte
+	rand.Read(b[:])
+	for i := range b {
+		b[i] = digits[int(b[i])%36]
+	}
+	return "req-" + string(b[:])
+}
