@@ -9,6 +9,7 @@
 package keepclient
 
 import (
+	"crypto/tls"
 	"context"
 	"errors"
 	"log/slog"
@@ -56,6 +57,9 @@ type Options struct {
 	ExpectContinueTimeout time.Duration
 	// Logger receives warnings about misbehaving servers. Default: discard.
 	Logger *slog.Logger
+	// Insecure skips TLS certificate verification, as
+	// ARVADOS_API_HOST_INSECURE asks.
+	Insecure bool
 }
 
 // Client writes and reads blocks. It is safe for concurrent use and
@@ -101,17 +105,18 @@ func New(opts Options) (*Client, error) {
 	}
 	return &Client{
 		opts:  opts,
-		disk:  newHTTPClient(opts.ConnectTimeout, opts.ExpectContinueTimeout, opts.MaxRequests),
-		proxy: newHTTPClient(10*opts.ConnectTimeout, opts.ExpectContinueTimeout, opts.MaxRequests),
+		disk:  newHTTPClient(opts.ConnectTimeout, opts.ExpectContinueTimeout, opts.MaxRequests, opts.Insecure),
+		proxy: newHTTPClient(10*opts.ConnectTimeout, opts.ExpectContinueTimeout, opts.MaxRequests, opts.Insecure),
 		slots: make(chan struct{}, opts.MaxRequests),
 		log:   log,
 		svcs:  newServiceSet(opts.Services),
 	}, nil
 }
 
-func newHTTPClient(connect, expect time.Duration, conns int) *http.Client {
+func newHTTPClient(connect, expect time.Duration, conns int, insecure bool) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
+			TLSClientConfig:       &tls.Config{InsecureSkipVerify: insecure},
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout:   2 * connect,
@@ -177,4 +182,13 @@ func (c *Client) refresh(ctx context.Context) {
 		return
 	}
 	c.svcs.set(svcs)
+}
+
+// WithToken returns a client that sends token instead of Options.Token
+// and shares c's connections, request limit and service list. Proxies use
+// it to pass each caller's token on.
+func (c *Client) WithToken(token string) *Client {
+	cc := *c
+	cc.opts.Token = token
+	return &cc
 }

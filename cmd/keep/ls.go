@@ -2,10 +2,35 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
+	"os"
+
+	"github.com/keepproject/keep/manifest"
 )
 
 func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	fs := newFlagSet("ls", "MANIFEST_FILE", "List the files of a manifest with their sizes in bytes.", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	text, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	m, err := manifest.Parse(string(text))
+	if err != nil {
+		return fmt.Errorf("%s: %w", fs.Arg(0), err)
+	}
+	var total int64
+	for _, f := range m.Files {
+		fmt.Fprintf(stdout, "%12d  %s\n", f.Size(), f.Path)
+		total += f.Size()
+	}
+	fmt.Fprintf(stdout, "%12d  total (%d files, %d blocks)\n", total, len(m.Files), len(m.Blocks()))
+	return nil
 }

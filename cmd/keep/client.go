@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+
+	"github.com/keepproject/keep/discovery"
+	"github.com/keepproject/keep/keepclient"
+)
+
+// localToken is sent when no ARVADOS_API_TOKEN is configured. Servers
+// started by "keep up" accept any token on writes and do not check
+// signatures on reads.
+const localToken = "keep-local"
+
+// clientFlags are the flags shared by commands that talk to Keep services.
+type clientFlags struct {
+	services string
+	passes   int
+	requests int
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.services, "services", "", "keep_services/accessible JSON `file` (default: ARVADOS_KEEP_SERVICES, ARVADOS_API_HOST, then the file written by 'keep up')")
+	fs.IntVar(&f.passes, "passes", 3, "passes over the services before a block write or read gives up")
+	fs.IntVar(&f.requests, "max-requests", 32, "most HTTP requests in flight at once")
+}
+
+// newClient discovers services and returns a client for them.
+func (f *clientFlags) newClient(ctx context.Context, replicas int, classes []string, log *slog.Logger) (*keepclient.Client, *discovery.Resolver, error) {
+	res := discovery.New(discovery.Config{ServicesFile: f.services})
+	svcs, err := res.Services(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	token := res.Token()
+	if token == "" {
+		token = os.Getenv("KEEP_TOKEN")
+	}
+	if token == "" {
+		token = localToken
+	}
+	kc, err := keepclient.New(keepclient.Options{
+		Services:       svcs,
+		Refresh:        res.Refresh,
+		Token:          token,
+		Replicas:       replicas,
+		StorageClasses: classes,
+		MaxPasses:      f.passes,
+		MaxRequests:    f.requests,
+		Logger:         log,
+		Insecure:       res.Insecure(),
+	})
+	return kc, res, err
+}

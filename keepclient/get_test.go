@@ -1,0 +1,189 @@
+package keepclient_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/keeptest"
+	"github.com/keepproject/keep/locator"
+)
+
+func getTargets(c *keeptest.Cluster) []string {
+	var out []string
+	for _, r := range c.Requests() {
+		if r.Method == "GET" || r.Method == "HEAD" {
+			out = append(out, r.Server)
+		}
+	}
+	return out
+}
+
+func TestGetFallback(t *testing.T) {
+	c := keeptest.NewCluster(t, 4)
+	data := []byte("fallback data")
+	loc := locator.New(data)
+	order := c.ProbeOrder(loc.Hash)
+	order[2].Store(data)
+	kc := newClient(t, c)
+	got, err := kc.Get(context.Background(), loc, nil)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+	if want := uuidsOf(order[:3]); strings.Join(getTargets(c), " ") != strings.Join(want, " ") {
+		t.Errorf("asked %v, want %v", getTargets(c), want)
+	}
+}
+
+func TestGetNotFound(t *testing.T) {
+	c := keeptest.NewCluster(t, 3)
+	kc := newClient(t, c)
+	loc := locator.New([]byte("absent"))
+	_, err := kc.Get(context.Background(), loc, nil)
+	var nf *keepclient.NotFoundError
+	if !errors.As(err, &nf) || nf.Services != 3 {
+		t.Fatalf("Get: %v", err)
+	}
+	if n := len(getTargets(c)); n != 3 {
+		t.Errorf("%d requests, want 3 (404s are not retried)", n)
+	}
+}
+
+func TestGetMixedFailureIsNotNotFound(t *testing.T) {
+	c := keeptest.NewCluster(t, 2)
+	loc := locator.New([]byte("mixed"))
+	order := c.ProbeOrder(loc.Hash)
+	order[0].ScriptGet(keeptest.Response{Status: 500}, keeptest.Response{Status: 500}, keeptest.Response{Status: 500})
+	kc := newClient(t, c)
+	_, err := kc.Get(context.Background(), loc, nil)
+	var nf *keepclient.NotFoundError
+	var re *keepclient.ReadError
+	if errors.As(err, &nf) || !errors.As(err, &re) || !re.Temporary() || !strings.Contains(err.Error(), "500") {
+		t.Fatalf("Get: %v", err)
+	}
+}
+
+func TestGetRetriesAndKeepsRequestID(t *testing.T) {
+	c := keeptest.NewCluster(t, 1)
+	data := []byte("retry me")
+	loc := locator.New(data)
+	c.Server(0).Store(data)
+	c.Server(0).ScriptGet(keeptest.Response{Status: 500}, keeptest.Response{Status: 503})
+	kc := newClient(t, c)
+	got, err := kc.Get(context.Background(), loc, nil)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+	reqs := c.Requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	id := reqs[0].Header.Get("X-Request-Id")
+	for _, r := range reqs {
+		if r.Header.Get("X-Request-Id") != id || id == "" {
+			t.Errorf("request ids differ: %q vs %q", r.Header.Get("X-Request-Id"), id)
+		}
+	}
+}
+
+func TestGetCorruptTriesNext(t *testing.T) {
+	c := keeptest.NewCluster(t, 3)
+	data := []byte("corruptible")
+	loc := locator.New(data)
+	order := c.ProbeOrder(loc.Hash)
+	order[0].Store(data)
+	order[0].SetCorrupt(true)
+	order[1].Store(data)
+	kc := newClient(t, c)
+	got, err := kc.Get(context.Background(), loc, nil)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+	// Corrupt everywhere: a clear checksum error.
+	order[1].SetCorrupt(true)
+	_, err = kc.Get(context.Background(), loc, nil)
+	if err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("Get of corrupt block: %v", err)
+	}
+}
+
+func TestGetHintedServiceFirst(t *testing.T) {
+	c := keeptest.NewCluster(t, 3)
+	data := []byte("hinted")
+	loc := locator.New(data)
+	order := c.ProbeOrder(loc.Hash)
+	last := order[2]
+	last.SetType("gateway:test")
+	last.Store(data)
+	order[0].Store(data)
+	kc := newClient(t, c)
+	hinted := loc
+	hinted.Hints = []string{"K@" + last.UUID()}
+	if _, err := kc.Get(context.Background(), hinted, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := getTargets(c); len(got) != 1 || got[0] != last.UUID() {
+		t.Errorf("asked %v, want only the hinted %s", got, last.UUID())
+	}
+	// Without the hint, the gateway is not used at all.
+	last.SetCorrupt(true)
+	if _, err := kc.Get(context.Background(), loc, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGetEmptyBlockNoRequest(t *testing.T) {
+	c := keeptest.NewCluster(t, 1)
+	kc := newClient(t, c)
+	loc, _ := locator.Parse(locator.EmptyHash + "+0")
+	if got, err := kc.Get(context.Background(), loc, nil); err != nil || len(got) != 0 {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+	if len(c.Requests()) != 0 {
+		t.Error("request sent for the empty block")
+	}
+}
+
+func TestHead(t *testing.T) {
+	c := keeptest.NewCluster(t, 2)
+	data := []byte("head me")
+	loc := locator.New(data)
+	c.ProbeOrder(loc.Hash)[1].Store(data)
+	kc := newClient(t, c)
+	n, err := kc.Head(context.Background(), loc)
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("Head = %d, %v", n, err)
+	}
+}
+
+func TestGetStall(t *testing.T) {
+	c := keeptest.NewCluster(t, 2)
+	data := bytes.Repeat([]byte("s"), 100000)
+	loc := locator.New(data)
+	order := c.ProbeOrder(loc.Hash)
+	order[0].Store(data)
+	order[0].ScriptGet(keeptest.Response{Stall: true})
+	order[1].Store(data)
+	kc := newClient(t, c, func(o *keepclient.Options) { o.StallTimeout = 200 * time.Millisecond })
+	got, err := kc.Get(context.Background(), loc, nil)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get: %v", err)
+	}
+}
+
+func TestGetReusesBuffer(t *testing.T) {
+	c := keeptest.NewCluster(t, 1)
+	data := []byte("buffered")
+	loc := locator.New(data)
+	c.Server(0).Store(data)
+	kc := newClient(t, c)
+	buf := make([]byte, 0, 64)
+	got, err := kc.Get(context.Background(), loc, buf)
+	if err != nil || &got[0] != &buf[:1][0] {
+		t.Fatalf("Get did not use the caller's buffer: %v", err)
+	}
+}

@@ -1,0 +1,286 @@
+// Package keepproxy is an HTTP proxy for Keep: it accepts one upload of a
+// block and writes it to the block servers behind it with the replicated
+// write of package keepclient, and serves reads with fallback.
+//
+// A proxy is listed to clients as a non-disk service, so they send it one
+// upload at a time and count the replicas it reports in
+// X-Keep-Replicas-Stored.
+package keepproxy
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/locator"
+)
+
+// DefaultReplicas is the number of copies written when a request has no
+// X-Keep-Desired-Replicas header.
+const DefaultReplicas = 2
+
+// viaValue marks requests and responses that passed through a proxy, to
+// detect a proxy configured to forward to itself.
+const viaValue = "HTTP/1.1 keepproxy"
+
+// Proxy is an http.Handler that forwards Keep requests to block services.
+type Proxy struct {
+	kc   *keepclient.Client
+	log  *slog.Logger
+	bufs sync.Pool // *[]byte with capacity locator.MaxBlockSize
+}
+
+// New returns a proxy that writes and reads through kc. Each request's
+// token is passed on to the servers behind it.
+func New(kc *keepclient.Client, log *slog.Logger) *Proxy {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{kc: kc, log: log}
+	p.bufs.New = func() any {
+		b := make([]byte, locator.MaxBlockSize)
+		return &b
+	}
+	return p
+}
+
+// ServeHTTP implements http.Handler.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	reqID := r.Header.Get("X-Request-Id")
+	if reqID == "" {
+		reqID = "req-proxy-" + strconv.FormatInt(start.UnixNano(), 36)
+	}
+	sw.Header().Set("X-Request-Id", reqID)
+	sw.Header().Set("Via", viaValue)
+	p.serve(sw, r, reqID)
+	p.log.Info("request", "request_id", reqID, "method", r.Method, "path", redactPath(r.URL.Path),
+		"status", sw.status, "replicas", sw.Header().Get("X-Keep-Replicas-Stored"), "duration", time.Since(start))
+}
+
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, reqID string) {
+	if strings.Contains(r.Header.Get("Via"), "keepproxy") {
+		http.Error(w, "loop detected", http.StatusInternalServerError)
+		return
+	}
+	token := bearerToken(r)
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if r.URL.Path == "/_health/ping" {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"health":"OK"}`+"\n")
+		return
+	}
+	if token == "" {
+		http.Error(w, "missing Authorization header", http.StatusUnauthorized)
+		return
+	}
+	loc, err := locator.Parse(strings.TrimPrefix(r.URL.Path, "/"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	kc := p.kc.WithToken(token)
+	switch r.Method {
+	case http.MethodPut:
+		p.put(w, r, kc, loc, reqID)
+	case http.MethodGet, http.MethodHead:
+		p.get(w, r, kc, loc)
+	default:
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func (p *Proxy) put(w http.ResponseWriter, r *http.Request, kc *keepclient.Client, loc locator.Locator, reqID string) {
+	size := r.ContentLength
+	switch {
+	case size < 0:
+		http.Error(w, "Content-Length required", http.StatusLengthRequired)
+		return
+	case size > locator.MaxBlockSize:
+		http.Error(w, fmt.Sprintf("block of %d bytes exceeds the maximum %d", size, locator.MaxBlockSize), http.StatusRequestEntityTooLarge)
+		return
+	case loc.Size >= 0 && loc.Size != size:
+		http.Error(w, fmt.Sprintf("Content-Length %d does not match locator size %d", size, loc.Size), http.StatusBadRequest)
+		return
+	}
+	replicas := DefaultReplicas
+	if h := r.Header.Get("X-Keep-Desired-Replicas"); h != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(h))
+		if err != nil || n < 0 {
+			http.Error(w, "bad X-Keep-Desired-Replicas "+strconv.Quote(h), http.StatusBadRequest)
+			return
+		}
+		replicas = n
+	}
+	var classes []string
+	for _, c := range strings.Split(r.Header.Get("X-Keep-Storage-Classes"), ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			classes = append(classes, c)
+		}
+	}
+
+	bufp := p.bufs.Get().(*[]byte)
+	defer p.bufs.Put(bufp)
+	data := (*bufp)[:size]
+	h := md5.New()
+	if _, err := io.ReadFull(io.TeeReader(r.Body, h), data); err != nil {
+		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != loc.Hash {
+		http.Error(w, "hash mismatch: body md5 is "+got, http.StatusBadRequest)
+		return
+	}
+	if replicas == 0 {
+		w.Header().Set("X-Keep-Replicas-Stored", "0")
+		io.WriteString(w, loc.Bare().String())
+		return
+	}
+
+	res, err := kc.Put(r.Context(), data, keepclient.PutOptions{
+		Replicas:       replicas,
+		StorageClasses: classes,
+		RequestID:      reqID,
+		Hash:           loc.Hash,
+	})
+	stored := 0
+	if res != nil {
+		stored = res.Replicas
+	}
+	w.Header().Set("X-Keep-Replicas-Stored", strconv.Itoa(stored))
+	if stored > 0 {
+		// Some replicas are better than none: report the true count and
+		// let the client look elsewhere for the rest.
+		if len(res.Classes) > 0 {
+			w.Header().Set("X-Keep-Storage-Classes-Confirmed", formatClasses(res.Classes))
+		}
+		if err != nil {
+			p.log.Warn("stored fewer replicas than desired", "request_id", reqID, "err", err)
+		}
+		io.WriteString(w, res.Locator.String())
+		return
+	}
+	status, retryAfter := failureStatus(err)
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	http.Error(w, err.Error(), status)
+}
+
+// failureStatus chooses the answer for a write that stored nothing, so
+// that a client following keepclient's retry rules does the right thing:
+// 507 when every server was full (not retried), 503 with Retry-After when
+// servers were busy (retried later), else 502 (retried).
+func failureStatus(err error) (int, string) {
+	var ire *keepclient.InsufficientReplicasError
+	if !errors.As(err, &ire) || len(ire.Services) == 0 {
+		if errors.Is(err, context.Canceled) {
+			return 499, ""
+		}
+		return http.StatusBadGateway, ""
+	}
+	full, busy := true, false
+	for _, s := range ire.Services {
+		switch {
+		case s.Status == http.StatusInsufficientStorage:
+		case s.Status == http.StatusServiceUnavailable && s.Retryable:
+			busy = true
+			full = false
+		case s.Status == http.StatusServiceUnavailable:
+		default:
+			full = false
+		}
+	}
+	switch {
+	case busy:
+		return http.StatusServiceUnavailable, "1"
+	case full:
+		return http.StatusInsufficientStorage, ""
+	}
+	return http.StatusBadGateway, ""
+}
+
+func (p *Proxy) get(w http.ResponseWriter, r *http.Request, kc *keepclient.Client, loc locator.Locator) {
+	if r.Method == http.MethodHead {
+		size, err := kc.Head(r.Context(), loc)
+		if err != nil {
+			readFailure(w, err)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		return
+	}
+	bufp := p.bufs.Get().(*[]byte)
+	defer p.bufs.Put(bufp)
+	data, err := kc.Get(r.Context(), loc, (*bufp)[:0])
+	if err != nil {
+		readFailure(w, err)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(data)
+}
+
+func readFailure(w http.ResponseWriter, err error) {
+	var nf *keepclient.NotFoundError
+	if errors.As(err, &nf) {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	http.Error(w, err.Error(), http.StatusBadGateway)
+}
+
+// bearerToken returns the token of an "Authorization: Bearer|OAuth2 T" header.
+func bearerToken(r *http.Request) string {
+	auth := r.Header.Get("Authorization")
+	for _, scheme := range []string{"Bearer ", "OAuth2 "} {
+		if t, ok := strings.CutPrefix(auth, scheme); ok {
+			return strings.TrimSpace(t)
+		}
+	}
+	return ""
+}
+
+// redactPath drops permission signatures from a logged path.
+func redactPath(p string) string {
+	l, err := locator.Parse(strings.TrimPrefix(p, "/"))
+	if err != nil {
+		return "(invalid)"
+	}
+	return "/" + l.Bare().String()
+}
+
+func formatClasses(m map[string]int) string {
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
