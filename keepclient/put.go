@@ -144,10 +144,11 @@ func (w *write) run(ctx context.Context) (*PutResult, error) {
 			w.drain(results)
 			return w.res, nil
 		}
+		// A busy server's Retry-After is a floor on the pause.
+		pause := max(time.Millisecond+mrand.N(delay), w.plan.retryAfter)
 		if w.plan.pass >= w.c.opts.MaxPasses || !w.plan.newPass() {
 			return w.res, w.insufficient()
 		}
-		pause := max(time.Millisecond+mrand.N(delay), w.plan.retryAfter)
 		delay = min(2*delay, 10*w.c.opts.RetryDelay)
 		t := time.NewTimer(pause)
 		select {

@@ -171,9 +171,9 @@ func TestPutOneFails(t *testing.T) {
 		t.Errorf("last server got %d PUTs", n)
 	}
 	// The replacement starts only after the failure.
-	reqs := c.PutRequests()
-	if reqs[len(reqs)-1].Server != order[3].UUID() {
-		t.Errorf("last PUT to %s, want %s", reqs[len(reqs)-1].Server, order[3].UUID())
+	failed, replacement := order[1].Requests()[0], order[3].Requests()[0]
+	if replacement.Time.Before(failed.Done) {
+		t.Errorf("replacement upload started at %v, before the failure answered at %v", replacement.Time, failed.Done)
 	}
 }
 
@@ -518,7 +518,7 @@ func TestPutContextCancel(t *testing.T) {
 	}()
 	// Cancel once all three uploads have reached their servers.
 	for len(c.PutRequests()) < 3 {
-		c.WaitRequest(context.Background())
+		c.WaitRequests(context.Background(), 3)
 	}
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
