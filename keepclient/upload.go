@@ -1,7 +1,6 @@
 package keepclient
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +57,43 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// blockBody is an upload's request body: a read-only view of the block
+// shared by all its uploads. WriteTo lets the transport write it to the
+// connection without a copy buffer per upload.
+type blockBody struct {
+	data []byte
+	off  int
+	w    *watchdog
+}
+
+func (b *blockBody) Read(p []byte) (int, error) {
+	if b.off >= len(b.data) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.data[b.off:])
+	b.off += n
+	b.w.kick()
+	return n, nil
+}
+
+// WriteTo writes the rest of the block in chunks, so that the stall
+// watchdog sees progress while a large body is being sent.
+func (b *blockBody) WriteTo(w io.Writer) (int64, error) {
+	const chunk = 256 << 10
+	var total int64
+	for b.off < len(b.data) {
+		end := min(b.off+chunk, len(b.data))
+		n, err := w.Write(b.data[b.off:end])
+		b.off += n
+		total += int64(n)
+		b.w.kick()
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
 // uploadRequest is one PUT of a block to one service.
 type uploadRequest struct {
 	svc       Service
@@ -81,7 +117,7 @@ func (c *Client) upload(ctx context.Context, u uploadRequest) outcome {
 	wd := newWatchdog(c.stallFor(u.svc), cancel)
 	defer wd.stop()
 
-	body := &progressReader{r: bytes.NewReader(u.data), w: wd}
+	body := &blockBody{data: u.data, w: wd}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.svc.URL()+"/"+u.hash, body)
 	if err != nil {
 		return outcome{msg: err.Error()}
