@@ -9,8 +9,8 @@
 package keepclient
 
 import (
-	"crypto/tls"
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -71,6 +71,8 @@ type Client struct {
 	slots chan struct{}
 	log   *slog.Logger
 	svcs  *serviceSet
+	// header is added to every request; set only by WithHeader.
+	header http.Header
 }
 
 // New returns a Client configured by opts.
@@ -182,6 +184,18 @@ func (c *Client) refresh(ctx context.Context) {
 		return
 	}
 	c.svcs.set(svcs)
+}
+
+// WithHeader returns a client that adds the header key: value to every
+// request and otherwise shares everything with c.
+func (c *Client) WithHeader(key, value string) *Client {
+	cc := *c
+	cc.header = c.header.Clone()
+	if cc.header == nil {
+		cc.header = make(http.Header)
+	}
+	cc.header.Set(key, value)
+	return &cc
 }
 
 // WithToken returns a client that sends token instead of Options.Token

@@ -181,6 +181,9 @@ func (c *Client) readOne(ctx context.Context, method string, s Service, loc loca
 	if err != nil {
 		return fail(0, err.Error(), false)
 	}
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
 	if c.opts.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
 	}

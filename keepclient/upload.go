@@ -130,6 +130,9 @@ func (c *Client) upload(ctx context.Context, u uploadRequest) outcome {
 	if len(u.data) > 0 {
 		req.Header.Set("Expect", "100-continue")
 	}
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
 	if c.opts.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
 	}

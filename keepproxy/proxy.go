@@ -47,7 +47,9 @@ func New(kc *keepclient.Client, log *slog.Logger) *Proxy {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{kc: kc, log: log}
+	// Upstream requests carry Via, so a proxy that forwards to itself
+	// (directly or through another) refuses instead of looping.
+	p := &Proxy{kc: kc.WithHeader("Via", viaValue), log: log}
 	p.bufs.New = func() any {
 		b := make([]byte, locator.MaxBlockSize)
 		return &b
@@ -148,7 +150,7 @@ func (p *Proxy) put(w http.ResponseWriter, r *http.Request, kc *keepclient.Clien
 	}
 	if replicas == 0 {
 		w.Header().Set("X-Keep-Replicas-Stored", "0")
-		io.WriteString(w, loc.Bare().String())
+		io.WriteString(w, locator.Locator{Hash: loc.Hash, Size: size}.String())
 		return
 	}
 
