@@ -2,10 +2,75 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/keepproject/keep/discovery"
+	"github.com/keepproject/keep/localcluster"
 )
 
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	def, _ := discovery.DefaultServicesFile()
+	fs := newFlagSet("up", "", "Run a local cluster in the foreground until interrupted: block servers\n(and a proxy with --proxy) on loopback, data under --dir. Writes\nDIR/services.json and the default services file "+def+",\nwhich put and get use when nothing else is configured.", stderr)
+	dir := fs.String("dir", defaultUpDir(), "`directory` for the servers' data")
+	servers := fs.Int("servers", 4, "number of block servers")
+	proxy := fs.Bool("proxy", false, "also run a proxy; its services file is DIR/proxy-services.json")
+	capacity := fs.Int64("capacity", 0, "per-server volume limit in `bytes` (0: none)")
+	verbose := fs.Bool("v", false, "log every request")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || *servers < 1 {
+		fs.Usage()
+		return errUsage
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	c, err := localcluster.Start(ctx, localcluster.Config{Dir: *dir, Servers: *servers, Proxy: *proxy, Capacity: *capacity, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	file := filepath.Join(*dir, "services.json")
+	if err := discovery.WriteServicesFile(file, c.Services()); err != nil {
+		return err
+	}
+	if def != "" {
+		if err := discovery.WriteServicesFile(def, c.Services()); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "keep up: %d block servers, data in %s\n", len(c.Servers), *dir)
+	for _, n := range c.Servers {
+		fmt.Fprintf(stdout, "  %s  %s  %s\n", n.Service.UUID, n.Service.URL(), n.Dir)
+	}
+	if c.Proxy != nil {
+		pfile := filepath.Join(*dir, "proxy-services.json")
+		if err := discovery.WriteServicesFile(pfile, c.ProxyServices()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "  %s  %s  (proxy)\n", c.Proxy.Service.UUID, c.Proxy.Service.URL())
+		fmt.Fprintf(stdout, "\nThrough the proxy:  keep put --services %s FILE\n", pfile)
+	}
+	fmt.Fprintf(stdout, "\nServices file: %s (also %s, used by default)\n", file, def)
+	fmt.Fprintf(stdout, "Try:  keep put --replicas 2 FILE > manifest.txt && keep get manifest.txt -o OUT\n")
+	fmt.Fprintf(stdout, "Press Ctrl-C to stop.\n")
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "keep up: stopping")
+	return nil
+}
+
+// defaultUpDir is where "keep up" keeps data unless told otherwise.
+func defaultUpDir() string {
+	if d, err := discovery.DefaultServicesFile(); err == nil {
+		return filepath.Join(filepath.Dir(d), "cluster")
+	}
+	return filepath.Join(os.TempDir(), "keep-cluster")
 }

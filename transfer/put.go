@@ -1,0 +1,182 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/locator"
+	"github.com/keepproject/keep/manifest"
+)
+
+// input is one file to store: where to read it and its name in the manifest.
+type Input struct {
+	Src  string // path on disk, or "-" for stdin
+	Name string // path in the manifest
+	Dir  bool   // an (empty) directory entry
+}
+
+// CollectInputs expands the command-line paths into files, in a stable
+// order, and sums their sizes for the progress bar.
+func CollectInputs(paths []string) ([]Input, int64, error) {
+	var out []Input
+	var total int64
+	for _, p := range paths {
+		if p == "-" {
+			out = append(out, Input{Src: "-", Name: "stdin"})
+			continue
+		}
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, 0, err
+		}
+		base := filepath.Base(filepath.Clean(p))
+		if !info.IsDir() {
+			out = append(out, Input{Src: p, Name: base})
+			total += info.Size()
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(p, path)
+			name := filepath.ToSlash(filepath.Join(base, rel))
+			switch {
+			case d.IsDir():
+				out = append(out, Input{Src: path, Name: name, Dir: true})
+			case d.Type().IsRegular():
+				info, err := d.Info()
+				if err != nil {
+					return err
+				}
+				total += info.Size()
+				out = append(out, Input{Src: path, Name: name})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+	}
+	return out, total, nil
+}
+
+// PutOptions adjust Put.
+type PutOptions struct {
+	// BlocksInFlight is the number of blocks uploaded at once. Default 4.
+	BlocksInFlight int
+	// Progress, if set, is called with the size of each block stored.
+	Progress func(n int)
+	// Report, if set, is called with each block's write result.
+	Report func(index int, res *keepclient.PutResult)
+}
+
+// Put packs inputs into blocks (small files share blocks) and writes them
+// with kc, several blocks at once. It returns the manifest, or, when
+// some blocks fell short of their replicas, no manifest and a one-line
+// reason per such block.
+func Put(ctx context.Context, kc *keepclient.Client, inputs []Input, opts PutOptions) (*manifest.Manifest, []string, error) {
+	inflight, progress, report := opts.BlocksInFlight, opts.Progress, opts.Report
+	if inflight <= 0 {
+		inflight = 4
+	}
+	if progress == nil {
+		progress = func(int) {}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	type job struct {
+		index int
+		data  []byte
+	}
+	jobs := make(chan job)
+	var (
+		mu       sync.Mutex // guards locs and failures
+		locs     []locator.Locator
+		failures []string
+	)
+	var packer *manifest.Packer
+	for i := 0; i < inflight; i++ {
+		g.Go(func() error {
+			for j := range jobs {
+				res, err := kc.Put(gctx, j.data, keepclient.PutOptions{})
+				n := len(j.data)
+				packer.Release(j.data)
+				var ire *keepclient.InsufficientReplicasError
+				switch {
+				case errors.As(err, &ire):
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("block %d: %v", j.index, err))
+					mu.Unlock()
+				case err != nil:
+					return fmt.Errorf("block %d: %w", j.index, err)
+				}
+				mu.Lock()
+				for len(locs) <= j.index {
+					locs = append(locs, locator.Locator{})
+				}
+				if res != nil {
+					locs[j.index] = res.Locator
+				}
+				if report != nil && res != nil {
+					report(j.index, res)
+				}
+				mu.Unlock()
+				progress(n)
+			}
+			return nil
+		})
+	}
+	packer = manifest.NewPacker(0, func(ctx context.Context, index int, data []byte) error {
+		select {
+		case jobs <- job{index, data}:
+			return nil
+		case <-gctx.Done():
+			return context.Cause(gctx)
+		}
+	})
+	g.Go(func() error {
+		defer close(jobs)
+		for _, in := range inputs {
+			if err := addInput(gctx, packer, in); err != nil {
+				return err
+			}
+		}
+		return packer.Close(gctx)
+	})
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	if len(failures) > 0 {
+		return nil, failures, nil
+	}
+	m, err := packer.Manifest(locs)
+	return m, nil, err
+}
+
+func addInput(ctx context.Context, p *manifest.Packer, in Input) error {
+	if in.Dir {
+		return p.AddDir(in.Name)
+	}
+	var r io.Reader = os.Stdin
+	if in.Src != "-" {
+		f, err := os.Open(in.Src)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	if err := p.AddFile(ctx, in.Name, r); err != nil {
+		return fmt.Errorf("%s: %w", in.Src, err)
+	}
+	return nil
+}
