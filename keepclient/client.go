@@ -57,6 +57,9 @@ type Options struct {
 	ExpectContinueTimeout time.Duration
 	// Logger receives warnings about misbehaving servers. Default: discard.
 	Logger *slog.Logger
+	// DownHold is how long a service that refused a connection is tried
+	// after the others. Default 10s; negative turns this off.
+	DownHold time.Duration
 	// Insecure skips TLS certificate verification, as
 	// ARVADOS_API_HOST_INSECURE asks.
 	Insecure bool
@@ -71,6 +74,7 @@ type Client struct {
 	slots chan struct{}
 	log   *slog.Logger
 	svcs  *serviceSet
+	down  *downList
 	// header is added to every request; set only by WithHeader.
 	header http.Header
 }
@@ -98,6 +102,9 @@ func New(opts Options) (*Client, error) {
 	if opts.StallTimeout <= 0 {
 		opts.StallTimeout = 10 * time.Second
 	}
+	if opts.DownHold == 0 {
+		opts.DownHold = 10 * time.Second
+	}
 	if opts.ExpectContinueTimeout <= 0 {
 		opts.ExpectContinueTimeout = time.Second
 	}
@@ -112,6 +119,7 @@ func New(opts Options) (*Client, error) {
 		slots: make(chan struct{}, opts.MaxRequests),
 		log:   log,
 		svcs:  newServiceSet(opts.Services),
+		down:  newDownList(opts.DownHold),
 	}, nil
 }
 

@@ -86,7 +86,7 @@ func (c *Client) readOrder(loc locator.Locator) []Service {
 			readable = append(readable, s)
 		}
 	}
-	for _, s := range ProbeOrder(loc.Hash, readable) {
+	for _, s := range c.down.demote(ProbeOrder(loc.Hash, readable)) {
 		add(s)
 	}
 	return out
@@ -189,6 +189,7 @@ func (c *Client) readOne(ctx context.Context, method string, s Service, loc loca
 	}
 	req.Header.Set("X-Request-Id", reqID)
 	resp, err := c.httpFor(s).Do(req)
+	c.down.note(s.URL(), err)
 	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
 			err = cause

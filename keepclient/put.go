@@ -95,7 +95,7 @@ func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (*PutRes
 		hash: hash,
 		data: data,
 		res:  res,
-		plan: newWritePlan(hash, c.svcs.get(), wanted, classes),
+		plan: newWritePlan(hash, c.svcs.get(), wanted, classes, c.down.demote),
 	}
 	return w.run(ctx)
 }

@@ -601,3 +601,42 @@ func TestPutSharedBufferHashOnce(t *testing.T) {
 		t.Error("bad caller hash accepted")
 	}
 }
+
+func TestPutDemotesServiceThatRefused(t *testing.T) {
+	c := keeptest.NewCluster(t, 5)
+	kc := newClient(t, c)
+	// Find two blocks whose probe orders start with the same server.
+	dataA, hashA := block("demote A")
+	victim := c.ProbeOrder(hashA)[0]
+	var dataB []byte
+	for i := 0; ; i++ {
+		d, h := block(fmt.Sprint("demote B ", i))
+		if c.ProbeOrder(h)[0] == victim {
+			dataB = d
+			break
+		}
+	}
+	victim.Kill()
+	resA, err := kc.Put(context.Background(), dataA, keepclient.PutOptions{Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resA.Attempts[0].Service.UUID != victim.UUID() && resA.Attempts[1].Service.UUID != victim.UUID() {
+		t.Fatalf("first write did not try the dead server first: %+v", resA.Attempts)
+	}
+	resB, err := kc.Put(context.Background(), dataB, keepclient.PutOptions{Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range resB.Attempts {
+		if a.Service.UUID == victim.UUID() {
+			t.Errorf("second write tried the server that just refused: %+v", resB.Attempts)
+		}
+	}
+	// Still used when it is the only way to reach the count.
+	resC, err := kc.Put(context.Background(), []byte("all five"), keepclient.PutOptions{Replicas: 5})
+	var ire *keepclient.InsufficientReplicasError
+	if !errors.As(err, &ire) || resC.Replicas != 4 {
+		t.Fatalf("Put of 5: %v", err)
+	}
+}

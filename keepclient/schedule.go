@@ -64,15 +64,20 @@ type writePlan struct {
 	inflight   int
 	pass       int
 	retryAfter time.Duration // longest Retry-After seen this pass
+
+	// demote, if set, reorders the probe order (moving services known to
+	// be down to the end).
+	demote func([]Service) []Service
 }
 
-func newWritePlan(hash string, svcs []Service, wanted int, classes []string) *writePlan {
+func newWritePlan(hash string, svcs []Service, wanted int, classes []string, demote func([]Service) []Service) *writePlan {
 	p := &writePlan{
 		wanted:    wanted,
 		classes:   classes,
 		confirmed: make(map[string]int),
 		tracking:  len(classes) > 0,
 		pass:      1,
+		demote:    demote,
 	}
 	p.setServices(hash, svcs)
 	return p
@@ -92,6 +97,9 @@ func (p *writePlan) setServices(hash string, svcs []Service) {
 		}
 	}
 	ordered := ProbeOrder(hash, writable)
+	if p.demote != nil {
+		ordered = p.demote(ordered)
+	}
 	state := make([]svcState, len(ordered))
 	last := make([]outcome, len(ordered))
 	tried := make([]bool, len(ordered))

@@ -48,7 +48,7 @@ func TestPlanNeverOverReplicates(t *testing.T) {
 			}
 		}
 	}
-	explore(newWritePlan("acbd18db4cc2f85cedef654fccc4a4d8", disks(n), wanted, nil), nil, 0)
+	explore(newWritePlan("acbd18db4cc2f85cedef654fccc4a4d8", disks(n), wanted, nil, nil), nil, 0)
 }
 
 func clonePlan(p *writePlan) *writePlan {
@@ -65,7 +65,7 @@ func clonePlan(p *writePlan) *writePlan {
 }
 
 func TestPlanStartsFirstNThenNext(t *testing.T) {
-	p := newWritePlan("acbd18db4cc2f85cedef654fccc4a4d8", disks(5), 2, nil)
+	p := newWritePlan("acbd18db4cc2f85cedef654fccc4a4d8", disks(5), 2, nil, nil)
 	if got := startAll(p); fmt.Sprint(got) != "[0 1]" {
 		t.Fatalf("first uploads %v, want [0 1]", got)
 	}
@@ -83,7 +83,7 @@ func TestPlanStartsFirstNThenNext(t *testing.T) {
 func TestPlanProxyOneAtATime(t *testing.T) {
 	svcs := disks(3)
 	svcs[2].Type = TypeProxy
-	p := newWritePlan("acbd18db4cc2f85cedef654fccc4a4d8", svcs, 3, nil)
+	p := newWritePlan("acbd18db4cc2f85cedef654fccc4a4d8", svcs, 3, nil, nil)
 	if got := startAll(p); len(got) != 1 {
 		t.Fatalf("proxy mode started %v", got)
 	}
@@ -97,7 +97,7 @@ func TestPlanProxyOneAtATime(t *testing.T) {
 }
 
 func TestPlanClasses(t *testing.T) {
-	p := newWritePlan("acbd18db4cc2f85cedef654fccc4a4d8", disks(5), 2, []string{"hot", "cold"})
+	p := newWritePlan("acbd18db4cc2f85cedef654fccc4a4d8", disks(5), 2, []string{"hot", "cold"}, nil)
 	got := startAll(p)
 	if len(got) != 2 {
 		t.Fatalf("started %v", got)

@@ -143,6 +143,7 @@ func (c *Client) upload(ctx context.Context, u uploadRequest) outcome {
 	}
 
 	resp, err := c.httpFor(u.svc).Do(req)
+	c.down.note(u.svc.URL(), err)
 	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
 			err = cause

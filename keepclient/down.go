@@ -1,0 +1,64 @@
+package keepclient
+
+import (
+	"errors"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// downList remembers services that recently refused connections, so
+// that for a short while they are tried after the others instead of
+// costing every block a failed attempt. Probe order is otherwise kept.
+type downList struct {
+	hold time.Duration // how long a refusal demotes a service
+
+	mu    sync.Mutex // guards until
+	until map[string]time.Time
+}
+
+func newDownList(hold time.Duration) *downList {
+	return &downList{hold: hold, until: make(map[string]time.Time)}
+}
+
+// note records the result of a request to the service at url.
+func (d *downList) note(url string, err error) {
+	if d.hold <= 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case err == nil:
+		delete(d.until, url)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		d.until[url] = time.Now().Add(d.hold)
+	}
+}
+
+// isDown reports whether the service at url refused a connection recently.
+func (d *downList) isDown(url string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, ok := d.until[url]
+	if ok && time.Now().After(t) {
+		delete(d.until, url)
+		return false
+	}
+	return ok
+}
+
+// demote returns svcs with the services that are down moved to the end,
+// keeping the relative order of both groups.
+func (d *downList) demote(svcs []Service) []Service {
+	out := make([]Service, 0, len(svcs))
+	var down []Service
+	for _, s := range svcs {
+		if d.isDown(s.URL()) {
+			down = append(down, s)
+		} else {
+			out = append(out, s)
+		}
+	}
+	return append(out, down...)
+}
