@@ -57,6 +57,19 @@ type Options struct {
 	ExpectContinueTimeout time.Duration
 	// Logger receives warnings about misbehaving servers. Default: discard.
 	Logger *slog.Logger
+	// Hedge turns on hedged writes: when an upload lags far behind the
+	// fastest successful upload of the same block, an extra upload starts
+	// to the next service in probe order, and the laggard is cancelled
+	// once enough replicas are stored. This can store one more replica
+	// than wanted (reported in PutResult.Replicas) when a laggard finishes
+	// anyway; in exchange one slow server no longer sets the pace.
+	Hedge bool
+	// HedgeFactor is how many times longer than the fastest successful
+	// upload an upload must run to count as lagging. Default 3.
+	HedgeFactor float64
+	// HedgeMin is the least time an upload runs before it can lag.
+	// Default 1s.
+	HedgeMin time.Duration
 	// DownHold is how long a service that refused a connection is tried
 	// after the others. Default 10s; negative turns this off.
 	DownHold time.Duration
@@ -101,6 +114,12 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.StallTimeout <= 0 {
 		opts.StallTimeout = 10 * time.Second
+	}
+	if opts.HedgeFactor <= 0 {
+		opts.HedgeFactor = 3
+	}
+	if opts.HedgeMin <= 0 {
+		opts.HedgeMin = time.Second
 	}
 	if opts.DownHold == 0 {
 		opts.DownHold = 10 * time.Second

@@ -52,6 +52,9 @@ type PutResult struct {
 	Attempts []Attempt
 	// RequestID is the X-Request-Id the write used.
 	RequestID string
+	// Hedges is the number of extra uploads started because another
+	// upload of the block lagged (see Options.Hedge).
+	Hedges int
 }
 
 // Put stores data on the wanted number of services and returns the
@@ -91,11 +94,13 @@ func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (*PutRes
 	}
 
 	w := &write{
-		c:    c,
-		hash: hash,
-		data: data,
-		res:  res,
-		plan: newWritePlan(hash, c.svcs.get(), wanted, classes, c.down.demote),
+		c:       c,
+		hash:    hash,
+		data:    data,
+		res:     res,
+		started: make(map[int]time.Time),
+		hedged:  make(map[int]bool),
+		plan:    newWritePlan(hash, c.svcs.get(), wanted, classes, c.down.demote),
 	}
 	return w.run(ctx)
 }
@@ -107,6 +112,10 @@ type write struct {
 	data []byte
 	res  *PutResult
 	plan *writePlan
+
+	started map[int]time.Time // in-flight uploads by service index
+	hedged  map[int]bool      // laggards already given a hedge
+	fastest time.Duration     // quickest successful upload so far
 }
 
 type uploadDone struct {
@@ -129,13 +138,18 @@ func (w *write) run(ctx context.Context) (*PutResult, error) {
 			if w.plan.passOver() {
 				break
 			}
+			hedge, stop := w.hedgeTimer()
 			select {
 			case d := <-results:
 				w.finish(d)
+			case <-hedge:
+				w.hedge(ctx, results)
 			case <-ctx.Done():
+				stop()
 				w.drain(results)
 				return w.res, fmt.Errorf("keepclient.Put %s: %w", w.res.Locator, context.Cause(ctx))
 			}
+			stop()
 		}
 		if w.plan.done() {
 			// Uploads still in flight can only exist when a server stored
@@ -179,17 +193,80 @@ func (w *write) startUploads(ctx context.Context, results chan<- uploadDone) {
 			desired:   w.plan.need(),
 			classes:   w.plan.pendingClasses(),
 		}
-		go func() {
-			start := time.Now()
-			out := w.c.upload(ctx, u)
-			results <- uploadDone{i: i, svc: u.svc, out: out, elapsed: time.Since(start)}
-		}()
+		w.launch(ctx, i, u, results)
+	}
+}
+
+func (w *write) launch(ctx context.Context, i int, u uploadRequest, results chan<- uploadDone) {
+	start := time.Now()
+	w.started[i] = start
+	go func() {
+		out := w.c.upload(ctx, u)
+		results <- uploadDone{i: i, svc: u.svc, out: out, elapsed: time.Since(start)}
+	}()
+}
+
+// hedgeTimer returns a channel that fires when the next in-flight upload
+// becomes a laggard: it has run HedgeFactor times as long as the fastest
+// successful upload of this block, and at least HedgeMin. The channel is
+// nil when hedging is off or nothing can lag yet.
+func (w *write) hedgeTimer() (<-chan time.Time, func()) {
+	o := w.c.opts
+	if !o.Hedge || w.fastest == 0 || w.plan.need() == 0 {
+		return nil, func() {}
+	}
+	lag := max(o.HedgeMin, time.Duration(o.HedgeFactor*float64(w.fastest)))
+	var first time.Time
+	for i, st := range w.started {
+		if w.hedged[i] {
+			continue
+		}
+		if t := st.Add(lag); first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+	if first.IsZero() {
+		return nil, func() {}
+	}
+	t := time.NewTimer(time.Until(first))
+	return t.C, func() { t.Stop() }
+}
+
+// hedge starts, for each laggard, an upload to the next service in probe
+// order. Whichever finishes first counts; once enough replicas are stored
+// the rest are cancelled, and any extra replica is counted honestly.
+func (w *write) hedge(ctx context.Context, results chan<- uploadDone) {
+	o := w.c.opts
+	lag := max(o.HedgeMin, time.Duration(o.HedgeFactor*float64(w.fastest)))
+	now := time.Now()
+	for i, st := range w.started {
+		if w.hedged[i] || now.Sub(st) < lag {
+			continue
+		}
+		w.hedged[i] = true
+		j, ok := w.plan.nextExtra()
+		if !ok {
+			return
+		}
+		w.res.Hedges++
+		w.launch(ctx, j, uploadRequest{
+			svc:       w.plan.svcs[j],
+			hash:      w.hash,
+			data:      w.data,
+			requestID: w.res.RequestID,
+			desired:   w.plan.need(),
+			classes:   w.plan.pendingClasses(),
+		}, results)
 	}
 }
 
 // finish folds one upload's outcome into the plan and the result.
 func (w *write) finish(d uploadDone) {
 	w.plan.record(d.i, d.out)
+	delete(w.started, d.i)
+	if d.out.ok() && (w.fastest == 0 || d.elapsed < w.fastest) {
+		w.fastest = d.elapsed
+	}
 	w.res.Attempts = append(w.res.Attempts, Attempt{
 		Service:  d.svc,
 		Pass:     w.plan.pass,

@@ -640,3 +640,42 @@ func TestPutDemotesServiceThatRefused(t *testing.T) {
 		t.Fatalf("Put of 5: %v", err)
 	}
 }
+
+func TestPutHedgesAroundSlowServer(t *testing.T) {
+	c := keeptest.NewCluster(t, 4)
+	data, hash := block(strings.Repeat("hedge", 20000))
+	order := c.ProbeOrder(hash)
+	order[1].Script(keeptest.Response{Stall: true})
+	kc := newClient(t, c, func(o *keepclient.Options) {
+		o.Hedge = true
+		o.HedgeMin = 50 * time.Millisecond
+		o.StallTimeout = time.Minute
+	})
+	res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Hedges != 1 || res.Replicas != 2 {
+		t.Errorf("hedges %d replicas %d", res.Hedges, res.Replicas)
+	}
+	// The hedge went to the next service in probe order, and the laggard
+	// was cancelled rather than waited for.
+	if got := uuidsOf(c.Holders(hash)); !sameSet(got, uuidsOf([]*keeptest.Server{order[0], order[2]})) {
+		t.Errorf("holders %v", got)
+	}
+	if order[3].PutCount() != 0 {
+		t.Error("more than one hedge")
+	}
+}
+
+func TestPutNoHedgeByDefault(t *testing.T) {
+	c := keeptest.NewCluster(t, 4)
+	data, hash := block("no hedge")
+	order := c.ProbeOrder(hash)
+	order[1].Script(keeptest.Response{Delay: 300 * time.Millisecond})
+	kc := newClient(t, c, func(o *keepclient.Options) { o.HedgeMin = time.Millisecond })
+	res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 2})
+	if err != nil || res.Hedges != 0 || len(c.PutRequests()) != 2 {
+		t.Fatalf("Put: %v, hedges %d, %d PUTs", err, res.Hedges, len(c.PutRequests()))
+	}
+}

@@ -175,6 +175,25 @@ func (p *writePlan) next() (int, bool) {
 	return 0, false
 }
 
+// nextExtra returns the next untried service regardless of how many
+// uploads are in flight, for a hedge against a lagging upload, and marks
+// it in flight. It reports false when the write is done or no service is
+// left this pass.
+func (p *writePlan) nextExtra() (int, bool) {
+	if p.need() == 0 {
+		return 0, false
+	}
+	for i, st := range p.state {
+		if st == untried {
+			p.state[i] = inFlight
+			p.tried[i] = true
+			p.inflight++
+			return i, true
+		}
+	}
+	return 0, false
+}
+
 // passOver reports whether the current pass has nothing left to do.
 func (p *writePlan) passOver() bool {
 	if p.done() {
