@@ -1,0 +1,185 @@
+package transfer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/keeptest"
+	"github.com/keepproject/keep/manifest"
+	"github.com/keepproject/keep/transfer"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func client(t *testing.T, c *keeptest.Cluster, replicas int) *keepclient.Client {
+	kc, err := keepclient.New(keepclient.Options{Services: c.Services(), Replicas: replicas, RetryDelay: time.Millisecond, Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	return kc
+}
+
+// tree writes files under a new directory and returns it.
+func tree(t *testing.T, files map[string][]byte) string {
+	root := filepath.Join(t.TempDir(), "src")
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(root, "empty"), 0o755)
+	return root
+}
+
+func random(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func TestRoundTripDirectory(t *testing.T) {
+	c := keeptest.NewCluster(t, 3)
+	kc := client(t, c, 2)
+	files := map[string][]byte{
+		"a.txt":       []byte("hello"),
+		"sub/b.bin":   random(100000),
+		"sub/c d.txt": []byte("space in name"),
+		"zero":        nil,
+	}
+	for i := 0; i < 50; i++ {
+		files[fmt.Sprintf("many/f%02d", i)] = random(4096)
+	}
+	root := tree(t, files)
+	inputs, total, err := transfer.CollectInputs([]string{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	for _, d := range files {
+		want += int64(len(d))
+	}
+	if total != want {
+		t.Errorf("total %d, want %d", total, want)
+	}
+	var progressed int
+	m, failures, err := transfer.Put(context.Background(), kc, inputs, transfer.PutOptions{Progress: func(n int) { progressed += n }})
+	if err != nil || failures != nil {
+		t.Fatalf("Put: %v %v", err, failures)
+	}
+	if int64(progressed) != want {
+		t.Errorf("progress %d, want %d", progressed, want)
+	}
+	// Small files share blocks: everything fits one block.
+	if n := len(m.Blocks()); n != 1 {
+		t.Errorf("%d blocks, want 1", n)
+	}
+	for _, b := range m.Blocks() {
+		if n := len(c.Holders(b.Hash)); n != 2 {
+			t.Errorf("block on %d servers", n)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	parsed, err := manifest.Parse(m.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := transfer.Get(context.Background(), kc, parsed, out, nil, transfer.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range files {
+		got, err := os.ReadFile(filepath.Join(out, "src", name))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s: %v, %d bytes", name, err, len(got))
+		}
+	}
+	if info, err := os.Stat(filepath.Join(out, "src", "empty")); err != nil || !info.IsDir() {
+		t.Errorf("empty directory not restored: %v", err)
+	}
+}
+
+func TestGetSingleFileToStdout(t *testing.T) {
+	c := keeptest.NewCluster(t, 2)
+	kc := client(t, c, 1)
+	data := random(5000)
+	p := filepath.Join(t.TempDir(), "one")
+	os.WriteFile(p, data, 0o644)
+	m, _, err := transfer.Put(context.Background(), kc, []transfer.Input{{Src: p, Name: "one"}}, transfer.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := transfer.Get(context.Background(), kc, m, "", &buf, transfer.GetOptions{}); err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("Get to stdout: %v", err)
+	}
+}
+
+func TestPutReportsShortBlocks(t *testing.T) {
+	c := keeptest.NewCluster(t, 2)
+	kc := client(t, c, 3)
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, []byte("three copies on two servers"), 0o644)
+	m, failures, err := transfer.Put(context.Background(), kc, []transfer.Input{{Src: p, Name: "f"}}, transfer.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m != nil || len(failures) != 1 || !strings.Contains(failures[0], "stored 2 of 3") {
+		t.Fatalf("manifest %v, failures %q", m, failures)
+	}
+}
+
+func TestGetCorruptBlockFails(t *testing.T) {
+	c := keeptest.NewCluster(t, 1)
+	kc := client(t, c, 1)
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, []byte("will be corrupted"), 0o644)
+	m, _, err := transfer.Put(context.Background(), kc, []transfer.Input{{Src: p, Name: "f"}}, transfer.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Server(0).SetCorrupt(true)
+	out := filepath.Join(t.TempDir(), "restored")
+	if err := transfer.Get(context.Background(), kc, m, out, nil, transfer.GetOptions{}); err == nil || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("Get of corrupt data: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Error("a partial file was left under the real name")
+	}
+	entries, _ := os.ReadDir(filepath.Dir(out))
+	if len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
+	}
+}
+
+func TestPutCancel(t *testing.T) {
+	c := keeptest.NewCluster(t, 2)
+	for _, s := range c.Servers() {
+		s.SetDefault(keeptest.Response{Stall: true})
+	}
+	kc := client(t, c, 2)
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, random(1000), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := transfer.Put(ctx, kc, []transfer.Input{{Src: p, Name: "f"}}, transfer.PutOptions{})
+		errc <- err
+	}()
+	c.WaitRequests(context.Background(), 2)
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("cancelled Put succeeded")
+	}
+}
