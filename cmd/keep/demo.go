@@ -108,7 +108,8 @@ func (d *demo) run(ctx context.Context, size int) error {
 		return err
 	}
 
-	d.say("\n== 5. The same through the proxy (a non-disk service: one upload, it fans out)")
+	d.say("\n== 5. The same through the proxy: one upload to it (a non-disk service); it")
+	d.say("   writes 3 replicas behind it, routing around the same two faulty servers")
 	pc, err := keepclient.New(keepclient.Options{Services: c.ProxyServices(), Token: localToken, Replicas: 3, RetryDelay: 100 * time.Millisecond})
 	if err != nil {
 		return err
@@ -167,16 +168,12 @@ func (d *demo) put(ctx context.Context, kc *keepclient.Client, path string) (*ma
 			}
 			d.say("      pass %d  %-27s %s", a.Pass, a.Service.UUID, what)
 		}
-		if len(results) > 0 && kc.Services()[0].IsDisk() {
-			var on []string
-			for _, n := range d.c.Holders(r.Locator.Hash) {
-				on = append(on, n.Service.UUID)
-			}
-			sort.Strings(on)
-			d.say("      on disk in: %s", strings.Join(on, ", "))
-		} else {
-			d.say("      on disk in: %d servers", len(d.c.Holders(r.Locator.Hash)))
+		var on []string
+		for _, n := range d.c.Holders(r.Locator.Hash) {
+			on = append(on, n.Service.UUID)
 		}
+		sort.Strings(on)
+		d.say("      on disk in: %s", strings.Join(on, ", "))
 	}
 	d.say("   %d MiB in %.2fs (%.0f MiB/s)", info.Size()>>20, el.Seconds(), float64(info.Size())/(1<<20)/el.Seconds())
 	return m, nil
