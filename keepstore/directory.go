@@ -1,0 +1,383 @@
+package keepstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/keepproject/keep/locator"
+)
+
+// tmpPrefix starts the names of files being written. Such names never
+// look like a hash, so a crash leaves no partial block under a real name,
+// and Arvados keepstore uses the same prefix.
+const tmpPrefix = "tmp"
+
+// staleTmpAge is how old a leftover temporary file must be before
+// OpenDirectory deletes it; younger ones may belong to a write in flight.
+const staleTmpAge = time.Hour
+
+// DirectoryOptions configures a Directory volume. The zero value is a
+// writable volume with no capacity limit.
+type DirectoryOptions struct {
+	// ReadOnly refuses writes and touches.
+	ReadOnly bool
+	// Capacity limits the total size of the stored blocks, in bytes;
+	// 0 means no limit.
+	Capacity int64
+	// MinFreeBytes makes the volume full while its filesystem has less
+	// free space than this. 0 means MaxBlockSize (64 MiB), as in Arvados;
+	// negative disables the check.
+	MinFreeBytes int64
+}
+
+// Directory is a Volume keeping each block in a file ROOT/xyz/HASH, where
+// xyz is the hash's first three hex digits. This is the layout of
+// Arvados keepstore's Directory (unix) volumes, so an existing Arvados
+// volume can be served as it is.
+//
+// Blocks are written to a temporary file in the same subdirectory,
+// fsynced, renamed into place, and the subdirectory fsynced.
+type Directory struct {
+	root     string
+	readOnly bool
+	capacity int64
+	minFree  int64
+
+	mu       sync.Mutex // protects used, blocks and reserved
+	used     int64      // total size of the block files
+	blocks   int64      // number of block files
+	reserved int64      // bytes promised to writes in flight
+}
+
+var _ Volume = (*Directory)(nil)
+
+// OpenDirectory opens the volume rooted at the existing directory root.
+// It scans the volume once to count the blocks and bytes stored, and
+// deletes temporary files left by writes interrupted over an hour ago.
+func OpenDirectory(root string, opts DirectoryOptions) (*Directory, error) {
+	const op = "keepstore.OpenDirectory"
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s: %s is not a directory", op, abs)
+	}
+	d := &Directory{root: abs, readOnly: opts.ReadOnly, capacity: opts.Capacity, minFree: opts.MinFreeBytes}
+	if d.minFree == 0 {
+		d.minFree = locator.MaxBlockSize
+	}
+	if err := d.scan(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return d, nil
+}
+
+// Root returns the volume's absolute directory.
+func (d *Directory) Root() string { return d.root }
+
+func (d *Directory) scan() error {
+	subs, err := os.ReadDir(d.root)
+	if err != nil {
+		return err
+	}
+	for _, sub := range subs {
+		if !sub.IsDir() || !isShard(sub.Name()) {
+			continue
+		}
+		dir := filepath.Join(d.root, sub.Name())
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			name := e.Name()
+			fi, err := e.Info()
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			switch {
+			case isHash(name) && name[:3] == sub.Name():
+				d.used += fi.Size()
+				d.blocks++
+			case strings.HasPrefix(name, tmpPrefix) && !d.readOnly && time.Since(fi.ModTime()) > staleTmpAge:
+				os.Remove(filepath.Join(dir, name))
+			}
+		}
+	}
+	return nil
+}
+
+func (d *Directory) blockPath(hash string) (string, error) {
+	if !isHash(hash) {
+		return "", fmt.Errorf("invalid hash %q", hash)
+	}
+	return filepath.Join(d.root, hash[:3], hash), nil
+}
+
+// Open implements Volume.
+func (d *Directory) Open(ctx context.Context, hash string) (io.ReadCloser, int64, error) {
+	p, err := d.blockPath(hash)
+	if err != nil {
+		return nil, 0, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, 0, mapNotExist(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s is not a regular file", p)
+	}
+	return f, fi.Size(), nil
+}
+
+// Stat implements Volume.
+func (d *Directory) Stat(ctx context.Context, hash string) (BlockInfo, error) {
+	p, err := d.blockPath(hash)
+	if err != nil {
+		return BlockInfo{}, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return BlockInfo{}, mapNotExist(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return BlockInfo{}, fmt.Errorf("%s is not a regular file", p)
+	}
+	return BlockInfo{Hash: hash, Size: fi.Size(), Mtime: fi.ModTime()}, nil
+}
+
+// Touch implements Volume.
+func (d *Directory) Touch(ctx context.Context, hash string) error {
+	p, err := d.blockPath(hash)
+	if err != nil {
+		return err
+	}
+	if d.readOnly {
+		return ErrReadOnly
+	}
+	now := time.Now()
+	return mapNotExist(os.Chtimes(p, now, now))
+}
+
+// Put implements Volume.
+func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int64) error {
+	p, err := d.blockPath(hash)
+	if err != nil {
+		return err
+	}
+	if d.readOnly {
+		return ErrReadOnly
+	}
+	if err := d.reserve(size); err != nil {
+		return err
+	}
+	defer d.release(size)
+
+	dir := filepath.Dir(p)
+	f, err := os.CreateTemp(dir, tmpPrefix+hash+"-*")
+	if errors.Is(err, fs.ErrNotExist) {
+		// Mkdir, not MkdirAll: if the root itself has gone (an unmounted
+		// disk, say), recreating it would write to the wrong filesystem.
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return mapNoSpace(err)
+		}
+		syncDir(d.root)
+		f, err = os.CreateTemp(dir, tmpPrefix+hash+"-*")
+	}
+	if err != nil {
+		return mapNoSpace(err)
+	}
+	tmp := f.Name()
+	committed := false
+	defer func() {
+		if !committed {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+
+	buf := getBuf()
+	n, err := io.CopyBuffer(writerOnly{f}, readerOnly{r}, *buf)
+	putBuf(buf)
+	switch {
+	case err != nil:
+		return fmt.Errorf("writing block %s: %w", hash, mapNoSpace(err))
+	case size >= 0 && n != size:
+		return fmt.Errorf("writing block %s: got %d bytes, want %d", hash, n, size)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	if err := f.Sync(); err != nil {
+		return mapNoSpace(err)
+	}
+	if err := f.Close(); err != nil {
+		return mapNoSpace(err)
+	}
+
+	d.mu.Lock()
+	if size < 0 && d.capacity > 0 && d.used+d.reserved+n > d.capacity {
+		d.mu.Unlock()
+		return ErrFull
+	}
+	old, statErr := os.Lstat(p)
+	if err := os.Rename(tmp, p); err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	committed = true
+	if statErr == nil {
+		d.used -= old.Size()
+		d.blocks--
+	}
+	d.used += n
+	d.blocks++
+	d.mu.Unlock()
+	return syncDir(dir)
+}
+
+// reserve claims room for a block of size bytes (0 if unknown), or
+// returns ErrFull. Checking here, before the body is read, is what lets
+// a server refuse an upload that would not fit before it is sent.
+func (d *Directory) reserve(size int64) error {
+	if d.minFree > 0 {
+		free, err := freeBytes(d.root)
+		if err != nil {
+			return fmt.Errorf("checking free space: %w", err)
+		}
+		if free >= 0 && free < d.minFree {
+			return fmt.Errorf("%w: %d bytes free on filesystem", ErrFull, free)
+		}
+	}
+	size = max(size, 0)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.capacity > 0 && d.used+d.reserved+size > d.capacity {
+		return fmt.Errorf("%w: capacity %d bytes reached", ErrFull, d.capacity)
+	}
+	d.reserved += size
+	return nil
+}
+
+func (d *Directory) release(size int64) {
+	d.mu.Lock()
+	d.reserved -= max(size, 0)
+	d.mu.Unlock()
+}
+
+// Index implements Volume.
+func (d *Directory) Index(ctx context.Context, prefix string, fn func(BlockInfo) error) error {
+	if len(prefix) > 32 || !isLowerHex(prefix) {
+		return fmt.Errorf("invalid index prefix %q", prefix)
+	}
+	var shards []string
+	if len(prefix) >= 3 {
+		shards = []string{prefix[:3]}
+	} else {
+		ents, err := os.ReadDir(d.root)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if e.IsDir() && isShard(e.Name()) && strings.HasPrefix(e.Name(), prefix) {
+				shards = append(shards, e.Name())
+			}
+		}
+	}
+	for _, shard := range shards {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := os.ReadDir(filepath.Join(d.root, shard))
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, rootErr := os.Stat(d.root); rootErr != nil {
+				return rootErr
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range ents { // sorted by name, hence by hash
+			name := e.Name()
+			if !isHash(name) || name[:3] != shard || !strings.HasPrefix(name, prefix) {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil || !fi.Mode().IsRegular() {
+				continue // deleted meanwhile, or not a block
+			}
+			if err := fn(BlockInfo{Hash: name, Size: fi.Size(), Mtime: fi.ModTime()}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Usage implements Volume. The counts come from the scan at open and the
+// writes since, not from the disk, so they miss changes made by others.
+func (d *Directory) Usage(ctx context.Context) (Usage, error) {
+	d.mu.Lock()
+	u := Usage{UsedBytes: d.used, Blocks: d.blocks, CapacityBytes: d.capacity}
+	d.mu.Unlock()
+	free, err := freeBytes(d.root)
+	u.FreeBytes = free
+	return u, err
+}
+
+func mapNotExist(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
+	}
+	return err
+}
+
+func mapNoSpace(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %v", ErrFull, err)
+	}
+	return err
+}
+
+// syncDir makes a rename or creation in dir durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+func isHash(s string) bool { return len(s) == 32 && isLowerHex(s) }
+
+func isShard(s string) bool { return len(s) == 3 && isLowerHex(s) }
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,172 @@
+package keepstore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keepstore/volumetest"
+)
+
+func TestDirectoryConformance(t *testing.T) {
+	volumetest.Run(t, func(t *testing.T, o volumetest.Options) keepstore.Volume {
+		d, err := keepstore.OpenDirectory(t.TempDir(), keepstore.DirectoryOptions{ReadOnly: o.ReadOnly, Capacity: o.Capacity})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	})
+}
+
+func openDir(t *testing.T, root string, opts keepstore.DirectoryOptions) *keepstore.Directory {
+	t.Helper()
+	d, err := keepstore.OpenDirectory(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// listFiles returns every file under root, relative to it.
+func listFiles(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(root, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out
+}
+
+func TestDirectoryLayout(t *testing.T) {
+	root := t.TempDir()
+	d := openDir(t, root, keepstore.DirectoryOptions{})
+	b := volumetest.NewBlock("layout", 1000)
+	if err := d.Put(context.Background(), b.Hash, bytes.NewReader(b.Data), 1000); err != nil {
+		t.Fatal(err)
+	}
+	files := listFiles(t, root)
+	want := filepath.Join(b.Hash[:3], b.Hash)
+	if len(files) != 1 || files[0] != want {
+		t.Fatalf("files = %v, want [%s]", files, want)
+	}
+	got, _ := os.ReadFile(filepath.Join(root, want))
+	if !bytes.Equal(got, b.Data) {
+		t.Error("block file content differs")
+	}
+}
+
+// TestDirectoryArvadosVolume serves a directory laid out by Arvados
+// keepstore, with the kinds of stray files found in one.
+func TestDirectoryArvadosVolume(t *testing.T) {
+	root := t.TempDir()
+	b1 := volumetest.NewBlock("one", 100)
+	b2 := volumetest.NewBlock("two", 200)
+	write := func(rel string, data []byte, mtime time.Time) {
+		p := filepath.Join(root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, mtime, mtime)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	write(filepath.Join(b1.Hash[:3], b1.Hash), b1.Data, old)
+	write(filepath.Join(b2.Hash[:3], b2.Hash), b2.Data, old)
+	write(filepath.Join(b1.Hash[:3], b1.Hash+".trash.1700000000"), b1.Data, old)
+	write(filepath.Join(b1.Hash[:3], "tmp"+b1.Hash+"-old"), b1.Data, old)
+	write(filepath.Join(b1.Hash[:3], "tmp"+b1.Hash+"-new"), b1.Data, time.Now())
+	write(filepath.Join("fff", b1.Hash), b1.Data, old) // wrong shard
+	write("README", []byte("hi"), old)
+
+	d := openDir(t, root, keepstore.DirectoryOptions{ReadOnly: false})
+	u, err := d.Usage(context.Background())
+	if err != nil || u.Blocks != 2 || u.UsedBytes != 300 {
+		t.Errorf("Usage = %+v, %v; want 2 blocks, 300 bytes", u, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, b1.Hash[:3], "tmp"+b1.Hash+"-old")); !os.IsNotExist(err) {
+		t.Error("stale temporary file not removed at open")
+	}
+	if _, err := os.Stat(filepath.Join(root, b1.Hash[:3], "tmp"+b1.Hash+"-new")); err != nil {
+		t.Error("recent temporary file removed at open; it may belong to a write in flight")
+	}
+	var listed []string
+	d.Index(context.Background(), "", func(b keepstore.BlockInfo) error {
+		listed = append(listed, b.Hash)
+		if !b.Mtime.Equal(old) {
+			t.Errorf("mtime of %s = %v, want %v", b.Hash, b.Mtime, old)
+		}
+		return nil
+	})
+	if len(listed) != 2 {
+		t.Errorf("Index listed %v, want the two blocks only", listed)
+	}
+	rc, size, err := d.Open(context.Background(), b2.Hash)
+	if err != nil || size != 200 {
+		t.Fatalf("Open = %d, %v", size, err)
+	}
+	rc.Close()
+	if _, _, err := d.Open(context.Background(), "../"+b1.Hash[3:]); err == nil {
+		t.Error("Open accepted a path-like hash")
+	}
+}
+
+func TestDirectoryMinFree(t *testing.T) {
+	d := openDir(t, t.TempDir(), keepstore.DirectoryOptions{MinFreeBytes: 1 << 62})
+	b := volumetest.NewBlock("free", 10)
+	r := &volumetest.CountingReader{R: bytes.NewReader(b.Data)}
+	if err := d.Put(context.Background(), b.Hash, r, 10); !errors.Is(err, keepstore.ErrFull) {
+		t.Errorf("Put on a nearly full filesystem = %v, want ErrFull", err)
+	}
+	if r.Reads() != 0 {
+		t.Error("Put read the body before refusing it")
+	}
+}
+
+func TestDirectoryRootRemoved(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "vol")
+	os.Mkdir(root, 0o755)
+	d := openDir(t, root, keepstore.DirectoryOptions{})
+	b := volumetest.NewBlock("gone", 10)
+	if err := d.Put(context.Background(), b.Hash, bytes.NewReader(b.Data), 10); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(root)
+	b2 := volumetest.NewBlock("gone2", 10)
+	r := &volumetest.CountingReader{R: bytes.NewReader(b2.Data)}
+	err := d.Put(context.Background(), b2.Hash, r, 10)
+	if err == nil || errors.Is(err, keepstore.ErrFull) || errors.Is(err, keepstore.ErrReadOnly) {
+		t.Errorf("Put to removed volume = %v, want an unavailability error", err)
+	}
+	if r.Reads() != 0 {
+		t.Error("Put to a removed volume read the body")
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Error("Put recreated the removed volume directory")
+	}
+	if _, _, err := d.Open(context.Background(), b.Hash); !errors.Is(err, keepstore.ErrNotFound) {
+		t.Errorf("Open on removed volume = %v, want ErrNotFound", err)
+	}
+	if err := d.Index(context.Background(), "", func(keepstore.BlockInfo) error { return nil }); err == nil {
+		t.Error("Index of a removed volume succeeded")
+	}
+}
+
+func TestOpenDirectoryErrors(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(f, nil, 0o644)
+	for _, root := range []string{filepath.Join(t.TempDir(), "missing"), f} {
+		if _, err := keepstore.OpenDirectory(root, keepstore.DirectoryOptions{}); err == nil || !strings.Contains(err.Error(), "keepstore.OpenDirectory") {
+			t.Errorf("OpenDirectory(%s) = %v", root, err)
+		}
+	}
+}

@@ -1,0 +1,166 @@
+package keepstore
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/keepproject/keep/locator"
+)
+
+// errChecksum means a stored copy does not match its hash.
+var errChecksum = errors.New("checksum mismatch in stored data")
+
+// errClientGone means writing the response failed: the client left.
+type errClientGone struct{ err error }
+
+func (e errClientGone) Error() string { return "writing response: " + e.err.Error() }
+
+// handleRead serves GET and HEAD of a block. Volumes are tried in
+// rendezvous order, falling back to the next only while nothing has been
+// sent. The MD5 is checked as the block streams out; on a mismatch the
+// last chunk is withheld and the connection cut, so the client sees a
+// short body rather than bad data. HEAD reads and checks the whole block
+// too, and reports a mismatch as 502.
+func (s *Server) handleRead(w *response, r *http.Request, path string) {
+	loc, err := locator.Parse(path)
+	if err != nil {
+		w.fail(http.StatusBadRequest, "invalid locator", nil)
+		return
+	}
+	w.Header().Set("Vary", "X-Keep-Signature")
+	if s.requireSigs {
+		tok, problem := bearerToken(r)
+		if tok == "" {
+			w.fail(http.StatusUnauthorized, problem, nil)
+			return
+		}
+		if r.Method == http.MethodGet && loc.Size < 0 && loc.Hash != locator.EmptyHash {
+			w.fail(http.StatusMethodNotAllowed, "locator has no size hint", nil)
+			return
+		}
+		switch err := s.signer.Verify(loc, tok, time.Now()); {
+		case errors.Is(err, locator.ErrExpired):
+			w.fail(http.StatusUnauthorized, "expired signature", nil)
+			return
+		case err != nil:
+			w.fail(http.StatusBadRequest, "invalid signature", nil)
+			return
+		}
+	}
+
+	head := r.Method == http.MethodHead
+	var (
+		corruptSize int64 = -1
+		readErrs    []error
+	)
+	for _, m := range rendezvous(loc.Hash, s.mounts) {
+		sent, size, err := sendBlock(r.Context(), w, m, loc.Hash, head)
+		if err == nil {
+			return
+		}
+		var gone errClientGone
+		switch {
+		case errors.As(err, &gone):
+			w.err = err
+			return
+		case sent:
+			// Headers and part of the body are out: the status can no
+			// longer change, so cut the connection short.
+			w.err = fmt.Errorf("volume %s: %w", m.id, err)
+			s.logError(w, r, slog.LevelError, "block read failed after response started", err,
+				slog.String("volume", m.id), slog.String("hash", loc.Hash))
+			abort(w)
+		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, errChecksum):
+			corruptSize = size
+			s.logError(w, r, slog.LevelError, "stored block is corrupt", err,
+				slog.String("volume", m.id), slog.String("hash", loc.Hash))
+		default:
+			readErrs = append(readErrs, fmt.Errorf("volume %s: %w", m.id, err))
+		}
+	}
+	switch {
+	case corruptSize >= 0 && head:
+		w.fail(http.StatusBadGateway, errChecksum.Error(), errChecksum)
+	case corruptSize >= 0:
+		// As Arvados keepstore does: promise the stored size, then send
+		// nothing, so the client sees a short body.
+		w.err = errChecksum
+		w.Header().Set("Content-Length", strconv.FormatInt(corruptSize, 10))
+		w.WriteHeader(http.StatusOK)
+		abort(w)
+	case len(readErrs) > 0:
+		w.fail(http.StatusInternalServerError, "error reading block", errors.Join(readErrs...))
+	default:
+		w.fail(http.StatusNotFound, "Not Found", nil)
+	}
+}
+
+// abort flushes what has been written and closes the connection without
+// completing the response.
+func abort(w *response) {
+	http.NewResponseController(w).Flush()
+	panic(http.ErrAbortHandler)
+}
+
+// sendBlock streams m's copy of the block to w (for HEAD, only reads and
+// checks it). It returns whether anything was sent, the stored size, and
+// why it failed. Each chunk is sent as soon as it is read except the
+// last, which waits for the whole block to be checked, so a bad copy
+// never goes out whole.
+func sendBlock(ctx context.Context, w *response, m *mount, hash string, head bool) (sent bool, size int64, err error) {
+	rc, size, err := m.vol.Open(ctx, hash)
+	if err != nil {
+		return false, 0, err
+	}
+	defer rc.Close()
+	buf := getBuf()
+	defer putBuf(buf)
+	sum := md5.New()
+	start := func() {
+		h := w.Header()
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		h.Set("Content-Type", "application/octet-stream")
+		w.WriteHeader(http.StatusOK)
+		sent = true
+	}
+	var total int64
+	for {
+		chunk := (*buf)[:min(int64(len(*buf)), size-total)]
+		n, err := io.ReadFull(rc, chunk)
+		sum.Write(chunk[:n])
+		total += int64(n)
+		if err != nil {
+			return sent, size, fmt.Errorf("reading block: %w", err)
+		}
+		last := total == size
+		if last && hex.EncodeToString(sum.Sum(nil)) != hash {
+			return sent, size, errChecksum
+		}
+		if head {
+			if last {
+				start()
+				break
+			}
+			continue
+		}
+		if !sent {
+			start()
+		}
+		if _, err := w.Write(chunk); err != nil {
+			return true, size, errClientGone{err}
+		}
+		if last {
+			break
+		}
+	}
+	return sent, size, nil
+}

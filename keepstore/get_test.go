@@ -1,0 +1,86 @@
+package keepstore_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/keepproject/keep/keepstore"
+)
+
+// corrupt replaces the stored copy of data's block in dir with bad.
+func corrupt(t *testing.T, dir string, data, bad []byte) {
+	t.Helper()
+	h := hashOf(data)
+	os.MkdirAll(filepath.Join(dir, h[:3]), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, h[:3], h), bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCorruptBlock(t *testing.T) {
+	ts := start(t, keepstore.Config{})
+	small := []byte("foo")
+	// Over two 1 MiB chunks, so some of it is sent before the mismatch.
+	big := bytes.Repeat([]byte("0123456789abcdef"), (2<<20)/16+1)
+	badBig := bytes.Clone(big)
+	badBig[len(badBig)-1] ^= 1
+	for _, c := range []struct {
+		name      string
+		data, bad []byte
+	}{{"small", small, []byte("fox")}, {"big", big, badBig}} {
+		corrupt(t, ts.dirs[0], c.data, c.bad)
+		loc := "/" + hashOf(c.data) + "+" + strconv.Itoa(len(c.data))
+
+		resp, err := ts.Client().Get(ts.URL + loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ContentLength != int64(len(c.data)) || err == nil || len(got) >= len(c.data) {
+			t.Errorf("%s: GET of corrupt block: %d, Content-Length %d, read %d bytes, err %v; want 200 and a short body",
+				c.name, resp.StatusCode, resp.ContentLength, len(got), err)
+		}
+		if code, body, _ := ts.do(t, "HEAD", loc, "", nil); code != http.StatusBadGateway {
+			t.Errorf("%s: HEAD of corrupt block = %d %q, want 502", c.name, code, body)
+		}
+	}
+	ts.log.waitFor(t, "stored block is corrupt")
+	if code, _, _ := ts.do(t, "GET", "/_health/ping", "", nil); code != 200 {
+		t.Error("server not serving after corrupt reads")
+	}
+}
+
+// TestReadFallback: a missing or corrupt copy on the first volume in
+// probe order is skipped for a good one on the next.
+func TestReadFallback(t *testing.T) {
+	ts := start(t, keepstore.Config{Volumes: dirVolumes(t, 2)})
+	data := []byte("fallback data")
+	ts.put(t, data)
+	h := hashOf(data)
+	var on, other string
+	for i, d := range ts.dirs {
+		if _, err := os.Stat(filepath.Join(d, h[:3], h)); err == nil {
+			on, other = d, ts.dirs[1-i]
+		}
+	}
+	// Good copy on the volume tried second, bad on the one tried first.
+	corrupt(t, other, data, []byte("fallback dat4"))
+	for range 2 {
+		if code, body, _ := ts.do(t, "GET", "/"+h+"+13", "", nil); code != 200 || body != string(data) {
+			t.Errorf("GET with one corrupt copy = %d %q", code, body)
+		}
+		if code, _, _ := ts.do(t, "HEAD", "/"+h+"+13", "", nil); code != 200 {
+			t.Errorf("HEAD with one corrupt copy = %d", code)
+		}
+		on, other = other, on
+		// Now swap roles: corrupt copy and good copy exchange volumes.
+		os.WriteFile(filepath.Join(on, h[:3], h), data, 0o644)
+		os.WriteFile(filepath.Join(other, h[:3], h), []byte("fallback dat4"), 0o644)
+	}
+}

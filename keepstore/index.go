@@ -1,0 +1,97 @@
+package keepstore
+
+import (
+	"bufio"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// handleIndex lists the blocks whose hash starts with prefix (from the
+// path, or ?prefix=), one "hash+size mtime_ns" line each, sorted by hash,
+// one line per block even if several volumes hold it (the newest mtime
+// wins). An extra "\n" ends a complete listing; a listing cut short by
+// an error lacks it.
+//
+// Volumes are read one three-digit shard at a time and merged, so memory
+// stays bounded by a shard rather than the whole server.
+func (s *Server) handleIndex(w *response, r *http.Request, prefix string) {
+	if !s.checkSystemToken(w, r) {
+		return
+	}
+	if prefix == "" {
+		prefix = r.URL.Query().Get("prefix")
+	}
+	if len(prefix) > 32 || !isLowerHex(prefix) {
+		w.fail(http.StatusBadRequest, "invalid index prefix", nil)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	line := make([]byte, 0, 64)
+	var entries []BlockInfo
+	for _, shard := range indexShards(prefix) {
+		entries = entries[:0]
+		for _, m := range s.mounts {
+			err := m.vol.Index(r.Context(), shard, func(b BlockInfo) error {
+				entries = append(entries, b)
+				return nil
+			})
+			if err != nil {
+				if w.status == 0 {
+					w.fail(http.StatusInternalServerError, "error listing volume "+m.id, err)
+					return
+				}
+				// Part of the listing is out: stop without the final
+				// blank line, which tells the client it is incomplete.
+				w.err = err
+				bw.Flush()
+				return
+			}
+		}
+		slices.SortFunc(entries, func(a, b BlockInfo) int {
+			if c := strings.Compare(a.Hash, b.Hash); c != 0 {
+				return c
+			}
+			return b.Mtime.Compare(a.Mtime) // newest first
+		})
+		for i, e := range entries {
+			if i > 0 && entries[i-1].Hash == e.Hash {
+				continue
+			}
+			line = append(line[:0], e.Hash...)
+			line = append(line, '+')
+			line = strconv.AppendInt(line, e.Size, 10)
+			line = append(line, ' ')
+			line = strconv.AppendInt(line, e.Mtime.UnixNano(), 10)
+			line = append(line, '\n')
+			if _, err := bw.Write(line); err != nil {
+				w.err = err
+				return
+			}
+		}
+	}
+	bw.WriteString("\n")
+	bw.Flush()
+}
+
+// indexShards splits a listing into prefixes of at least three hex
+// digits, the granularity of a Directory volume's subdirectories.
+func indexShards(prefix string) []string {
+	if len(prefix) >= 3 {
+		return []string{prefix}
+	}
+	const hexDigits = "0123456789abcdef"
+	shards := []string{prefix}
+	for len(shards[0]) < 3 {
+		next := make([]string, 0, len(shards)*16)
+		for _, s := range shards {
+			for _, c := range hexDigits {
+				next = append(next, s+string(c))
+			}
+		}
+		shards = next
+	}
+	return shards
+}

@@ -1,0 +1,241 @@
+// Package keepstore is a block server speaking the Arvados keepstore
+// HTTP protocol: PUT /HASH stores a block, GET and HEAD /LOCATOR read it
+// back, GET /index lists blocks. Blocks live on volumes (see Volume and
+// Directory); every block's MD5 is checked as it is streamed in and out.
+//
+// A Server is an http.Handler, so an in-process block server is
+//
+//	srv, err := keepstore.New(keepstore.Config{Volumes: []keepstore.VolumeConfig{{Path: dir}}})
+//	ts := httptest.NewServer(srv)
+//
+// Differences from Arvados keepstore: PUT requires a token; /index is
+// refused (403) when no SystemToken is configured; unknown methods and
+// paths answer 400 (as Arvados does, not 405); over MaxConcurrentRequests
+// requests are refused at once with 503 and Retry-After rather than
+// queued; trash, pull, mounts and remote-cluster (+R) reads are not
+// implemented.
+package keepstore
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/keepproject/keep/locator"
+	"golang.org/x/sync/semaphore"
+)
+
+// DefaultMaxConcurrentRequests is the request limit when
+// Config.MaxConcurrentRequests is 0, as in Arvados.
+const DefaultMaxConcurrentRequests = 64
+
+// DefaultSigningTTL is the permission signature lifetime when
+// Config.SigningTTL is 0, as in Arvados (two weeks).
+const DefaultSigningTTL = 336 * time.Hour
+
+// DefaultStorageClass is the class of volumes configured without any, and
+// the class written when a PUT names none.
+const DefaultStorageClass = "default"
+
+// Config configures a Server. Only Volumes is required.
+type Config struct {
+	// Volumes are the volumes, in no particular order: blocks are placed
+	// by rendezvous hashing on the volume IDs.
+	Volumes []VolumeConfig
+	// SigningKey, if set, signs the locators PUT returns (the Arvados
+	// BlobSigningKey).
+	SigningKey []byte
+	// SigningTTL is the signature lifetime; 0 means DefaultSigningTTL.
+	SigningTTL time.Duration
+	// RequireSignatures makes GET and HEAD require a valid signature for
+	// the request's token. It needs SigningKey.
+	RequireSignatures bool
+	// SystemToken is the token that may list blocks (/index). Empty
+	// means nobody may.
+	SystemToken string
+	// MaxConcurrentRequests limits the block and index requests served at
+	// once; further ones get 503 with Retry-After. 0 means
+	// DefaultMaxConcurrentRequests.
+	MaxConcurrentRequests int
+	// Logger receives one line per request and any errors; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// VolumeConfig configures one volume of a Server.
+type VolumeConfig struct {
+	// Path is the directory of a Directory volume. With Volume set, it
+	// is only a label for logs and status.
+	Path string
+	// ReadOnly stops the server writing or touching blocks on the volume.
+	ReadOnly bool
+	// Capacity limits the bytes stored on a Directory volume; 0 means no
+	// limit. It is ignored when Volume is set.
+	Capacity int64
+	// Classes are the volume's storage classes; none means
+	// [DefaultStorageClass].
+	Classes []string
+	// Replication is how many copies the volume's storage itself keeps,
+	// reported in X-Keep-Replicas-Stored; 0 means 1.
+	Replication int
+	// ID names the volume in rendezvous ordering, logs and metrics. Empty
+	// means one derived from Path; IDs must be unique and stable, or
+	// writes go to different volumes after a restart.
+	ID string
+	// Volume, if set, is used instead of opening Path as a Directory,
+	// for other kinds of storage or for fault injection in tests.
+	Volume Volume
+}
+
+// Server is a keepstore-compatible block server. It implements
+// http.Handler and is safe for concurrent use.
+type Server struct {
+	mounts      []*mount
+	signer      locator.Signer
+	requireSigs bool
+	systemToken string
+	maxRequests int
+	maxBlock    int64 // locator.MaxBlockSize, but tests lower it
+	limiter     *semaphore.Weighted
+	log         *slog.Logger
+	metrics     *metrics
+}
+
+// mount is a volume as the server uses it.
+type mount struct {
+	id          string
+	path        string
+	vol         Volume
+	readOnly    bool
+	classes     []string // sorted
+	replication int
+}
+
+func (m *mount) hasClass(c string) bool {
+	_, ok := slices.BinarySearch(m.classes, c)
+	return ok
+}
+
+// New returns a server for cfg, opening its Directory volumes.
+func New(cfg Config) (*Server, error) {
+	const op = "keepstore.New"
+	if len(cfg.Volumes) == 0 {
+		return nil, fmt.Errorf("%s: no volumes configured", op)
+	}
+	if cfg.RequireSignatures && len(cfg.SigningKey) == 0 {
+		return nil, fmt.Errorf("%s: RequireSignatures needs a SigningKey", op)
+	}
+	if cfg.MaxConcurrentRequests < 0 || cfg.SigningTTL < 0 {
+		return nil, fmt.Errorf("%s: negative MaxConcurrentRequests or SigningTTL", op)
+	}
+	s := &Server{
+		signer:      locator.Signer{Key: cfg.SigningKey, TTL: cfg.SigningTTL},
+		requireSigs: cfg.RequireSignatures,
+		systemToken: cfg.SystemToken,
+		maxRequests: cfg.MaxConcurrentRequests,
+		maxBlock:    locator.MaxBlockSize,
+		log:         cfg.Logger,
+	}
+	if s.signer.TTL == 0 {
+		s.signer.TTL = DefaultSigningTTL
+	}
+	if s.maxRequests == 0 {
+		s.maxRequests = DefaultMaxConcurrentRequests
+	}
+	s.limiter = semaphore.NewWeighted(int64(s.maxRequests))
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	ids := map[string]bool{}
+	for i, vc := range cfg.Volumes {
+		m, err := newMount(vc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: volume %d: %w", op, i, err)
+		}
+		if ids[m.id] {
+			return nil, fmt.Errorf("%s: volume %d: duplicate volume ID %q", op, i, m.id)
+		}
+		ids[m.id] = true
+		s.mounts = append(s.mounts, m)
+	}
+	s.metrics = newMetrics(s)
+	return s, nil
+}
+
+func newMount(vc VolumeConfig) (*mount, error) {
+	if vc.Replication < 0 || vc.Capacity < 0 {
+		return nil, errors.New("negative Replication or Capacity")
+	}
+	m := &mount{id: vc.ID, path: vc.Path, vol: vc.Volume, readOnly: vc.ReadOnly, replication: max(vc.Replication, 1)}
+	for _, c := range vc.Classes {
+		if c = strings.TrimSpace(c); c != "" && !slices.Contains(m.classes, c) {
+			m.classes = append(m.classes, c)
+		}
+	}
+	if len(m.classes) == 0 {
+		m.classes = []string{DefaultStorageClass}
+	}
+	sort.Strings(m.classes)
+	if m.vol == nil {
+		if vc.Path == "" {
+			return nil, errors.New("neither Path nor Volume set")
+		}
+		d, err := OpenDirectory(vc.Path, DirectoryOptions{ReadOnly: vc.ReadOnly, Capacity: vc.Capacity})
+		if err != nil {
+			return nil, err
+		}
+		m.vol, m.path = d, d.Root()
+	}
+	if m.id == "" {
+		if m.path == "" {
+			return nil, errors.New("a Volume needs an ID or a Path")
+		}
+		// Shaped like an Arvados volume UUID; derived from the path so it
+		// survives restarts.
+		p, _ := filepath.Abs(m.path)
+		sum := md5.Sum([]byte(p))
+		m.id = "keep0-nyw5e-" + hex.EncodeToString(sum[:])[:15]
+	}
+	return m, nil
+}
+
+// Close releases the volumes that need it (those implementing
+// io.Closer). Requests still running may fail afterwards.
+func (s *Server) Close() error {
+	var errs []error
+	for _, m := range s.mounts {
+		if c, ok := m.vol.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rendezvous returns ms ordered for block hash: by md5(hash+id)
+// ascending, keepstore's own volume order. Spreading blocks this way
+// needs no shared state and moves few blocks when volumes change.
+func rendezvous(hash string, ms []*mount) []*mount {
+	type weighted struct {
+		w string
+		m *mount
+	}
+	ws := make([]weighted, len(ms))
+	for i, m := range ms {
+		sum := md5.Sum([]byte(hash + m.id))
+		ws[i] = weighted{hex.EncodeToString(sum[:]), m}
+	}
+	sort.SliceStable(ws, func(i, j int) bool { return ws[i].w < ws[j].w })
+	out := make([]*mount, len(ws))
+	for i, w := range ws {
+		out[i] = w.m
+	}
+	return out
+}

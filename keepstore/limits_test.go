@@ -1,0 +1,135 @@
+package keepstore_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keepstore/volumetest"
+	"github.com/keepproject/keep/locator"
+)
+
+// expectClient returns a client that sends "Expect: 100-continue" and
+// waits for the server's answer before sending a body.
+func expectClient(t *testing.T) *http.Client {
+	tr := &http.Transport{ExpectContinueTimeout: time.Minute}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// TestRefusedWithoutUpload: a PUT refused for anything decidable from
+// its headers is refused before the client sends the body.
+func TestRefusedWithoutUpload(t *testing.T) {
+	full := dirVolumes(t, 1)
+	full[0].Capacity = 100
+	ro := dirVolumes(t, 1)
+	ro[0].ReadOnly = true
+	servers := map[string]*testServer{
+		"normal":    start(t, keepstore.Config{}),
+		"full":      start(t, keepstore.Config{Volumes: full}),
+		"read-only": start(t, keepstore.Config{Volumes: ro}),
+	}
+	data := bytes.Repeat([]byte("z"), 1000)
+	tests := []struct {
+		name, server, path, auth string
+		length                   int64
+		code                     int
+	}{
+		{"no token", "normal", "/" + hashOf(data), "", 1000, 401},
+		{"too large", "normal", "/" + hashOf(data), "Bearer " + token, locator.MaxBlockSize + 1, 413},
+		{"bad locator", "normal", "/xyz", "Bearer " + token, 1000, 400},
+		{"size hint", "normal", "/" + hashOf(data) + "+999", "Bearer " + token, 1000, 400},
+		{"capacity", "full", "/" + hashOf(data), "Bearer " + token, 1000, 507},
+		{"read-only", "read-only", "/" + hashOf(data), "Bearer " + token, 1000, 507},
+		{"unknown class", "normal", "/" + hashOf(data), "Bearer " + token, 1000, 507},
+		{"accepted", "normal", "/" + hashOf(data), "Bearer " + token, 1000, 200},
+	}
+	client := expectClient(t)
+	for _, tt := range tests {
+		body := &volumetest.CountingReader{R: bytes.NewReader(data)}
+		req, _ := http.NewRequest("PUT", servers[tt.server].URL+tt.path, body)
+		req.ContentLength = tt.length
+		req.Header.Set("Expect", "100-continue")
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		if tt.name == "unknown class" {
+			req.Header.Set("X-Keep-Storage-Classes", "nonexistent")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.code {
+			t.Errorf("%s: status %d, want %d", tt.name, resp.StatusCode, tt.code)
+		}
+		if sent := body.Reads() > 0; sent != (tt.code == 200) {
+			t.Errorf("%s: body read %d times; want reads only if accepted", tt.name, body.Reads())
+		}
+	}
+}
+
+// blockingReader signals its first Read, then blocks until released.
+type blockingReader struct {
+	data    io.Reader
+	started chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingReader) Read(p []byte) (int, error) {
+	b.once.Do(func() {
+		close(b.started)
+		<-b.release
+	})
+	return b.data.Read(p)
+}
+
+func TestBusy(t *testing.T) {
+	ts := start(t, keepstore.Config{MaxConcurrentRequests: 1})
+	data := []byte("slow upload")
+	ts.put(t, []byte("foo"))
+	body := &blockingReader{data: bytes.NewReader(data), started: make(chan struct{}), release: make(chan struct{})}
+	req, _ := http.NewRequest("PUT", ts.URL+"/"+hashOf(data), body)
+	req.ContentLength = int64(len(data))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Expect", "100-continue")
+	done := make(chan int)
+	client := expectClient(t)
+	go func() {
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Error(err)
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	// The body is read only after the handler asked for it ("100
+	// Continue"), so the handler now holds the only request slot.
+	<-body.started
+	code, msg, h := ts.do(t, "GET", "/"+hashOf([]byte("foo"))+"+3", "", nil)
+	if code != 503 || h.Get("Retry-After") != "1" || !strings.Contains(msg, "busy") {
+		t.Errorf("request over the limit: %d %q Retry-After %q; want 503 busy with Retry-After 1", code, msg, h.Get("Retry-After"))
+	}
+	// Management endpoints are not limited.
+	if code, _, _ := ts.do(t, "GET", "/_health/ping", "", nil); code != 200 {
+		t.Errorf("health check while busy = %d", code)
+	}
+	close(body.release)
+	if code := <-done; code != 200 {
+		t.Errorf("slow upload = %d", code)
+	}
+	if code, _, _ := ts.do(t, "GET", "/"+hashOf([]byte("foo"))+"+3", "", nil); code != 200 {
+		t.Errorf("request after the slot freed = %d", code)
+	}
+}

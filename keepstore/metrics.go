@@ -1,0 +1,97 @@
+package keepstore
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are a server's Prometheus metrics, in a registry of its own so
+// that several servers can share a process.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	bytesIn  prometheus.Counter
+	bytesOut prometheus.Counter
+	inflight prometheus.Gauge
+	handler  http.Handler
+}
+
+func newMetrics(s *Server) *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keepstore_requests_total",
+			Help: "HTTP requests served, by method and status code.",
+		}, []string{"method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "keepstore_request_duration_seconds",
+			Help:    "Time to serve HTTP requests, by method.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+		}, []string{"method"}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keepstore_bytes_in_total",
+			Help: "Request body bytes read.",
+		}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keepstore_bytes_out_total",
+			Help: "Response body bytes written.",
+		}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keepstore_requests_in_flight",
+			Help: "HTTP requests being served.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, volumeCollector{s})
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return m
+}
+
+func (m *metrics) observe(method string, status int, in, out int64, d time.Duration) {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodOptions:
+	default:
+		method = "other" // bound the label's cardinality
+	}
+	m.requests.WithLabelValues(method, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(method).Observe(d.Seconds())
+	m.bytesIn.Add(float64(in))
+	m.bytesOut.Add(float64(out))
+}
+
+var (
+	volUsedDesc = prometheus.NewDesc("keepstore_volume_used_bytes",
+		"Bytes of blocks stored on the volume.", []string{"volume", "path"}, nil)
+	volBlocksDesc = prometheus.NewDesc("keepstore_volume_blocks",
+		"Blocks stored on the volume.", []string{"volume", "path"}, nil)
+	volCapacityDesc = prometheus.NewDesc("keepstore_volume_capacity_bytes",
+		"Configured capacity of the volume (0: unlimited).", []string{"volume", "path"}, nil)
+	volFreeDesc = prometheus.NewDesc("keepstore_volume_free_bytes",
+		"Free space on the volume's filesystem (-1: unknown).", []string{"volume", "path"}, nil)
+)
+
+// volumeCollector reads volume usage at scrape time.
+type volumeCollector struct{ s *Server }
+
+func (c volumeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- volUsedDesc
+	ch <- volBlocksDesc
+	ch <- volCapacityDesc
+	ch <- volFreeDesc
+}
+
+func (c volumeCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range c.s.mounts {
+		u, _ := m.vol.Usage(context.Background())
+		for _, v := range []struct {
+			d *prometheus.Desc
+			n int64
+		}{{volUsedDesc, u.UsedBytes}, {volBlocksDesc, u.Blocks}, {volCapacityDesc, u.CapacityBytes}, {volFreeDesc, u.FreeBytes}} {
+			ch <- prometheus.MustNewConstMetric(v.d, prometheus.GaugeValue, float64(v.n), m.id, m.path)
+		}
+	}
+}

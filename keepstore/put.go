@@ -1,0 +1,345 @@
+package keepstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keepproject/keep/locator"
+)
+
+var errCollision = errors.New("hash collision")
+
+// handlePut stores a block. Everything that can be decided from the
+// request line and headers is decided before the body is read, so a
+// client sending "Expect: 100-continue" uploads nothing when refused:
+// net/http sends "100 Continue" only once the handler reads the body.
+func (s *Server) handlePut(w *response, r *http.Request, path string) {
+	tok, problem := bearerToken(r)
+	if tok == "" {
+		w.fail(http.StatusUnauthorized, problem, nil)
+		return
+	}
+	loc, err := locator.Parse(path)
+	if err != nil {
+		w.fail(http.StatusBadRequest, "invalid locator", nil)
+		return
+	}
+	size := r.ContentLength // -1 if unknown (chunked)
+	if size > s.maxBlock {
+		w.fail(http.StatusRequestEntityTooLarge, errTooLarge.Error(), nil)
+		return
+	}
+	if loc.Size >= 0 {
+		if size >= 0 && size != loc.Size {
+			w.fail(http.StatusBadRequest, "size hint does not match Content-Length", nil)
+			return
+		}
+		size = loc.Size
+	}
+	classes := requestedClasses(r.Header)
+	anyWritable, cands := s.writeCandidates(loc.Hash, classes)
+	if !anyWritable {
+		w.fail(http.StatusInsufficientStorage, "insufficient storage: all volumes are read-only", nil)
+		return
+	}
+	if len(cands) == 0 {
+		w.fail(http.StatusInsufficientStorage,
+			fmt.Sprintf("insufficient storage: no writable volume has storage class %s", strings.Join(classes, " or ")), nil)
+		return
+	}
+
+	body := newCheckedReader(r.Body, loc.Hash, size, s.maxBlock)
+	p := newProgress(classes)
+	if code, msg, err := s.store(w, r, loc.Hash, body, size, cands, p); code != http.StatusOK {
+		w.fail(code, msg, err)
+		return
+	}
+	h := w.Header()
+	h.Set("X-Keep-Replicas-Stored", strconv.Itoa(p.replicas))
+	h.Set("X-Keep-Storage-Classes-Confirmed", p.confirmed())
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	signed := s.signer.Sign(locator.Locator{Hash: loc.Hash, Size: body.n}, tok, time.Now().Add(s.signer.TTL))
+	io.WriteString(w, signed.String()+"\n")
+}
+
+// store puts the block on the candidate volumes (writable, of a wanted
+// class, in rendezvous order) until every wanted class has a copy, and
+// returns the HTTP status, message and log detail.
+//
+// The body is read once: compared with an existing copy if a candidate
+// has one, else written to the first candidate that takes it. Any further
+// copies the classes need are made from that first one.
+func (s *Server) store(w *response, r *http.Request, hash string, body *checkedReader, size int64, cands []*mount, p *progress) (int, string, error) {
+	ctx := r.Context()
+	has := map[*mount]bool{}
+	for _, m := range cands {
+		if _, err := m.vol.Stat(ctx, hash); err == nil {
+			has[m] = true
+		}
+	}
+
+	// source is the volume whose copy is known to match the body.
+	var source *mount
+	for _, m := range cands {
+		if !has[m] {
+			continue
+		}
+		err := compareBody(ctx, m, hash, body)
+		switch {
+		case err == nil:
+			source = m
+			if err := m.vol.Touch(ctx, hash); err != nil {
+				// Unrefreshed, the copy may be deleted soon; count it
+				// only once copied to another volume below.
+				s.logError(w, r, slog.LevelWarn, "touching existing block", err, slog.String("volume", m.id))
+			} else {
+				p.add(m)
+			}
+		case body.err != nil:
+			code, msg := bodyFailure(body.err)
+			return code, msg, body.err
+		case errors.Is(err, errCollision):
+			s.logError(w, r, slog.LevelError, "stored block differs from uploaded data", err, slog.String("volume", m.id))
+			return http.StatusInternalServerError, "hash collision", err
+		case body.reads == 0:
+			// The copy vanished or could not be opened: try the next.
+			delete(has, m)
+			continue
+		default:
+			return http.StatusServiceUnavailable, "volume unavailable", fmt.Errorf("volume %s: %w", m.id, err)
+		}
+		break
+	}
+
+	if source == nil {
+		var errs []error
+		for _, m := range cands {
+			err := m.vol.Put(ctx, hash, body, size)
+			if err == nil {
+				source = m
+				p.add(m)
+				break
+			}
+			if body.err != nil {
+				code, msg := bodyFailure(body.err)
+				return code, msg, body.err
+			}
+			err = fmt.Errorf("volume %s: %w", m.id, err)
+			if body.reads > 0 {
+				// Part of the body went to a volume that then failed; it
+				// cannot be read again for another.
+				return volumeFailure([]error{err})
+			}
+			errs = append(errs, err)
+		}
+		if source == nil {
+			return volumeFailure(errs)
+		}
+	}
+	if err := body.finish(); err != nil {
+		// Only a Volume that stops reading before io.EOF gets here.
+		code, msg := bodyFailure(err)
+		return code, msg, err
+	}
+
+	for _, m := range cands {
+		if m == source || p.holds(m) || !p.wants(m) {
+			continue
+		}
+		if has[m] && verifyCopy(ctx, m, hash) == nil {
+			if err := m.vol.Touch(ctx, hash); err == nil {
+				p.add(m)
+				continue
+			}
+		}
+		if err := copyBlock(ctx, source, m, hash); err != nil {
+			s.logError(w, r, slog.LevelWarn, "copying block for storage classes", err, slog.String("volume", m.id))
+			continue
+		}
+		p.add(m)
+	}
+	if p.replicas == 0 {
+		return http.StatusServiceUnavailable, "volume unavailable", errors.New("could not refresh or copy existing block")
+	}
+	return http.StatusOK, "", nil
+}
+
+// compareBody reads the body and m's copy of the block side by side. It
+// returns nil if they are equal, errCollision if they differ but the
+// body matches the hash (so the stored copy is bad, or MD5 collided), or
+// the error that stopped it: the body's (see body.err) or the volume's.
+func compareBody(ctx context.Context, m *mount, hash string, body *checkedReader) error {
+	rc, _, err := m.vol.Open(ctx, hash)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	buf := getBuf()
+	defer putBuf(buf)
+	half := len(*buf) / 2
+	stored, sent := (*buf)[:half], (*buf)[half:]
+	for {
+		ns, err := io.ReadFull(rc, stored)
+		storedEnd := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !storedEnd {
+			return err
+		}
+		nb, _ := io.ReadFull(body, sent)
+		if body.err != nil {
+			return body.err
+		}
+		if ns != nb || !bytes.Equal(stored[:ns], sent[:nb]) {
+			if err := body.finish(); err != nil {
+				return err
+			}
+			return errCollision
+		}
+		if storedEnd {
+			// Equal lengths, so the body ended too, and verified.
+			return nil
+		}
+	}
+}
+
+// verifyCopy checks that m's copy of the block hashes correctly.
+func verifyCopy(ctx context.Context, m *mount, hash string) error {
+	rc, size, err := m.vol.Open(ctx, hash)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return newCheckedReader(rc, hash, size, locator.MaxBlockSize).finish()
+}
+
+// copyBlock copies the block from one volume to another, checking it.
+func copyBlock(ctx context.Context, from, to *mount, hash string) error {
+	rc, size, err := from.vol.Open(ctx, hash)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return to.vol.Put(ctx, hash, newCheckedReader(rc, hash, size, locator.MaxBlockSize), size)
+}
+
+// bodyFailure maps a checkedReader error to a status and message.
+func bodyFailure(err error) (int, string) {
+	switch {
+	case errors.Is(err, errHashMismatch):
+		return http.StatusBadRequest, "hash mismatch"
+	case errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge, errTooLarge.Error()
+	case errors.Is(err, errLength):
+		return http.StatusBadRequest, errLength.Error()
+	default:
+		return http.StatusBadRequest, "error reading request body"
+	}
+}
+
+// volumeFailure maps the errors of volumes that could not take a block:
+// 507 if they were all full or read-only (retrying will not help), else
+// 503 (a volume is failing, perhaps briefly).
+func volumeFailure(errs []error) (int, string, error) {
+	for _, err := range errs {
+		if !errors.Is(err, ErrFull) && !errors.Is(err, ErrReadOnly) {
+			return http.StatusServiceUnavailable, "volume unavailable", errors.Join(errs...)
+		}
+	}
+	return http.StatusInsufficientStorage, "insufficient storage", errors.Join(errs...)
+}
+
+// requestedClasses parses X-Keep-Storage-Classes: comma-separated,
+// trimmed, empties dropped; none means the default class.
+func requestedClasses(h http.Header) []string {
+	var out []string
+	for _, v := range h.Values("X-Keep-Storage-Classes") {
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = []string{DefaultStorageClass}
+	}
+	return out
+}
+
+// writeCandidates returns whether any volume is writable, and the
+// writable volumes having one of classes, in rendezvous order for hash.
+func (s *Server) writeCandidates(hash string, classes []string) (bool, []*mount) {
+	anyWritable := false
+	var ms []*mount
+	for _, m := range s.mounts {
+		if m.readOnly {
+			continue
+		}
+		anyWritable = true
+		for _, c := range classes {
+			if m.hasClass(c) {
+				ms = append(ms, m)
+				break
+			}
+		}
+	}
+	return anyWritable, rendezvous(hash, ms)
+}
+
+// progress tracks which wanted classes a PUT has covered.
+type progress struct {
+	todo     map[string]bool // wanted classes with no copy yet
+	done     map[string]int  // replicas per class of the volumes holding the block
+	replicas int
+	holders  []*mount
+}
+
+func newProgress(classes []string) *progress {
+	p := &progress{todo: map[string]bool{}, done: map[string]int{}}
+	for _, c := range classes {
+		p.todo[c] = true
+	}
+	return p
+}
+
+// wants reports whether m would cover a class still wanted.
+func (p *progress) wants(m *mount) bool {
+	for _, c := range m.classes {
+		if p.todo[c] {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *progress) holds(m *mount) bool { return slices.Contains(p.holders, m) }
+
+func (p *progress) add(m *mount) {
+	p.replicas += m.replication
+	for _, c := range m.classes {
+		p.done[c] += m.replication
+		delete(p.todo, c)
+	}
+	p.holders = append(p.holders, m)
+}
+
+// confirmed formats X-Keep-Storage-Classes-Confirmed: "a=1, b=2".
+func (p *progress) confirmed() string {
+	classes := make([]string, 0, len(p.done))
+	for c := range p.done {
+		classes = append(classes, c)
+	}
+	sort.Strings(classes)
+	for i, c := range classes {
+		classes[i] = c + "=" + strconv.Itoa(p.done[c])
+	}
+	return strings.Join(classes, ", ")
+}

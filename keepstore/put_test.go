@@ -1,0 +1,304 @@
+package keepstore_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/locator"
+)
+
+func TestPutGet(t *testing.T) {
+	ts := start(t, keepstore.Config{})
+	data := []byte("foo")
+	loc, h := ts.put(t, data)
+	if loc != "acbd18db4cc2f85cedef654fccc4a4d8+3" {
+		t.Errorf("PUT returned %q", loc)
+	}
+	if got := h.Get("X-Keep-Replicas-Stored"); got != "1" {
+		t.Errorf("X-Keep-Replicas-Stored = %q", got)
+	}
+	if got := h.Get("X-Keep-Storage-Classes-Confirmed"); got != "default=1" {
+		t.Errorf("X-Keep-Storage-Classes-Confirmed = %q", got)
+	}
+	for _, path := range []string{"/" + loc, "//" + loc, "/" + loc + "+K@zzzzz", "/" + hashOf(data)} {
+		code, body, h := ts.do(t, "GET", path, "", nil)
+		if code != 200 || body != "foo" || h.Get("Content-Length") != "3" {
+			t.Errorf("GET %s = %d %q (Content-Length %q)", path, code, body, h.Get("Content-Length"))
+		}
+		code, body, h = ts.do(t, "HEAD", path, "", nil)
+		if code != 200 || body != "" || h.Get("Content-Length") != "3" {
+			t.Errorf("HEAD %s = %d %q (Content-Length %q)", path, code, body, h.Get("Content-Length"))
+		}
+	}
+	if code, _, _ := ts.do(t, "GET", "/"+hashOf([]byte("nope"))+"+4", "", nil); code != 404 {
+		t.Errorf("GET of missing block = %d", code)
+	}
+	// The empty block is stored like any other.
+	if code, _, _ := ts.do(t, "GET", "/"+locator.EmptyHash+"+0", "", nil); code != 404 {
+		t.Errorf("GET of unstored empty block = %d, want 404", code)
+	}
+	ts.put(t, nil)
+	if code, body, _ := ts.do(t, "GET", "/"+locator.EmptyHash+"+0", "", nil); code != 200 || body != "" {
+		t.Errorf("GET of empty block = %d %q", code, body)
+	}
+}
+
+func TestPutSizeHintAndChunked(t *testing.T) {
+	ts := start(t, keepstore.Config{})
+	data := []byte("chunked body")
+	// A body of unknown length (chunked), with and without a size hint.
+	for _, path := range []string{"/" + hashOf(data), "/" + hashOf(data) + "+12+Zfoo"} {
+		req, _ := http.NewRequest("PUT", ts.URL+path, io.MultiReader(bytes.NewReader(data)))
+		req.Header.Set("Authorization", "OAuth2 "+token)
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != hashOf(data)+"+12\n" {
+			t.Errorf("chunked PUT %s = %d %q", path, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestPutOversizeStreaming sends a chunked body that turns out too big.
+func TestPutOversizeStreaming(t *testing.T) {
+	ts := start(t, keepstore.Config{})
+	keepstore.SetMaxBlockSize(ts.srv, 1000)
+	data := bytes.Repeat([]byte("x"), 1001)
+	req, _ := http.NewRequest("PUT", ts.URL+"/"+hashOf(data), io.MultiReader(bytes.NewReader(data)))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversize chunked PUT = %d, want 413", resp.StatusCode)
+	}
+	if f := ts.files(t); len(f) != 0 {
+		t.Errorf("files left: %v", f)
+	}
+	ts.put(t, data[:1000])
+}
+
+func TestPutSigned(t *testing.T) {
+	signer := locator.Signer{Key: []byte("secret"), TTL: time.Hour}
+	ts := start(t, keepstore.Config{SigningKey: signer.Key, SigningTTL: signer.TTL})
+	loc, _ := ts.put(t, []byte("foo"))
+	l, err := locator.Parse(loc)
+	if err != nil || l.Size != 3 || len(l.HintsWithPrefix("A")) != 1 {
+		t.Fatalf("PUT returned %q (%v), want a signed locator", loc, err)
+	}
+	if err := signer.Verify(l, token, time.Now()); err != nil {
+		t.Errorf("returned signature does not verify: %v", err)
+	}
+	if err := signer.Verify(l, token, time.Now().Add(2*time.Hour)); err == nil {
+		t.Error("signature valid beyond the TTL")
+	}
+	// Signatures are not required for reads unless configured.
+	if code, _, _ := ts.do(t, "GET", "/"+hashOf([]byte("foo")), "", nil); code != 200 {
+		t.Errorf("unsigned GET with RequireSignatures off = %d", code)
+	}
+}
+
+// TestDedup: a block already stored is compared, touched and counted,
+// not written again.
+func TestDedup(t *testing.T) {
+	ts := start(t, keepstore.Config{})
+	data := []byte("dedup me")
+	ts.put(t, data)
+	p := filepath.Join(ts.dirs[0], hashOf(data)[:3], hashOf(data))
+	old := time.Now().Add(-24 * time.Hour)
+	os.Chtimes(p, old, old)
+	before, _ := os.Stat(p)
+	_, h := ts.put(t, data)
+	after, _ := os.Stat(p)
+	if !os.SameFile(before, after) {
+		t.Error("second PUT rewrote the block file")
+	}
+	if !after.ModTime().After(old.Add(time.Hour)) {
+		t.Errorf("second PUT did not touch the block: mtime %v", after.ModTime())
+	}
+	if h.Get("X-Keep-Replicas-Stored") != "1" {
+		t.Errorf("replicas = %q", h.Get("X-Keep-Replicas-Stored"))
+	}
+	// A body that does not match its hash is still a client error.
+	if code, body, _ := ts.do(t, "PUT", "/"+hashOf(data), token, []byte("dedup mE")); code != 400 || !strings.Contains(body, "hash mismatch") {
+		t.Errorf("mismatched PUT of stored block = %d %q", code, body)
+	}
+	// A stored copy that differs from a correct body: collision.
+	os.WriteFile(p, []byte("dedup mX"), 0o644)
+	if code, body, _ := ts.do(t, "PUT", "/"+hashOf(data), token, data); code != 500 || !strings.Contains(body, "hash collision") {
+		t.Errorf("PUT over differing stored copy = %d %q, want 500 hash collision", code, body)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "dedup mX" {
+		t.Error("collision overwrote the stored copy")
+	}
+}
+
+func TestStorageClasses(t *testing.T) {
+	vols := dirVolumes(t, 4)
+	vols[0].Classes = nil // default
+	vols[1].Classes = []string{"a"}
+	vols[2].Classes = []string{"b", "c"}
+	vols[3].Classes = []string{"r2"}
+	vols[3].Replication = 2
+	ts := start(t, keepstore.Config{Volumes: vols})
+	tests := []struct {
+		header    string
+		code      int
+		replicas  string
+		confirmed string
+		dirs      []int
+	}{
+		{"", 200, "1", "default=1", []int{0}},
+		{" , a , ", 200, "1", "a=1", []int{1}},
+		{"a,b", 200, "2", "a=1, b=1, c=1", []int{1, 2}},
+		{"a, nonexistent", 200, "1", "a=1", []int{1}},
+		{"r2", 200, "2", "r2=2", []int{3}},
+		{"nonexistent", 507, "", "", nil},
+	}
+	for i, tt := range tests {
+		data := []byte("classes " + string(rune('A'+i)))
+		var hdr []string
+		if tt.header != "" {
+			hdr = []string{"X-Keep-Storage-Classes", tt.header}
+		}
+		code, body, h := ts.do(t, "PUT", "/"+hashOf(data), token, data, hdr...)
+		if code != tt.code || h.Get("X-Keep-Replicas-Stored") != tt.replicas || h.Get("X-Keep-Storage-Classes-Confirmed") != tt.confirmed {
+			t.Errorf("classes %q: %d %q replicas %q confirmed %q; want %d %s %q",
+				tt.header, code, body, h.Get("X-Keep-Replicas-Stored"), h.Get("X-Keep-Storage-Classes-Confirmed"), tt.code, tt.replicas, tt.confirmed)
+		}
+		var on []int
+		for j, d := range ts.dirs {
+			if _, err := os.Stat(filepath.Join(d, hashOf(data)[:3], hashOf(data))); err == nil {
+				on = append(on, j)
+			}
+		}
+		if len(on) != len(tt.dirs) || (len(on) > 0 && (on[0] != tt.dirs[0] || on[len(on)-1] != tt.dirs[len(tt.dirs)-1])) {
+			t.Errorf("classes %q: block on volumes %v, want %v", tt.header, on, tt.dirs)
+		}
+	}
+}
+
+// TestRendezvous: each block goes to the volume with the smallest
+// md5(hash+volumeID), and only there.
+func TestRendezvous(t *testing.T) {
+	ts := start(t, keepstore.Config{Volumes: dirVolumes(t, 3)})
+	ids := []string{}
+	for _, v := range ts.srv.Status(t.Context()).Volumes {
+		ids = append(ids, v.ID)
+	}
+	used := map[int]bool{}
+	for i := range 12 {
+		data := []byte("rendezvous " + string(rune('a'+i)))
+		hash := hashOf(data)
+		ts.put(t, data)
+		best := 0
+		for j, id := range ids {
+			if hashOf([]byte(hash+id)) < hashOf([]byte(hash+ids[best])) {
+				best = j
+			}
+		}
+		for j, d := range ts.dirs {
+			_, err := os.Stat(filepath.Join(d, hash[:3], hash))
+			if (err == nil) != (j == best) {
+				t.Errorf("block %s on volume %d: %v; want it on volume %d only", hash, j, err == nil, best)
+			}
+		}
+		used[best] = true
+	}
+	if len(used) < 2 {
+		t.Errorf("12 blocks all went to one of 3 volumes")
+	}
+}
+
+func TestFullAndReadOnly(t *testing.T) {
+	vols := dirVolumes(t, 1)
+	vols[0].Capacity = 10
+	ts := start(t, keepstore.Config{Volumes: vols})
+	ts.put(t, []byte("12345678"))
+	if code, body, _ := ts.do(t, "PUT", "/"+hashOf([]byte("abc")), token, []byte("abc")); code != 507 || !strings.Contains(body, "insufficient storage") {
+		t.Errorf("PUT to full volume = %d %q", code, body)
+	}
+	ts.put(t, []byte("ab")) // exactly fills it
+
+	ro := dirVolumes(t, 1)
+	ro[0].ReadOnly = true
+	os.MkdirAll(filepath.Join(ro[0].Path, hashOf([]byte("old"))[:3]), 0o755)
+	os.WriteFile(filepath.Join(ro[0].Path, hashOf([]byte("old"))[:3], hashOf([]byte("old"))), []byte("old"), 0o644)
+	ts = start(t, keepstore.Config{Volumes: ro})
+	if code, body, _ := ts.do(t, "PUT", "/"+hashOf([]byte("abc")), token, []byte("abc")); code != 507 || !strings.Contains(body, "all volumes are read-only") {
+		t.Errorf("PUT to read-only server = %d %q", code, body)
+	}
+	if code, body, _ := ts.do(t, "GET", "/"+hashOf([]byte("old"))+"+3", "", nil); code != 200 || body != "old" {
+		t.Errorf("GET from read-only volume = %d %q", code, body)
+	}
+}
+
+// TestVolumeUnavailable removes volume directories (and, when not root,
+// makes them unwritable) under a running server.
+func TestVolumeUnavailable(t *testing.T) {
+	ts := start(t, keepstore.Config{Volumes: dirVolumes(t, 2)})
+	var before []string
+	for i := range 6 {
+		data := []byte("before " + string(rune('a'+i)))
+		ts.put(t, data)
+		before = append(before, hashOf(data))
+	}
+	os.RemoveAll(ts.dirs[0])
+	for i := range 6 {
+		ts.put(t, []byte("after "+string(rune('a'+i))))
+	}
+	for _, h := range before {
+		code, _, _ := ts.do(t, "GET", "/"+h+"+8", "", nil)
+		if code != 200 && code != 404 {
+			t.Errorf("GET after volume removal = %d, want 200 or 404", code)
+		}
+	}
+	if os.Geteuid() != 0 {
+		n := len(listFiles(t, ts.dirs[1]))
+		// Root ignores permissions, so this case only runs as a user.
+		filepath.WalkDir(ts.dirs[1], func(p string, d os.DirEntry, err error) error {
+			if d != nil && d.IsDir() {
+				os.Chmod(p, 0o555)
+			}
+			return nil
+		})
+		t.Cleanup(func() {
+			filepath.WalkDir(ts.dirs[1], func(p string, d os.DirEntry, err error) error {
+				if d != nil && d.IsDir() {
+					os.Chmod(p, 0o755)
+				}
+				return nil
+			})
+		})
+		data := []byte("unwritable")
+		if code, body, _ := ts.do(t, "PUT", "/"+hashOf(data), token, data); code != 503 || !strings.Contains(body, "volume unavailable") {
+			t.Errorf("PUT with only an unwritable volume = %d %q, want 503", code, body)
+		}
+		if f := listFiles(t, ts.dirs[1]); len(f) != n {
+			t.Errorf("files on unwritable volume: %v", f)
+		}
+	}
+	os.RemoveAll(ts.dirs[1])
+	data := []byte("nowhere")
+	if code, body, _ := ts.do(t, "PUT", "/"+hashOf(data), token, data); code != 503 || !strings.Contains(body, "volume unavailable") {
+		t.Errorf("PUT with no volume directories = %d %q, want 503", code, body)
+	}
+	if code, _, _ := ts.do(t, "GET", "/"+before[0]+"+8", "", nil); code != 404 {
+		t.Errorf("GET with no volume directories = %d, want 404", code)
+	}
+	if code, _, _ := ts.do(t, "GET", "/_health/ping", "", nil); code != 200 {
+		t.Errorf("health check after losing volumes = %d", code)
+	}
+}

@@ -1,0 +1,44 @@
+package keepstore
+
+import "context"
+
+// Status is the server state served as JSON at /_status.
+type Status struct {
+	// Volumes describes each volume, in configuration order.
+	Volumes []VolumeStatus `json:"volumes"`
+	// MaxConcurrentRequests is the configured request limit.
+	MaxConcurrentRequests int `json:"max_concurrent_requests"`
+}
+
+// VolumeStatus describes one volume in a Status.
+type VolumeStatus struct {
+	// ID is the volume's ID, as used for rendezvous ordering.
+	ID string `json:"id"`
+	// Path is the volume's directory (or label).
+	Path string `json:"path"`
+	// ReadOnly reports whether the server refrains from writing to it.
+	ReadOnly bool `json:"read_only"`
+	// Classes are the volume's storage classes, sorted.
+	Classes []string `json:"classes"`
+	// Replication is the replica count the volume stands for.
+	Replication int `json:"replication"`
+	// Usage is the volume's occupancy.
+	Usage
+	// Error is why Usage could not be fully read, if it could not.
+	Error string `json:"error,omitempty"`
+}
+
+// Status reports the server's volumes and their usage.
+func (s *Server) Status(ctx context.Context) Status {
+	st := Status{MaxConcurrentRequests: s.maxRequests, Volumes: make([]VolumeStatus, 0, len(s.mounts))}
+	for _, m := range s.mounts {
+		vs := VolumeStatus{ID: m.id, Path: m.path, ReadOnly: m.readOnly, Classes: m.classes, Replication: m.replication}
+		u, err := m.vol.Usage(ctx)
+		vs.Usage = u
+		if err != nil {
+			vs.Error = err.Error()
+		}
+		st.Volumes = append(st.Volumes, vs)
+	}
+	return st
+}

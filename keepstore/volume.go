@@ -1,0 +1,83 @@
+package keepstore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Volume is one place blocks are stored, named by their MD5 hash (32
+// lowercase hex digits). The server decides which volumes to use and
+// checks every block's hash; a volume only keeps bytes. Implementations
+// must be safe for concurrent use.
+//
+// Errors that callers branch on wrap ErrNotFound, ErrFull or ErrReadOnly;
+// any other error means the volume is unavailable or failing.
+type Volume interface {
+	// Open returns a reader for the block's content and its size.
+	// It returns an error wrapping ErrNotFound when the block is absent.
+	Open(ctx context.Context, hash string) (io.ReadCloser, int64, error)
+
+	// Put stores the block, reading its content from r until io.EOF.
+	// size is the expected length, or -1 when unknown.
+	//
+	// Put decides whether it can take the block (read-only, full,
+	// unavailable) before reading anything from r, so a refusal costs the
+	// client no upload. If reading r fails, or the content is not exactly
+	// size bytes, or ctx is cancelled, nothing is stored and the error
+	// wraps the cause. A block already present is replaced, which is
+	// harmless because content determines the name. Put does not check
+	// the hash: the caller does, through r.
+	Put(ctx context.Context, hash string, r io.Reader, size int64) error
+
+	// Stat returns the block's size and modification time, or an error
+	// wrapping ErrNotFound.
+	Stat(ctx context.Context, hash string) (BlockInfo, error)
+
+	// Touch sets the block's modification time to now. It returns an
+	// error wrapping ErrNotFound when the block is absent and ErrReadOnly
+	// on a read-only volume.
+	Touch(ctx context.Context, hash string) error
+
+	// Index calls fn for every block whose hash starts with prefix, in
+	// ascending hash order, and stops at the first error fn returns.
+	Index(ctx context.Context, prefix string, fn func(BlockInfo) error) error
+
+	// Usage reports how much the volume holds and how much room is left.
+	Usage(ctx context.Context) (Usage, error)
+}
+
+// Errors wrapped by Volume methods.
+var (
+	// ErrNotFound means the block is not on the volume.
+	ErrNotFound = errors.New("block not found")
+	// ErrFull means the volume cannot take the block: its capacity limit
+	// would be exceeded or its filesystem is nearly full.
+	ErrFull = errors.New("volume full")
+	// ErrReadOnly means the volume does not accept writes.
+	ErrReadOnly = errors.New("volume is read-only")
+)
+
+// BlockInfo describes one stored block.
+type BlockInfo struct {
+	// Hash is the block's MD5 as 32 lowercase hex digits.
+	Hash string
+	// Size is the block's length in bytes.
+	Size int64
+	// Mtime is when the block was last written or touched.
+	Mtime time.Time
+}
+
+// Usage is a volume's occupancy.
+type Usage struct {
+	// UsedBytes is the total size of the blocks stored.
+	UsedBytes int64 `json:"used_bytes"`
+	// Blocks is the number of blocks stored.
+	Blocks int64 `json:"blocks"`
+	// CapacityBytes is the configured limit on UsedBytes, or 0 for none.
+	CapacityBytes int64 `json:"capacity_bytes"`
+	// FreeBytes is the space left on the underlying storage, or -1 when
+	// unknown.
+	FreeBytes int64 `json:"free_bytes"`
+}
