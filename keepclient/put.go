@@ -158,11 +158,14 @@ func (w *write) run(ctx context.Context) (*PutResult, error) {
 			w.drain(results)
 			return w.res, nil
 		}
-		// A busy server's Retry-After is a floor on the pause.
-		pause := max(time.Millisecond+mrand.N(delay), w.plan.retryAfter)
-		if w.plan.pass >= w.c.opts.MaxPasses || !w.plan.newPass() {
+		// Another pass is worth it when some service gave a retryable
+		// answer, or when a refreshed service list may add services.
+		refresh := w.c.opts.Refresh != nil
+		if w.plan.pass >= w.c.opts.MaxPasses || !(w.plan.retryable() || refresh) {
 			return w.res, w.insufficient()
 		}
+		// A busy server's Retry-After is a floor on the pause.
+		pause := max(time.Millisecond+mrand.N(delay), w.plan.retryAfter)
 		delay = min(2*delay, 10*w.c.opts.RetryDelay)
 		t := time.NewTimer(pause)
 		select {
@@ -171,9 +174,12 @@ func (w *write) run(ctx context.Context) (*PutResult, error) {
 			t.Stop()
 			return w.res, fmt.Errorf("keepclient.Put %s: %w", w.res.Locator, context.Cause(ctx))
 		}
-		if w.c.opts.Refresh != nil {
+		if refresh {
 			w.c.refresh(ctx)
 			w.plan.setServices(w.hash, w.c.svcs.get())
+		}
+		if !w.plan.newPass() {
+			return w.res, w.insufficient()
 		}
 	}
 }

@@ -679,3 +679,26 @@ func TestPutNoHedgeByDefault(t *testing.T) {
 		t.Fatalf("Put: %v, hedges %d, %d PUTs", err, res.Hedges, len(c.PutRequests()))
 	}
 }
+
+func TestPutRefreshesServicesBetweenPasses(t *testing.T) {
+	c := keeptest.NewCluster(t, 3)
+	all := c.Services()
+	var refreshes int
+	kc := newClient(t, c, func(o *keepclient.Options) {
+		// The client starts knowing only two services; the third appears
+		// when it asks again after falling short.
+		o.Services = all[:2]
+		o.Refresh = func(context.Context) ([]keepclient.Service, error) {
+			refreshes++
+			return all, nil
+		}
+	})
+	data, hash := block("refresh")
+	res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 3})
+	if err != nil || res.Replicas != 3 {
+		t.Fatalf("Put: %v", err)
+	}
+	if refreshes != 1 || len(c.Holders(hash)) != 3 {
+		t.Errorf("refreshes %d, holders %d", refreshes, len(c.Holders(hash)))
+	}
+}

@@ -237,13 +237,27 @@ func (p *writePlan) record(i int, o outcome) {
 	}
 }
 
+// retryable reports whether some service gave a retryable answer.
+func (p *writePlan) retryable() bool {
+	for _, st := range p.state {
+		if st == retryLater {
+			return true
+		}
+	}
+	return false
+}
+
 // newPass starts another pass over the services that gave retryable
-// answers, and reports false when there are none.
+// answers and any not tried yet (added by a refresh), and reports false
+// when there are none.
 func (p *writePlan) newPass() bool {
 	any := false
 	for i, st := range p.state {
-		if st == retryLater {
+		switch st {
+		case retryLater:
 			p.state[i] = untried
+			any = true
+		case untried:
 			any = true
 		}
 	}
