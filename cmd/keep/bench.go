@@ -2,10 +2,122 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+
+	"github.com/keepproject/keep/bench"
+	"github.com/keepproject/keep/discovery"
+	"github.com/keepproject/keep/keepclient"
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	fs := newFlagSet("bench", "", "Measure put and get throughput on this machine against the limit its MD5\n"+
+		"hashing sets: a large random file at 1, 2 and 3 replicas over 4 servers,\n"+
+		"2 replicas over 5 servers with one down and with one slow, and many small\n"+
+		"files. Each measurement starts fresh 'keep server' processes in a\n"+
+		"temporary directory, unless --services names servers to use instead.\n"+
+		"Prints a table on stdout and progress on stderr.", stderr)
+	size := fs.Int64("size", 512<<20, "large file size in `bytes`")
+	smallFiles := fs.Int("small-files", 20000, "number of 4 KiB files")
+	inflight := fs.Int("blocks-in-flight", 4, "blocks uploaded at once")
+	slowRate := fs.Float64("slow-rate", 10, "link rate of the slow server, in `MB/s` each way")
+	quick := fs.Bool("quick", false, "small run: 128 MiB file and 2000 small files unless --size or --small-files say otherwise")
+	jsonFile := fs.String("json", "", "also write the results as JSON to `file`")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the put at 2 replicas over 4 servers to `file`")
+	dir := fs.String("dir", "", "`directory` for the temporary files and server volumes (default: the system's)")
+	discard := fs.Bool("get-discard", false, "discard data read back instead of writing it to a file")
+	inProcess := fs.Bool("in-process", false, "run the servers in this process (their CPU time then counts as the client's)")
+	serverBin := fs.String("server-bin", "", "keep `binary` to run servers with (default: this program)")
+	var cf clientFlags
+	cf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || *size < 1 || *smallFiles < 1 || *inflight < 1 || *slowRate <= 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if *quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["size"] {
+			*size = 128 << 20
+		}
+		if !set["small-files"] {
+			*smallFiles = 2000
+		}
+	}
+
+	cfg := bench.Config{
+		Dir:            *dir,
+		FileBytes:      *size,
+		SmallFiles:     *smallFiles,
+		BlocksInFlight: *inflight,
+		SlowRate:       *slowRate * 1e6,
+		GetToDiscard:   *discard,
+		Progress:       stderr,
+		Client:         keepclient.Options{Token: localToken, MaxPasses: cf.passes, MaxRequests: cf.requests},
+	}
+	switch {
+	case cf.services != "":
+		res := discovery.New(discovery.Config{ServicesFile: cf.services})
+		svcs, err := res.Services(ctx)
+		if err != nil {
+			return err
+		}
+		cfg.Launcher = bench.External{Services: svcs}
+		if tok := res.Token(); tok != "" {
+			cfg.Client.Token = tok
+		} else if tok := os.Getenv("KEEP_TOKEN"); tok != "" {
+			cfg.Client.Token = tok
+		}
+		cfg.Client.Insecure = res.Insecure()
+	case *inProcess:
+		cfg.Launcher = bench.InProcess{}
+	default:
+		bin := *serverBin
+		if bin == "" {
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("finding this program to run servers: %w", err)
+			}
+			bin = exe
+		}
+		cfg.Launcher = bench.Processes{Command: []string{bin, "server"}}
+	}
+	var profile *os.File
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cfg.CPUProfile, profile = f, f
+	}
+
+	report, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if profile != nil {
+		if err := profile.Close(); err != nil {
+			return err
+		}
+	}
+	if err := report.WriteTable(stdout); err != nil {
+		return err
+	}
+	if *jsonFile != "" {
+		data, err := json.MarshalIndent(report, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonFile, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

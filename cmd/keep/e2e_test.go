@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,10 +64,23 @@ func testEnv(t *testing.T) []string {
 	return append(env, "XDG_STATE_HOME="+state, "HOME="+state)
 }
 
+// daemon is a long-running keep process.
+type daemon struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once the process has been waited for
+}
+
+// kill stops the process at once and waits until it is gone, so that its
+// ports refuse connections from then on.
+func (d *daemon) kill() {
+	d.cmd.Process.Kill()
+	<-d.exited
+}
+
 // startDaemon starts a long-running keep subcommand and waits until it
 // prints a line containing ready on stdout or stderr. The process is
 // interrupted at cleanup.
-func startDaemon(t *testing.T, env []string, ready string, args ...string) *exec.Cmd {
+func startDaemon(t *testing.T, env []string, ready string, args ...string) *daemon {
 	t.Helper()
 	cmd := exec.Command(keepBinary(t), args...)
 	cmd.Env = env
@@ -91,7 +106,7 @@ func startDaemon(t *testing.T, env []string, ready string, args ...string) *exec
 		seen = append(seen, sc.Text())
 		if strings.Contains(sc.Text(), ready) {
 			go io.Copy(io.Discard, pr)
-			return cmd
+			return &daemon{cmd: cmd, exited: exited}
 		}
 	}
 	t.Fatalf("keep %s exited before %q:\n%s", strings.Join(args, " "), ready, strings.Join(seen, "\n"))
@@ -189,33 +204,45 @@ func TestE2EUp(t *testing.T) {
 }
 
 // startServers starts n keep server processes and writes a services file.
-func startServers(t *testing.T, env []string, n int) (svcFile string, dirs []string, cmds []*exec.Cmd) {
+func startServers(t *testing.T, env []string, n int) (svcFile string, dirs []string, daemons []*daemon) {
 	t.Helper()
 	var svcs []keepclient.Service
 	for i := 0; i < n; i++ {
 		dir := t.TempDir()
-		addrFile := filepath.Join(t.TempDir(), "addr")
-		cmd := startDaemon(t, env, "listening", "server", "--listen", "127.0.0.1:0", "--volume", dir, "--addr-file", addrFile)
-		addr, err := os.ReadFile(addrFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var port int
-		fmt.Sscanf(strings.TrimSpace(string(addr))[strings.LastIndex(strings.TrimSpace(string(addr)), ":")+1:], "%d", &port)
-		svcs = append(svcs, keepclient.Service{UUID: fmt.Sprintf("e2e00-bi6l4-%015d", i), Host: "127.0.0.1", Port: port, Type: "disk"})
+		svc, d := startServer(t, env, i, "--volume", dir)
+		svcs = append(svcs, svc)
 		dirs = append(dirs, dir)
-		cmds = append(cmds, cmd)
+		daemons = append(daemons, d)
 	}
 	data, _ := keepclient.MarshalServices(svcs)
 	svcFile = filepath.Join(t.TempDir(), "services.json")
 	os.WriteFile(svcFile, data, 0o644)
-	return svcFile, dirs, cmds
+	return svcFile, dirs, daemons
+}
+
+// startServer starts one keep server process with the given volume flags
+// and returns it as service number i.
+func startServer(t *testing.T, env []string, i int, volumeArgs ...string) (keepclient.Service, *daemon) {
+	t.Helper()
+	addrFile := filepath.Join(t.TempDir(), "addr")
+	args := append([]string{"server", "--listen", "127.0.0.1:0", "--addr-file", addrFile}, volumeArgs...)
+	d := startDaemon(t, env, "listening", args...)
+	addr, err := os.ReadFile(addrFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, portText, err := net.SplitHostPort(strings.TrimSpace(string(addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(portText)
+	return keepclient.Service{UUID: fmt.Sprintf("e2e00-bi6l4-%015d", i), Host: "127.0.0.1", Port: port, Type: "disk"}, d
 }
 
 func TestE2EServerKilled(t *testing.T) {
 	env := testEnv(t)
-	svcFile, dirs, cmds := startServers(t, env, 4)
-	cmds[1].Process.Kill()
+	svcFile, dirs, daemons := startServers(t, env, 4)
+	daemons[1].kill()
 	checkPutGet(t, env, dirs, 3, "--services", svcFile)
 
 	// Four replicas with three live servers: a clear failure, no manifest.
@@ -240,9 +267,8 @@ func TestE2EProxyProcess(t *testing.T) {
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	startDaemon(t, env, "listening", "proxy", "--listen", "127.0.0.1:0", "--services", svcFile, "--addr-file", addrFile)
 	addr, _ := os.ReadFile(addrFile)
-	var port int
-	a := strings.TrimSpace(string(addr))
-	fmt.Sscanf(a[strings.LastIndex(a, ":")+1:], "%d", &port)
+	_, portText, _ := net.SplitHostPort(strings.TrimSpace(string(addr)))
+	port, _ := strconv.Atoi(portText)
 	data, _ := keepclient.MarshalServices([]keepclient.Service{{UUID: "e2e00-bi6l4-proxy0000000000", Host: "127.0.0.1", Port: port, Type: "proxy"}})
 	proxyFile := filepath.Join(t.TempDir(), "proxy.json")
 	os.WriteFile(proxyFile, data, 0o644)

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestBenchQuick runs "keep bench --quick" with server processes and
+// checks that the JSON report is complete and the storage exact.
+func TestBenchQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a benchmark of about 20 s")
+	}
+	bin := keepBinary(t)
+	dir := t.TempDir()
+	jsonFile := filepath.Join(t.TempDir(), "bench.json")
+	var stdout, stderr bytes.Buffer
+	err := runBench(context.Background(), []string{"--quick", "--json", jsonFile, "--server-bin", bin, "--dir", dir}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr.String())
+	}
+	t.Logf("\n%s", stdout.String())
+	for _, want := range []string{"put N=1", "get N=3", "small files"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left behind in --dir: %v", left)
+	}
+
+	data, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	measurement := []string{"name", "replicas", "servers", "bytes", "seconds", "mb_per_s", "ceiling_mb_per_s",
+		"ceiling_ratio", "client_cpu_s_per_gib", "total_cpu_s_per_gib", "peak_client_mib", "storage_ratio"}
+	// check reports each missing or null field of obj; nullable fields
+	// must be present but may be null.
+	check := func(where string, obj any, fields []string, nullable ...string) {
+		m, ok := obj.(map[string]any)
+		if !ok {
+			t.Errorf("%s: not an object: %v", where, obj)
+			return
+		}
+		for _, f := range fields {
+			v, ok := m[f]
+			switch {
+			case !ok:
+				t.Errorf("%s: no field %q", where, f)
+			case v == nil && !slices.Contains(nullable, f):
+				t.Errorf("%s: %q is null", where, f)
+			}
+		}
+	}
+	check("report", r, []string{"date", "go_version", "cpu_model", "cores", "md5_mb_per_s_per_core",
+		"read_ceiling_mb_per_s", "servers", "file_bytes", "blocks_in_flight", "put", "get", "faults", "small_files"})
+	for _, key := range []string{"put", "get"} {
+		list, _ := r[key].([]any)
+		if len(list) != 3 {
+			t.Fatalf("%s: %d entries, want 3", key, len(list))
+		}
+		for i, m := range list {
+			if key == "get" {
+				check(fmt.Sprintf("get[%d]", i), m, measurement, "storage_ratio")
+				continue
+			}
+			check(fmt.Sprintf("put[%d]", i), m, measurement)
+			if s, _ := m.(map[string]any)["storage_ratio"].(float64); fmt.Sprintf("%.3f", s) != "1.000" {
+				t.Errorf("put[%d]: storage ratio %.3f, want 1.000", i, s)
+			}
+		}
+	}
+	faults := r["faults"]
+	check("faults", faults, []string{"healthy", "one_down", "one_down_ratio", "slow_rate_mb_per_s",
+		"one_slow", "one_slow_ratio", "one_slow_hedged", "one_slow_hedged_ratio"})
+	if f, ok := faults.(map[string]any); ok {
+		for _, k := range []string{"healthy", "one_down", "one_slow", "one_slow_hedged"} {
+			check("faults."+k, f[k], measurement)
+		}
+	}
+	small := r["small_files"]
+	check("small_files", small, []string{"files", "file_bytes", "put", "files_per_s", "single_file", "ratio_to_single_file"})
+	if s, ok := small.(map[string]any); ok {
+		check("small_files.put", s["put"], measurement)
+		check("small_files.single_file", s["single_file"], measurement)
+		if n, _ := s["files"].(float64); n != 2000 {
+			t.Errorf("small files: %v, want 2000 with --quick", n)
+		}
+	}
+}
