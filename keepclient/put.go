@@ -76,6 +76,9 @@ func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (*PutRes
 	if wanted == 0 {
 		wanted = c.opts.Replicas
 	}
+	if wanted < 0 {
+		return nil, fmt.Errorf("keepclient.Put: %d replicas wanted", wanted)
+	}
 	classes := opts.StorageClasses
 	if classes == nil {
 		classes = c.opts.StorageClasses
@@ -87,9 +90,9 @@ func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (*PutRes
 	if res.RequestID == "" {
 		res.RequestID = newRequestID()
 	}
-	if len(data) == 0 || wanted < 0 {
+	if len(data) == 0 {
 		// Every reader can produce the empty block without asking a server.
-		res.Replicas = max(wanted, 0)
+		res.Replicas = wanted
 		return res, nil
 	}
 
