@@ -18,14 +18,15 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	ahead := fs.Int("blocks-in-flight", 4, "blocks fetched ahead of the one being written")
 	var cf clientFlags
 	cf.register(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || *ahead < 0 {
+	if len(pos) != 1 || *ahead < 0 {
 		fs.Usage()
 		return errUsage
 	}
-	arg := fs.Arg(0)
+	arg := pos[0]
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	kc, _, err := cf.newClient(ctx, 1, nil, log)
 	if err != nil {

@@ -11,20 +11,21 @@ import (
 
 func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ls", "MANIFEST_FILE", "List the files of a manifest with their sizes in bytes.", stderr)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fs.Usage()
 		return errUsage
 	}
-	text, err := os.ReadFile(fs.Arg(0))
+	text, err := os.ReadFile(pos[0])
 	if err != nil {
 		return err
 	}
 	m, err := manifest.Parse(string(text))
 	if err != nil {
-		return fmt.Errorf("%s: %w", fs.Arg(0), err)
+		return fmt.Errorf("%s: %w", pos[0], err)
 	}
 	var total int64
 	for _, f := range m.Files {

@@ -89,3 +89,24 @@ func newFlagSet(name, argsUsage, summary string, stderr io.Writer) *flag.FlagSet
 	}
 	return fs
 }
+
+// parse parses args with fs, allowing flags after positional arguments
+// ("keep get MANIFEST -o DIR"), and returns the positional arguments.
+// After "--" everything is positional.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}

@@ -17,10 +17,11 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	inflight := fset.Int("blocks-in-flight", 4, "blocks uploaded at once (memory: about (this + 1) × 64 MiB)")
 	var cf clientFlags
 	cf.register(fset)
-	if err := fset.Parse(args); err != nil {
+	paths, err := parse(fset, args)
+	if err != nil {
 		return err
 	}
-	if fset.NArg() == 0 || *replicas < 1 || *inflight < 1 {
+	if len(paths) == 0 || *replicas < 1 || *inflight < 1 {
 		fset.Usage()
 		return errUsage
 	}
@@ -30,7 +31,7 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			classList = append(classList, c)
 		}
 	}
-	inputs, total, err := transfer.CollectInputs(fset.Args())
+	inputs, total, err := transfer.CollectInputs(paths)
 	if err != nil {
 		return err
 	}
