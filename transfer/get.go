@@ -104,6 +104,7 @@ type prefetcher struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	fetches map[int]*blockFetch
+	free    [][]byte // buffers of blocks no longer needed, for reuse
 }
 
 type blockFetch struct {
@@ -129,9 +130,13 @@ func (p *prefetcher) start(i int) *blockFetch {
 	}
 	f := &blockFetch{done: make(chan struct{})}
 	p.fetches[i] = f
+	var buf []byte
+	if n := len(p.free); n > 0 {
+		buf, p.free = p.free[n-1], p.free[:n-1]
+	}
 	go func() {
 		defer close(f.done)
-		f.data, f.err = p.kc.Get(p.ctx, p.order[i], nil)
+		f.data, f.err = p.kc.Get(p.ctx, p.order[i], buf)
 	}()
 	return f
 }
@@ -147,11 +152,15 @@ func (p *prefetcher) fetch(ctx context.Context, l locator.Locator) ([]byte, erro
 	for j := i + 1; j <= i+p.ahead && j < len(p.order); j++ {
 		p.start(j)
 	}
-	// Blocks well behind this one will not be used again.
+	// Blocks well behind this one will not be used again (the writer
+	// holds at most the previous one): their buffers hold later blocks.
 	for j, old := range p.fetches {
 		if j < i-1 {
 			<-old.done
 			delete(p.fetches, j)
+			if old.err == nil && cap(old.data) > 0 {
+				p.free = append(p.free, old.data[:0])
+			}
 		}
 	}
 	select {

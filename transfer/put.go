@@ -78,6 +78,9 @@ type PutOptions struct {
 	Progress func(n int)
 	// Report, if set, is called with each block's write result.
 	Report func(index int, res *keepclient.PutResult)
+	// BlockSize is the size of full blocks; 0 means 64 MiB, the most
+	// Keep allows. Smaller blocks are for tests.
+	BlockSize int
 }
 
 // Put packs inputs into blocks (small files share blocks) and writes them
@@ -135,7 +138,7 @@ func Put(ctx context.Context, kc *keepclient.Client, inputs []Input, opts PutOpt
 			return nil
 		})
 	}
-	packer = manifest.NewPacker(0, func(ctx context.Context, index int, data []byte) error {
+	packer = manifest.NewPacker(opts.BlockSize, func(ctx context.Context, index int, data []byte) error {
 		select {
 		case jobs <- job{index, data}:
 			return nil

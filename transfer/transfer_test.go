@@ -183,3 +183,34 @@ func TestPutCancel(t *testing.T) {
 		t.Fatal("cancelled Put succeeded")
 	}
 }
+
+func TestRoundTripManyBlocks(t *testing.T) {
+	c := keeptest.NewCluster(t, 3)
+	kc := client(t, c, 2)
+	files := map[string][]byte{"big": random(50000)}
+	for i := 0; i < 30; i++ {
+		files[fmt.Sprintf("small/%02d", i)] = random(700 + i)
+	}
+	root := tree(t, files)
+	inputs, _, err := transfer.CollectInputs([]string{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, failures, err := transfer.Put(context.Background(), kc, inputs, transfer.PutOptions{BlockSize: 1024, BlocksInFlight: 3})
+	if err != nil || failures != nil {
+		t.Fatalf("Put: %v %v", err, failures)
+	}
+	if n := len(m.Blocks()); n < 70 {
+		t.Fatalf("only %d blocks", n)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if err := transfer.Get(context.Background(), kc, m, out, nil, transfer.GetOptions{BlocksAhead: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range files {
+		got, err := os.ReadFile(filepath.Join(out, "src", name))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s: %v, %d bytes", name, err, len(got))
+		}
+	}
+}
