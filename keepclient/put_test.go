@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -431,13 +432,17 @@ func TestPutReplicasHeader(t *testing.T) {
 			order := c.ProbeOrder(hash)
 			tt.set(order[0])
 			order[1].Script(keeptest.Response{Delay: 50 * time.Millisecond})
-			kc := newClient(t, c)
+			var logs bytes.Buffer
+			kc := newClient(t, c, func(o *keepclient.Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 			res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if res.Replicas != tt.want {
 				t.Errorf("replicas %d, want %d", res.Replicas, tt.want)
+			}
+			if malformed := strings.Contains(tt.name, "malformed"); malformed != strings.Contains(logs.String(), "malformed X-Keep-Replicas-Stored") {
+				t.Errorf("log %q", logs.String())
 			}
 		})
 	}
@@ -523,6 +528,36 @@ func TestPutContextCancel(t *testing.T) {
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Put after cancel: %v", err)
+	}
+	// Every upload the write started has ended: the servers see their
+	// clients go away.
+	if err := c.WaitIdle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPutRefusalCostsNoBody(t *testing.T) {
+	c := keeptest.NewCluster(t, 3)
+	data := bytes.Repeat([]byte("refused "), 1<<17) // 1 MiB
+	hash := locator.New(data).Hash
+	order := c.ProbeOrder(hash)
+	order[0].SetFull(true)
+	order[1].Script(keeptest.Response{Status: 503})
+	kc := newClient(t, c)
+	if _, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// With Expect: 100-continue, servers that refuse from the headers
+	// alone never receive the body.
+	for _, s := range order[:2] {
+		for _, r := range s.Requests() {
+			if r.BodyRead != 0 {
+				t.Errorf("%s refused with %d but read %d body bytes", s.UUID(), r.Status, r.BodyRead)
+			}
+		}
+	}
+	if r := order[2].Requests(); len(r) != 1 || r[0].BodyRead != int64(len(data)) {
+		t.Errorf("the accepting server read %+v", r)
 	}
 }
 
