@@ -27,6 +27,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	quick := fs.Bool("quick", false, "small run: 128 MiB file and 2000 small files unless --size or --small-files say otherwise")
 	jsonFile := fs.String("json", "", "also write the results as JSON to `file`")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the put at 2 replicas over 4 servers to `file`")
+	getProfile := fs.String("get-cpuprofile", "", "write a CPU profile of the get that follows that put to `file`")
 	dir := fs.String("dir", "", "`directory` for the temporary files and server volumes (default: the system's)")
 	discard := fs.Bool("get-discard", false, "discard data read back instead of writing it to a file")
 	inProcess := fs.Bool("in-process", false, "run the servers in this process (their CPU time then counts as the client's)")
@@ -88,22 +89,29 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		cfg.Launcher = bench.Processes{Command: []string{bin, "server"}}
 	}
-	var profile *os.File
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	var profiles []*os.File
+	for _, p := range []struct {
+		path string
+		dst  *io.Writer
+	}{{*cpuProfile, &cfg.CPUProfile}, {*getProfile, &cfg.GetCPUProfile}} {
+		if p.path == "" {
+			continue
+		}
+		f, err := os.Create(p.path)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		cfg.CPUProfile, profile = f, f
+		*p.dst = f
+		profiles = append(profiles, f)
 	}
 
 	report, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	if profile != nil {
-		if err := profile.Close(); err != nil {
+	for _, f := range profiles {
+		if err := f.Close(); err != nil {
 			return err
 		}
 	}
