@@ -229,8 +229,7 @@ func TestPackerPipeline(t *testing.T) {
 		locs    = map[int]locator.Locator{}
 		buffers = map[*byte]bool{}
 	)
-	var p *Packer
-	p = NewPacker(blockSize, func(ctx context.Context, index int, data []byte) error {
+	p := NewPacker(blockSize, func(ctx context.Context, index int, data []byte) error {
 		mu.Lock()
 		buffers[&data[:1][0]] = true
 		mu.Unlock()
