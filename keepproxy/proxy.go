@@ -34,27 +34,40 @@ const DefaultReplicas = 2
 // detect a proxy configured to forward to itself.
 const viaValue = "HTTP/1.1 keepproxy"
 
+// DefaultMaxRequests is the default limit on block requests a proxy
+// handles at once; each may hold a 64 MiB buffer.
+const DefaultMaxRequests = 32
+
 // Proxy is an http.Handler that forwards Keep requests to block services.
 type Proxy struct {
-	kc   *keepclient.Client
-	log  *slog.Logger
-	bufs sync.Pool // *[]byte with capacity locator.MaxBlockSize
+	kc    *keepclient.Client
+	log   *slog.Logger
+	bufs  sync.Pool     // *[]byte with capacity locator.MaxBlockSize
+	slots chan struct{} // one per block request in progress
 }
 
 // New returns a proxy that writes and reads through kc. Each request's
-// token is passed on to the servers behind it.
+// token is passed on to the servers behind it. At most DefaultMaxRequests
+// block requests run at once; see SetMaxRequests.
 func New(kc *keepclient.Client, log *slog.Logger) *Proxy {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	// Upstream requests carry Via, so a proxy that forwards to itself
 	// (directly or through another) refuses instead of looping.
-	p := &Proxy{kc: kc.WithHeader("Via", viaValue), log: log}
+	p := &Proxy{kc: kc.WithHeader("Via", viaValue), log: log, slots: make(chan struct{}, DefaultMaxRequests)}
 	p.bufs.New = func() any {
 		b := make([]byte, locator.MaxBlockSize)
 		return &b
 	}
 	return p
+}
+
+// SetMaxRequests sets how many block requests may run at once; beyond
+// that the proxy answers 503 with Retry-After at once instead of queueing.
+// Call it before serving.
+func (p *Proxy) SetMaxRequests(n int) {
+	p.slots = make(chan struct{}, max(n, 1))
 }
 
 // ServeHTTP implements http.Handler.
@@ -94,6 +107,14 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, reqID string) {
 	loc, err := locator.Parse(strings.TrimPrefix(r.URL.Path, "/"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	select {
+	case p.slots <- struct{}{}:
+		defer func() { <-p.slots }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "proxy busy", http.StatusServiceUnavailable)
 		return
 	}
 	kc := p.kc.WithToken(token)

@@ -264,3 +264,31 @@ func TestClientThroughProxy(t *testing.T) {
 		t.Fatalf("Put of 5: %v", err)
 	}
 }
+
+func TestProxyBusy(t *testing.T) {
+	c := keeptest.NewCluster(t, 1)
+	c.Server(0).Script(keeptest.Response{Stall: true})
+	kc, _ := keepclient.New(keepclient.Options{Services: c.Services(), StallTimeout: time.Minute})
+	defer kc.Close()
+	px := keepproxy.New(kc, nil)
+	px.SetMaxRequests(1)
+	srv := httptest.NewServer(px)
+	defer srv.Close()
+	// The first upload holds the only slot while its server stalls.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequest("PUT", srv.URL+"/"+locator.New([]byte("first")).Hash, strings.NewReader("first"))
+		req.Header.Set("Authorization", "Bearer tok")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	c.Server(0).WaitStalled(context.Background(), 1)
+	resp := put(t, srv.URL, []byte("second"), nil)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("status %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	c.Close()
+	<-done
+}

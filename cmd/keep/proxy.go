@@ -18,6 +18,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("proxy", "", "Run a Keep proxy: accepts one upload per block and writes it to the\nblock services behind it (X-Keep-Desired-Replicas copies, default 2).", stderr)
 	listen := fs.String("listen", "127.0.0.1:25107", "`address` to listen on")
 	addrFile := fs.String("addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
+	maxBlocks := fs.Int("max-blocks", keepproxy.DefaultMaxRequests, "block requests handled at once (each may hold 64 MiB); more get 503 with Retry-After")
 	var cf clientFlags
 	cf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -44,7 +45,9 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	log.Info("keep proxy listening", "addr", l.Addr().String(), "services", res.Source(), "count", len(kc.Services()))
-	return serve(ctx, l, keepproxy.New(kc, log), log)
+	px := keepproxy.New(kc, log)
+	px.SetMaxRequests(*maxBlocks)
+	return serve(ctx, l, px, log)
 }
 
 // serve runs handler on l until ctx is cancelled, then shuts down
