@@ -1,0 +1,292 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/localcluster"
+)
+
+// Server is one block server a benchmark writes to.
+type Server struct {
+	Service keepclient.Service
+	// Dir is the server's volume directory; "" when unknown, and then
+	// the storage ratio is not measured.
+	Dir string
+	// PID is the server's process id; 0 when it runs in this process or
+	// elsewhere, and then its CPU time is not measured separately.
+	PID int
+
+	stop   func() error
+	remote bool // runs elsewhere: its CPU time cannot be read
+}
+
+// Stop stops the server, if the Launcher that started it can.
+func (s *Server) Stop() error {
+	if s.stop == nil {
+		return nil
+	}
+	return s.stop()
+}
+
+// A Launcher provides the block servers for one measurement.
+type Launcher interface {
+	// Launch starts n block servers keeping their data under dir, which
+	// exists and is empty. The caller stops every returned server, also
+	// when Launch fails part way.
+	Launch(ctx context.Context, dir string, n int) ([]*Server, error)
+	// Kind names the servers for the report.
+	Kind() string
+}
+
+// Processes launches each block server as a child process running
+// Command with "--listen 127.0.0.1:0 --volume DIR --addr-file FILE"
+// appended, as "keep server" accepts. A server is ready once it writes a
+// line containing "listening" to stderr; it is then asked for its address
+// through the addr file.
+type Processes struct {
+	// Command is the program and its first arguments, such as
+	// {"/usr/bin/keep", "server"}.
+	Command []string
+	// ReadyTimeout bounds a server's start-up. Default 30s.
+	ReadyTimeout time.Duration
+}
+
+var _ Launcher = Processes{}
+
+// Kind implements Launcher.
+func (p Processes) Kind() string { return "keep server processes" }
+
+// Launch implements Launcher. The servers start concurrently.
+func (p Processes) Launch(ctx context.Context, dir string, n int) ([]*Server, error) {
+	const op = "bench.Processes.Launch"
+	if len(p.Command) == 0 {
+		return nil, errors.New(op + ": no command")
+	}
+	timeout := p.ReadyTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	servers := make([]*Server, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			servers[i], errs[i] = p.start(ctx, dir, i, timeout)
+		}()
+	}
+	wg.Wait()
+	var started []*Server
+	for _, s := range servers {
+		if s != nil {
+			started = append(started, s)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return started, fmt.Errorf("%s: %w", op, err)
+	}
+	return started, nil
+}
+
+// start runs server i and waits until it is ready. On failure after the
+// process started it returns the Server too, so that it gets stopped.
+func (p Processes) start(ctx context.Context, dir string, i int, timeout time.Duration) (*Server, error) {
+	vol := filepath.Join(dir, "server-"+strconv.Itoa(i))
+	if err := os.Mkdir(vol, 0o755); err != nil {
+		return nil, err
+	}
+	addrFile := vol + ".addr"
+	args := append(append([]string(nil), p.Command[1:]...), "--listen", "127.0.0.1:0", "--volume", vol, "--addr-file", addrFile)
+	cmd := exec.CommandContext(ctx, p.Command[0], args...)
+	// On cancellation (Ctrl-C) ask politely first; Wait kills the
+	// server if it has not exited after WaitDelay.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	out := newReadyWriter("listening")
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("server %d: %w", i, err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	srv := &Server{Dir: vol, PID: cmd.Process.Pid}
+	srv.stop = sync.OnceValue(func() error {
+		cmd.Process.Signal(syscall.SIGTERM)
+		timer := time.NewTimer(10 * time.Second)
+		defer timer.Stop()
+		select {
+		case <-exited:
+		case <-timer.C:
+			cmd.Process.Kill()
+			<-exited
+		}
+		return nil
+	})
+
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	select {
+	case <-out.ready:
+	case <-exited:
+		return srv, fmt.Errorf("server %d exited before it was ready (%v): %s", i, waitErr, out.tail())
+	case <-tctx.Done():
+		return srv, fmt.Errorf("server %d not ready: %w: %s", i, context.Cause(tctx), out.tail())
+	}
+	addr, err := os.ReadFile(addrFile)
+	if err != nil {
+		return srv, fmt.Errorf("server %d: %w", i, err)
+	}
+	host, port, err := splitHostPort(strings.TrimSpace(string(addr)))
+	if err != nil {
+		return srv, fmt.Errorf("server %d: address file: %w", i, err)
+	}
+	srv.Service = keepclient.Service{UUID: serviceUUID(i), Host: host, Port: port, Type: keepclient.TypeDisk}
+	return srv, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port <= 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return host, port, nil
+}
+
+// serviceUUID names the i'th benchmark server. The names only need to
+// differ: the probe order comes from them.
+func serviceUUID(i int) string { return fmt.Sprintf("bench-bi6l4-%015d", i) }
+
+// readyWriter collects a process's stderr, closing ready at the first
+// line containing a marker and keeping the last few KiB for error
+// messages.
+type readyWriter struct {
+	marker []byte
+	ready  chan struct{}
+
+	mu   sync.Mutex // protects buf and seen
+	buf  []byte     // output not yet scanned for the marker, then the tail
+	seen bool
+}
+
+const readyTail = 4 << 10
+
+func newReadyWriter(marker string) *readyWriter {
+	return &readyWriter{marker: []byte(marker), ready: make(chan struct{})}
+}
+
+func (w *readyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	if !w.seen {
+		// Only complete lines count, so a marker split across writes
+		// is still found.
+		if end := bytes.LastIndexByte(w.buf, '\n'); end >= 0 && bytes.Contains(w.buf[:end], w.marker) {
+			w.seen = true
+			close(w.ready)
+		}
+	}
+	if len(w.buf) > 2*readyTail {
+		w.buf = append(w.buf[:0], w.buf[len(w.buf)-readyTail:]...)
+	}
+	return len(p), nil
+}
+
+// tail returns the end of the output, for error messages.
+func (w *readyWriter) tail() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := w.buf
+	if len(b) > readyTail {
+		b = b[len(b)-readyTail:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// InProcess runs block servers in this process with package
+// localcluster. Their CPU time and memory then count as the client's, so
+// use it only where separate processes are not available (tests).
+type InProcess struct{}
+
+var _ Launcher = InProcess{}
+
+// Kind implements Launcher.
+func (InProcess) Kind() string { return "in-process servers" }
+
+// Launch implements Launcher.
+func (InProcess) Launch(ctx context.Context, dir string, n int) ([]*Server, error) {
+	c, err := localcluster.Start(ctx, localcluster.Config{Dir: dir, Servers: n})
+	if err != nil {
+		return nil, err
+	}
+	var out []*Server
+	for i, node := range c.Servers {
+		svc := node.Service
+		svc.UUID = serviceUUID(i)
+		out = append(out, &Server{Service: svc, Dir: node.Dir, stop: func() error { node.Stop(); return nil }})
+	}
+	return out, nil
+}
+
+// External uses block servers that run elsewhere: Launch returns the
+// first n of Services and stops nothing. Their volumes and CPU time are
+// unknown to the benchmark.
+type External struct {
+	Services []keepclient.Service
+}
+
+var _ Launcher = External{}
+
+// Kind implements Launcher.
+func (External) Kind() string { return "external services" }
+
+// Launch implements Launcher.
+func (e External) Launch(ctx context.Context, dir string, n int) ([]*Server, error) {
+	if len(e.Services) < n {
+		return nil, fmt.Errorf("bench.External.Launch: %d services listed, the benchmark needs %d", len(e.Services), n)
+	}
+	var out []*Server
+	for _, s := range e.Services[:n] {
+		out = append(out, &Server{Service: s, remote: true})
+	}
+	return out, nil
+}
+
+// deadService returns a disk service at a loopback port nobody listens
+// on, so that connecting to it is refused, as to a stopped server.
+func deadService(i int) (keepclient.Service, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return keepclient.Service{}, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		return keepclient.Service{}, err
+	}
+	return keepclient.Service{UUID: serviceUUID(i), Host: "127.0.0.1", Port: port, Type: keepclient.TypeDisk}, nil
+}

@@ -1,0 +1,180 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is the outcome of Run. Rates are in MB/s (10^6 bytes per
+// second); CPU is in CPU-seconds per GiB moved. Pointer fields are nil
+// (null in JSON) when the benchmark could not measure them, for example
+// the servers' CPU time when they run elsewhere.
+type Report struct {
+	Date      string `json:"date"`
+	GoVersion string `json:"go_version"`
+	CPUModel  string `json:"cpu_model"`
+	Cores     int    `json:"cores"`
+	// MD5MBps is one core's crypto/md5 rate over a 64 MiB buffer, best
+	// of three.
+	MD5MBps float64 `json:"md5_mb_per_s_per_core"`
+	// ReadCeilingMBps is ReadCeiling for this machine.
+	ReadCeilingMBps float64 `json:"read_ceiling_mb_per_s"`
+	Servers         string  `json:"servers"`
+	FileBytes       int64   `json:"file_bytes"`
+	BlocksInFlight  int     `json:"blocks_in_flight"`
+	// Put holds the puts at 1, 2 and 3 replicas over 4 servers.
+	Put []Measurement `json:"put"`
+	// Get holds the reads of the data of each Put run, in the same order.
+	Get        []Measurement `json:"get"`
+	Faults     Faults        `json:"faults"`
+	SmallFiles SmallFiles    `json:"small_files"`
+}
+
+// Measurement is one timed transfer.
+type Measurement struct {
+	Name     string  `json:"name"`
+	Replicas int     `json:"replicas"`
+	Servers  int     `json:"servers"`
+	Bytes    int64   `json:"bytes"`
+	Seconds  float64 `json:"seconds"`
+	MBps     float64 `json:"mb_per_s"`
+	// CeilingMBps is the hash ceiling for the transfer (WriteCeiling or
+	// ReadCeiling) and CeilingRatio the fraction of it achieved.
+	CeilingMBps  float64 `json:"ceiling_mb_per_s"`
+	CeilingRatio float64 `json:"ceiling_ratio"`
+	// ClientCPUPerGiB is this process's CPU time per GiB; TotalCPUPerGiB
+	// adds the server processes'.
+	ClientCPUPerGiB float64  `json:"client_cpu_s_per_gib"`
+	TotalCPUPerGiB  *float64 `json:"total_cpu_s_per_gib"`
+	// PeakClientMiB is this process's peak resident set during the run.
+	PeakClientMiB *float64 `json:"peak_client_mib"`
+	// StorageRatio is the bytes added to the servers' volumes divided by
+	// replicas × bytes: 1 when every block is stored exactly as often as
+	// asked. Measured for the healthy puts only.
+	StorageRatio *float64 `json:"storage_ratio"`
+}
+
+// Faults compares puts at 2 replicas over 5 servers: all healthy, one
+// refusing connections, and one behind a slow link (with the client's
+// default options, and with hedged writes on).
+type Faults struct {
+	Healthy         Measurement `json:"healthy"`
+	Down            Measurement `json:"one_down"`
+	DownRatio       float64     `json:"one_down_ratio"`
+	SlowRateMBps    float64     `json:"slow_rate_mb_per_s"`
+	Slow            Measurement `json:"one_slow"`
+	SlowRatio       float64     `json:"one_slow_ratio"`
+	SlowHedged      Measurement `json:"one_slow_hedged"`
+	SlowHedgedRatio float64     `json:"one_slow_hedged_ratio"`
+}
+
+// SmallFiles compares putting many small files in one transfer.Put call
+// with putting one file of the same total size, both at 2 replicas over
+// 4 servers.
+type SmallFiles struct {
+	Files       int         `json:"files"`
+	FileBytes   int         `json:"file_bytes"`
+	Put         Measurement `json:"put"`
+	FilesPerSec float64     `json:"files_per_s"`
+	Single      Measurement `json:"single_file"`
+	Ratio       float64     `json:"ratio_to_single_file"`
+}
+
+// WriteCeiling is the put rate the machine's hashing allows at replicas
+// copies: the client hashes each block once and every server storing it
+// hashes it again, so replicas+1 MD5 passes share the cores.
+func WriteCeiling(md5PerCore float64, cores, replicas int) float64 {
+	return float64(cores) * md5PerCore / float64(replicas+1)
+}
+
+// ReadCeiling is the get rate the machine's hashing allows: the server
+// checks each block as it sends it and the client checks it again.
+func ReadCeiling(md5PerCore float64, cores int) float64 {
+	return float64(cores) * md5PerCore / 2
+}
+
+// ratio returns a/b, or 0 when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// measurements returns every measurement, in table order.
+func (r *Report) measurements() []Measurement {
+	f, s := r.Faults, r.SmallFiles
+	out := append(append([]Measurement(nil), r.Put...), r.Get...)
+	return append(out, f.Healthy, f.Down, f.Slow, f.SlowHedged, s.Single, s.Put)
+}
+
+// WriteTable prints the report as aligned text.
+func (r *Report) WriteTable(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "keep bench %s: %d cores (%s), %s, %s\n", r.Date, r.Cores, r.CPUModel, r.GoVersion, r.Servers)
+	fmt.Fprintf(&b, "MD5 %.0f MB/s per core; hash ceiling: put", r.MD5MBps)
+	for _, p := range r.Put {
+		fmt.Fprintf(&b, " N=%d %.0f,", p.Replicas, p.CeilingMBps)
+	}
+	fmt.Fprintf(&b, " get %.0f MB/s\n", r.ReadCeilingMBps)
+	fmt.Fprintf(&b, "file %s, %d blocks in flight; MB = 10^6 bytes, CPU in CPU-seconds per GiB\n\n", sizeString(r.FileBytes), r.BlocksInFlight)
+
+	// Numbers align right; names are padded to one width so they align
+	// left.
+	rows := r.measurements()
+	width := 0
+	for _, m := range rows {
+		width = max(width, len(m.Name))
+	}
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%-*s\tMB/s\tof ceiling\tvs healthy\tclient CPU\ttotal CPU\tpeak MiB\tstored/N×size\t\n", width, "run")
+	row := func(r Measurement, vs string) {
+		fmt.Fprintf(tw, "%-*s\t%.0f\t%.2f\t%s\t%.2f\t%s\t%s\t%s\t\n",
+			width, r.Name, r.MBps, r.CeilingRatio, vs, r.ClientCPUPerGiB,
+			optional(r.TotalCPUPerGiB, "%.2f"), optional(r.PeakClientMiB, "%.0f"), optional(r.StorageRatio, "%.3f"))
+	}
+	for _, p := range r.Put {
+		row(p, "-")
+	}
+	for _, g := range r.Get {
+		row(g, "-")
+	}
+	f := r.Faults
+	row(f.Healthy, "1.00")
+	row(f.Down, fmt.Sprintf("%.2f", f.DownRatio))
+	row(f.Slow, fmt.Sprintf("%.2f", f.SlowRatio))
+	row(f.SlowHedged, fmt.Sprintf("%.2f", f.SlowHedgedRatio))
+	row(r.SmallFiles.Single, "-")
+	row(r.SmallFiles.Put, "-")
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	s := r.SmallFiles
+	fmt.Fprintf(&b, "\nsmall files: %d files of %d bytes at %.0f files/s, %.0f MB/s: %.2f of one %s file's %.0f MB/s\n",
+		s.Files, s.FileBytes, s.FilesPerSec, s.Put.MBps, s.Ratio, sizeString(s.Single.Bytes), s.Single.MBps)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func optional(v *float64, format string) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+// sizeString formats n bytes in the largest binary unit that divides it
+// (or MiB with a fraction).
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
