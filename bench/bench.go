@@ -52,7 +52,7 @@ type Config struct {
 	// the slow server. Default 10e6.
 	SlowRate float64
 	// Client is the template for the benchmark's clients; Services,
-	// Replicas and Hedge are set per measurement. A missing Token
+	// Replicas and NoHedge are set per measurement. A missing Token
 	// becomes "keep-bench".
 	Client keepclient.Options
 	// GetToDiscard makes gets throw the data away instead of writing it
@@ -247,7 +247,7 @@ func (b *bench) faults(ctx context.Context, path string) (Faults, error) {
 	}
 	f.DownRatio = ratio(f.Down.MBps, f.Healthy.MBps)
 
-	for _, hedge := range []bool{false, true} {
+	for _, noHedge := range []bool{false, true} {
 		err = b.withServers(ctx, faultServers, func(servers []*Server) error {
 			svcs := services(servers)
 			slow := &svcs[len(svcs)-1]
@@ -257,18 +257,18 @@ func (b *bench) faults(ctx context.Context, path string) (Faults, error) {
 			}
 			defer th.Close()
 			slow.Host, slow.Port = "127.0.0.1", th.Addr().Port
-			kc, err := b.client(svcs, faultN, hedge)
+			kc, err := b.client(svcs, faultN, noHedge)
 			if err != nil {
 				return err
 			}
 			defer kc.Close()
 			name := fmt.Sprintf("put N=2, 1 of 5 at %g MB/s", f.SlowRateMBps)
-			if hedge {
-				name += ", hedged"
+			if noHedge {
+				name += ", no hedging"
 			}
 			run, _, err := b.put(ctx, name, kc, servers, path, faultN, faultServers, false)
-			if hedge {
-				f.SlowHedged = run
+			if noHedge {
+				f.SlowNoHedge = run
 			} else {
 				f.Slow = run
 			}
@@ -279,7 +279,7 @@ func (b *bench) faults(ctx context.Context, path string) (Faults, error) {
 		}
 	}
 	f.SlowRatio = ratio(f.Slow.MBps, f.Healthy.MBps)
-	f.SlowHedgedRatio = ratio(f.SlowHedged.MBps, f.Healthy.MBps)
+	f.SlowNoHedgeRatio = ratio(f.SlowNoHedge.MBps, f.Healthy.MBps)
 	return f, nil
 }
 
@@ -337,11 +337,11 @@ func services(servers []*Server) []keepclient.Service {
 	return out
 }
 
-func (b *bench) client(svcs []keepclient.Service, replicas int, hedge bool) (*keepclient.Client, error) {
+func (b *bench) client(svcs []keepclient.Service, replicas int, noHedge bool) (*keepclient.Client, error) {
 	opts := b.cfg.Client
 	opts.Services = svcs
 	opts.Replicas = replicas
-	opts.Hedge = hedge
+	opts.NoHedge = noHedge
 	return keepclient.New(opts)
 }
 

@@ -290,7 +290,7 @@ func TestRunInProcess(t *testing.T) {
 		t.Errorf("%d puts, %d gets", len(r.Put), len(r.Get))
 	}
 	f := r.Faults
-	if f.Healthy.MBps <= 0 || f.DownRatio <= 0 || f.SlowRatio <= 0 || f.SlowHedgedRatio <= 0 {
+	if f.Healthy.MBps <= 0 || f.DownRatio <= 0 || f.SlowRatio <= 0 || f.SlowNoHedgeRatio <= 0 {
 		t.Errorf("faults %+v", f)
 	}
 	if s := r.SmallFiles; s.FilesPerSec <= 0 || s.Ratio <= 0 || s.Put.Bytes != 50*4096 {

@@ -57,18 +57,20 @@ type Options struct {
 	ExpectContinueTimeout time.Duration
 	// Logger receives warnings about misbehaving servers. Default: discard.
 	Logger *slog.Logger
-	// Hedge turns on hedged writes: when an upload lags far behind the
-	// fastest successful upload of the same block, an extra upload starts
-	// to the next service in probe order, and the laggard is cancelled
-	// once enough replicas are stored. This can store one more replica
-	// than wanted (reported in PutResult.Replicas) when a laggard finishes
-	// anyway; in exchange one slow server no longer sets the pace.
-	Hedge bool
+	// NoHedge turns hedged writes off. By default, when an upload lags
+	// far behind the fastest successful upload of the same block, an
+	// extra upload starts to the next service in probe order, the laggard
+	// is cancelled once enough replicas are stored, and the slow service
+	// is tried after the others for DownHold. A laggard that finishes
+	// anyway stores one more replica than wanted (reported honestly in
+	// PutResult.Replicas); in exchange one slow server no longer sets the
+	// pace. docs/performance.md has the measurements behind the default.
+	NoHedge bool
 	// HedgeFactor is how many times longer than the fastest successful
-	// upload an upload must run to count as lagging. Default 3.
+	// upload an upload must run to count as lagging. Default 2.
 	HedgeFactor float64
 	// HedgeMin is the least time an upload runs before it can lag.
-	// Default 1s.
+	// Default 300ms.
 	HedgeMin time.Duration
 	// DownHold is how long a service that refused a connection is tried
 	// after the others. Default 10s; negative turns this off.
@@ -116,10 +118,10 @@ func New(opts Options) (*Client, error) {
 		opts.StallTimeout = 10 * time.Second
 	}
 	if opts.HedgeFactor <= 0 {
-		opts.HedgeFactor = 3
+		opts.HedgeFactor = 2
 	}
 	if opts.HedgeMin <= 0 {
-		opts.HedgeMin = time.Second
+		opts.HedgeMin = 300 * time.Millisecond
 	}
 	if opts.DownHold == 0 {
 		opts.DownHold = 10 * time.Second

@@ -7,18 +7,30 @@ import (
 	"time"
 )
 
-// downList remembers services that recently refused connections, so
-// that for a short while they are tried after the others instead of
-// costing every block a failed attempt. Probe order is otherwise kept.
+// downList remembers services that recently refused connections or
+// lagged far behind others, so that for a short while they are tried
+// after the others instead of costing every block a failed or slow
+// attempt. Probe order is otherwise kept.
 type downList struct {
-	hold time.Duration // how long a refusal demotes a service
+	hold time.Duration // how long a refusal or lag demotes a service
 
-	mu    sync.Mutex // guards until
+	mu    sync.Mutex // guards until and slow
 	until map[string]time.Time
+	slow  map[string]time.Time // lagging services; success does not clear
 }
 
 func newDownList(hold time.Duration) *downList {
-	return &downList{hold: hold, until: make(map[string]time.Time)}
+	return &downList{hold: hold, until: make(map[string]time.Time), slow: make(map[string]time.Time)}
+}
+
+// noteSlow records that the service at url lagged far behind others.
+func (d *downList) noteSlow(url string) {
+	if d.hold <= 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.slow[url] = time.Now().Add(d.hold)
 }
 
 // note records the result of a request to the service at url.
@@ -36,16 +48,21 @@ func (d *downList) note(url string, err error) {
 	}
 }
 
-// isDown reports whether the service at url refused a connection recently.
+// isDown reports whether the service at url refused a connection or
+// lagged recently.
 func (d *downList) isDown(url string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	t, ok := d.until[url]
-	if ok && time.Now().After(t) {
-		delete(d.until, url)
-		return false
+	now := time.Now()
+	for _, m := range []map[string]time.Time{d.until, d.slow} {
+		if t, ok := m[url]; ok {
+			if now.Before(t) {
+				return true
+			}
+			delete(m, url)
+		}
 	}
-	return ok
+	return false
 }
 
 // demote returns svcs with the services that are down moved to the end,

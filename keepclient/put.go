@@ -53,7 +53,7 @@ type PutResult struct {
 	// RequestID is the X-Request-Id the write used.
 	RequestID string
 	// Hedges is the number of extra uploads started because another
-	// upload of the block lagged (see Options.Hedge).
+	// upload of the block lagged (see Options.NoHedge).
 	Hedges int
 }
 
@@ -221,7 +221,7 @@ func (w *write) launch(ctx context.Context, i int, u uploadRequest, results chan
 // nil when hedging is off or nothing can lag yet.
 func (w *write) hedgeTimer() (<-chan time.Time, func()) {
 	o := w.c.opts
-	if !o.Hedge || w.fastest == 0 || w.plan.need() == 0 {
+	if o.NoHedge || w.fastest == 0 || w.plan.need() == 0 {
 		return nil, func() {}
 	}
 	lag := max(o.HedgeMin, time.Duration(o.HedgeFactor*float64(w.fastest)))
@@ -253,6 +253,7 @@ func (w *write) hedge(ctx context.Context, results chan<- uploadDone) {
 			continue
 		}
 		w.hedged[i] = true
+		w.c.down.noteSlow(w.plan.svcs[i].URL())
 		j, ok := w.plan.nextExtra()
 		if !ok {
 			return

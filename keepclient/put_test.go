@@ -682,7 +682,6 @@ func TestPutHedgesAroundSlowServer(t *testing.T) {
 	order := c.ProbeOrder(hash)
 	order[1].Script(keeptest.Response{Stall: true})
 	kc := newClient(t, c, func(o *keepclient.Options) {
-		o.Hedge = true
 		o.HedgeMin = 50 * time.Millisecond
 		o.StallTimeout = time.Minute
 	})
@@ -701,14 +700,33 @@ func TestPutHedgesAroundSlowServer(t *testing.T) {
 	if order[3].PutCount() != 0 {
 		t.Error("more than one hedge")
 	}
+	// The laggard is now tried after the others, so the next block whose
+	// probe order starts with it does not wait for it.
+	var next []byte
+	for i := 0; ; i++ {
+		d, h := block(fmt.Sprint("after hedge ", i))
+		if o := c.ProbeOrder(h); o[0] == order[1] {
+			next = d
+			break
+		}
+	}
+	res, err = kc.Put(context.Background(), next, keepclient.PutOptions{Replicas: 2})
+	if err != nil || res.Hedges != 0 {
+		t.Fatalf("next Put: %v, %d hedges", err, res.Hedges)
+	}
+	for _, a := range res.Attempts {
+		if a.Service.UUID == order[1].UUID() {
+			t.Error("the slow server was tried first again")
+		}
+	}
 }
 
-func TestPutNoHedgeByDefault(t *testing.T) {
+func TestPutNoHedge(t *testing.T) {
 	c := keeptest.NewCluster(t, 4)
 	data, hash := block("no hedge")
 	order := c.ProbeOrder(hash)
 	order[1].Script(keeptest.Response{Delay: 300 * time.Millisecond})
-	kc := newClient(t, c, func(o *keepclient.Options) { o.HedgeMin = time.Millisecond })
+	kc := newClient(t, c, func(o *keepclient.Options) { o.HedgeMin = time.Millisecond; o.NoHedge = true })
 	res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 2})
 	if err != nil || res.Hedges != 0 || len(c.PutRequests()) != 2 {
 		t.Fatalf("Put: %v, hedges %d, %d PUTs", err, res.Hedges, len(c.PutRequests()))

@@ -84,9 +84,9 @@ func TestBenchQuick(t *testing.T) {
 	}
 	faults := r["faults"]
 	check("faults", faults, []string{"healthy", "one_down", "one_down_ratio", "slow_rate_mb_per_s",
-		"one_slow", "one_slow_ratio", "one_slow_hedged", "one_slow_hedged_ratio"})
+		"one_slow", "one_slow_ratio", "one_slow_no_hedge", "one_slow_no_hedge_ratio"})
 	if f, ok := faults.(map[string]any); ok {
-		for _, k := range []string{"healthy", "one_down", "one_slow", "one_slow_hedged"} {
+		for _, k := range []string{"healthy", "one_down", "one_slow", "one_slow_no_hedge"} {
 			check("faults."+k, f[k], measurement)
 		}
 	}
