@@ -99,6 +99,7 @@ func Put(ctx context.Context, kc *keepclient.Client, inputs []Input, opts PutOpt
 	type job struct {
 		index int
 		data  []byte
+		hash  string // MD5 computed while reading, or "" if unknown
 	}
 	jobs := make(chan job)
 	var (
@@ -110,7 +111,7 @@ func Put(ctx context.Context, kc *keepclient.Client, inputs []Input, opts PutOpt
 	for i := 0; i < inflight; i++ {
 		g.Go(func() error {
 			for j := range jobs {
-				res, err := kc.Put(gctx, j.data, keepclient.PutOptions{})
+				res, err := kc.Put(gctx, j.data, keepclient.PutOptions{Hash: j.hash})
 				n := len(j.data)
 				packer.Release(j.data)
 				var ire *keepclient.InsufficientReplicasError
@@ -138,9 +139,14 @@ func Put(ctx context.Context, kc *keepclient.Client, inputs []Input, opts PutOpt
 			return nil
 		})
 	}
-	packer = manifest.NewPacker(opts.BlockSize, func(ctx context.Context, index int, data []byte) error {
+	blockSize := opts.BlockSize
+	if blockSize <= 0 {
+		blockSize = locator.MaxBlockSize
+	}
+	hasher := newStreamHasher(blockSize)
+	packer = manifest.NewPacker(blockSize, func(ctx context.Context, index int, data []byte) error {
 		select {
-		case jobs <- job{index, data}:
+		case jobs <- job{index, data, hasher.sum(index, len(data))}:
 			return nil
 		case <-gctx.Done():
 			return context.Cause(gctx)
@@ -149,7 +155,7 @@ func Put(ctx context.Context, kc *keepclient.Client, inputs []Input, opts PutOpt
 	g.Go(func() error {
 		defer close(jobs)
 		for _, in := range inputs {
-			if err := addInput(gctx, packer, in); err != nil {
+			if err := addInput(gctx, packer, in, hasher.reader); err != nil {
 				return err
 			}
 		}
@@ -165,7 +171,7 @@ func Put(ctx context.Context, kc *keepclient.Client, inputs []Input, opts PutOpt
 	return m, nil, err
 }
 
-func addInput(ctx context.Context, p *manifest.Packer, in Input) error {
+func addInput(ctx context.Context, p *manifest.Packer, in Input, wrap func(io.Reader) io.Reader) error {
 	if in.Dir {
 		return p.AddDir(in.Name)
 	}
@@ -178,7 +184,7 @@ func addInput(ctx context.Context, p *manifest.Packer, in Input) error {
 		defer f.Close()
 		r = f
 	}
-	if err := p.AddFile(ctx, in.Name, r); err != nil {
+	if err := p.AddFile(ctx, in.Name, wrap(r)); err != nil {
 		return fmt.Errorf("%s: %w", in.Src, err)
 	}
 	return nil
