@@ -72,14 +72,7 @@ func (e *InsufficientReplicasError) Error() string {
 	if e.Writable != 1 {
 		b.WriteString("s")
 	}
-	for i, r := range e.Services {
-		if i == 0 {
-			b.WriteString(": ")
-		} else {
-			b.WriteString("; ")
-		}
-		b.WriteString(r.String())
-	}
+	writeResults(&b, e.Services)
 	return b.String()
 }
 
@@ -110,14 +103,7 @@ func (e *ReadError) Error() string {
 	if len(e.Services) == 0 {
 		b.WriteString(": no readable keep services")
 	}
-	for i, r := range e.Services {
-		if i == 0 {
-			b.WriteString(": ")
-		} else {
-			b.WriteString("; ")
-		}
-		b.WriteString(r.String())
-	}
+	writeResults(&b, e.Services)
 	return b.String()
 }
 
@@ -129,6 +115,18 @@ func (e *ReadError) Temporary() bool {
 		}
 	}
 	return false
+}
+
+// writeResults appends ": r1; r2; ..." to b.
+func writeResults(b *strings.Builder, rs []ServiceResult) {
+	for i, r := range rs {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(r.String())
+	}
 }
 
 func formatClasses(m map[string]int) string {

@@ -164,6 +164,11 @@ func (p *writePlan) next() (int, bool) {
 	if p.inflight >= limit {
 		return 0, false
 	}
+	return p.startFirstUntried()
+}
+
+// startFirstUntried marks the first untried service in flight.
+func (p *writePlan) startFirstUntried() (int, bool) {
 	for i, st := range p.state {
 		if st == untried {
 			p.state[i] = inFlight
@@ -183,15 +188,7 @@ func (p *writePlan) nextExtra() (int, bool) {
 	if p.need() == 0 {
 		return 0, false
 	}
-	for i, st := range p.state {
-		if st == untried {
-			p.state[i] = inFlight
-			p.tried[i] = true
-			p.inflight++
-			return i, true
-		}
-	}
-	return 0, false
+	return p.startFirstUntried()
 }
 
 // passOver reports whether the current pass has nothing left to do.
