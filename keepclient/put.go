@@ -217,39 +217,58 @@ func (w *write) launch(ctx context.Context, i int, u uploadRequest, results chan
 
 // hedgeTimer returns a channel that fires when the next in-flight upload
 // becomes a laggard: it has run HedgeFactor times as long as the fastest
-// successful upload of this block, and at least HedgeMin. The channel is
+// successful upload of this block, and at least HedgeMin, or its service
+// has been found slow or down by another write meanwhile. The channel is
 // nil when hedging is off or nothing can lag yet.
 func (w *write) hedgeTimer() (<-chan time.Time, func()) {
-	o := w.c.opts
-	if o.NoHedge || w.fastest == 0 || w.plan.need() == 0 {
+	if w.c.opts.NoHedge || w.plan.need() == 0 {
 		return nil, func() {}
 	}
-	lag := max(o.HedgeMin, time.Duration(o.HedgeFactor*float64(w.fastest)))
 	var first time.Time
-	for i, st := range w.started {
-		if w.hedged[i] {
-			continue
-		}
-		if t := st.Add(lag); first.IsZero() || t.Before(first) {
+	waiting := false
+	for i := range w.started {
+		t, ok := w.lagsAt(i)
+		if ok && (first.IsZero() || t.Before(first)) {
 			first = t
 		}
+		waiting = waiting || !w.hedged[i]
 	}
 	if first.IsZero() {
-		return nil, func() {}
+		if !waiting {
+			return nil, func() {}
+		}
+		// Nothing lags yet, but another write may find one of these
+		// services slow meanwhile: look again in a while.
+		first = time.Now().Add(w.c.opts.HedgeMin)
 	}
 	t := time.NewTimer(time.Until(first))
 	return t.C, func() { t.Stop() }
+}
+
+// lagsAt reports when the upload to service i counts as lagging, if it
+// can: never twice, and only once some upload of the block succeeded,
+// unless the client already knows the service to be slow.
+func (w *write) lagsAt(i int) (time.Time, bool) {
+	if w.hedged[i] {
+		return time.Time{}, false
+	}
+	if w.c.down.isDown(w.plan.svcs[i].URL()) {
+		return w.started[i], true
+	}
+	if w.fastest == 0 {
+		return time.Time{}, false
+	}
+	o := w.c.opts
+	return w.started[i].Add(max(o.HedgeMin, time.Duration(o.HedgeFactor*float64(w.fastest)))), true
 }
 
 // hedge starts, for each laggard, an upload to the next service in probe
 // order. Whichever finishes first counts; once enough replicas are stored
 // the rest are cancelled, and any extra replica is counted honestly.
 func (w *write) hedge(ctx context.Context, results chan<- uploadDone) {
-	o := w.c.opts
-	lag := max(o.HedgeMin, time.Duration(o.HedgeFactor*float64(w.fastest)))
 	now := time.Now()
-	for i, st := range w.started {
-		if w.hedged[i] || now.Sub(st) < lag {
+	for i := range w.started {
+		if t, ok := w.lagsAt(i); !ok || now.Before(t) {
 			continue
 		}
 		w.hedged[i] = true

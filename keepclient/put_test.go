@@ -755,3 +755,46 @@ func TestPutRefreshesServicesBetweenPasses(t *testing.T) {
 		t.Errorf("refreshes %d, holders %d", refreshes, len(c.Holders(hash)))
 	}
 }
+
+func TestPutHedgesWhenAnotherWriteFoundServerSlow(t *testing.T) {
+	c := keeptest.NewCluster(t, 4)
+	kc := newClient(t, c, func(o *keepclient.Options) {
+		o.HedgeMin = 20 * time.Millisecond
+		o.StallTimeout = time.Minute
+	})
+	// Write B, one replica, starts first on the server that will stall
+	// every upload; with no other upload of its block to compare with,
+	// it cannot tell the server is slow by itself.
+	var dataB, dataA []byte
+	var slow *keeptest.Server
+	for i := 0; dataB == nil; i++ {
+		d, h := block(fmt.Sprint("B ", i))
+		dataB, slow = d, c.ProbeOrder(h)[0]
+	}
+	for i := 0; dataA == nil; i++ {
+		d, h := block(fmt.Sprint("A ", i))
+		if c.ProbeOrder(h)[1] == slow {
+			dataA = d
+		}
+	}
+	slow.SetDefault(keeptest.Response{Stall: true})
+	errc := make(chan error, 1)
+	var resB *keepclient.PutResult
+	go func() {
+		var err error
+		resB, err = kc.Put(context.Background(), dataB, keepclient.PutOptions{Replicas: 1})
+		errc <- err
+	}()
+	if err := slow.WaitStalled(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	// Write A has a fast sibling, hedges around the stalled server and
+	// marks it slow; write B then hedges too.
+	resA, err := kc.Put(context.Background(), dataA, keepclient.PutOptions{Replicas: 2})
+	if err != nil || resA.Hedges != 1 {
+		t.Fatalf("write A: %v, %d hedges", err, resA.Hedges)
+	}
+	if err := <-errc; err != nil || resB.Hedges != 1 || resB.Replicas != 1 {
+		t.Fatalf("write B: %v, %+v", err, resB)
+	}
+}
