@@ -274,3 +274,20 @@ func TestE2EProxyProcess(t *testing.T) {
 	os.WriteFile(proxyFile, data, 0o644)
 	checkPutGet(t, env, dirs, 2, "--services", proxyFile)
 }
+
+func TestE2EUpStopsCleanly(t *testing.T) {
+	env := testEnv(t)
+	dir := t.TempDir()
+	d := startDaemon(t, env, "Press Ctrl-C", "up", "--dir", dir, "--servers", "2")
+	if err := d.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	<-d.exited
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("keep up exited with %d after Ctrl-C", code)
+	}
+	// The data and the services file stay for the next start.
+	if _, err := os.Stat(filepath.Join(dir, "services.json")); err != nil {
+		t.Error(err)
+	}
+}
