@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,6 +118,41 @@ func TestDirectoryArvadosVolume(t *testing.T) {
 	rc.Close()
 	if _, _, err := d.Open(context.Background(), "../"+b1.Hash[3:]); err == nil {
 		t.Error("Open accepted a path-like hash")
+	}
+}
+
+// TestDirectoryInterruptedWrite stops a write half way, as a client
+// hanging up would. While the block is being written only a temporary
+// file exists, whose name is not a hash, so a crash at that moment leaves
+// no partial block under a real name; the failed write leaves nothing.
+func TestDirectoryInterruptedWrite(t *testing.T) {
+	root := t.TempDir()
+	d := openDir(t, root, keepstore.DirectoryOptions{})
+	b := volumetest.NewBlock("interrupted", 3<<20)
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- d.Put(context.Background(), b.Hash, pr, int64(len(b.Data))) }()
+	// Write returns once Put has read it all.
+	if _, err := pw.Write(b.Data[:len(b.Data)/2]); err != nil {
+		t.Fatal(err)
+	}
+	files := listFiles(t, root)
+	if len(files) != 1 || !strings.HasPrefix(filepath.Base(files[0]), "tmp") || filepath.Dir(files[0]) != b.Hash[:3] {
+		t.Errorf("files during the write = %v, want one temporary file in %s/", files, b.Hash[:3])
+	}
+	if _, err := d.Stat(context.Background(), b.Hash); !errors.Is(err, keepstore.ErrNotFound) {
+		t.Errorf("Stat during the write = %v, want ErrNotFound", err)
+	}
+	hangUp := errors.New("client hung up")
+	pw.CloseWithError(hangUp)
+	if err := <-done; !errors.Is(err, hangUp) {
+		t.Errorf("interrupted Put = %v, want it to wrap the reader's error", err)
+	}
+	if files := listFiles(t, root); len(files) != 0 {
+		t.Errorf("files after the interrupted write: %v", files)
+	}
+	if u, _ := d.Usage(context.Background()); u.Blocks != 0 || u.UsedBytes != 0 {
+		t.Errorf("Usage after the interrupted write = %+v", u)
 	}
 }
 

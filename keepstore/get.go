@@ -32,7 +32,9 @@ func (e errClientGone) Error() string { return "writing response: " + e.err.Erro
 func (s *Server) handleRead(w *response, r *http.Request, path string) {
 	loc, err := locator.Parse(path)
 	if err != nil {
-		w.fail(http.StatusBadRequest, "invalid locator", nil)
+		// Parse says which part is wrong; the message goes to the
+		// client that sent the locator, never to the log.
+		w.fail(http.StatusBadRequest, err.Error(), nil)
 		return
 	}
 	w.Header().Set("Vary", "X-Keep-Signature")

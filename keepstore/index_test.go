@@ -117,6 +117,10 @@ func TestManagementEndpoints(t *testing.T) {
 	for _, want := range []string{
 		`keepstore_requests_total{code="200",method="PUT"} 1`,
 		`keepstore_bytes_in_total 3`,
+		`keepstore_bytes_out_total `,
+		`keepstore_volume_capacity_bytes{`,
+		`keepstore_volume_free_bytes{`,
+		`keepstore_volume_blocks{path="` + vols[0].Path + `",volume="` + v0.ID + `"} 1`,
 		`keepstore_volume_used_bytes{path="` + vols[0].Path + `",volume="` + v0.ID + `"} 3`,
 		`keepstore_requests_in_flight 1`,
 		`keepstore_request_duration_seconds_bucket`,
@@ -124,6 +128,11 @@ func TestManagementEndpoints(t *testing.T) {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s:\n%s", want, body)
 		}
+	}
+
+	// The PUT's locator, at least, has gone out.
+	if m := regexp.MustCompile(`(?m)^keepstore_bytes_out_total (\S+)$`).FindStringSubmatch(body); m == nil || m[1] == "0" {
+		t.Errorf("keepstore_bytes_out_total = %v, want > 0", m)
 	}
 
 	req, _ := http.NewRequest("OPTIONS", ts.URL+"/"+hashOf([]byte("foo")), nil)

@@ -121,6 +121,21 @@ func TestBusy(t *testing.T) {
 	if code != 503 || h.Get("Retry-After") != "1" || !strings.Contains(msg, "busy") {
 		t.Errorf("request over the limit: %d %q Retry-After %q; want 503 busy with Retry-After 1", code, msg, h.Get("Retry-After"))
 	}
+	// A PUT over the limit is refused before its body is sent.
+	refused := &volumetest.CountingReader{R: bytes.NewReader([]byte("bar"))}
+	req2, _ := http.NewRequest("PUT", ts.URL+"/"+hashOf([]byte("bar")), refused)
+	req2.ContentLength = 3
+	req2.Header.Set("Authorization", "Bearer "+token)
+	req2.Header.Set("Expect", "100-continue")
+	if resp, err := expectClient(t).Do(req2); err != nil {
+		t.Error(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || refused.Reads() != 0 {
+			t.Errorf("PUT over the limit: %d, Retry-After %q, body read %d times; want 503, Retry-After, no read",
+				resp.StatusCode, resp.Header.Get("Retry-After"), refused.Reads())
+		}
+	}
 	// Management endpoints are not limited.
 	if code, _, _ := ts.do(t, "GET", "/_health/ping", "", nil); code != 200 {
 		t.Errorf("health check while busy = %d", code)

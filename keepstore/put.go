@@ -31,17 +31,19 @@ func (s *Server) handlePut(w *response, r *http.Request, path string) {
 	}
 	loc, err := locator.Parse(path)
 	if err != nil {
-		w.fail(http.StatusBadRequest, "invalid locator", nil)
+		// Parse says which part is wrong; the message goes to the
+		// client that sent the locator, never to the log.
+		w.fail(http.StatusBadRequest, err.Error(), nil)
 		return
 	}
 	size := r.ContentLength // -1 if unknown (chunked)
 	if size > s.maxBlock {
-		w.fail(http.StatusRequestEntityTooLarge, errTooLarge.Error(), nil)
+		w.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("Content-Length %d: %v", size, errTooLarge), nil)
 		return
 	}
 	if loc.Size >= 0 {
 		if size >= 0 && size != loc.Size {
-			w.fail(http.StatusBadRequest, "size hint does not match Content-Length", nil)
+			w.fail(http.StatusBadRequest, fmt.Sprintf("size hint %d does not match Content-Length %d", loc.Size, size), nil)
 			return
 		}
 		size = loc.Size
@@ -231,18 +233,13 @@ func copyBlock(ctx context.Context, from, to *mount, hash string) error {
 	return to.vol.Put(ctx, hash, newCheckedReader(rc, hash, size, locator.MaxBlockSize), size)
 }
 
-// bodyFailure maps a checkedReader error to a status and message.
+// bodyFailure maps a checkedReader error to a status and message. The
+// messages hold sizes and hashes only, never credentials.
 func bodyFailure(err error) (int, string) {
-	switch {
-	case errors.Is(err, errHashMismatch):
-		return http.StatusBadRequest, "hash mismatch"
-	case errors.Is(err, errTooLarge):
-		return http.StatusRequestEntityTooLarge, errTooLarge.Error()
-	case errors.Is(err, errLength):
-		return http.StatusBadRequest, errLength.Error()
-	default:
-		return http.StatusBadRequest, "error reading request body"
+	if errors.Is(err, errTooLarge) {
+		return http.StatusRequestEntityTooLarge, err.Error()
 	}
+	return http.StatusBadRequest, err.Error()
 }
 
 // volumeFailure maps the errors of volumes that could not take a block:

@@ -2,11 +2,16 @@ package keepstore_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,6 +71,24 @@ func TestPutSizeHintAndChunked(t *testing.T) {
 		if resp.StatusCode != 200 || string(body) != hashOf(data)+"+12\n" {
 			t.Errorf("chunked PUT %s = %d %q", path, resp.StatusCode, body)
 		}
+	}
+	// A chunked body longer or shorter than the size hint.
+	foo := hashOf([]byte("foo"))
+	for body, want := range map[string]string{"foofoo": "body is longer than 3 bytes", "fo": "body is 2 bytes, want 3"} {
+		req, _ := http.NewRequest("PUT", ts.URL+"/"+foo+"+3", io.MultiReader(strings.NewReader(body)))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(msg), want) {
+			t.Errorf("chunked PUT of %q to %s+3 = %d %q, want 400 %q", body, foo, resp.StatusCode, msg, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(ts.dirs[0], foo[:3], foo)); !os.IsNotExist(err) {
+		t.Errorf("a bad-length body was stored: %v", err)
 	}
 }
 
@@ -232,6 +255,21 @@ func TestFullAndReadOnly(t *testing.T) {
 	}
 	ts.put(t, []byte("ab")) // exactly fills it
 
+	// With two volumes, a block the full one cannot take goes to the other.
+	two := dirVolumes(t, 2)
+	two[0].Capacity = 1
+	ts = start(t, keepstore.Config{Volumes: two})
+	for i := range 6 {
+		data := []byte(fmt.Sprint("fits on one volume ", i))
+		ts.put(t, data)
+		if _, err := os.Stat(filepath.Join(two[1].Path, hashOf(data)[:3], hashOf(data))); err != nil {
+			t.Errorf("block %d not on the volume with room: %v", i, err)
+		}
+	}
+	if f := listFiles(t, two[0].Path); len(f) != 0 {
+		t.Errorf("files on the full volume: %v", f)
+	}
+
 	ro := dirVolumes(t, 1)
 	ro[0].ReadOnly = true
 	os.MkdirAll(filepath.Join(ro[0].Path, hashOf([]byte("old"))[:3]), 0o755)
@@ -301,4 +339,58 @@ func TestVolumeUnavailable(t *testing.T) {
 	if code, _, _ := ts.do(t, "GET", "/_health/ping", "", nil); code != 200 {
 		t.Errorf("health check after losing volumes = %d", code)
 	}
+}
+
+// unwritable is a Directory whose storage has become unwritable (a
+// read-only remount, say), which chmod cannot arrange for root. Reads
+// still work.
+type unwritable struct{ *keepstore.Directory }
+
+func (u unwritable) Put(ctx context.Context, hash string, r io.Reader, size int64) error {
+	return &fs.PathError{Op: "open", Path: filepath.Join(u.Root(), hash[:3]), Err: syscall.EROFS}
+}
+
+func (u unwritable) Touch(ctx context.Context, hash string) error {
+	return &fs.PathError{Op: "chtimes", Path: filepath.Join(u.Root(), hash[:3], hash), Err: syscall.EROFS}
+}
+
+// TestVolumeUnwritable: a volume that stops taking writes is skipped for
+// the next one; with none left, PUT fails with 503, stores nothing, and
+// the server goes on serving reads.
+func TestVolumeUnwritable(t *testing.T) {
+	vols := dirVolumes(t, 2)
+	vols[0].ID, vols[1].ID = "zzzzz-nyw5e-000000000000000", "zzzzz-nyw5e-000000000000001"
+	old := []byte("stored before")
+	corrupt(t, vols[0].Path, old, old) // a good copy, written directly
+	vols[0].Volume = unwritable{mustDir(t, vols[0].Path)}
+	ts := start(t, keepstore.Config{Volumes: vols})
+	// Blocks that rendezvous would put on the unwritable volume first.
+	for i, n := 0, 0; n < 3; i++ {
+		data := []byte(fmt.Sprint("around the unwritable volume ", i))
+		h := hashOf(data)
+		if hashOf([]byte(h+vols[0].ID)) > hashOf([]byte(h+vols[1].ID)) {
+			continue
+		}
+		n++
+		ts.put(t, data)
+		if _, err := os.Stat(filepath.Join(vols[1].Path, h[:3], h)); err != nil {
+			t.Errorf("block %d not on the writable volume: %v", i, err)
+		}
+	}
+
+	ts = start(t, keepstore.Config{Volumes: vols[:1]})
+	before := listFiles(t, vols[0].Path)
+	for _, data := range [][]byte{[]byte("nowhere to go"), old} {
+		code, body, _ := ts.do(t, "PUT", "/"+hashOf(data), token, data)
+		if code != 503 || !strings.Contains(body, "volume unavailable") {
+			t.Errorf("PUT %q with only an unwritable volume = %d %q, want 503 volume unavailable", data, code, body)
+		}
+	}
+	if after := listFiles(t, vols[0].Path); !slices.Equal(after, before) {
+		t.Errorf("files on the unwritable volume changed: %v -> %v", before, after)
+	}
+	if code, body, _ := ts.do(t, "GET", "/"+hashOf(old)+"+13", "", nil); code != 200 || body != string(old) {
+		t.Errorf("GET from unwritable volume = %d %q", code, body)
+	}
+	ts.log.waitFor(t, "read-only file system")
 }

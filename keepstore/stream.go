@@ -83,9 +83,10 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	if c.n > c.limit {
-		c.err = errTooLarge
 		if c.size >= 0 {
-			c.err = errLength
+			c.err = fmt.Errorf("%w: body is longer than %d bytes", errLength, c.size)
+		} else {
+			c.err = errTooLarge
 		}
 		return 0, c.err
 	}
@@ -93,9 +94,9 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 	switch {
 	case err == io.EOF:
 		if c.size >= 0 && c.n != c.size {
-			c.err = errLength
-		} else if hex.EncodeToString(c.md5.Sum(nil)) != c.want {
-			c.err = errHashMismatch
+			c.err = fmt.Errorf("%w: body is %d bytes, want %d", errLength, c.n, c.size)
+		} else if got := hex.EncodeToString(c.md5.Sum(nil)); got != c.want {
+			c.err = fmt.Errorf("%w: body has MD5 %s, locator says %s", errHashMismatch, got, c.want)
 		} else {
 			c.done = true
 			return n, io.EOF

@@ -7,12 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -161,5 +166,287 @@ func TestServerParseBytes(t *testing.T) {
 		if _, err := srvParseBytes(in); err == nil {
 			t.Errorf("srvParseBytes(%q) succeeded", in)
 		}
+	}
+}
+
+// logWatch collects a process's output and lets a test wait for text in it.
+type logWatch struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed and replaced on every write
+}
+
+func newLogWatch() *logWatch { return &logWatch{changed: make(chan struct{})} }
+
+func (l *logWatch) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return l.buf.Write(p)
+}
+
+func (l *logWatch) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// waitFor waits until the output matches re, and returns the match.
+func (l *logWatch) waitFor(t *testing.T, re string) []string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	timeout := time.After(time.Minute)
+	for {
+		l.mu.Lock()
+		m, ch := rx.FindStringSubmatch(l.buf.String()), l.changed
+		l.mu.Unlock()
+		if m != nil {
+			return m
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("output never matched %q:\n%s", re, l)
+		}
+	}
+}
+
+// serverProcess is a keep server binary run with only --listen and
+// --volume flags.
+type serverProcess struct {
+	cmd    *exec.Cmd
+	base   string // http://ADDR
+	log    *logWatch
+	exited chan struct{} // closed once the process has been waited for
+	err    error         // from Wait, once exited is closed
+}
+
+func startServerProcess(t *testing.T, dirs ...string) *serverProcess {
+	t.Helper()
+	args := []string{"server", "--listen", "127.0.0.1:0"}
+	for _, d := range dirs {
+		args = append(args, "--volume", d)
+	}
+	p := &serverProcess{cmd: exec.Command(keepBinary(t), args...), log: newLogWatch(), exited: make(chan struct{})}
+	p.cmd.Env = testEnv(t)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+	})
+	p.base = "http://" + p.log.waitFor(t, `listening" addr=(127\.0\.0\.1:[0-9]+)`)[1]
+	return p
+}
+
+// gatedBody hands out its first half at once, then signals half and
+// blocks until release is closed. After release it fails if cut is set,
+// else it hands out the rest.
+type gatedBody struct {
+	data    []byte
+	sent    int
+	half    chan struct{}
+	release chan struct{}
+	cut     bool
+
+	released bool // past the gate
+}
+
+func newGatedBody(data []byte, cut bool) *gatedBody {
+	return &gatedBody{data: data, half: make(chan struct{}), release: make(chan struct{}), cut: cut}
+}
+
+func (g *gatedBody) Read(p []byte) (int, error) {
+	half := len(g.data) / 2
+	if g.sent == half && !g.released {
+		close(g.half)
+		<-g.release
+		g.released = true
+	}
+	switch {
+	case g.sent == half && g.cut:
+		return 0, errors.New("writer stopped")
+	case g.sent == len(g.data):
+		return 0, io.EOF
+	}
+	end := len(g.data)
+	if g.sent < half {
+		end = half
+	}
+	n := copy(p, g.data[g.sent:end])
+	g.sent += n
+	return n, nil
+}
+
+// startPut sends a PUT of body with "Expect: 100-continue", so that the
+// body is sent only once the server's handler is reading it (and has
+// created its temporary file). The result arrives on the channel.
+func startPut(t *testing.T, client *http.Client, url string, body *gatedBody) <-chan string {
+	req, _ := http.NewRequest("PUT", url, body)
+	req.ContentLength = int64(len(body.data))
+	req.Header.Set("Authorization", "Bearer "+serverTestToken)
+	req.Header.Set("Expect", "100-continue")
+	res := make(chan string, 1)
+	go func() {
+		resp, err := client.Do(req)
+		if err != nil {
+			res <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		res <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	return res
+}
+
+const serverTestToken = "server-test-token-do-not-log"
+
+func expectClient(t *testing.T) *http.Client {
+	tr := &http.Transport{ExpectContinueTimeout: time.Minute}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// TestServerProcessShutdown runs "keep server --listen ADDR --volume DIR
+// --volume DIR", stores and reads a block, then sends SIGTERM while an
+// upload is half sent: the server stops accepting connections, finishes
+// the upload with 200, and exits cleanly.
+func TestServerProcessShutdown(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir()}
+	p := startServerProcess(t, dirs...)
+	client := expectClient(t)
+
+	data := []byte("stored before shutdown")
+	hash := fmt.Sprintf("%x", md5.Sum(data))
+	req, _ := http.NewRequest("PUT", p.base+"/"+hash, bytes.NewReader(data))
+	req.Header.Set("Authorization", "Bearer "+serverTestToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(loc) != fmt.Sprintf("%s+%d\n", hash, len(data)) {
+		t.Fatalf("PUT = %d %q", resp.StatusCode, loc)
+	}
+	resp, err = client.Get(p.base + "/" + strings.TrimSpace(string(loc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(back, data) {
+		t.Errorf("GET = %d %q", resp.StatusCode, back)
+	}
+	on := 0
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, hash[:3], hash)); err == nil {
+			on++
+		}
+	}
+	if on != 1 {
+		t.Errorf("block stored in %d of the --volume directories, want 1", on)
+	}
+
+	big := bytes.Repeat([]byte("in flight "), 300000)
+	bigHash := fmt.Sprintf("%x", md5.Sum(big))
+	body := newGatedBody(big, false)
+	res := startPut(t, client, p.base+"/"+bigHash, body)
+	<-body.half
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.log.waitFor(t, "shutting down")
+	// The listener closes right after that line; allow for the race.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("server still accepting connections 30s after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(body.release)
+	if got, want := <-res, fmt.Sprintf("200 %s+%d\n", bigHash, len(big)); got != want {
+		t.Errorf("upload in flight at SIGTERM = %q, want %q", got, want)
+	}
+	<-p.exited
+	if p.err != nil {
+		t.Errorf("server exit after SIGTERM: %v\n%s", p.err, p.log)
+	}
+	logs := p.log.String()
+	if strings.Contains(logs, serverTestToken) {
+		t.Errorf("log contains the token:\n%s", logs)
+	}
+	if !regexp.MustCompile(`request_id=req-[0-9a-z]{20} .*method=PUT path=/` + bigHash + ` status=200`).MatchString(logs) {
+		t.Errorf("log lacks the in-flight PUT with its request ID and status 200:\n%s", logs)
+	}
+}
+
+// TestServerProcessKilledMidWrite kills a keep server with SIGKILL while
+// it is writing a block: no file is left under the block's name, and a
+// new server on the same directory does not serve it, then stores it.
+func TestServerProcessKilledMidWrite(t *testing.T) {
+	dir := t.TempDir()
+	p := startServerProcess(t, dir)
+	data := bytes.Repeat([]byte("killed mid-write "), 200000)
+	hash := fmt.Sprintf("%x", md5.Sum(data))
+	client := expectClient(t)
+	body := newGatedBody(data, true)
+	res := startPut(t, client, p.base+"/"+hash, body)
+	<-body.half
+	p.cmd.Process.Kill()
+	<-p.exited
+	close(body.release)
+	if got := <-res; strings.HasPrefix(got, "200") {
+		t.Errorf("PUT to killed server = %q", got)
+	}
+	files := []string{}
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return nil
+	})
+	// The temporary file was created before the body was asked for, and
+	// SIGKILL leaves it behind: it shows the kill came mid-write.
+	if len(files) != 1 {
+		t.Errorf("files after the kill: %v, want one temporary file", files)
+	}
+	for _, f := range files {
+		if name := filepath.Base(f); !strings.HasPrefix(name, "tmp") || name == hash {
+			t.Errorf("file %s left by the killed write is not a temporary file", f)
+		}
+	}
+
+	p = startServerProcess(t, dir)
+	loc := fmt.Sprintf("/%s+%d", hash, len(data))
+	resp, err := client.Get(p.base + loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("GET of the interrupted block after restart = %d, want 404", resp.StatusCode)
+	}
+	body = newGatedBody(data, false)
+	close(body.release)
+	if got, want := <-startPut(t, client, p.base+"/"+hash, body), "200 "+loc[1:]+"\n"; got != want {
+		t.Errorf("PUT after restart = %q, want %q", got, want)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, hash[:3], hash)); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("block after restart: %d bytes, %v", len(got), err)
 	}
 }

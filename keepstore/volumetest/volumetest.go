@@ -81,6 +81,7 @@ func NewBlock(seed string, size int) Block {
 // CountingReader counts Read calls, to check that a refusal reads
 // nothing.
 type CountingReader struct {
+	// R is the reader whose content is passed through.
 	R     io.Reader
 	mu    sync.Mutex
 	reads int
