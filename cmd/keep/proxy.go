@@ -53,7 +53,16 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // serve runs handler on l until ctx is cancelled, then shuts down
 // gracefully: it stops accepting and lets requests in flight finish.
 func serve(ctx context.Context, l net.Listener, handler http.Handler, log *slog.Logger) error {
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		// A client that sends or reads a block at a trickle must not
+		// hold a request slot (and a temp file) for ever: 64 MiB in
+		// 5 minutes is 220 kB/s.
+		ReadTimeout:  5 * time.Minute,
+		WriteTimeout: 5 * time.Minute,
+		IdleTimeout:  2 * time.Minute,
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
