@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/keepproject/keep/locator"
@@ -101,7 +102,7 @@ func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (*PutRes
 		hash:    hash,
 		data:    data,
 		res:     res,
-		started: make(map[int]time.Time),
+		started: make(map[int]*inflight),
 		hedged:  make(map[int]bool),
 		plan:    newWritePlan(hash, c.svcs.get(), wanted, classes, c.down.demote),
 	}
@@ -116,7 +117,7 @@ type write struct {
 	res  *PutResult
 	plan *writePlan
 
-	started map[int]time.Time // in-flight uploads by service index
+	started map[int]*inflight // in-flight uploads by service index
 	hedged  map[int]bool      // laggards already given a hedge
 	fastest time.Duration     // quickest successful upload so far
 }
@@ -206,9 +207,17 @@ func (w *write) startUploads(ctx context.Context, results chan<- uploadDone) {
 	}
 }
 
+// inflight is what the writer knows of an upload in progress.
+type inflight struct {
+	start time.Time
+	sent  atomic.Int64 // body bytes sent, updated by the transport
+}
+
 func (w *write) launch(ctx context.Context, i int, u uploadRequest, results chan<- uploadDone) {
 	start := time.Now()
-	w.started[i] = start
+	f := &inflight{start: start}
+	w.started[i] = f
+	u.sent = &f.sent
 	go func() {
 		out := w.c.upload(ctx, u)
 		results <- uploadDone{i: i, svc: u.svc, out: out, elapsed: time.Since(start)}
@@ -246,20 +255,23 @@ func (w *write) hedgeTimer() (<-chan time.Time, func()) {
 }
 
 // lagsAt reports when the upload to service i counts as lagging, if it
-// can: never twice, and only once some upload of the block succeeded,
-// unless the client already knows the service to be slow.
+// can: never twice, never once half the block is sent (it will probably
+// finish before a new upload would, and storing an extra replica helps
+// nobody), and only once some upload of the block succeeded, unless the
+// client already knows the service to be slow.
 func (w *write) lagsAt(i int) (time.Time, bool) {
-	if w.hedged[i] {
+	f := w.started[i]
+	if w.hedged[i] || 2*f.sent.Load() >= int64(len(w.data)) {
 		return time.Time{}, false
 	}
 	if w.c.down.isDown(w.plan.svcs[i].URL()) {
-		return w.started[i], true
+		return f.start, true
 	}
 	if w.fastest == 0 {
 		return time.Time{}, false
 	}
 	o := w.c.opts
-	return w.started[i].Add(max(o.HedgeMin, time.Duration(o.HedgeFactor*float64(w.fastest)))), true
+	return f.start.Add(max(o.HedgeMin, time.Duration(o.HedgeFactor*float64(w.fastest)))), true
 }
 
 // hedge starts, for each laggard, an upload to the next service in probe

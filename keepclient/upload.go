@@ -64,6 +64,7 @@ type blockBody struct {
 	data []byte
 	off  int
 	w    *watchdog
+	sent *atomic.Int64 // bytes handed to the transport, for the writer
 }
 
 func (b *blockBody) Read(p []byte) (int, error) {
@@ -72,6 +73,7 @@ func (b *blockBody) Read(p []byte) (int, error) {
 	}
 	n := copy(p, b.data[b.off:])
 	b.off += n
+	b.sent.Store(int64(b.off))
 	b.w.kick()
 	return n, nil
 }
@@ -85,6 +87,7 @@ func (b *blockBody) WriteTo(w io.Writer) (int64, error) {
 		end := min(b.off+chunk, len(b.data))
 		n, err := w.Write(b.data[b.off:end])
 		b.off += n
+		b.sent.Store(int64(b.off))
 		total += int64(n)
 		b.w.kick()
 		if err != nil {
@@ -102,6 +105,7 @@ type uploadRequest struct {
 	requestID string
 	desired   int
 	classes   []string
+	sent      *atomic.Int64 // body bytes sent so far; set by upload
 }
 
 // upload sends one PUT and interprets the answer. It never returns an
@@ -117,7 +121,7 @@ func (c *Client) upload(ctx context.Context, u uploadRequest) outcome {
 	wd := newWatchdog(c.stallFor(u.svc), cancel)
 	defer wd.stop()
 
-	body := &blockBody{data: u.data, w: wd}
+	body := &blockBody{data: u.data, w: wd, sent: u.sent}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.svc.URL()+"/"+u.hash, body)
 	if err != nil {
 		return outcome{msg: err.Error()}
