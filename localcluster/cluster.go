@@ -11,7 +11,6 @@ package localcluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -193,8 +192,7 @@ func (c *Cluster) Holders(hash string) []*Node {
 }
 
 // Close stops every node, finishing requests in flight.
-func (c *Cluster) Close() error {
-	var errs []error
+func (c *Cluster) Close() {
 	if c.Proxy != nil {
 		c.Proxy.Stop()
 	}
@@ -204,5 +202,4 @@ func (c *Cluster) Close() error {
 	for _, n := range c.Servers {
 		n.Stop()
 	}
-	return errors.Join(errs...)
 }
