@@ -41,6 +41,10 @@ type Options struct {
 	// passes; it doubles after each pass, up to 10 times its start.
 	// Default 1s.
 	RetryDelay time.Duration
+	// MaxRetryAfter is the longest Retry-After a write waits for before
+	// trying a busy service again; a longer one counts as final, like a
+	// full server's 503. Default 1m.
+	MaxRetryAfter time.Duration
 	// MaxRequests bounds the HTTP requests this client has in flight at
 	// once, across all concurrent calls. Default 32.
 	MaxRequests int
@@ -108,6 +112,9 @@ func New(opts Options) (*Client, error) {
 	if opts.RetryDelay <= 0 {
 		opts.RetryDelay = time.Second
 	}
+	if opts.MaxRetryAfter <= 0 {
+		opts.MaxRetryAfter = time.Minute
+	}
 	if opts.MaxRequests <= 0 {
 		opts.MaxRequests = 32
 	}
@@ -172,8 +179,8 @@ func (c *Client) Close() {
 	c.proxy.CloseIdleConnections()
 }
 
-// Services returns the services the client currently uses.
-func (c *Client) Services() []Service { return c.svcs.get() }
+// Services returns a copy of the services the client currently uses.
+func (c *Client) Services() []Service { return append([]Service(nil), c.svcs.get()...) }
 
 func (c *Client) httpFor(s Service) *http.Client {
 	if s.IsDisk() {

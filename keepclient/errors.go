@@ -47,8 +47,9 @@ type InsufficientReplicasError struct {
 	// write asked for classes.
 	Classes map[string]int
 	Passes  int
-	// Services lists every writable service the write tried, in probe
-	// order, with its last answer.
+	// Services lists every writable service the write tried, in the
+	// order it tried them first (probe order, except that services known
+	// to be down or slow come last), with its last answer.
 	Services []ServiceResult
 	// Writable is the number of writable services the write knew of.
 	Writable int

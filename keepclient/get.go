@@ -126,7 +126,7 @@ func (c *Client) read(ctx context.Context, method string, loc locator.Locator, a
 		for _, s := range svcs {
 			more = more || retry[s.URL()]
 		}
-		if !more || pass >= c.opts.MaxPasses {
+		if pass >= c.opts.MaxPasses || (!more && c.opts.Refresh == nil) {
 			break
 		}
 		t := time.NewTimer(time.Millisecond + mrand.N(delay))
@@ -143,8 +143,12 @@ func (c *Client) read(ctx context.Context, method string, loc locator.Locator, a
 				if _, known := retry[s.URL()]; !known {
 					svcs = append(svcs, s)
 					retry[s.URL()] = true
+					more = true
 				}
 			}
+		}
+		if !more {
+			break
 		}
 	}
 	results := make([]ServiceResult, 0, len(svcs))

@@ -44,7 +44,8 @@ type PutResult struct {
 	// sign; hash+size when none did.
 	Locator locator.Locator
 	// Replicas is the number of replicas stored. It can exceed the number
-	// wanted only when a server stores more copies than it was asked for.
+	// wanted when a server stores more copies than it was asked for, or
+	// when a hedged upload's laggard finished too (see Options.NoHedge).
 	Replicas int
 	// Classes holds replicas confirmed per storage class, if any server
 	// reported them.
@@ -133,11 +134,18 @@ func (w *write) run(ctx context.Context) (*PutResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Each service has at most one upload in flight, so a buffer the size
-	// of the service list means no upload ever blocks on sending.
+	// of the service list means no upload ever blocks on sending (if a
+	// refresh adds services, a sender may wait until drained; every
+	// result is always read).
 	results := make(chan uploadDone, len(w.plan.svcs)+1)
 	delay := w.c.opts.RetryDelay
+	bare := w.res.Locator.Bare() // errors never carry a signature
 	for {
 		for {
+			if err := context.Cause(ctx); err != nil {
+				w.drain(results)
+				return w.res, fmt.Errorf("keepclient.Put %s: %w", bare, err)
+			}
 			w.startUploads(ctx, results)
 			if w.plan.passOver() {
 				break
@@ -151,13 +159,14 @@ func (w *write) run(ctx context.Context) (*PutResult, error) {
 			case <-ctx.Done():
 				stop()
 				w.drain(results)
-				return w.res, fmt.Errorf("keepclient.Put %s: %w", w.res.Locator, context.Cause(ctx))
+				return w.res, fmt.Errorf("keepclient.Put %s: %w", bare, context.Cause(ctx))
 			}
 			stop()
 		}
 		if w.plan.done() {
-			// Uploads still in flight can only exist when a server stored
-			// more replicas than asked; stop them and count what they did.
+			// Uploads still in flight are hedged laggards, or remain
+			// because a server stored more replicas than asked: stop them
+			// and count honestly whatever they stored anyway.
 			cancel()
 			w.drain(results)
 			return w.res, nil
@@ -176,8 +185,10 @@ func (w *write) run(ctx context.Context) (*PutResult, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return w.res, fmt.Errorf("keepclient.Put %s: %w", w.res.Locator, context.Cause(ctx))
+			return w.res, fmt.Errorf("keepclient.Put %s: %w", bare, context.Cause(ctx))
 		}
+		// Service indexes may change with a refresh: hedging starts afresh.
+		clear(w.hedged)
 		if refresh {
 			w.c.refresh(ctx)
 			w.plan.setServices(w.hash, w.c.svcs.get())
@@ -207,36 +218,40 @@ func (w *write) startUploads(ctx context.Context, results chan<- uploadDone) {
 	}
 }
 
-// inflight is what the writer knows of an upload in progress.
+// inflight is what the writer knows of an upload in progress; the
+// upload's goroutine and the transport update it.
 type inflight struct {
-	start time.Time
-	sent  atomic.Int64 // body bytes sent, updated by the transport
+	begun atomic.Int64 // UnixNano when the request started, 0 while it waits for a slot
+	sent  atomic.Int64 // body bytes sent
 }
 
 func (w *write) launch(ctx context.Context, i int, u uploadRequest, results chan<- uploadDone) {
-	start := time.Now()
-	f := &inflight{start: start}
+	f := &inflight{}
 	w.started[i] = f
-	u.sent = &f.sent
+	u.progress = f
 	go func() {
 		out := w.c.upload(ctx, u)
-		results <- uploadDone{i: i, svc: u.svc, out: out, elapsed: time.Since(start)}
+		var elapsed time.Duration
+		if b := f.begun.Load(); b != 0 {
+			elapsed = time.Since(time.Unix(0, b))
+		}
+		results <- uploadDone{i: i, svc: u.svc, out: out, elapsed: elapsed}
 	}()
 }
 
 // hedgeTimer returns a channel that fires when the next in-flight upload
-// becomes a laggard: it has run HedgeFactor times as long as the fastest
-// successful upload of this block, and at least HedgeMin, or its service
-// has been found slow or down by another write meanwhile. The channel is
-// nil when hedging is off or nothing can lag yet.
+// becomes a laggard (see lagsAt). The channel is nil when hedging is off,
+// in proxy mode (one upload at a time), when a hedge is already running
+// (at most one upload beyond what is needed), or when nothing is in
+// flight.
 func (w *write) hedgeTimer() (<-chan time.Time, func()) {
-	if w.c.opts.NoHedge || w.plan.need() == 0 {
+	if w.c.opts.NoHedge || w.plan.oneAtATime || w.plan.need() == 0 || w.plan.inflight > w.plan.need() {
 		return nil, func() {}
 	}
 	var first time.Time
 	waiting := false
 	for i := range w.started {
-		t, ok := w.lagsAt(i)
+		t, ok, _ := w.lagsAt(i)
 		if ok && (first.IsZero() || t.Before(first)) {
 			first = t
 		}
@@ -246,8 +261,9 @@ func (w *write) hedgeTimer() (<-chan time.Time, func()) {
 		if !waiting {
 			return nil, func() {}
 		}
-		// Nothing lags yet, but another write may find one of these
-		// services slow meanwhile: look again in a while.
+		// Nothing can lag yet, but an upload may get its request slot,
+		// or another write may find one of these services slow: look
+		// again in a while.
 		first = time.Now().Add(w.c.opts.HedgeMin)
 	}
 	t := time.NewTimer(time.Until(first))
@@ -255,36 +271,48 @@ func (w *write) hedgeTimer() (<-chan time.Time, func()) {
 }
 
 // lagsAt reports when the upload to service i counts as lagging, if it
-// can: never twice, never once half the block is sent (it will probably
-// finish before a new upload would, and storing an extra replica helps
-// nobody), and only once some upload of the block succeeded, unless the
-// client already knows the service to be slow.
-func (w *write) lagsAt(i int) (time.Time, bool) {
+// can, and whether that lag is measured (against this block's fastest
+// upload) rather than known (the client already found the service slow
+// or down). An upload never lags while it waits for a request slot, once
+// it has been hedged, or once it has sent half its block: it will
+// probably finish before a new upload would, and an extra replica helps
+// nobody.
+func (w *write) lagsAt(i int) (at time.Time, ok, measured bool) {
 	f := w.started[i]
-	if w.hedged[i] || 2*f.sent.Load() >= int64(len(w.data)) {
-		return time.Time{}, false
+	begun := f.begun.Load()
+	if w.hedged[i] || begun == 0 || 2*f.sent.Load() >= int64(len(w.data)) {
+		return time.Time{}, false, false
 	}
+	start := time.Unix(0, begun)
 	if w.c.down.isDown(w.plan.svcs[i].URL()) {
-		return f.start, true
+		return start, true, false
 	}
 	if w.fastest == 0 {
-		return time.Time{}, false
+		return time.Time{}, false, false
 	}
 	o := w.c.opts
-	return f.start.Add(max(o.HedgeMin, time.Duration(o.HedgeFactor*float64(w.fastest)))), true
+	return start.Add(max(o.HedgeMin, time.Duration(o.HedgeFactor*float64(w.fastest)))), true, true
 }
 
-// hedge starts, for each laggard, an upload to the next service in probe
-// order. Whichever finishes first counts; once enough replicas are stored
-// the rest are cancelled, and any extra replica is counted honestly.
+// hedge starts an upload to the next service in probe order for a
+// laggard. Whichever finishes first counts; once enough replicas are
+// stored the rest are cancelled, and any extra replica is counted
+// honestly. Only a lag measured in this write marks the service slow for
+// other writes, so the mark expires once the service keeps up again.
 func (w *write) hedge(ctx context.Context, results chan<- uploadDone) {
 	now := time.Now()
 	for i := range w.started {
-		if t, ok := w.lagsAt(i); !ok || now.Before(t) {
+		if w.plan.inflight > w.plan.need() {
+			return // one extra upload at a time
+		}
+		t, ok, measured := w.lagsAt(i)
+		if !ok || now.Before(t) {
 			continue
 		}
 		w.hedged[i] = true
-		w.c.down.noteSlow(w.plan.svcs[i].URL())
+		if measured {
+			w.c.down.noteSlow(w.plan.svcs[i].URL())
+		}
 		j, ok := w.plan.nextExtra()
 		if !ok {
 			return
@@ -329,7 +357,7 @@ func (w *write) finish(d uploadDone) {
 		}
 	}
 	if w.res.Locator.Hints == nil {
-		if l, err := locator.Parse(d.out.locator); err == nil && l.Hash == w.hash {
+		if l, err := locator.Parse(d.out.locator); err == nil && l.Hash == w.hash && l.Size == int64(len(w.data)) {
 			w.res.Locator = l
 		} else {
 			w.c.log.Warn("server returned an unusable locator", "service", d.svc.String(), "locator", d.out.locator)

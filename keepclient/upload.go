@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -58,13 +59,21 @@ func (p *progressReader) Read(b []byte) (int, error) {
 }
 
 // blockBody is an upload's request body: a read-only view of the block
-// shared by all its uploads. WriteTo lets the transport write it to the
-// connection without a copy buffer per upload.
+// shared by all its uploads. The transport may go on reading it after the
+// response has arrived (a server can answer before reading everything),
+// so upload waits for the transport to close it before returning: the
+// caller's buffer is never read after Put returns.
 type blockBody struct {
-	data []byte
-	off  int
-	w    *watchdog
-	sent *atomic.Int64 // bytes handed to the transport, for the writer
+	data   []byte
+	off    int
+	w      *watchdog
+	sent   *atomic.Int64 // bytes handed to the transport, for the writer
+	once   sync.Once
+	closed chan struct{}
+}
+
+func newBlockBody(data []byte, w *watchdog, sent *atomic.Int64) *blockBody {
+	return &blockBody{data: data, w: w, sent: sent, closed: make(chan struct{})}
 }
 
 func (b *blockBody) Read(p []byte) (int, error) {
@@ -78,23 +87,10 @@ func (b *blockBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// WriteTo writes the rest of the block in chunks, so that the stall
-// watchdog sees progress while a large body is being sent.
-func (b *blockBody) WriteTo(w io.Writer) (int64, error) {
-	const chunk = 256 << 10
-	var total int64
-	for b.off < len(b.data) {
-		end := min(b.off+chunk, len(b.data))
-		n, err := w.Write(b.data[b.off:end])
-		b.off += n
-		b.sent.Store(int64(b.off))
-		total += int64(n)
-		b.w.kick()
-		if err != nil {
-			return total, err
-		}
-	}
-	return total, nil
+// Close records that the transport is done with the body.
+func (b *blockBody) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return nil
 }
 
 // uploadRequest is one PUT of a block to one service.
@@ -105,7 +101,7 @@ type uploadRequest struct {
 	requestID string
 	desired   int
 	classes   []string
-	sent      *atomic.Int64 // body bytes sent so far; set by upload
+	progress  *inflight // updated as the upload starts and sends; may be nil
 }
 
 // upload sends one PUT and interprets the answer. It never returns an
@@ -115,15 +111,27 @@ func (c *Client) upload(ctx context.Context, u uploadRequest) outcome {
 		return outcome{msg: err.Error()}
 	}
 	defer c.release()
+	progress := u.progress
+	if progress == nil {
+		progress = new(inflight)
+	}
+	progress.begun.Store(time.Now().UnixNano())
 
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	wd := newWatchdog(c.stallFor(u.svc), cancel)
-	defer wd.stop()
-
-	body := &blockBody{data: u.data, w: wd, sent: u.sent}
+	body := newBlockBody(u.data, wd, &progress.sent)
+	defer func() {
+		// Cancelling ends a body write still in progress; then wait
+		// for the transport to let go of the caller's buffer.
+		cancel(nil)
+		if len(u.data) > 0 {
+			<-body.closed
+		}
+		wd.stop()
+	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.svc.URL()+"/"+u.hash, body)
 	if err != nil {
+		body.Close()
 		return outcome{msg: err.Error()}
 	}
 	req.ContentLength = int64(len(u.data))
@@ -168,6 +176,11 @@ func (c *Client) upload(ctx context.Context, u uploadRequest) outcome {
 	o := outcome{status: resp.StatusCode, msg: firstLine(text)}
 	if resp.StatusCode == http.StatusServiceUnavailable {
 		o.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		if o.retryAfter > c.opts.MaxRetryAfter {
+			// Busy for longer than the caller will wait: as good as full.
+			o.msg = fmt.Sprintf("busy for %v (Retry-After), longer than MaxRetryAfter %v: %s", o.retryAfter, c.opts.MaxRetryAfter, o.msg)
+			o.retryAfter = 0
+		}
 	}
 	if resp.StatusCode != http.StatusOK {
 		return o
@@ -217,11 +230,12 @@ func parseRetryAfter(h string, now time.Time) time.Duration {
 	if h == "" {
 		return 0
 	}
+	const longest = 24 * time.Hour // also keeps the multiplication from overflowing
 	if n, err := strconv.Atoi(h); err == nil && n >= 0 {
-		return max(time.Duration(n)*time.Second, time.Millisecond)
+		return max(time.Duration(min(n, int(longest/time.Second)))*time.Second, time.Millisecond)
 	}
 	if t, err := http.ParseTime(h); err == nil {
-		return max(t.Sub(now), time.Millisecond)
+		return min(max(t.Sub(now), time.Millisecond), longest)
 	}
 	return 0
 }
