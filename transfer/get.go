@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
@@ -16,7 +15,7 @@ import (
 // GetOptions adjust Get.
 type GetOptions struct {
 	// BlocksAhead is the number of blocks fetched ahead of the one being
-	// written. Default 4.
+	// written; 0 fetches none ahead. Negative means the default, 4.
 	BlocksAhead int
 	// Progress, if set, is called with the number of bytes written.
 	Progress func(n int)
@@ -29,7 +28,7 @@ type GetOptions struct {
 // Get leaves no partial file under a real name.
 func Get(ctx context.Context, kc *keepclient.Client, m *manifest.Manifest, out string, stdout io.Writer, opts GetOptions) error {
 	ahead, progress := opts.BlocksAhead, opts.Progress
-	if ahead <= 0 {
+	if ahead < 0 {
 		ahead = 4
 	}
 	if progress == nil {
@@ -48,10 +47,10 @@ func Get(ctx context.Context, kc *keepclient.Client, m *manifest.Manifest, out s
 		return writeOne(ctx, m.Files[0], fetch, out, progress)
 	}
 	for _, f := range m.Files {
-		dst := filepath.Join(out, filepath.FromSlash(f.Path))
-		if !strings.HasPrefix(dst, filepath.Clean(out)+string(filepath.Separator)) {
+		if !filepath.IsLocal(filepath.FromSlash(f.Path)) {
 			return fmt.Errorf("manifest path %q escapes %s", f.Path, out)
 		}
+		dst := filepath.Join(out, filepath.FromSlash(f.Path))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
@@ -76,6 +75,12 @@ func writeOne(ctx context.Context, f manifest.File, fetch manifest.FetchFunc, ds
 	if err := manifest.WriteFile(ctx, f, fetch, &countingWriter{w: tmp, add: progress}); err != nil {
 		tmp.Close()
 		return fmt.Errorf("%s: %w", f.Path, err)
+	}
+	// CreateTemp makes the file private; a restored file gets the mode
+	// os.Create would give it.
+	if err := tmp.Chmod(0o666 &^ umask()); err != nil {
+		tmp.Close()
+		return err
 	}
 	if err := tmp.Close(); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -38,28 +39,51 @@ func CollectInputs(paths []string) ([]Input, int64, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		base := filepath.Base(filepath.Clean(p))
+		// The name under which p's content is stored: its base name, or
+		// nothing for "/" (its content then goes at the top level).
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, 0, err
+		}
+		base := filepath.Base(abs)
+		if base == string(filepath.Separator) {
+			base = ""
+		}
 		if !info.IsDir() {
+			if !info.Mode().IsRegular() {
+				return nil, 0, fmt.Errorf("%s: not a regular file or directory", p)
+			}
 			out = append(out, Input{Src: p, Name: base})
 			total += info.Size()
 			continue
 		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		// Walk the directory a symlink names, not the link itself.
+		root, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return nil, 0, err
+		}
+		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
-			rel, _ := filepath.Rel(p, path)
+			rel, _ := filepath.Rel(root, path)
 			name := filepath.ToSlash(filepath.Join(base, rel))
+			if name == "." {
+				return nil // the top level itself
+			}
+			info, err := os.Stat(path) // follows symlinks to files
+			if err != nil {
+				return err
+			}
 			switch {
 			case d.IsDir():
 				out = append(out, Input{Src: path, Name: name, Dir: true})
-			case d.Type().IsRegular():
-				info, err := d.Info()
-				if err != nil {
-					return err
-				}
+			case info.Mode().IsRegular():
 				total += info.Size()
 				out = append(out, Input{Src: path, Name: name})
+			default:
+				// Never drop an entry silently.
+				return fmt.Errorf("%s: not a regular file or directory (a symlink to a directory, device, socket or FIFO); not stored", path)
 			}
 			return nil
 		})
@@ -70,11 +94,18 @@ func CollectInputs(paths []string) ([]Input, int64, error) {
 	return out, total, nil
 }
 
+// failure is a block that fell short, with its one-line reason.
+type failure struct {
+	index int
+	line  string
+}
+
 // PutOptions adjust Put.
 type PutOptions struct {
 	// BlocksInFlight is the number of blocks uploaded at once. Default 4.
 	BlocksInFlight int
-	// Progress, if set, is called with the size of each block stored.
+	// Progress, if set, is called with the size of each block written
+	// (with all its replicas or not), from several goroutines at once.
 	Progress func(n int)
 	// Report, if set, is called with each block's write result.
 	Report func(index int, res *keepclient.PutResult)
@@ -105,7 +136,7 @@ func Put(ctx context.Context, kc *keepclient.Client, inputs []Input, opts PutOpt
 	var (
 		mu       sync.Mutex // guards locs and failures
 		locs     []locator.Locator
-		failures []string
+		failures []failure
 	)
 	var packer *manifest.Packer
 	for i := 0; i < inflight; i++ {
@@ -118,7 +149,7 @@ func Put(ctx context.Context, kc *keepclient.Client, inputs []Input, opts PutOpt
 				switch {
 				case errors.As(err, &ire):
 					mu.Lock()
-					failures = append(failures, fmt.Sprintf("block %d: %v", j.index, err))
+					failures = append(failures, failure{j.index, fmt.Sprintf("block %d: %v", j.index, err)})
 					mu.Unlock()
 				case err != nil:
 					return fmt.Errorf("block %d: %w", j.index, err)
@@ -165,7 +196,12 @@ func Put(ctx context.Context, kc *keepclient.Client, inputs []Input, opts PutOpt
 		return nil, nil, err
 	}
 	if len(failures) > 0 {
-		return nil, failures, nil
+		sort.Slice(failures, func(i, j int) bool { return failures[i].index < failures[j].index })
+		lines := make([]string, len(failures))
+		for i, f := range failures {
+			lines[i] = f.line
+		}
+		return nil, lines, nil
 	}
 	m, err := packer.Manifest(locs)
 	return m, nil, err

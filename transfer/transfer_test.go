@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,13 +76,13 @@ func TestRoundTripDirectory(t *testing.T) {
 	if total != want {
 		t.Errorf("total %d, want %d", total, want)
 	}
-	var progressed int
-	m, failures, err := transfer.Put(context.Background(), kc, inputs, transfer.PutOptions{Progress: func(n int) { progressed += n }})
+	var progressed atomic.Int64
+	m, failures, err := transfer.Put(context.Background(), kc, inputs, transfer.PutOptions{Progress: func(n int) { progressed.Add(int64(n)) }})
 	if err != nil || failures != nil {
 		t.Fatalf("Put: %v %v", err, failures)
 	}
-	if int64(progressed) != want {
-		t.Errorf("progress %d, want %d", progressed, want)
+	if progressed.Load() != want {
+		t.Errorf("progress %d, want %d", progressed.Load(), want)
 	}
 	// Small files share blocks: everything fits one block.
 	if n := len(m.Blocks()); n != 1 {
@@ -212,5 +214,69 @@ func TestRoundTripManyBlocks(t *testing.T) {
 		if err != nil || !bytes.Equal(got, data) {
 			t.Errorf("%s: %v, %d bytes", name, err, len(got))
 		}
+	}
+}
+
+func TestCollectInputsNames(t *testing.T) {
+	root := tree(t, map[string][]byte{"a": []byte("a"), "sub/b": []byte("bb")})
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(root, link); err != nil {
+		t.Fatal(err)
+	}
+	names := func(in []transfer.Input) string {
+		var out []string
+		for _, i := range in {
+			out = append(out, i.Name)
+		}
+		return strings.Join(out, " ")
+	}
+	// A symlink to a directory stores the directory's content under the
+	// link's name.
+	in, total, err := transfer.CollectInputs([]string{link})
+	if err != nil || total != 3 || names(in) != "link link/a link/empty link/sub link/sub/b" {
+		t.Errorf("symlinked dir: %q %d %v", names(in), total, err)
+	}
+	// "." is named after the directory it is.
+	wd, _ := os.Getwd()
+	defer os.Chdir(wd)
+	os.Chdir(root)
+	in, _, err = transfer.CollectInputs([]string{"."})
+	if err != nil || names(in) != "src src/a src/empty src/sub src/sub/b" {
+		t.Errorf("put .: %q %v", names(in), err)
+	}
+	// Nothing is dropped silently.
+	if err := syscall.Mkfifo(filepath.Join(root, "fifo"), 0o644); err != nil {
+		t.Skip(err)
+	}
+	if _, _, err := transfer.CollectInputs([]string{root}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("FIFO: %v", err)
+	}
+}
+
+func TestGetIntoDotAndMode(t *testing.T) {
+	c := keeptest.NewCluster(t, 1)
+	kc := client(t, c, 1)
+	root := tree(t, map[string][]byte{"a": []byte("a"), "b": []byte("b")})
+	in, _, err := transfer.CollectInputs([]string{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := transfer.Put(context.Background(), kc, in, transfer.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	wd, _ := os.Getwd()
+	defer os.Chdir(wd)
+	os.Chdir(out)
+	if err := transfer.Get(context.Background(), kc, m, ".", nil, transfer.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(filepath.Join(out, "src", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() == 0o600 {
+		t.Errorf("restored file mode %v: private, as CreateTemp made it", info.Mode())
 	}
 }

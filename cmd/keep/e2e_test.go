@@ -286,8 +286,18 @@ func TestE2EUpStopsCleanly(t *testing.T) {
 	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("keep up exited with %d after Ctrl-C", code)
 	}
-	// The data and the services file stay for the next start.
+	// The data and the cluster's services file stay for the next start;
+	// the default file, which would point at dead ports, is gone.
 	if _, err := os.Stat(filepath.Join(dir, "services.json")); err != nil {
 		t.Error(err)
+	}
+	var state string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "XDG_STATE_HOME="); ok {
+			state = v
+		}
+	}
+	if _, err := os.Stat(filepath.Join(state, "keep", "services.json")); !os.IsNotExist(err) {
+		t.Errorf("default services file after keep up stopped: %v", err)
 	}
 }

@@ -64,6 +64,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal starts a graceful stop, a second one kills.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err := cmd.run(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	switch {
 	case err == nil:

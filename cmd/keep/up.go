@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/keepproject/keep/keepclient"
+
 	"github.com/keepproject/keep/discovery"
 	"github.com/keepproject/keep/localcluster"
 )
@@ -46,6 +48,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := discovery.WriteServicesFile(def, c.Services()); err != nil {
 			return err
 		}
+		// Once stopped, the default file would only point at dead ports.
+		defer removeIfOurs(def, c.Services())
 	}
 	fmt.Fprintf(stdout, "keep up: %d block servers, data in %s\n", len(c.Servers), *dir)
 	for _, n := range c.Servers {
@@ -59,12 +63,31 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  %s  %s  (proxy)\n", c.Proxy.Service.UUID, c.Proxy.Service.URL())
 		fmt.Fprintf(stdout, "\nThrough the proxy:  keep put --services %s FILE\n", pfile)
 	}
-	fmt.Fprintf(stdout, "\nServices file: %s (also %s, used by default)\n", file, def)
+	if def != "" {
+		fmt.Fprintf(stdout, "\nServices file: %s (also %s, used by default)\n", file, def)
+	} else {
+		fmt.Fprintf(stdout, "\nServices file: %s (no default location: pass --services)\n", file)
+	}
 	fmt.Fprintf(stdout, "Try:  keep put --replicas 2 FILE > manifest.txt && keep get manifest.txt -o OUT\n")
 	fmt.Fprintf(stdout, "Press Ctrl-C to stop.\n")
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "keep up: stopping")
 	return nil
+}
+
+// removeIfOurs removes the services file at path if it still lists
+// exactly svcs (no later "keep up" has replaced it).
+func removeIfOurs(path string, svcs []keepclient.Service) {
+	got, err := keepclient.LoadServices(path)
+	if err != nil || len(got) != len(svcs) {
+		return
+	}
+	for i := range got {
+		if got[i] != svcs[i] {
+			return
+		}
+	}
+	os.Remove(path)
 }
 
 // defaultUpDir is where "keep up" keeps data unless told otherwise.
