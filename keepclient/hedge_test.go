@@ -26,7 +26,7 @@ func TestPutHedgesDoNotChain(t *testing.T) {
 	for _, s := range order[1:4] {
 		s.SetDefault(keeptest.Response{Stall: true})
 	}
-	const stall = 500 * time.Millisecond
+	const stall = time.Second
 	kc := newClient(t, c, func(o *keepclient.Options) {
 		o.HedgeMin = 30 * time.Millisecond
 		o.StallTimeout = stall
@@ -37,16 +37,17 @@ func TestPutHedgesDoNotChain(t *testing.T) {
 		t.Fatalf("Put: %v", err)
 	}
 	// Until the first stalled uploads time out, only the two first
-	// uploads and one hedge may have started.
+	// uploads and one hedge may have started. (The window is half the
+	// stall timeout, so that a loaded machine cannot blur the two.)
 	reqs := c.PutRequests()
 	early := 0
 	for _, r := range reqs {
-		if r.Time.Sub(reqs[0].Time) < stall {
+		if r.Time.Sub(reqs[0].Time) < stall/2 {
 			early++
 		}
 	}
 	if early > 3 {
-		t.Errorf("%d uploads started within the first %v: %v", early, stall, putTargets(c))
+		t.Errorf("%d uploads started within the first %v: %v", early, stall/2, putTargets(c))
 	}
 }
 

@@ -224,6 +224,11 @@ func (c *Cluster) Close() {
 		}
 		for _, s := range c.servers {
 			s.ts.Close()
+			s.mu.Lock()
+			if s.release != nil {
+				s.release()
+			}
+			s.mu.Unlock()
 		}
 	})
 }

@@ -29,6 +29,7 @@ type Server struct {
 	kill sync.Once
 
 	mu          sync.Mutex // protects the fields below
+	release     func()     // frees the port a killed server holds (see Kill)
 	typ         string
 	readOnly    bool
 	replicas    int    // X-Keep-Replicas-Stored; < 0 omits it
@@ -279,11 +280,17 @@ func (s *Server) Delete(hash string) {
 // more. Requests in progress may finish. Kill is idempotent; the server
 // stays in Services and ProbeOrder. A client that picks an idle
 // connection at the very moment Kill closes it may see EOF or a reset
-// instead of "connection refused".
+// instead of "connection refused". Until the cluster closes, the port
+// stays reserved, so that no other server started meanwhile (by another
+// test or process) answers in the dead one's place.
 func (s *Server) Kill() {
 	s.kill.Do(func() {
+		addr := s.ts.Listener.Addr()
 		s.ts.Listener.Close()
 		s.ts.Config.SetKeepAlivesEnabled(false)
+		s.mu.Lock()
+		s.release = holdPort(addr)
+		s.mu.Unlock()
 	})
 }
 
