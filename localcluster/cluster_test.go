@@ -48,6 +48,7 @@ func TestCluster(t *testing.T) {
 	}
 	nodes[0].SetFull(true)
 	nodes[1].Stop()
+	holdPort(t, nodes[1].Service.Port)
 	res, err = kc.Put(context.Background(), []byte("faults"), keepclient.PutOptions{Replicas: 2})
 	var ire *keepclient.InsufficientReplicasError
 	if !errors.As(err, &ire) || res.Replicas != 1 {

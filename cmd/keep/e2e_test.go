@@ -243,6 +243,11 @@ func TestE2EServerKilled(t *testing.T) {
 	env := testEnv(t)
 	svcFile, dirs, daemons := startServers(t, env, 4)
 	daemons[1].kill()
+	svcs, err := keepclient.LoadServices(svcFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holdPort(t, svcs[1].Port)
 	checkPutGet(t, env, dirs, 3, "--services", svcFile)
 
 	// Four replicas with three live servers: a clear failure, no manifest.

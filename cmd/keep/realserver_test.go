@@ -151,6 +151,7 @@ func TestClientAgainstServerProcesses(t *testing.T) {
 		all := append([]keepclient.Service{victim}, svcs...)
 		kc := newClient(t, all)
 		d.kill()
+		holdPort(t, victim.Port)
 		for i := 0; i < 5; i++ {
 			res, err := kc.Put(context.Background(), []byte(fmt.Sprint("killed ", i)), keepclient.PutOptions{Replicas: 3})
 			if err != nil || res.Replicas != 3 {
