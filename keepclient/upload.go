@@ -61,19 +61,21 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // blockBody is an upload's request body: a read-only view of the block
 // shared by all its uploads. The transport may go on reading it after the
 // response has arrived (a server can answer before reading everything),
-// so upload waits for the transport to close it before returning: the
-// caller's buffer is never read after Put returns.
+// so upload waits for the transport to close every body it was given
+// before returning: the caller's buffer is never read after Put returns.
 type blockBody struct {
-	data   []byte
-	off    int
-	w      *watchdog
-	sent   *atomic.Int64 // bytes handed to the transport, for the writer
-	once   sync.Once
-	closed chan struct{}
+	data []byte
+	off  int
+	w    *watchdog
+	sent *atomic.Int64 // bytes handed to the transport, for the writer
+	once sync.Once
+	done func() // marks the body closed in its upload's count
 }
 
-func newBlockBody(data []byte, w *watchdog, sent *atomic.Int64) *blockBody {
-	return &blockBody{data: data, w: w, sent: sent, closed: make(chan struct{})}
+// newBlockBody returns a body for data counted in open until closed.
+func newBlockBody(data []byte, w *watchdog, sent *atomic.Int64, open *sync.WaitGroup) *blockBody {
+	open.Add(1)
+	return &blockBody{data: data, w: w, sent: sent, done: open.Done}
 }
 
 func (b *blockBody) Read(p []byte) (int, error) {
@@ -89,7 +91,7 @@ func (b *blockBody) Read(p []byte) (int, error) {
 
 // Close records that the transport is done with the body.
 func (b *blockBody) Close() error {
-	b.once.Do(func() { close(b.closed) })
+	b.once.Do(b.done)
 	return nil
 }
 
@@ -119,24 +121,33 @@ func (c *Client) upload(ctx context.Context, u uploadRequest) outcome {
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	wd := newWatchdog(c.stallFor(u.svc), cancel)
-	body := newBlockBody(u.data, wd, &progress.sent)
+	var open sync.WaitGroup // bodies the transport has not closed yet
 	defer func() {
 		// Cancelling ends a body write still in progress; then wait
 		// for the transport to let go of the caller's buffer.
 		cancel(nil)
-		if len(u.data) > 0 {
-			<-body.closed
-		}
+		open.Wait()
 		wd.stop()
 	}()
+	var body io.ReadCloser = http.NoBody
+	if len(u.data) > 0 {
+		body = newBlockBody(u.data, wd, &progress.sent, &open)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.svc.URL()+"/"+u.hash, body)
 	if err != nil {
 		body.Close()
 		return outcome{msg: err.Error()}
 	}
 	req.ContentLength = int64(len(u.data))
-	if len(u.data) == 0 {
-		req.Body = http.NoBody
+	if len(u.data) > 0 {
+		// A PUT of content-addressed data is idempotent: let the
+		// transport resend it on a fresh connection when a kept-alive one
+		// turns out to have been closed by the server. (A nil header
+		// value marks the request idempotent without sending a header.)
+		req.GetBody = func() (io.ReadCloser, error) {
+			return newBlockBody(u.data, wd, &progress.sent, &open), nil
+		}
+		req.Header["Idempotency-Key"] = nil
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	if len(u.data) > 0 {
