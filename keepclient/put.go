@@ -206,15 +206,19 @@ func (w *write) startUploads(ctx context.Context, results chan<- uploadDone) {
 		if !ok {
 			return
 		}
-		u := uploadRequest{
-			svc:       w.plan.svcs[i],
-			hash:      w.hash,
-			data:      w.data,
-			requestID: w.res.RequestID,
-			desired:   w.plan.need(),
-			classes:   w.plan.pendingClasses(),
-		}
-		w.launch(ctx, i, u, results)
+		w.launch(ctx, i, w.request(i), results)
+	}
+}
+
+// request describes an upload to service i as the plan stands now.
+func (w *write) request(i int) uploadRequest {
+	return uploadRequest{
+		svc:       w.plan.svcs[i],
+		hash:      w.hash,
+		data:      w.data,
+		requestID: w.res.RequestID,
+		desired:   w.plan.need(),
+		classes:   w.plan.pendingClasses(),
 	}
 }
 
@@ -318,14 +322,7 @@ func (w *write) hedge(ctx context.Context, results chan<- uploadDone) {
 			return
 		}
 		w.res.Hedges++
-		w.launch(ctx, j, uploadRequest{
-			svc:       w.plan.svcs[j],
-			hash:      w.hash,
-			data:      w.data,
-			requestID: w.res.RequestID,
-			desired:   w.plan.need(),
-			classes:   w.plan.pendingClasses(),
-		}, results)
+		w.launch(ctx, j, w.request(j), results)
 	}
 }
 
