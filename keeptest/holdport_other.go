@@ -2,6 +2,4 @@
 
 package keeptest
 
-import "net"
-
-func holdPort(net.Addr) func() { return nil }
+func holdPort(int) func() { return nil }

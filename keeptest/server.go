@@ -285,11 +285,11 @@ func (s *Server) Delete(hash string) {
 // test or process) answers in the dead one's place.
 func (s *Server) Kill() {
 	s.kill.Do(func() {
-		addr := s.ts.Listener.Addr()
+		port := s.ts.Listener.Addr().(*net.TCPAddr).Port
 		s.ts.Listener.Close()
 		s.ts.Config.SetKeepAlivesEnabled(false)
 		s.mu.Lock()
-		s.release = holdPort(addr)
+		s.release = holdPort(port)
 		s.mu.Unlock()
 	})
 }

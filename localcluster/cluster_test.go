@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/keeptest"
 	"github.com/keepproject/keep/localcluster"
 	"github.com/keepproject/keep/locator"
 )
@@ -48,7 +49,7 @@ func TestCluster(t *testing.T) {
 	}
 	nodes[0].SetFull(true)
 	nodes[1].Stop()
-	holdPort(t, nodes[1].Service.Port)
+	keeptest.HoldPort(t, nodes[1].Service.Port)
 	res, err = kc.Put(context.Background(), []byte("faults"), keepclient.PutOptions{Replicas: 2})
 	var ire *keepclient.InsufficientReplicasError
 	if !errors.As(err, &ire) || res.Replicas != 1 {

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/keeptest"
 	"github.com/keepproject/keep/manifest"
 )
 
@@ -247,7 +248,7 @@ func TestE2EServerKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	holdPort(t, svcs[1].Port)
+	keeptest.HoldPort(t, svcs[1].Port)
 	checkPutGet(t, env, dirs, 3, "--services", svcFile)
 
 	// Four replicas with three live servers: a clear failure, no manifest.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/keeptest"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -151,7 +152,7 @@ func TestClientAgainstServerProcesses(t *testing.T) {
 		all := append([]keepclient.Service{victim}, svcs...)
 		kc := newClient(t, all)
 		d.kill()
-		holdPort(t, victim.Port)
+		keeptest.HoldPort(t, victim.Port)
 		for i := 0; i < 5; i++ {
 			res, err := kc.Put(context.Background(), []byte(fmt.Sprint("killed ", i)), keepclient.PutOptions{Replicas: 3})
 			if err != nil || res.Replicas != 3 {

@@ -1,7 +1,0 @@
-//go:build !unix
-
-package localcluster_test
-
-import "testing"
-
-func holdPort(*testing.T, int) {}
