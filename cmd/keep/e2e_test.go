@@ -228,6 +228,12 @@ func startServer(t *testing.T, env []string, i int, volumeArgs ...string) (keepc
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	args := append([]string{"server", "--listen", "127.0.0.1:0", "--addr-file", addrFile}, volumeArgs...)
 	d := startDaemon(t, env, "listening", args...)
+	return keepclient.Service{UUID: fmt.Sprintf("e2e00-bi6l4-%015d", i), Host: "127.0.0.1", Port: readPort(t, addrFile), Type: "disk"}, d
+}
+
+// readPort returns the port of the address a daemon wrote to its --addr-file.
+func readPort(t *testing.T, addrFile string) int {
+	t.Helper()
 	addr, err := os.ReadFile(addrFile)
 	if err != nil {
 		t.Fatal(err)
@@ -236,8 +242,11 @@ func startServer(t *testing.T, env []string, i int, volumeArgs ...string) (keepc
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, _ := strconv.Atoi(portText)
-	return keepclient.Service{UUID: fmt.Sprintf("e2e00-bi6l4-%015d", i), Host: "127.0.0.1", Port: port, Type: "disk"}, d
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 func TestE2EServerKilled(t *testing.T) {
@@ -272,10 +281,7 @@ func TestE2EProxyProcess(t *testing.T) {
 	svcFile, dirs, _ := startServers(t, env, 3)
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	startDaemon(t, env, "listening", "proxy", "--listen", "127.0.0.1:0", "--services", svcFile, "--addr-file", addrFile)
-	addr, _ := os.ReadFile(addrFile)
-	_, portText, _ := net.SplitHostPort(strings.TrimSpace(string(addr)))
-	port, _ := strconv.Atoi(portText)
-	data, _ := keepclient.MarshalServices([]keepclient.Service{{UUID: "e2e00-bi6l4-proxy0000000000", Host: "127.0.0.1", Port: port, Type: "proxy"}})
+	data, _ := keepclient.MarshalServices([]keepclient.Service{{UUID: "e2e00-bi6l4-proxy0000000000", Host: "127.0.0.1", Port: readPort(t, addrFile), Type: "proxy"}})
 	proxyFile := filepath.Join(t.TempDir(), "proxy.json")
 	os.WriteFile(proxyFile, data, 0o644)
 	checkPutGet(t, env, dirs, 2, "--services", proxyFile)
