@@ -1,0 +1,315 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseClasses(t *testing.T) {
+	tests := []struct {
+		in      []string
+		want    string
+		wantErr bool
+	}{
+		{nil, "[]", false},
+		{[]string{""}, "[]", false},
+		{[]string{" , testclass2 , "}, "[testclass2]", false},
+		{[]string{"hot, cold", "hot,warm"}, "[hot cold warm]", false},
+		{[]string{"a,a,a,a,b"}, "[a b]", false},
+		{[]string{strings.Repeat("x", MaxClassLen+1)}, "", true},
+		{[]string{strings.Repeat("c,", 10*MaxClasses)}, "[c]", false},
+	}
+	for _, tt := range tests {
+		got, err := ParseClasses(tt.in)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("ParseClasses(%.40q) error %v, want error %v", tt.in, err, tt.wantErr)
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("ParseClasses(%.40q) error %v does not wrap ErrMalformed", tt.in, err)
+			}
+			continue
+		}
+		if s := fmt.Sprint(got); s != tt.want {
+			t.Errorf("ParseClasses(%.40q) = %v, want %v", tt.in, s, tt.want)
+		}
+	}
+}
+
+func manyClasses(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprint("c", i)
+	}
+	return strings.Join(parts, ",")
+}
+
+// A huge header costs linear time: 60,000 distinct names are refused
+// after MaxClasses, and 60,000 repeats of one name are one class.
+func TestParseClassesHugeHeader(t *testing.T) {
+	if got, err := ParseClasses([]string{manyClasses(MaxClasses)}); err != nil || len(got) != MaxClasses {
+		t.Errorf("%d classes: got %d, %v", MaxClasses, len(got), err)
+	}
+	if _, err := ParseClasses([]string{manyClasses(MaxClasses + 1)}); err == nil {
+		t.Errorf("%d classes accepted", MaxClasses+1)
+	}
+	if _, err := ParseClasses([]string{manyClasses(60000)}); err == nil {
+		t.Error("60,000 classes accepted")
+	}
+	got, err := ParseClasses([]string{strings.Repeat("same, ", 60000)})
+	if err != nil || len(got) != 1 {
+		t.Errorf("60,000 repeats: %v, %v", got, err)
+	}
+}
+
+func TestParseConfirmed(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // "" means an error
+	}{
+		{"foo=1", "map[foo:1]"},
+		{" foo=1 , bar=2 ", "map[bar:2 foo:1]"},
+		{"a=1, a=2", "map[a:3]"},
+		{"", ""},
+		{"  ", ""},
+		{" =foo=1 ", ""},
+		{"foo", ""},
+		{"foo=x", ""},
+		{"foo=-1", ""},
+		{"foo=+1", ""},
+		{"foo=9223372036854775807", ""},
+		{"default=1, default=9223372036854775807", ""},
+		{fmt.Sprintf("a=%d", MaxReplicas), fmt.Sprintf("map[a:%d]", MaxReplicas)},
+		{fmt.Sprintf("a=%d, a=%d", MaxReplicas, MaxReplicas), fmt.Sprintf("map[a:%d]", MaxReplicas)},
+		{"a b=1", ""},
+		{"a=1,", ""},
+	}
+	for _, tt := range tests {
+		m, err := ParseConfirmed(tt.in)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("ParseConfirmed(%q) = %v, want an error", tt.in, m)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(m) != tt.want {
+			t.Errorf("ParseConfirmed(%q) = %v, %v; want %s", tt.in, m, err, tt.want)
+		}
+	}
+}
+
+func TestFormatConfirmed(t *testing.T) {
+	if got := FormatConfirmed(map[string]int{"b": 2, "a": 1}); got != "a=1, b=2" {
+		t.Errorf("FormatConfirmed = %q", got)
+	}
+	if got := FormatConfirmed(nil); got != "" {
+		t.Errorf("FormatConfirmed(nil) = %q", got)
+	}
+}
+
+func TestParseReplicas(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"1", 1, true},
+		{" 3 ", 3, true},
+		{"0", 0, true},
+		{"65536", MaxReplicas, true},
+		{"65537", 0, false},
+		{"9223372036854775807", 0, false},
+		{"99999999999999999999999999", 0, false},
+		{"-1", 0, false},
+		{"", 0, false},
+		{"1.5", 0, false},
+		{"0x10", 0, false},
+	}
+	for _, tt := range tests {
+		n, err := ParseReplicas(tt.in)
+		if (err == nil) != tt.ok || n != tt.want {
+			t.Errorf("ParseReplicas(%q) = %d, %v; want %d, ok %v", tt.in, n, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, false},
+		{"x", 0, false},
+		{"-3", 0, false},
+		{"0", time.Millisecond, true},
+		{"2", 2 * time.Second, true},
+		{"9223372036854775807", MaxRetryAfter, true},
+		{now.Add(5 * time.Second).Format(http.TimeFormat), 5 * time.Second, true},
+		{now.Add(-time.Hour).Format(http.TimeFormat), time.Millisecond, true},
+		{now.Add(1000 * time.Hour).Format(http.TimeFormat), MaxRetryAfter, true},
+	}
+	for _, tt := range tests {
+		d, ok := ParseRetryAfter(tt.in, now)
+		if d != tt.want || ok != tt.ok {
+			t.Errorf("ParseRetryAfter(%q) = %v, %v; want %v, %v", tt.in, d, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	tests := []struct {
+		status int
+		busy   bool
+		want   bool
+	}{
+		{0, false, true},
+		{408, false, true},
+		{429, false, true},
+		{500, false, true},
+		{502, false, true},
+		{504, false, true},
+		{503, false, false},
+		{503, true, true},
+		{507, false, false},
+		{507, true, false},
+		{400, false, false},
+		{401, false, false},
+		{404, false, false},
+		{413, false, false},
+		{499, false, false},
+		{200, false, false},
+		{600, false, false},
+	}
+	for _, tt := range tests {
+		if got := Retryable(tt.status, tt.busy); got != tt.want {
+			t.Errorf("Retryable(%d, busy %v) = %v", tt.status, tt.busy, got)
+		}
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	tests := []struct {
+		header string
+		token  string
+		err    error
+	}{
+		{"", "", ErrNoToken},
+		{"Bearer abc", "abc", nil},
+		{"bearer abc", "abc", nil},
+		{"OAuth2 abc ", "abc", nil},
+		{"Basic abc", "", ErrMalformedToken},
+		{"Bearer", "", ErrMalformedToken},
+		{"Bearer  ", "", ErrMalformedToken},
+		{"Bearer a b", "", ErrMalformedToken},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		if tt.header != "" {
+			h.Set("Authorization", tt.header)
+		}
+		tok, err := BearerToken(h)
+		if tok != tt.token || err != tt.err {
+			t.Errorf("BearerToken(%q) = %q, %v; want %q, %v", tt.header, tok, err, tt.token, tt.err)
+		}
+	}
+}
+
+func TestRedactPath(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/acbd18db4cc2f85cedef654fccc4a4d8+3", "/acbd18db4cc2f85cedef654fccc4a4d8+3"},
+		{"/acbd18db4cc2f85cedef654fccc4a4d8+3+Asecret@5f000000+K@zzzzz", "/acbd18db4cc2f85cedef654fccc4a4d8+3+K@zzzzz"},
+		{"/x+Rzzzzz-secret+A1", "/x"},
+		{"/index", "/index"},
+		{"/" + strings.Repeat("a", 300), "/" + strings.Repeat("a", maxLoggedPath-1) + "..."},
+		{"/a" + strings.Repeat("+b", 60000), "/a" + strings.Repeat("+b", (maxLoggedPath-2)/2) + "..."},
+	}
+	for _, tt := range tests {
+		if got := RedactPath(tt.in); got != tt.want {
+			t.Errorf("RedactPath(%.50q) = %.50q, want %.50q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestNewRequestID(t *testing.T) {
+	a, b := NewRequestID(), NewRequestID()
+	if len(a) != 24 || !strings.HasPrefix(a, "req-") || a == b {
+		t.Errorf("request ids %q, %q", a, b)
+	}
+	for _, r := range a[4:] {
+		if !strings.ContainsRune("0123456789abcdefghijklmnopqrstuvwxyz", r) {
+			t.Errorf("request id %q has %q", a, r)
+		}
+	}
+}
+
+func FuzzParseClasses(f *testing.F) {
+	f.Add("hot, cold, hot")
+	f.Add(" , x ,")
+	f.Add(manyClasses(70))
+	f.Fuzz(func(t *testing.T, h string) {
+		got, err := ParseClasses([]string{h})
+		if err != nil {
+			return
+		}
+		if len(got) > MaxClasses {
+			t.Fatalf("%d classes", len(got))
+		}
+		seen := map[string]bool{}
+		for _, c := range got {
+			if c == "" || seen[c] || len(c) > MaxClassLen || strings.Contains(c, ",") || c != strings.TrimSpace(c) {
+				t.Fatalf("bad class %q in %q", c, got)
+			}
+			seen[c] = true
+		}
+		again, err := ParseClasses([]string{FormatClasses(got)})
+		if err != nil || fmt.Sprint(again) != fmt.Sprint(got) {
+			t.Fatalf("round trip: %q -> %q, %v", got, again, err)
+		}
+	})
+}
+
+func FuzzParseConfirmed(f *testing.F) {
+	f.Add("default=1")
+	f.Add("a=1, b=2, a=3")
+	f.Add("default=1, default=9223372036854775807")
+	f.Fuzz(func(t *testing.T, h string) {
+		m, err := ParseConfirmed(h)
+		if err != nil {
+			return
+		}
+		if len(m) == 0 || len(m) > MaxClasses {
+			t.Fatalf("%d classes from %q", len(m), h)
+		}
+		for c, n := range m {
+			if n < 0 || n > MaxReplicas || c == "" {
+				t.Fatalf("class %q count %d from %q", c, n, h)
+			}
+		}
+		again, err := ParseConfirmed(FormatConfirmed(m))
+		if err != nil || fmt.Sprint(again) != fmt.Sprint(m) {
+			t.Fatalf("round trip: %v -> %v, %v", m, again, err)
+		}
+	})
+}
+
+func FuzzParseReplicas(f *testing.F) {
+	f.Add("1")
+	f.Add("9223372036854775807")
+	f.Fuzz(func(t *testing.T, h string) {
+		n, err := ParseReplicas(h)
+		if err == nil && (n < 0 || n > MaxReplicas) {
+			t.Fatalf("ParseReplicas(%q) = %d", h, n)
+		}
+	})
+}
