@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/locator"
 	"github.com/keepproject/keep/manifest"
 	"github.com/keepproject/keep/transfer"
 )
@@ -51,9 +52,9 @@ type Config struct {
 	// SlowRate is the rate, in bytes per second each way, of the link to
 	// the slow server. Default 10e6.
 	SlowRate float64
-	// Client is the template for the benchmark's clients; Services,
-	// Replicas and NoHedge are set per measurement. A missing Token
-	// becomes "keep-bench".
+	// Client is the template for the benchmark's clients; Services and
+	// Replicas are set per measurement. A missing Token becomes
+	// "keep-bench".
 	Client keepclient.Options
 	// GetToDiscard makes gets throw the data away instead of writing it
 	// to a file in Dir.
@@ -115,6 +116,18 @@ type bench struct {
 	md5   float64 // MB/s per core
 	cores int
 	runs  uint64 // puts so far, to stamp each one's data
+
+	// uncounted holds the puts to the current servers whose storage
+	// withServers counts once those servers have stopped.
+	uncounted []uncounted
+}
+
+// uncounted is a put whose stored bytes are yet to be counted.
+type uncounted struct {
+	name     string
+	blocks   []locator.Locator
+	replicas int
+	ratio    *float64 // the put's Measurement.StoredRatio, filled in by the count
 }
 
 // Run performs the measurements described in the package comment and
@@ -197,7 +210,7 @@ func (b *bench) smallTotal() int64 { return int64(b.cfg.SmallFiles) * int64(b.cf
 func (b *bench) putAndGet(ctx context.Context, path string, n int) (put, get Measurement, err error) {
 	err = b.withServers(ctx, mainServers, func(servers []*Server) error {
 		svcs := services(servers)
-		kc, err := b.client(svcs, n, false)
+		kc, err := b.client(svcs, n)
 		if err != nil {
 			return err
 		}
@@ -217,7 +230,7 @@ func (b *bench) putAndGet(ctx context.Context, path string, n int) (put, get Mea
 func (b *bench) faults(ctx context.Context, path string) (Faults, error) {
 	f := Faults{SlowRateMBps: b.cfg.SlowRate / 1e6}
 	err := b.withServers(ctx, faultServers, func(servers []*Server) error {
-		kc, err := b.client(services(servers), faultN, false)
+		kc, err := b.client(services(servers), faultN)
 		if err != nil {
 			return err
 		}
@@ -234,7 +247,7 @@ func (b *bench) faults(ctx context.Context, path string) (Faults, error) {
 		if err != nil {
 			return err
 		}
-		kc, err := b.client(append(services(servers), dead), faultN, false)
+		kc, err := b.client(append(services(servers), dead), faultN)
 		if err != nil {
 			return err
 		}
@@ -247,39 +260,40 @@ func (b *bench) faults(ctx context.Context, path string) (Faults, error) {
 	}
 	f.DownRatio = ratio(f.Down.MBps, f.Healthy.MBps)
 
-	for _, noHedge := range []bool{false, true} {
-		err = b.withServers(ctx, faultServers, func(servers []*Server) error {
-			svcs := services(servers)
-			slow := &svcs[len(svcs)-1]
-			th, err := NewThrottle(net.JoinHostPort(slow.Host, strconv.Itoa(slow.Port)), b.cfg.SlowRate)
-			if err != nil {
-				return err
-			}
-			defer th.Close()
-			slow.Host, slow.Port = "127.0.0.1", th.Addr().Port
-			kc, err := b.client(svcs, faultN, noHedge)
-			if err != nil {
-				return err
-			}
-			defer kc.Close()
-			name := fmt.Sprintf("put N=2, 1 of 5 at %g MB/s", f.SlowRateMBps)
-			if noHedge {
-				name += ", no hedging"
-			}
-			run, _, err := b.put(ctx, name, kc, servers, path, faultN, faultServers, false)
-			if noHedge {
-				f.SlowNoHedge = run
-			} else {
-				f.Slow = run
-			}
-			return err
-		})
+	err = b.withServers(ctx, faultServers, func(servers []*Server) error {
+		svcs := services(servers)
+		slow := &svcs[len(svcs)-1]
+		th, err := NewThrottle(net.JoinHostPort(slow.Host, strconv.Itoa(slow.Port)), b.cfg.SlowRate)
 		if err != nil {
-			return f, err
+			return err
 		}
+		defer th.Close()
+		slow.Host, slow.Port = "127.0.0.1", th.Addr().Port
+		kc, err := b.client(svcs, faultN)
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		f.Slow, _, err = b.put(ctx, fmt.Sprintf("put N=2, 1 of 5 at %g MB/s", f.SlowRateMBps), kc, servers, path, faultN, faultServers, false)
+		if err != nil {
+			return err
+		}
+		// Closing the Throttle would cut off bytes it still holds for
+		// the slow server, which might complete a block the client has
+		// given up on; let it deliver them so that the count after the
+		// servers stop sees every copy the client caused.
+		kc.Close()
+		dctx, cancel := context.WithTimeout(ctx, drainTimeout)
+		defer cancel()
+		if err := th.Drain(dctx); err != nil {
+			b.progress("  the slow server's link is still busy; its last bytes are dropped: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return f, err
 	}
 	f.SlowRatio = ratio(f.Slow.MBps, f.Healthy.MBps)
-	f.SlowNoHedgeRatio = ratio(f.SlowNoHedge.MBps, f.Healthy.MBps)
 	return f, nil
 }
 
@@ -288,7 +302,7 @@ func (b *bench) faults(ctx context.Context, path string) (Faults, error) {
 func (b *bench) smallFiles(ctx context.Context, dir, single string) (SmallFiles, error) {
 	s := SmallFiles{Files: b.cfg.SmallFiles, FileBytes: b.cfg.SmallFileBytes}
 	err := b.withServers(ctx, mainServers, func(servers []*Server) error {
-		kc, err := b.client(services(servers), 2, false)
+		kc, err := b.client(services(servers), 2)
 		if err != nil {
 			return err
 		}
@@ -306,8 +320,15 @@ func (b *bench) smallFiles(ctx context.Context, dir, single string) (SmallFiles,
 	return s, err
 }
 
-// withServers launches n servers in a new directory, calls fn with
-// them, then stops them and removes their data.
+// drainTimeout bounds the wait for a Throttle to deliver what it holds
+// after a put: at the default 10 MB/s, far more than the few MiB that
+// socket buffers can hold.
+const drainTimeout = 30 * time.Second
+
+// withServers launches n servers in a new directory and calls fn with
+// them. It then stops them, so that no write is still under way, counts
+// what they store of the blocks of the puts fn made, and removes their
+// data.
 func (b *bench) withServers(ctx context.Context, n int, fn func([]*Server) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -317,16 +338,51 @@ func (b *bench) withServers(ctx context.Context, n int, fn func([]*Server) error
 		return err
 	}
 	defer os.RemoveAll(dir)
+	b.uncounted = nil
 	servers, err := b.cfg.Launcher.Launch(ctx, dir, n)
-	defer func() {
+	stop := func() {
 		for _, s := range servers {
 			s.Stop()
 		}
-	}()
+	}
+	defer stop() // Stop is idempotent
 	if err != nil {
 		return err
 	}
-	return fn(servers)
+	if err := fn(servers); err != nil {
+		return err
+	}
+	stop()
+	return b.fillStored(servers)
+}
+
+// fillStored fills in the StoredRatio of each put in b.uncounted.
+func (b *bench) fillStored(servers []*Server) error {
+	puts := b.uncounted
+	b.uncounted = nil
+	for _, p := range puts {
+		st, known, err := countStored(servers, p.blocks)
+		if err != nil {
+			return fmt.Errorf("%s: counting stored blocks: %w", p.name, err)
+		}
+		if !known || st.blocks == 0 {
+			continue // not reached: put checked both
+		}
+		*p.ratio = st.ratio(p.replicas)
+		b.progress("%s: stored/N×size %.3f (%s)", p.name, *p.ratio, st.copiesString())
+	}
+	return nil
+}
+
+// volumesKnown reports whether every server's volume directory is known,
+// so that what they store can be counted.
+func volumesKnown(servers []*Server) bool {
+	for _, s := range servers {
+		if s.Dir == "" {
+			return false
+		}
+	}
+	return true
 }
 
 func services(servers []*Server) []keepclient.Service {
@@ -337,11 +393,10 @@ func services(servers []*Server) []keepclient.Service {
 	return out
 }
 
-func (b *bench) client(svcs []keepclient.Service, replicas int, noHedge bool) (*keepclient.Client, error) {
+func (b *bench) client(svcs []keepclient.Service, replicas int) (*keepclient.Client, error) {
 	opts := b.cfg.Client
 	opts.Services = svcs
 	opts.Replicas = replicas
-	opts.NoHedge = noHedge
 	return keepclient.New(opts)
 }
 
@@ -359,10 +414,6 @@ func (b *bench) put(ctx context.Context, name string, kc *keepclient.Client, ser
 		if err := stamp(path, size, b.runs); err != nil {
 			return Measurement{}, nil, err
 		}
-	}
-	before, known, err := storedBytes(servers)
-	if err != nil {
-		return Measurement{}, nil, err
 	}
 	var prof io.Writer
 	if profile {
@@ -383,13 +434,12 @@ func (b *bench) put(ctx context.Context, name string, kc *keepclient.Client, ser
 	run := b.newMeasurement(name, replicas, nServers, size, u)
 	run.CeilingMBps = WriteCeiling(b.md5, b.cores, replicas)
 	run.CeilingRatio = ratio(run.MBps, run.CeilingMBps)
-	if known {
-		after, _, err := storedBytes(servers)
-		if err != nil {
-			return Measurement{}, nil, err
-		}
-		r := float64(after-before) / (float64(replicas) * float64(size))
-		run.StorageRatio = &r
+	// Put has returned, so every upload it started has ended; but a
+	// server may still be finishing one the client gave up on, so the
+	// count waits until the servers stop (withServers).
+	if size > 0 && volumesKnown(servers) {
+		run.StoredRatio = new(float64)
+		b.uncounted = append(b.uncounted, uncounted{name: name, blocks: m.Blocks(), replicas: replicas, ratio: run.StoredRatio})
 	}
 	b.progress("  %.0f MB/s (%.2f of the hash ceiling) in %.1fs", run.MBps, run.CeilingRatio, run.Seconds)
 	return run, m, nil

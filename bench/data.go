@@ -3,7 +3,9 @@ package bench
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -81,28 +83,73 @@ func stamp(path string, size int64, run uint64) error {
 	return f.Close()
 }
 
-// storedBytes returns the total size of the regular files under the
-// servers' volume directories, or false when any directory is unknown.
-func storedBytes(servers []*Server) (int64, bool, error) {
-	var total int64
-	for _, s := range servers {
-		if s.Dir == "" {
-			return 0, false, nil
-		}
-		err := filepath.WalkDir(s.Dir, func(_ string, d os.DirEntry, err error) error {
-			if err != nil || !d.Type().IsRegular() {
-				return err
-			}
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			total += info.Size()
-			return nil
-		})
-		if err != nil {
-			return 0, false, err
-		}
+// stored is what the servers' volumes hold of a set of blocks.
+type stored struct {
+	blocks     int   // distinct non-empty blocks looked for
+	blockBytes int64 // their total size
+	bytes      int64 // the total size of every copy found
+	minCopies  int   // the fewest servers holding any one block
+	maxCopies  int   // the most servers holding any one block
+}
+
+// countStored looks for each block in every server's volume directory,
+// where keepstore keeps a block as DIR/<first 3 hex digits of the
+// hash>/<hash> (files being written have other names, so they do not
+// count). It reports false when a server's directory is unknown. The
+// empty block is skipped: it takes no space.
+func countStored(servers []*Server, blocks []locator.Locator) (stored, bool, error) {
+	if !volumesKnown(servers) {
+		return stored{}, false, nil
 	}
-	return total, true, nil
+	var st stored
+	seen := make(map[string]bool)
+	for _, b := range blocks {
+		if b.Size == 0 || len(b.Hash) < 3 || seen[b.Hash] {
+			continue
+		}
+		seen[b.Hash] = true
+		copies := 0
+		for _, s := range servers {
+			info, err := os.Lstat(filepath.Join(s.Dir, b.Hash[:3], b.Hash))
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				continue
+			case err != nil:
+				return stored{}, false, err
+			case !info.Mode().IsRegular():
+				continue
+			}
+			copies++
+			st.bytes += info.Size()
+		}
+		if st.blocks == 0 || copies < st.minCopies {
+			st.minCopies = copies
+		}
+		st.maxCopies = max(st.maxCopies, copies)
+		st.blocks++
+		st.blockBytes += b.Size
+	}
+	return st, true, nil
+}
+
+// copiesString describes the copies found, such as "8 blocks, 2 copies
+// each" or "8 blocks, 2 to 3 copies".
+func (st stored) copiesString() string {
+	blocks := fmt.Sprintf("%d blocks", st.blocks)
+	if st.blocks == 1 {
+		blocks = "1 block"
+	}
+	switch {
+	case st.minCopies != st.maxCopies:
+		return fmt.Sprintf("%s, %d to %d copies", blocks, st.minCopies, st.maxCopies)
+	case st.maxCopies == 1:
+		return blocks + ", 1 copy each"
+	}
+	return fmt.Sprintf("%s, %d copies each", blocks, st.maxCopies)
+}
+
+// ratio returns the bytes stored over replicas × the blocks' size: 1 when
+// every block is stored exactly replicas times.
+func (st stored) ratio(replicas int) float64 {
+	return ratio(float64(st.bytes), float64(replicas)*float64(st.blockBytes))
 }

@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -22,9 +24,10 @@ type Throttle struct {
 	done   chan struct{}
 	wg     sync.WaitGroup // accept loop and relays
 
-	mu     sync.Mutex // protects conns and closed
+	mu     sync.Mutex // protects conns, closed and idle
 	conns  map[net.Conn]struct{}
 	closed bool
+	idle   chan struct{} // closed when conns next becomes empty; nil if nobody waits
 }
 
 // NewThrottle starts a Throttle listening on a free loopback port and
@@ -93,8 +96,46 @@ func (t *Throttle) track(c net.Conn) bool {
 func (t *Throttle) untrack(c net.Conn) {
 	t.mu.Lock()
 	delete(t.conns, c)
+	if len(t.conns) == 0 && t.idle != nil {
+		close(t.idle)
+		t.idle = nil
+	}
 	t.mu.Unlock()
 	c.Close()
+}
+
+// Drain waits until the Throttle relays no connection, or ctx ends.
+// After a client closes its side, the Throttle still delivers the bytes
+// it had buffered to the server and relays until the server ends the
+// connection, so once Drain returns the server has handled every request
+// that reached it through the Throttle. Connections a client keeps open
+// (HTTP keep-alive) are still relayed: close them first.
+func (t *Throttle) Drain(ctx context.Context) error {
+	for {
+		t.mu.Lock()
+		if len(t.conns) == 0 {
+			t.mu.Unlock()
+			return nil
+		}
+		if t.idle == nil {
+			t.idle = make(chan struct{})
+		}
+		idle := t.idle
+		t.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return fmt.Errorf("bench.Throttle.Drain: %d connections still open: %w", t.open(), context.Cause(ctx))
+		}
+	}
+}
+
+// open returns the number of relayed connections; each counts once
+// though the Throttle holds both its ends.
+func (t *Throttle) open() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return (len(t.conns) + 1) / 2
 }
 
 func (t *Throttle) accept() {

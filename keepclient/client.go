@@ -61,23 +61,20 @@ type Options struct {
 	ExpectContinueTimeout time.Duration
 	// Logger receives warnings about misbehaving servers. Default: discard.
 	Logger *slog.Logger
-	// NoHedge turns hedged writes off. By default, when an upload lags
-	// far behind the fastest successful upload of the same block, an
-	// extra upload starts to the next service in probe order, the laggard
-	// is cancelled once enough replicas are stored, and the slow service
-	// is tried after the others for DownHold. A laggard that finishes
-	// anyway stores one more replica than wanted (reported honestly in
-	// PutResult.Replicas); in exchange one slow server no longer sets the
-	// pace. docs/performance.md has the measurements behind the default.
-	NoHedge bool
-	// HedgeFactor is how many times longer than the fastest successful
-	// upload an upload must run to count as lagging. Default 2.
-	HedgeFactor float64
-	// HedgeMin is the least time an upload runs before it can lag.
-	// Default 300ms.
-	HedgeMin time.Duration
-	// DownHold is how long a service that refused a connection is tried
-	// after the others. Default 10s; negative turns this off.
+	// LagFactor and LagMin say when an upload lags: once it has run
+	// LagFactor times as long as the block's fastest successful upload,
+	// and at least LagMin, and would take longer to finish at its rate so
+	// far than a fresh upload would. A lagging upload that has not sent
+	// its whole body is abandoned (the server cannot have stored it) and
+	// the next service in probe order is started in its place, so one
+	// slow server does not set the pace and no more than the wanted
+	// replicas are ever stored; the slow service is then tried after the
+	// others for DownHold. An upload that has sent its whole body is
+	// never abandoned for lag, only for stalling. Defaults 2 and 300ms.
+	LagFactor float64
+	LagMin    time.Duration
+	// DownHold is how long a service that refused a connection, or
+	// lagged, is tried after the others. Default 10s; negative turns this off.
 	DownHold time.Duration
 	// Insecure skips TLS certificate verification, as
 	// ARVADOS_API_HOST_INSECURE asks.
@@ -124,11 +121,11 @@ func New(opts Options) (*Client, error) {
 	if opts.StallTimeout <= 0 {
 		opts.StallTimeout = 10 * time.Second
 	}
-	if opts.HedgeFactor <= 0 {
-		opts.HedgeFactor = 2
+	if opts.LagFactor <= 0 {
+		opts.LagFactor = 2
 	}
-	if opts.HedgeMin <= 0 {
-		opts.HedgeMin = 300 * time.Millisecond
+	if opts.LagMin <= 0 {
+		opts.LagMin = 300 * time.Millisecond
 	}
 	if opts.DownHold == 0 {
 		opts.DownHold = 10 * time.Second

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/keepproject/keep/internal/protocol"
 )
 
 // ErrTooLarge is returned by Put for blocks over locator.MaxBlockSize.
@@ -130,15 +132,4 @@ func writeResults(b *strings.Builder, rs []ServiceResult) {
 	}
 }
 
-func formatClasses(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sortStrings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
-	}
-	return strings.Join(parts, ", ")
-}
+func formatClasses(m map[string]int) string { return protocol.FormatConfirmed(m) }

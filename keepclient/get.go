@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -49,6 +50,9 @@ func (c *Client) Head(ctx context.Context, loc locator.Locator) (int64, error) {
 		if size < 0 {
 			return errors.New("no Content-Length")
 		}
+		if size > locator.MaxBlockSize {
+			return fmt.Errorf("%w: Content-Length %d is more than a block can hold", errSize, size)
+		}
 		if loc.Size >= 0 && size != loc.Size {
 			return fmt.Errorf("%w: Content-Length %d, locator says %d", errSize, size, loc.Size)
 		}
@@ -57,114 +61,44 @@ func (c *Client) Head(ctx context.Context, loc locator.Locator) (int64, error) {
 	return size, err
 }
 
-// readOrder lists the services to read loc from: those named by +K hints
-// in hint order, then readable services in probe order.
-func (c *Client) readOrder(loc locator.Locator) []Service {
-	all := c.svcs.get()
-	seen := make(map[string]bool)
-	var out []Service
-	add := func(s Service) {
-		if !seen[s.URL()] {
-			seen[s.URL()] = true
-			out = append(out, s)
-		}
-	}
-	for _, h := range loc.HintsWithPrefix("K@") {
-		if len(h) == 5 {
-			add(Service{UUID: h, Host: "keep." + h + ".arvadosapi.com", Port: 443, TLS: true, Type: TypeProxy})
-			continue
-		}
-		for _, s := range all {
-			if s.UUID == h {
-				add(s)
-			}
-		}
-	}
-	var readable []Service
-	for _, s := range all {
-		if !s.IsGateway() {
-			readable = append(readable, s)
-		}
-	}
-	for _, s := range c.down.demote(ProbeOrder(loc.Hash, readable)) {
-		add(s)
-	}
-	return out
-}
-
 // read runs the read passes shared by Get and Head; accept consumes a
 // 200 response and reports whether its content was good.
 func (c *Client) read(ctx context.Context, method string, loc locator.Locator, accept func(*http.Response, *watchdog) error) error {
 	if loc.Hash == locator.EmptyHash && loc.Size <= 0 {
 		return nil
 	}
-	reqID := newRequestID()
-	svcs := c.readOrder(loc)
-	last := make(map[string]ServiceResult)
-	retry := make(map[string]bool) // services worth another pass
-	for _, s := range svcs {
-		retry[s.URL()] = true
-	}
-	delay := c.opts.RetryDelay
-	pass := 1
-	for ; ; pass++ {
-		for _, s := range svcs {
-			if !retry[s.URL()] {
-				continue
-			}
-			r, err := c.readOne(ctx, method, s, loc, reqID, accept)
+	reqID := protocol.NewRequestID()
+	plan := newReadPlan(readOrder(loc, c.svcs.get(), c.down.demote))
+	wait := newBackoff(c.opts.RetryDelay, mrand.N[time.Duration])
+	for {
+		for i, ok := plan.next(); ok; i, ok = plan.next() {
+			r, err := c.readOne(ctx, method, plan.svcs[i], loc, reqID, accept)
 			if err == nil {
 				return nil
 			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("keepclient: reading %s: %w", loc.Bare(), context.Cause(ctx))
 			}
-			last[s.URL()] = r
-			retry[s.URL()] = r.Retryable
+			plan.record(i, r)
 		}
-		more := false
-		for _, s := range svcs {
-			more = more || retry[s.URL()]
+		if plan.pass >= c.opts.MaxPasses || (!plan.retryable() && c.opts.Refresh == nil) {
+			return plan.err(loc)
 		}
-		if pass >= c.opts.MaxPasses || (!more && c.opts.Refresh == nil) {
-			break
-		}
-		t := time.NewTimer(time.Millisecond + mrand.N(delay))
+		t := time.NewTimer(wait.next(0))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
 			return fmt.Errorf("keepclient: reading %s: %w", loc.Bare(), context.Cause(ctx))
 		}
-		delay = min(2*delay, 10*c.opts.RetryDelay)
 		if c.opts.Refresh != nil {
 			c.refresh(ctx)
-			for _, s := range c.readOrder(loc) {
-				if _, known := retry[s.URL()]; !known {
-					svcs = append(svcs, s)
-					retry[s.URL()] = true
-					more = true
-				}
-			}
+			plan.add(readOrder(loc, c.svcs.get(), c.down.demote))
 		}
-		if !more {
-			break
+		if !plan.newPass() {
+			return plan.err(loc)
 		}
 	}
-	results := make([]ServiceResult, 0, len(svcs))
-	notFound := 0
-	for _, s := range svcs {
-		if r, ok := last[s.URL()]; ok {
-			results = append(results, r)
-			if r.Status == http.StatusNotFound {
-				notFound++
-			}
-		}
-	}
-	if notFound > 0 && notFound == len(svcs) {
-		return &NotFoundError{Locator: loc.Bare().String(), Services: len(svcs)}
-	}
-	return &ReadError{Locator: loc.Bare().String(), Passes: pass, Services: results}
 }
 
 // readOne makes one GET or HEAD request to s.
@@ -185,13 +119,7 @@ func (c *Client) readOne(ctx context.Context, method string, s Service, loc loca
 	if err != nil {
 		return fail(0, err.Error(), false)
 	}
-	for k, v := range c.header {
-		req.Header[k] = v
-	}
-	if c.opts.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
-	}
-	req.Header.Set("X-Request-Id", reqID)
+	c.setCommonHeaders(req, reqID)
 	resp, err := c.httpFor(s).Do(req)
 	c.down.note(s.URL(), err)
 	if err != nil {
@@ -204,8 +132,7 @@ func (c *Client) readOne(ctx context.Context, method string, s Service, loc loca
 	wd.kick()
 	if resp.StatusCode != http.StatusOK {
 		text, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		st := resp.StatusCode
-		return fail(st, firstLine(text), st == 0 || st == 408 || st == 429 || st >= 500)
+		return fail(resp.StatusCode, firstLine(text), readRetryable(resp.StatusCode))
 	}
 	if err := accept(resp, wd); err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {

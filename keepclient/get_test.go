@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -185,5 +189,30 @@ func TestGetReusesBuffer(t *testing.T) {
 	got, err := kc.Get(context.Background(), loc, buf)
 	if err != nil || &got[0] != &buf[:1][0] {
 		t.Fatalf("Get did not use the caller's buffer: %v", err)
+	}
+}
+
+// A HEAD answer claiming more than a block can hold is refused, and the
+// read moves on.
+func TestHeadRefusesOversizeAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(locator.MaxBlockSize+1))
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	kc, err := keepclient.New(keepclient.Options{
+		Services:  []keepclient.Service{{UUID: "zzzzz-bi6l4-bigheadbigheadb", Host: host, Port: p, Type: keepclient.TypeDisk}},
+		MaxPasses: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	loc := locator.Locator{Hash: "acbd18db4cc2f85cedef654fccc4a4d8", Size: -1}
+	n, err := kc.Head(context.Background(), loc)
+	if err == nil || !strings.Contains(err.Error(), "more than a block can hold") {
+		t.Fatalf("Head = %d, %v", n, err)
 	}
 }

@@ -120,7 +120,9 @@ func TestPutHeaders(t *testing.T) {
 	for _, r := range reqs {
 		h := r.Header
 		if h.Get("Expect") != "100-continue" || h.Get("Authorization") != "Bearer tok" ||
-			h.Get("X-Request-Id") != "req-abc" || h.Get("X-Keep-Desired-Replicas") != "2" {
+			h.Get("X-Request-Id") != "req-abc" || h.Get("X-Keep-Desired-Replicas") != "1" {
+			// Each of the N concurrent disk uploads asks for, and counts
+			// for, one replica.
 			t.Errorf("headers %v", h)
 		}
 	}
@@ -349,7 +351,8 @@ func TestPutProxy(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("PUTs to %v, want %v", got, want)
 			}
-			if res.Replicas != max(tt.reported, 3) && res.Replicas != tt.reported+1 {
+			// Never more than the 3 asked for, however many the proxy says.
+			if res.Replicas != 3 {
 				t.Errorf("replicas %d", res.Replicas)
 			}
 		})
@@ -417,13 +420,17 @@ func TestPutNoWritableServices(t *testing.T) {
 
 func TestPutReplicasHeader(t *testing.T) {
 	tests := []struct {
-		name string
-		set  func(*keeptest.Server)
-		want int
+		name  string
+		set   func(*keeptest.Server)
+		want  int
+		warns string // in the log, "" for none
 	}{
-		{"absent counts 1", func(s *keeptest.Server) { s.SetReplicas(-1) }, 1},
-		{"malformed counts 1", func(s *keeptest.Server) { s.SetReplicasHeader("lots") }, 1},
-		{"2 counts 2", func(s *keeptest.Server) { s.SetReplicas(2) }, 2},
+		{"absent counts 1", func(s *keeptest.Server) { s.SetReplicas(-1) }, 1, ""},
+		{"malformed counts 1", func(s *keeptest.Server) { s.SetReplicasHeader("lots") }, 1, "malformed X-Keep-Replicas-Stored"},
+		{"negative counts 1", func(s *keeptest.Server) { s.SetReplicasHeader("-3") }, 1, "malformed X-Keep-Replicas-Stored"},
+		{"huge counts 1", func(s *keeptest.Server) { s.SetReplicasHeader("9223372036854775807") }, 1, "malformed X-Keep-Replicas-Stored"},
+		{"2 of 1 asked counts 1", func(s *keeptest.Server) { s.SetReplicas(2) }, 1, "more than the 1 asked for"},
+		{"0 counts 0", func(s *keeptest.Server) { s.SetReplicas(0) }, 1, ""}, // and the next server is written
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -431,7 +438,6 @@ func TestPutReplicasHeader(t *testing.T) {
 			data, hash := block("replicas " + tt.name)
 			order := c.ProbeOrder(hash)
 			tt.set(order[0])
-			order[1].Script(keeptest.Response{Delay: 50 * time.Millisecond})
 			var logs bytes.Buffer
 			kc := newClient(t, c, func(o *keepclient.Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 			res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 1})
@@ -441,8 +447,46 @@ func TestPutReplicasHeader(t *testing.T) {
 			if res.Replicas != tt.want {
 				t.Errorf("replicas %d, want %d", res.Replicas, tt.want)
 			}
-			if malformed := strings.Contains(tt.name, "malformed"); malformed != strings.Contains(logs.String(), "malformed X-Keep-Replicas-Stored") {
-				t.Errorf("log %q", logs.String())
+			if tt.warns == "" && logs.Len() > 0 || !strings.Contains(logs.String(), tt.warns) {
+				t.Errorf("log %q, want %q", logs.String(), tt.warns)
+			}
+			if tt.warns != "" && !strings.Contains(logs.String(), "level=WARN") {
+				t.Errorf("log %q not at warn level", logs.String())
+			}
+		})
+	}
+}
+
+// Answers claiming absurd counts never make a write succeed short, or
+// report a negative or excessive count.
+func TestPutAbsurdCountsAreBounded(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(*keeptest.Server)
+	}{
+		{"replicas", func(s *keeptest.Server) { s.SetReplicasHeader("9223372036854775807") }},
+		{"classes", func(s *keeptest.Server) { s.SetClassesHeader("default=1, default=9223372036854775807") }},
+		{"huge class count", func(s *keeptest.Server) { s.SetClassesHeader("default=65536") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := keeptest.NewCluster(t, 3)
+			data, hash := block("absurd " + tt.name)
+			order := c.ProbeOrder(hash)
+			tt.set(order[0])
+			tt.set(order[1])
+			kc := newClient(t, c)
+			res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 3, StorageClasses: []string{"default"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Replicas != 3 || len(c.Holders(hash)) != 3 {
+				t.Errorf("replicas %d, holders %d; want 3 and 3", res.Replicas, len(c.Holders(hash)))
+			}
+			for class, n := range res.Classes {
+				if n < 0 || n > 3 {
+					t.Errorf("class %s counted %d", class, n)
+				}
 			}
 		})
 	}
@@ -676,63 +720,6 @@ func TestPutDemotesServiceThatRefused(t *testing.T) {
 	}
 }
 
-func TestPutHedgesAroundSlowServer(t *testing.T) {
-	c := keeptest.NewCluster(t, 4)
-	data, hash := block(strings.Repeat("hedge", 20000))
-	order := c.ProbeOrder(hash)
-	order[1].Script(keeptest.Response{Stall: true})
-	kc := newClient(t, c, func(o *keepclient.Options) {
-		o.HedgeMin = 50 * time.Millisecond
-		o.StallTimeout = time.Minute
-	})
-	res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Hedges != 1 || res.Replicas != 2 {
-		t.Errorf("hedges %d replicas %d", res.Hedges, res.Replicas)
-	}
-	// The hedge went to the next service in probe order, and the laggard
-	// was cancelled rather than waited for.
-	if got := uuidsOf(c.Holders(hash)); !sameSet(got, uuidsOf([]*keeptest.Server{order[0], order[2]})) {
-		t.Errorf("holders %v", got)
-	}
-	if order[3].PutCount() != 0 {
-		t.Error("more than one hedge")
-	}
-	// The laggard is now tried after the others, so the next block whose
-	// probe order starts with it does not wait for it.
-	var next []byte
-	for i := 0; ; i++ {
-		d, h := block(fmt.Sprint("after hedge ", i))
-		if o := c.ProbeOrder(h); o[0] == order[1] {
-			next = d
-			break
-		}
-	}
-	res, err = kc.Put(context.Background(), next, keepclient.PutOptions{Replicas: 2})
-	if err != nil || res.Hedges != 0 {
-		t.Fatalf("next Put: %v, %d hedges", err, res.Hedges)
-	}
-	for _, a := range res.Attempts {
-		if a.Service.UUID == order[1].UUID() {
-			t.Error("the slow server was tried first again")
-		}
-	}
-}
-
-func TestPutNoHedge(t *testing.T) {
-	c := keeptest.NewCluster(t, 4)
-	data, hash := block("no hedge")
-	order := c.ProbeOrder(hash)
-	order[1].Script(keeptest.Response{Delay: 300 * time.Millisecond})
-	kc := newClient(t, c, func(o *keepclient.Options) { o.HedgeMin = time.Millisecond; o.NoHedge = true })
-	res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 2})
-	if err != nil || res.Hedges != 0 || len(c.PutRequests()) != 2 {
-		t.Fatalf("Put: %v, hedges %d, %d PUTs", err, res.Hedges, len(c.PutRequests()))
-	}
-}
-
 func TestPutRefreshesServicesBetweenPasses(t *testing.T) {
 	c := keeptest.NewCluster(t, 3)
 	all := c.Services()
@@ -753,48 +740,5 @@ func TestPutRefreshesServicesBetweenPasses(t *testing.T) {
 	}
 	if refreshes != 1 || len(c.Holders(hash)) != 3 {
 		t.Errorf("refreshes %d, holders %d", refreshes, len(c.Holders(hash)))
-	}
-}
-
-func TestPutHedgesWhenAnotherWriteFoundServerSlow(t *testing.T) {
-	c := keeptest.NewCluster(t, 4)
-	kc := newClient(t, c, func(o *keepclient.Options) {
-		o.HedgeMin = 20 * time.Millisecond
-		o.StallTimeout = time.Minute
-	})
-	// Write B, one replica, starts first on the server that will stall
-	// every upload; with no other upload of its block to compare with,
-	// it cannot tell the server is slow by itself.
-	var dataB, dataA []byte
-	var slow *keeptest.Server
-	for i := 0; dataB == nil; i++ {
-		d, h := block(fmt.Sprint("B ", i))
-		dataB, slow = d, c.ProbeOrder(h)[0]
-	}
-	for i := 0; dataA == nil; i++ {
-		d, h := block(fmt.Sprint("A ", i))
-		if c.ProbeOrder(h)[1] == slow {
-			dataA = d
-		}
-	}
-	slow.SetDefault(keeptest.Response{Stall: true})
-	errc := make(chan error, 1)
-	var resB *keepclient.PutResult
-	go func() {
-		var err error
-		resB, err = kc.Put(context.Background(), dataB, keepclient.PutOptions{Replicas: 1})
-		errc <- err
-	}()
-	if err := slow.WaitStalled(context.Background(), 1); err != nil {
-		t.Fatal(err)
-	}
-	// Write A has a fast sibling, hedges around the stalled server and
-	// marks it slow; write B then hedges too.
-	resA, err := kc.Put(context.Background(), dataA, keepclient.PutOptions{Replicas: 2})
-	if err != nil || resA.Hedges != 1 {
-		t.Fatalf("write A: %v, %d hedges", err, resA.Hedges)
-	}
-	if err := <-errc; err != nil || resB.Hedges != 1 || resB.Replicas != 1 {
-		t.Fatalf("write B: %v, %+v", err, resB)
 	}
 }

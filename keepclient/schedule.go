@@ -1,9 +1,9 @@
 package keepclient
 
 import (
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/keepproject/keep/internal/protocol"
 )
 
 // svcState is what one write knows about one service.
@@ -14,46 +14,74 @@ const (
 	inFlight                   // an upload is running
 	succeeded                  // stored the block; never written again
 	failed                     // non-retryable answer; never written again
-	retryLater                 // retryable answer; eligible in the next pass
+	retryLater                 // retryable answer, or replaced; eligible in the next pass
 )
 
-// outcome is the result of one upload, as the scheduler sees it.
+// outcome is the result of one upload, as the plan sees it. Counts in it
+// are already bounded by what the upload asked for (see parseUpload).
 type outcome struct {
-	status     int           // HTTP status, 0 when there was no response
-	msg        string        // short reason: response text or transport error
-	replicas   int           // replicas the server reports (on 200)
-	classes    string        // raw X-Keep-Storage-Classes-Confirmed (on 200)
-	hasClasses bool          // whether that header was present
-	locator    string        // response body (on 200)
-	retryAfter time.Duration // from a 503 with Retry-After
+	status     int            // HTTP status, 0 when there was no response
+	msg        string         // short reason: response text or transport error
+	replicas   int            // replicas counted for this upload (on 200)
+	classes    map[string]int // replicas confirmed per class; nil when not confirmed
+	locator    string         // usable locator from the response body (on 200), or ""
+	retryAfter time.Duration  // from a 503 with a usable Retry-After
+	replaced   bool           // abandoned for lag before its body was sent
+	elapsed    time.Duration  // from the request's start to its answer
 }
 
 func (o outcome) ok() bool { return o.status == 200 }
 
 // retryable reports whether a failed upload may be tried again in a later
-// pass: network errors and timeouts, 408, 429, and every 5xx except 503
-// ("full", unless it carries Retry-After, which means busy) and 507.
+// pass (protocol.Retryable); an upload replaced for lag always may.
 func (o outcome) retryable() bool {
-	switch {
-	case o.status == 0, o.status == 408, o.status == 429:
-		return true
-	case o.status == 503:
-		return o.retryAfter > 0
-	case o.status == 507:
-		return false
-	default:
-		return o.status >= 500
-	}
+	return o.replaced || protocol.Retryable(o.status, o.retryAfter > 0)
+}
+
+// lagRule says when an in-flight upload counts as lagging.
+type lagRule struct {
+	// factor: an upload lags once it has run this many times as long as
+	// the block's fastest successful upload...
+	factor float64
+	// least: ...and at least this long. It is also how often uploads that
+	// cannot be judged yet are looked at again.
+	least time.Duration
+}
+
+// progress is what the writer saw of one in-flight upload at one moment.
+type progress struct {
+	begun     time.Time // when the request started; zero while it waits for a request slot
+	sent      int64     // body bytes handed to the transport
+	complete  bool      // the whole body has been handed over: never replaced
+	knownSlow bool      // the client found the service down or slow recently
+}
+
+// replacement is the plan's decision to abandon an in-flight upload for
+// lag and start the next service in its place.
+type replacement struct {
+	i        int  // service index
+	measured bool // lag measured against this block's fastest upload, not known beforehand
 }
 
 // writePlan decides, from what has happened so far in one write, which
-// service to upload to next. It does no I/O and is not safe for
-// concurrent use: the goroutine running the write owns it.
+// service to upload to next, with how many replicas asked of it, and
+// which lagging upload to replace. It does no I/O and reads no clock:
+// time and progress are passed in. It is not safe for concurrent use: the
+// goroutine running the write owns it.
+//
+// Its invariant: the replicas counted as stored plus the replicas asked
+// of in-flight uploads never exceed the replicas wanted (per class, when
+// classes are tracked), because every upload's count is capped at what
+// it asked for and what is asked of in-flight uploads never exceeds what
+// is missing. A replaced upload asked for something but can store
+// nothing: its body was never sent whole.
 type writePlan struct {
-	svcs  []Service // writable services in probe order
-	state []svcState
-	last  []outcome // most recent outcome per service
-	tried []bool    // whether the service was ever sent an upload
+	size   int64     // block size
+	svcs   []Service // writable services in probe order
+	state  []svcState
+	last   []outcome // most recent outcome per service
+	tried  []bool    // whether the service was ever sent an upload
+	budget []int     // replicas asked of the service's in-flight upload
 
 	wanted     int
 	stored     int
@@ -61,22 +89,28 @@ type writePlan struct {
 	confirmed  map[string]int // replicas confirmed per class
 	tracking   bool           // classes asked for and every server confirms them
 	oneAtATime bool           // some writable service is not a disk: proxy mode
-	inflight   int
+	inflight   int            // uploads in flight
+	asked      int            // replicas asked of uploads in flight
 	pass       int
 	retryAfter time.Duration // longest Retry-After seen this pass
+	fastest    time.Duration // quickest successful upload of the block
+	replaced   int           // uploads replaced for lag
+	lag        lagRule
 
 	// demote, if set, reorders the probe order (moving services known to
 	// be down to the end).
 	demote func([]Service) []Service
 }
 
-func newWritePlan(hash string, svcs []Service, wanted int, classes []string, demote func([]Service) []Service) *writePlan {
+func newWritePlan(hash string, size int64, svcs []Service, wanted int, classes []string, lag lagRule, demote func([]Service) []Service) *writePlan {
 	p := &writePlan{
+		size:      size,
 		wanted:    wanted,
 		classes:   classes,
 		confirmed: make(map[string]int),
 		tracking:  len(classes) > 0,
 		pass:      1,
+		lag:       lag,
 		demote:    demote,
 	}
 	p.setServices(hash, svcs)
@@ -84,7 +118,8 @@ func newWritePlan(hash string, svcs []Service, wanted int, classes []string, dem
 }
 
 // setServices replaces the service list, keeping what is known about
-// services that remain (matched by URL). Only call it between passes.
+// services that remain (matched by URL). Only call it between passes,
+// with nothing in flight.
 func (p *writePlan) setServices(hash string, svcs []Service) {
 	old := make(map[string]int, len(p.svcs))
 	for i, s := range p.svcs {
@@ -100,9 +135,8 @@ func (p *writePlan) setServices(hash string, svcs []Service) {
 	if p.demote != nil {
 		ordered = p.demote(ordered)
 	}
-	state := make([]svcState, len(ordered))
-	last := make([]outcome, len(ordered))
-	tried := make([]bool, len(ordered))
+	n := len(ordered)
+	state, last, tried := make([]svcState, n), make([]outcome, n), make([]bool, n)
 	p.oneAtATime = false
 	for i, s := range ordered {
 		if j, ok := old[s.URL()]; ok {
@@ -112,7 +146,7 @@ func (p *writePlan) setServices(hash string, svcs []Service) {
 			p.oneAtATime = true
 		}
 	}
-	p.svcs, p.state, p.last, p.tried = ordered, state, last, tried
+	p.svcs, p.state, p.last, p.tried, p.budget = ordered, state, last, tried, make([]int, n)
 }
 
 // need is the number of replicas still missing: for class tracking, the
@@ -148,68 +182,65 @@ func (p *writePlan) pendingClasses() []string {
 	return out
 }
 
-// next returns the index of the service to upload to now, and marks it
-// in flight, or reports false when no upload should start: the write is
-// done, in-flight uploads already cover what is missing, or every
-// service has had its turn this pass.
-func (p *writePlan) next() (int, bool) {
-	need := p.need()
-	if need == 0 {
-		return 0, false
+// next returns the index of the service to upload to now and the
+// replicas to ask of it (its X-Keep-Desired-Replicas, and the most its
+// answer will count for), and marks it in flight; or it reports false
+// when no upload should start: the write is done, in-flight uploads
+// already cover what is missing, or every service has had its turn this
+// pass. Disk services are asked for one replica each, so that N of them
+// run at once; in proxy mode one upload at a time is asked for
+// everything missing.
+func (p *writePlan) next() (i, desired int, ok bool) {
+	free := p.need() - p.asked
+	if free <= 0 || (p.oneAtATime && p.inflight > 0) {
+		return 0, 0, false
 	}
-	limit := need
+	desired = 1
 	if p.oneAtATime {
-		limit = 1
+		desired = free
 	}
-	if p.inflight >= limit {
-		return 0, false
-	}
-	return p.startFirstUntried()
-}
-
-// startFirstUntried marks the first untried service in flight.
-func (p *writePlan) startFirstUntried() (int, bool) {
 	for i, st := range p.state {
 		if st == untried {
 			p.state[i] = inFlight
 			p.tried[i] = true
+			p.budget[i] = desired
 			p.inflight++
-			return i, true
+			p.asked += desired
+			return i, desired, true
 		}
 	}
-	return 0, false
+	return 0, 0, false
 }
 
-// nextExtra returns the next untried service regardless of how many
-// uploads are in flight, for a hedge against a lagging upload, and marks
-// it in flight. It reports false when the write is done or no service is
-// left this pass.
-func (p *writePlan) nextExtra() (int, bool) {
-	if p.need() == 0 {
-		return 0, false
+// untried returns how many services have not had their turn this pass.
+func (p *writePlan) untried() int {
+	n := 0
+	for _, st := range p.state {
+		if st == untried {
+			n++
+		}
 	}
-	return p.startFirstUntried()
+	return n
 }
 
 // passOver reports whether the current pass has nothing left to do.
 func (p *writePlan) passOver() bool {
-	if p.done() {
-		return true
-	}
-	if p.inflight > 0 {
-		return false
-	}
-	for _, st := range p.state {
-		if st == untried {
-			return false
-		}
-	}
-	return true
+	return p.done() || (p.inflight == 0 && p.untried() == 0)
 }
 
-// record notes the outcome of the upload to service i.
-func (p *writePlan) record(i int, o outcome) {
+// settle ends the in-flight upload to service i.
+func (p *writePlan) settle(i int) {
 	p.inflight--
+	p.asked -= p.budget[i]
+	p.budget[i] = 0
+}
+
+// record notes the outcome of the upload to service i. Counts beyond
+// what the upload asked for are not counted (parseUpload caps them; this
+// is the plan's own guard).
+func (p *writePlan) record(i int, o outcome) {
+	budget := p.budget[i]
+	p.settle(i)
 	p.last[i] = o
 	if !o.ok() {
 		if o.retryable() {
@@ -221,17 +252,85 @@ func (p *writePlan) record(i int, o outcome) {
 		return
 	}
 	p.state[i] = succeeded
-	p.stored += o.replicas
-	counts, valid := parseConfirmed(o.classes)
-	if !o.hasClasses || !valid {
+	p.stored += min(o.replicas, budget)
+	if p.fastest == 0 || o.elapsed < p.fastest {
+		p.fastest = o.elapsed
+	}
+	if o.classes == nil {
 		// A server that does not confirm classes turns tracking off
 		// for the rest of the write; replicas are counted instead.
 		p.tracking = false
 		return
 	}
-	for c, n := range counts {
-		p.confirmed[c] += n
+	for c, n := range o.classes {
+		p.confirmed[c] += min(n, budget)
 	}
+}
+
+// lagging returns the in-flight uploads to replace at now, given each
+// one's progress, and when to look again (zero: only when an upload
+// ends). An upload lags when the client already knows its service is
+// slow or down, or when it has run max(least, factor × the block's
+// fastest successful upload) and, judging by the rate it has sent at so
+// far, would take longer to finish than a fresh upload to another
+// service. An upload that has sent its whole body, or that waits for a
+// request slot, never lags; and nothing is replaced without an untried
+// service to take its place.
+func (p *writePlan) lagging(now time.Time, prog func(i int) progress) (out []replacement, wake time.Time) {
+	spare := p.untried()
+	later := func(t time.Time) {
+		if wake.IsZero() || t.Before(wake) {
+			wake = t
+		}
+	}
+	recheck := now.Add(p.lag.least)
+	for i, st := range p.state {
+		if st != inFlight {
+			continue
+		}
+		pr := prog(i)
+		if pr.complete {
+			continue
+		}
+		if pr.begun.IsZero() || (!pr.knownSlow && p.fastest == 0) {
+			// Not judged yet: it may get its slot, an upload of the block
+			// may finish, or another write may find the service slow.
+			later(recheck)
+			continue
+		}
+		deadline := pr.begun
+		if !pr.knownSlow {
+			deadline = pr.begun.Add(max(p.lag.least, time.Duration(p.lag.factor*float64(p.fastest))))
+		}
+		if now.Before(deadline) {
+			later(deadline)
+			continue
+		}
+		if p.fastest > 0 && pr.sent > 0 {
+			elapsed := now.Sub(pr.begun)
+			left := time.Duration(float64(elapsed) * float64(p.size-pr.sent) / float64(pr.sent))
+			if left <= p.fastest {
+				later(recheck) // slow start, but finishing faster than a fresh upload would
+				continue
+			}
+		}
+		if spare == 0 {
+			continue // nothing to replace it with until the next pass
+		}
+		spare--
+		out = append(out, replacement{i: i, measured: !pr.knownSlow})
+	}
+	return out, wake
+}
+
+// replace abandons the in-flight upload to service i for lag: it counts
+// as a retryable failure of the service in this pass. Call it only once
+// the upload can no longer complete its body.
+func (p *writePlan) replace(i int, why string) {
+	p.settle(i)
+	p.state[i] = retryLater
+	p.last[i] = outcome{msg: why, replaced: true}
+	p.replaced++
 }
 
 // retryable reports whether some service gave a retryable answer.
@@ -263,26 +362,4 @@ func (p *writePlan) newPass() bool {
 		p.retryAfter = 0
 	}
 	return any
-}
-
-// parseConfirmed parses "class=n, class=n". An empty or malformed header
-// is reported as invalid.
-func parseConfirmed(h string) (map[string]int, bool) {
-	if strings.TrimSpace(h) == "" {
-		return nil, false
-	}
-	out := make(map[string]int)
-	for _, part := range strings.Split(h, ",") {
-		name, num, ok := strings.Cut(strings.TrimSpace(part), "=")
-		name = strings.TrimSpace(name)
-		if !ok || name == "" || strings.ContainsAny(name, " =") {
-			return nil, false
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(num))
-		if err != nil || n < 0 {
-			return nil, false
-		}
-		out[name] += n
-	}
-	return out, true
 }

@@ -7,16 +7,19 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/keepproject/keep/internal/protocol"
 )
 
 // errStalled is the cancellation cause of a request that made no progress.
 var errStalled = errors.New("stalled")
+
+// errReplaced is the cancellation cause of an upload replaced for lag.
+var errReplaced = errors.New("replaced by an upload to the next service: lagging")
 
 // watchdog cancels a request when kick has not been called for d.
 type watchdog struct {
@@ -58,33 +61,99 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// blockBody is an upload's request body: a read-only view of the block
-// shared by all its uploads. The transport may go on reading it after the
-// response has arrived (a server can answer before reading everything),
-// so upload waits for the transport to close every body it was given
-// before returning: the caller's buffer is never read after Put returns.
+// States of an upload's body. An upload moves from sending to exactly one
+// of the others, once: complete when the transport is handed the last
+// byte, aborted when the writer replaces it first. So an aborted upload
+// never delivered its whole body, and no server can have stored it.
+const (
+	bodySending int32 = iota
+	bodyComplete
+	bodyAborted
+)
+
+// upload is one PUT of a block to one service: what the writer asked,
+// and what its goroutine and the transport report back as it runs.
+type upload struct {
+	svc       Service
+	hash      string
+	data      []byte // shared by every upload of the block; read only
+	requestID string
+	desired   int
+	classes   []string
+
+	begun  atomic.Int64 // UnixNano when the request started; 0 while it waits for a slot
+	sent   atomic.Int64 // body bytes handed to the transport
+	body   atomic.Int32 // bodySending, bodyComplete or bodyAborted
+	cancel context.CancelCauseFunc
+
+	// Owned by the writer's goroutine.
+	i        int  // service index in the plan when it started
+	pass     int  // the write's pass when it started
+	replaced bool // abandoned for lag
+}
+
+// progress reports what the writer needs to judge the upload for lag.
+func (u *upload) progress(knownSlow bool) progress {
+	var p progress
+	if b := u.begun.Load(); b != 0 {
+		p.begun = time.Unix(0, b)
+	}
+	p.sent = u.sent.Load()
+	p.complete = u.body.Load() == bodyComplete
+	p.knownSlow = knownSlow
+	return p
+}
+
+// abort stops the upload if its body is not complete yet, and reports
+// whether it did.
+func (u *upload) abort() bool {
+	if !u.body.CompareAndSwap(bodySending, bodyAborted) {
+		return false
+	}
+	u.cancel(errReplaced)
+	return true
+}
+
+// completeBody marks the body complete, or reports false if the upload
+// was aborted first.
+func (u *upload) completeBody() bool {
+	return u.body.CompareAndSwap(bodySending, bodyComplete) || u.body.Load() == bodyComplete
+}
+
+// blockBody is an upload's request body: a read-only view of the block.
+// The transport may go on reading it after the response has arrived (a
+// server can answer before reading everything), so upload waits for the
+// transport to close every body it was given before returning: the
+// caller's buffer is never read after Put returns.
 type blockBody struct {
-	data []byte
+	u    *upload
 	off  int
 	w    *watchdog
-	sent *atomic.Int64 // bytes handed to the transport, for the writer
 	once sync.Once
 	done func() // marks the body closed in its upload's count
 }
 
-// newBlockBody returns a body for data counted in open until closed.
-func newBlockBody(data []byte, w *watchdog, sent *atomic.Int64, open *sync.WaitGroup) *blockBody {
+// newBlockBody returns a body for u's block, counted in open until closed.
+func newBlockBody(u *upload, w *watchdog, open *sync.WaitGroup) *blockBody {
 	open.Add(1)
-	return &blockBody{data: data, w: w, sent: sent, done: open.Done}
+	return &blockBody{u: u, w: w, done: open.Done}
 }
 
 func (b *blockBody) Read(p []byte) (int, error) {
-	if b.off >= len(b.data) {
+	data := b.u.data
+	if b.off >= len(data) {
 		return 0, io.EOF
 	}
-	n := copy(p, b.data[b.off:])
+	if b.u.body.Load() == bodyAborted {
+		return 0, errReplaced
+	}
+	n := min(len(p), len(data)-b.off)
+	if b.off+n == len(data) && !b.u.completeBody() {
+		return 0, errReplaced // the last byte is never handed over once replaced
+	}
+	copy(p, data[b.off:b.off+n])
 	b.off += n
-	b.sent.Store(int64(b.off))
+	b.u.sent.Store(int64(b.off))
 	b.w.kick()
 	return n, nil
 }
@@ -95,29 +164,55 @@ func (b *blockBody) Close() error {
 	return nil
 }
 
-// uploadRequest is one PUT of a block to one service.
-type uploadRequest struct {
-	svc       Service
-	hash      string
-	data      []byte // shared by every upload of the block; read only
-	requestID string
-	desired   int
-	classes   []string
-	progress  *inflight // updated as the upload starts and sends; may be nil
+// newUploadRequest builds the PUT for u. body returns a fresh reader of
+// the block each time it is called: the transport may resend on a new
+// connection.
+func (c *Client) newUploadRequest(ctx context.Context, u *upload, body func() io.ReadCloser) (*http.Request, error) {
+	first := body()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.svc.URL()+"/"+u.hash, first)
+	if err != nil {
+		first.Close()
+		return nil, err
+	}
+	req.ContentLength = int64(len(u.data))
+	// A PUT of content-addressed data is idempotent: let the transport
+	// resend it on a fresh connection when a kept-alive one turns out to
+	// have been closed by the server. (A nil header value marks the
+	// request idempotent without sending a header.)
+	req.GetBody = func() (io.ReadCloser, error) { return body(), nil }
+	req.Header["Idempotency-Key"] = nil
+	req.Header.Set("Content-Type", "application/octet-stream")
+	// A refusing server costs a round trip, not a block.
+	req.Header.Set("Expect", "100-continue")
+	c.setCommonHeaders(req, u.requestID)
+	req.Header.Set(protocol.HeaderDesiredReplicas, strconv.Itoa(u.desired))
+	if len(u.classes) > 0 {
+		req.Header.Set(protocol.HeaderStorageClasses, protocol.FormatClasses(u.classes))
+	}
+	return req, nil
 }
 
-// upload sends one PUT and interprets the answer. It never returns an
-// error: failures are described in the outcome.
-func (c *Client) upload(ctx context.Context, u uploadRequest) outcome {
+// setCommonHeaders adds the headers every request of the client carries.
+func (c *Client) setCommonHeaders(req *http.Request, requestID string) {
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	if c.opts.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
+	}
+	req.Header.Set(protocol.HeaderRequestID, requestID)
+}
+
+// run sends u and interprets the answer. It never returns an error:
+// failures are described in the outcome. It returns only once the
+// transport has let go of the block.
+func (u *upload) run(ctx context.Context, c *Client) outcome {
 	if err := c.acquire(ctx); err != nil {
-		return outcome{msg: err.Error()}
+		return outcome{msg: transportMessage(context.Cause(ctx))}
 	}
 	defer c.release()
-	progress := u.progress
-	if progress == nil {
-		progress = new(inflight)
-	}
-	progress.begun.Store(time.Now().UnixNano())
+	start := time.Now()
+	u.begun.Store(start.UnixNano())
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	wd := newWatchdog(c.stallFor(u.svc), cancel)
@@ -129,86 +224,36 @@ func (c *Client) upload(ctx context.Context, u uploadRequest) outcome {
 		open.Wait()
 		wd.stop()
 	}()
-	var body io.ReadCloser = http.NoBody
-	if len(u.data) > 0 {
-		body = newBlockBody(u.data, wd, &progress.sent, &open)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.svc.URL()+"/"+u.hash, body)
+	req, err := c.newUploadRequest(ctx, u, func() io.ReadCloser { return newBlockBody(u, wd, &open) })
 	if err != nil {
-		body.Close()
 		return outcome{msg: err.Error()}
 	}
-	req.ContentLength = int64(len(u.data))
-	if len(u.data) > 0 {
-		// A PUT of content-addressed data is idempotent: let the
-		// transport resend it on a fresh connection when a kept-alive one
-		// turns out to have been closed by the server. (A nil header
-		// value marks the request idempotent without sending a header.)
-		req.GetBody = func() (io.ReadCloser, error) {
-			return newBlockBody(u.data, wd, &progress.sent, &open), nil
-		}
-		req.Header["Idempotency-Key"] = nil
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	if len(u.data) > 0 {
-		req.Header.Set("Expect", "100-continue")
-	}
-	for k, v := range c.header {
-		req.Header[k] = v
-	}
-	if c.opts.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
-	}
-	req.Header.Set("X-Request-Id", u.requestID)
-	req.Header.Set("X-Keep-Desired-Replicas", strconv.Itoa(u.desired))
-	if len(u.classes) > 0 {
-		req.Header.Set("X-Keep-Storage-Classes", strings.Join(u.classes, ", "))
-	}
-
 	resp, err := c.httpFor(u.svc).Do(req)
 	c.down.note(u.svc.URL(), err)
 	if err != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+		if cause := context.Cause(ctx); errors.Is(cause, errStalled) || errors.Is(cause, errReplaced) {
 			err = cause
 		}
-		return outcome{msg: transportMessage(err)}
+		return outcome{msg: transportMessage(err), elapsed: time.Since(start)}
 	}
 	defer resp.Body.Close()
 	wd.kick()
-	text, err := io.ReadAll(io.LimitReader(&progressReader{r: resp.Body, w: wd}, 4096))
+	text, err := io.ReadAll(io.LimitReader(&progressReader{r: resp.Body, w: wd}, maxAnswer+1))
 	if err != nil && resp.StatusCode == http.StatusOK {
 		// The answer was cut short: the server may or may not have the
 		// block, so count it as a network failure.
-		return outcome{msg: "reading response: " + transportMessage(err)}
+		return outcome{msg: "reading response: " + transportMessage(err), elapsed: time.Since(start)}
+	}
+	a := answer{status: resp.StatusCode, header: resp.Header, body: text, elapsed: time.Since(start)}
+	if len(text) > maxAnswer {
+		a.body, a.truncated = text[:maxAnswer], true
 	}
 	// Drain a little more so the connection can be reused.
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-
-	o := outcome{status: resp.StatusCode, msg: firstLine(text)}
-	if resp.StatusCode == http.StatusServiceUnavailable {
-		o.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-		if o.retryAfter > c.opts.MaxRetryAfter {
-			// Busy for longer than the caller will wait: as good as full.
-			o.msg = fmt.Sprintf("busy for %v (Retry-After), longer than MaxRetryAfter %v: %s", o.retryAfter, c.opts.MaxRetryAfter, o.msg)
-			o.retryAfter = 0
-		}
+	o, warnings := parseUpload(a, asked{hash: u.hash, size: int64(len(u.data)), desired: u.desired, maxRetryAfter: c.opts.MaxRetryAfter}, time.Now())
+	for _, w := range warnings {
+		c.log.Warn("untrusted answer: "+w, "service", u.svc.String(), "request_id", u.requestID)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return o
-	}
-	o.locator = strings.TrimSpace(string(text))
-	o.msg = ""
-	o.replicas = 1
-	if h := resp.Header.Get("X-Keep-Replicas-Stored"); h != "" {
-		n, err := strconv.Atoi(strings.TrimSpace(h))
-		if err != nil || n < 0 {
-			c.log.Warn("malformed X-Keep-Replicas-Stored; counting 1", "service", u.svc.String(), "value", h)
-		} else {
-			o.replicas = n
-		}
-	}
-	o.classes = resp.Header.Get("X-Keep-Storage-Classes-Confirmed")
-	_, o.hasClasses = resp.Header["X-Keep-Storage-Classes-Confirmed"]
 	return o
 }
 
@@ -221,34 +266,3 @@ func transportMessage(err error) string {
 	}
 	return err.Error()
 }
-
-func firstLine(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
-}
-
-// parseRetryAfter reads a Retry-After header: seconds or an HTTP date.
-// It returns 0 when the header is absent or unusable, and at least one
-// millisecond when present, so that its presence alone marks a 503 as busy.
-func parseRetryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	const longest = 24 * time.Hour // also keeps the multiplication from overflowing
-	if n, err := strconv.Atoi(h); err == nil && n >= 0 {
-		return max(time.Duration(min(n, int(longest/time.Second)))*time.Second, time.Millisecond)
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return min(max(t.Sub(now), time.Millisecond), longest)
-	}
-	return 0
-}
-
-func sortStrings(s []string) { sort.Strings(s) }

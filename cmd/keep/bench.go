@@ -19,6 +19,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"2 replicas over 5 servers with one down and with one slow, and many small\n"+
 		"files. Each measurement starts fresh 'keep server' processes in a\n"+
 		"temporary directory, unless --services names servers to use instead.\n"+
+		"Each put also reports stored/N×size: the bytes the servers hold of the\n"+
+		"blocks it wrote over N × their size, 1.000 when every block has exactly\n"+
+		"N copies (not measured with --services).\n"+
 		"Prints a table on stdout and progress on stderr.", stderr)
 	size := fs.Int64("size", 512<<20, "large file size in `bytes`")
 	smallFiles := fs.Int("small-files", 20000, "number of 4 KiB files")

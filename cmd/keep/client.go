@@ -20,14 +20,12 @@ type clientFlags struct {
 	services string
 	passes   int
 	requests int
-	hedge    bool
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.services, "services", "", "keep_services/accessible JSON `file` (default: ARVADOS_KEEP_SERVICES, ARVADOS_API_HOST, then the file written by 'keep up')")
 	fs.IntVar(&f.passes, "passes", 3, "passes over the services before a block write or read gives up")
 	fs.IntVar(&f.requests, "max-requests", 32, "most HTTP requests in flight at once")
-	fs.BoolVar(&f.hedge, "hedge", true, "when one upload of a block lags far behind the others, also write to the next server and try the slow one last for a while (may store one extra replica); --hedge=false turns it off")
 }
 
 // newClient discovers services and returns a client for them.
@@ -54,7 +52,6 @@ func (f *clientFlags) newClient(ctx context.Context, replicas int, classes []str
 		MaxRequests:    f.requests,
 		Logger:         log,
 		Insecure:       res.Insecure(),
-		NoHedge:        !f.hedge,
 	})
 	return kc, res, err
 }

@@ -29,3 +29,21 @@ func TestParseInterspersed(t *testing.T) {
 		}
 	}
 }
+
+// TestClientFlagsNoHedge checks that the flags of put, get, proxy and
+// bench no longer offer hedged writes: the client replaces a lagging
+// upload instead, which stores no extra copy and needs no switch.
+func TestClientFlagsNoHedge(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.Contains(f.Name+f.Usage, "hedg") {
+			t.Errorf("flag --%s: %s", f.Name, f.Usage)
+		}
+	})
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse([]string{"--hedge=false"}); err == nil {
+		t.Error("--hedge=false accepted")
+	}
+}

@@ -1,0 +1,56 @@
+package keepclient_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/keeptest"
+	"github.com/keepproject/keep/locator"
+)
+
+// A permission signature is a capability: errors never show it.
+func TestPutErrorHasNoSignature(t *testing.T) {
+	c := keeptest.NewCluster(t, 2)
+	c.SetSigner(locator.Signer{Key: []byte("secret")})
+	data, hash := block("signed leak")
+	order := c.ProbeOrder(hash)
+	order[1].SetDefault(keeptest.Response{Stall: true})
+	kc := newClient(t, c, func(o *keepclient.Options) { o.LagMin = time.Hour })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := kc.Put(ctx, data, keepclient.PutOptions{Replicas: 2})
+	if err != nil && strings.Contains(err.Error(), "+A") {
+		t.Errorf("error leaks the permission signature: %v", err)
+	}
+}
+
+// The transport may answer before it has finished reading the body; Put
+// still returns only once nothing reads the caller's buffer any more, so
+// the caller may reuse it at once (the race detector checks this).
+func TestPutNeverReadsBufferAfterReturn(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 1)
+		r.Body.Read(b) // triggers 100 Continue
+		w.WriteHeader(500)
+	}))
+	t.Cleanup(srv.Close)
+	host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	svc := keepclient.Service{UUID: "zzzzz-bi6l4-000000000000001", Host: host, Port: p, Type: keepclient.TypeDisk}
+	kc, _ := keepclient.New(keepclient.Options{Services: []keepclient.Service{svc}, Replicas: 1, MaxPasses: 1})
+	t.Cleanup(kc.Close)
+	data := make([]byte, 8<<20)
+	for i := 0; i < 40; i++ {
+		kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 1})
+		for j := range data { // caller reuses its buffer
+			data[j] = byte(i)
+		}
+	}
+}
