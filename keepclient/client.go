@@ -2,10 +2,24 @@
 // services, compatibly with Arvados.
 //
 // The heart of the package is Put, the replicated write: it stores a block
-// on N services in their rendezvous (probe) order, never more than N at a
-// time, surviving slow, full, failing and read-only services, and reports
-// per service what happened when it cannot. Get and Head read blocks back
-// with fallback across services.
+// on N services in their rendezvous (probe) order, surviving slow, full,
+// failing and read-only services, and reports per service what happened
+// when it cannot. N disk services are written at once, each upload asked
+// for one replica; with any other kind of service (a proxy) one upload at
+// a time is asked for all that is missing. A failure starts the next
+// service. An upload that lags behind the block's others is abandoned
+// before its last body byte is sent, so its server cannot store it, and
+// the next service starts in its place. Answers count for at most what
+// their upload asked. So, without storage classes, the replicas stored
+// plus those asked of uploads in flight never exceed N, at any moment.
+// (An upload whose answer is lost after its whole body was sent is
+// counted as failed and may still have been stored: no client can know.)
+//
+// Every decision of the write is made by a pure plan (schedule.go) from
+// what has happened so far, with the clock and upload progress passed
+// in; the HTTP is at the edge (upload.go, response.go). Get and Head read
+// blocks back with fallback across services, planned the same way
+// (readplan.go).
 package keepclient
 
 import (
@@ -144,7 +158,7 @@ func New(opts Options) (*Client, error) {
 		slots: make(chan struct{}, opts.MaxRequests),
 		log:   log,
 		svcs:  newServiceSet(opts.Services),
-		down:  newDownList(opts.DownHold),
+		down:  newDownList(opts.DownHold, time.Now),
 	}, nil
 }
 

@@ -12,15 +12,16 @@ import (
 // after the others instead of costing every block a failed or slow
 // attempt. Probe order is otherwise kept.
 type downList struct {
-	hold time.Duration // how long a refusal or lag demotes a service
+	hold time.Duration    // how long a refusal or lag demotes a service
+	now  func() time.Time // the clock
 
 	mu    sync.Mutex // guards until and slow
 	until map[string]time.Time
 	slow  map[string]time.Time // lagging services; success does not clear
 }
 
-func newDownList(hold time.Duration) *downList {
-	return &downList{hold: hold, until: make(map[string]time.Time), slow: make(map[string]time.Time)}
+func newDownList(hold time.Duration, now func() time.Time) *downList {
+	return &downList{hold: hold, now: now, until: make(map[string]time.Time), slow: make(map[string]time.Time)}
 }
 
 // noteSlow records that the service at url lagged far behind others.
@@ -30,7 +31,7 @@ func (d *downList) noteSlow(url string) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.slow[url] = time.Now().Add(d.hold)
+	d.slow[url] = d.now().Add(d.hold)
 }
 
 // note records the result of a request to the service at url.
@@ -44,7 +45,7 @@ func (d *downList) note(url string, err error) {
 	case err == nil:
 		delete(d.until, url)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		d.until[url] = time.Now().Add(d.hold)
+		d.until[url] = d.now().Add(d.hold)
 	}
 }
 
@@ -53,7 +54,7 @@ func (d *downList) note(url string, err error) {
 func (d *downList) isDown(url string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	now := time.Now()
+	now := d.now()
 	for _, m := range []map[string]time.Time{d.until, d.slow} {
 		if t, ok := m[url]; ok {
 			if now.Before(t) {
