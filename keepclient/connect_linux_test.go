@@ -61,7 +61,7 @@ func TestPutConnectTimeout(t *testing.T) {
 		o.Services = svcs
 		o.ConnectTimeout = 200 * time.Millisecond
 		o.StallTimeout = time.Minute // only the connect timeout can end it
-		o.LagMin = time.Hour // nor replacement for lag
+		o.LagMin = time.Hour         // nor replacement for lag
 	})
 	res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 2})
 	if err != nil || res.Replicas != 2 {

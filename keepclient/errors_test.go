@@ -2,10 +2,8 @@ package keepclient_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,9 +39,7 @@ func TestPutNeverReadsBufferAfterReturn(t *testing.T) {
 		w.WriteHeader(500)
 	}))
 	t.Cleanup(srv.Close)
-	host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	p, _ := strconv.Atoi(port)
-	svc := keepclient.Service{UUID: "zzzzz-bi6l4-000000000000001", Host: host, Port: p, Type: keepclient.TypeDisk}
+	svc := diskService(srv, "zzzzz-bi6l4-000000000000001")
 	kc, _ := keepclient.New(keepclient.Options{Services: []keepclient.Service{svc}, Replicas: 1, MaxPasses: 1})
 	t.Cleanup(kc.Close)
 	data := make([]byte, 8<<20)

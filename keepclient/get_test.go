@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -200,10 +199,8 @@ func TestHeadRefusesOversizeAnswer(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(srv.Close)
-	host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	p, _ := strconv.Atoi(port)
 	kc, err := keepclient.New(keepclient.Options{
-		Services:  []keepclient.Service{{UUID: "zzzzz-bi6l4-bigheadbigheadb", Host: host, Port: p, Type: keepclient.TypeDisk}},
+		Services:  []keepclient.Service{diskService(srv, "zzzzz-bi6l4-bigheadbigheadb")},
 		MaxPasses: 1,
 	})
 	if err != nil {

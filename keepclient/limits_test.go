@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -74,9 +73,7 @@ func newCountingServer(t *testing.T, gate chan struct{}, load *peakCounter) *cou
 }
 
 func (cs *countingServer) service(i int) keepclient.Service {
-	host, port, _ := net.SplitHostPort(cs.srv.Listener.Addr().String())
-	p, _ := strconv.Atoi(port)
-	return keepclient.Service{UUID: fmt.Sprintf("zzzzz-bi6l4-%015d", i), Host: host, Port: p, Type: keepclient.TypeDisk}
+	return diskService(cs.srv, fmt.Sprintf("zzzzz-bi6l4-%015d", i))
 }
 
 func TestClientBoundsConcurrentRequests(t *testing.T) {

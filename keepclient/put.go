@@ -5,8 +5,8 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
-	mrand "math/rand/v2"
 	"maps"
+	mrand "math/rand/v2"
 	"time"
 
 	"github.com/keepproject/keep/internal/protocol"

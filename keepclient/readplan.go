@@ -47,7 +47,9 @@ func readOrder(loc locator.Locator, all []Service, demote func([]Service) []Serv
 // readRetryable reports whether a read that got status may be tried
 // again on the same service in a later pass. Any 503 is worth another
 // look for a read: "full" does not apply.
-func readRetryable(status int) bool { return protocol.Retryable(status, status == http.StatusServiceUnavailable) }
+func readRetryable(status int) bool {
+	return protocol.Retryable(status, status == http.StatusServiceUnavailable)
+}
 
 // readState is what one read knows about one service.
 type readState uint8

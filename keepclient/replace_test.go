@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -195,9 +193,7 @@ func newBodyThenWait(t *testing.T, uuid string, wait time.Duration) (*bodyThenWa
 		fmt.Fprintln(w, l)
 	}))
 	t.Cleanup(b.srv.Close)
-	host, port, _ := net.SplitHostPort(b.srv.Listener.Addr().String())
-	p, _ := strconv.Atoi(port)
-	return b, keepclient.Service{UUID: uuid, Host: host, Port: p, Type: keepclient.TypeDisk}
+	return b, diskService(b.srv, uuid)
 }
 
 // An upload that has sent its whole body is never abandoned for lag,

@@ -16,12 +16,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
 )
@@ -33,6 +33,11 @@ const DefaultReplicas = 2
 // viaValue marks requests and responses that passed through a proxy, to
 // detect a proxy configured to forward to itself.
 const viaValue = "HTTP/1.1 keepproxy"
+
+// retryAfter is the Retry-After, in seconds, of every 503 the proxy
+// sends: its 503s always mean busy (its own request limit, or busy
+// servers behind it), never full, which is 507.
+const retryAfter = "1"
 
 // DefaultMaxRequests is the default limit on block requests a proxy
 // handles at once; each may hold a 64 MiB buffer.
@@ -74,15 +79,12 @@ func (p *Proxy) SetMaxRequests(n int) {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	reqID := r.Header.Get("X-Request-Id")
-	if reqID == "" {
-		reqID = "req-proxy-" + strconv.FormatInt(start.UnixNano(), 36)
-	}
-	sw.Header().Set("X-Request-Id", reqID)
+	reqID := protocol.RequestID(r.Header.Get(protocol.HeaderRequestID))
+	sw.Header().Set(protocol.HeaderRequestID, reqID)
 	sw.Header().Set("Via", viaValue)
 	p.serve(sw, r, reqID)
-	p.log.Info("request", "request_id", reqID, "method", r.Method, "path", redactPath(r.URL.Path),
-		"status", sw.status, "replicas", sw.Header().Get("X-Keep-Replicas-Stored"), "duration", time.Since(start))
+	p.log.Info("request", "request_id", reqID, "method", r.Method, "path", protocol.RedactPath(r.URL.Path),
+		"status", sw.status, "replicas", sw.Header().Get(protocol.HeaderReplicasStored), "duration", time.Since(start))
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, reqID string) {
@@ -90,7 +92,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, reqID string) {
 		http.Error(w, "loop detected", http.StatusInternalServerError)
 		return
 	}
-	token := bearerToken(r)
+	token, tokenErr := protocol.BearerToken(r.Header)
 	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusOK)
 		return
@@ -100,8 +102,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, reqID string) {
 		io.WriteString(w, `{"health":"OK"}`+"\n")
 		return
 	}
-	if token == "" {
-		http.Error(w, "missing Authorization header", http.StatusUnauthorized)
+	if tokenErr != nil {
+		http.Error(w, tokenErr.Error(), http.StatusUnauthorized)
 		return
 	}
 	loc, err := locator.Parse(strings.TrimPrefix(r.URL.Path, "/"))
@@ -113,7 +115,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, reqID string) {
 	case p.slots <- struct{}{}:
 		defer func() { <-p.slots }()
 	default:
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set(protocol.HeaderRetryAfter, retryAfter)
 		http.Error(w, "proxy busy", http.StatusServiceUnavailable)
 		return
 	}
@@ -142,19 +144,20 @@ func (p *Proxy) put(w http.ResponseWriter, r *http.Request, kc *keepclient.Clien
 		return
 	}
 	replicas := DefaultReplicas
-	if h := r.Header.Get("X-Keep-Desired-Replicas"); h != "" {
-		n, err := strconv.Atoi(strings.TrimSpace(h))
-		if err != nil || n < 0 {
-			http.Error(w, "bad X-Keep-Desired-Replicas "+strconv.Quote(h), http.StatusBadRequest)
+	if h := r.Header.Get(protocol.HeaderDesiredReplicas); h != "" {
+		n, err := protocol.ParseReplicas(h)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("bad %s %q: want an integer from 0 to %d", protocol.HeaderDesiredReplicas, h, protocol.MaxReplicas), http.StatusBadRequest)
 			return
 		}
 		replicas = n
 	}
-	var classes []string
-	for _, c := range strings.Split(r.Header.Get("X-Keep-Storage-Classes"), ",") {
-		if c = strings.TrimSpace(c); c != "" {
-			classes = append(classes, c)
-		}
+	// Refused before the body is read, like everything above, so that a
+	// client sending "Expect: 100-continue" uploads nothing.
+	classes, err := protocol.ParseClasses(r.Header.Values(protocol.HeaderStorageClasses))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
 
 	bufp := p.bufs.Get().(*[]byte)
@@ -170,7 +173,7 @@ func (p *Proxy) put(w http.ResponseWriter, r *http.Request, kc *keepclient.Clien
 		return
 	}
 	if replicas == 0 {
-		w.Header().Set("X-Keep-Replicas-Stored", "0")
+		w.Header().Set(protocol.HeaderReplicasStored, "0")
 		io.WriteString(w, locator.Locator{Hash: loc.Hash, Size: size}.String())
 		return
 	}
@@ -185,12 +188,12 @@ func (p *Proxy) put(w http.ResponseWriter, r *http.Request, kc *keepclient.Clien
 	if res != nil {
 		stored = res.Replicas
 	}
-	w.Header().Set("X-Keep-Replicas-Stored", strconv.Itoa(stored))
+	w.Header().Set(protocol.HeaderReplicasStored, strconv.Itoa(stored))
 	if stored > 0 {
 		// Some replicas are better than none: report the true count and
 		// let the client look elsewhere for the rest.
 		if len(res.Classes) > 0 {
-			w.Header().Set("X-Keep-Storage-Classes-Confirmed", formatClasses(res.Classes))
+			w.Header().Set(protocol.HeaderClassesConfirmed, protocol.FormatConfirmed(res.Classes))
 		}
 		if err != nil {
 			p.log.Warn("stored fewer replicas than desired", "request_id", reqID, "err", err)
@@ -198,24 +201,25 @@ func (p *Proxy) put(w http.ResponseWriter, r *http.Request, kc *keepclient.Clien
 		io.WriteString(w, res.Locator.String())
 		return
 	}
-	status, retryAfter := failureStatus(err)
-	if retryAfter != "" {
-		w.Header().Set("Retry-After", retryAfter)
+	status := failureStatus(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set(protocol.HeaderRetryAfter, retryAfter)
 	}
 	http.Error(w, err.Error(), status)
 }
 
 // failureStatus chooses the answer for a write that stored nothing, so
 // that a client following keepclient's retry rules does the right thing:
-// 507 when every server was full (not retried), 503 with Retry-After when
-// servers were busy (retried later), else 502 (retried).
-func failureStatus(err error) (int, string) {
+// 507 when every server was full (not retried), 503 (sent with
+// Retry-After) when servers were busy (retried later), else 502
+// (retried).
+func failureStatus(err error) int {
 	var ire *keepclient.InsufficientReplicasError
 	if !errors.As(err, &ire) || len(ire.Services) == 0 {
 		if errors.Is(err, context.Canceled) {
-			return 499, ""
+			return 499
 		}
-		return http.StatusBadGateway, ""
+		return http.StatusBadGateway
 	}
 	full, busy := true, false
 	for _, s := range ire.Services {
@@ -231,11 +235,11 @@ func failureStatus(err error) (int, string) {
 	}
 	switch {
 	case busy:
-		return http.StatusServiceUnavailable, "1"
+		return http.StatusServiceUnavailable
 	case full:
-		return http.StatusInsufficientStorage, ""
+		return http.StatusInsufficientStorage
 	}
-	return http.StatusBadGateway, ""
+	return http.StatusBadGateway
 }
 
 func (p *Proxy) get(w http.ResponseWriter, r *http.Request, kc *keepclient.Client, loc locator.Locator) {
@@ -267,35 +271,6 @@ func readFailure(w http.ResponseWriter, err error) {
 		return
 	}
 	http.Error(w, err.Error(), http.StatusBadGateway)
-}
-
-// bearerToken returns the token of an "Authorization: Bearer|OAuth2 T" header.
-func bearerToken(r *http.Request) string {
-	auth := r.Header.Get("Authorization")
-	for _, scheme := range []string{"Bearer ", "OAuth2 "} {
-		if t, ok := strings.CutPrefix(auth, scheme); ok {
-			return strings.TrimSpace(t)
-		}
-	}
-	return ""
-}
-
-// redactPath drops permission signatures from a logged path.
-func redactPath(p string) string {
-	l, err := locator.Parse(strings.TrimPrefix(p, "/"))
-	if err != nil {
-		return "(invalid)"
-	}
-	return "/" + l.Bare().String()
-}
-
-func formatClasses(m map[string]int) string {
-	parts := make([]string, 0, len(m))
-	for k, v := range m {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, v))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
 }
 
 type statusWriter struct {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -37,11 +38,10 @@ func (s *Server) handleRead(w *response, r *http.Request, path string) {
 		w.fail(http.StatusBadRequest, err.Error(), nil)
 		return
 	}
-	w.Header().Set("Vary", "X-Keep-Signature")
+	w.Header().Set("Vary", protocol.HeaderSignature)
 	if s.requireSigs {
-		tok, problem := bearerToken(r)
-		if tok == "" {
-			w.fail(http.StatusUnauthorized, problem, nil)
+		tok, ok := requestToken(w, r)
+		if !ok {
 			return
 		}
 		if r.Method == http.MethodGet && loc.Size < 0 && loc.Hash != locator.EmptyHash {

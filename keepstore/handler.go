@@ -5,11 +5,19 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/keepproject/keep/internal/protocol"
 )
+
+// retryAfter is the Retry-After, in seconds, of every 503 the server
+// sends. A 503 from this server always means a passing condition (too
+// many requests, a failing volume); a full server answers 507. Clients
+// that follow our status contract (docs/protocol.md) retry a 503 only
+// when it carries Retry-After, and treat one without it as full.
+const retryAfter = "1"
 
 // response wraps the ResponseWriter to record what the request log and
 // metrics need.
@@ -41,8 +49,12 @@ func (w *response) Write(p []byte) (int, error) {
 func (w *response) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // fail sends a plain-text error and records err (if any) for the log.
+// A 503 gets Retry-After, so that clients know to try again.
 func (w *response) fail(code int, msg string, err error) {
 	w.err = err
+	if code == http.StatusServiceUnavailable && w.Header().Get(protocol.HeaderRetryAfter) == "" {
+		w.Header().Set(protocol.HeaderRetryAfter, retryAfter)
+	}
 	http.Error(w, msg, code)
 }
 
@@ -67,10 +79,10 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // from Arvados keepstore.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	id := requestID(r.Header.Get("X-Request-Id"))
+	id := protocol.RequestID(r.Header.Get(protocol.HeaderRequestID))
 	w := &response{ResponseWriter: rw, id: id}
 	h := w.Header()
-	h.Set("X-Request-Id", id)
+	h.Set(protocol.HeaderRequestID, id)
 	setCORS(h)
 	var body *countingBody
 	if r.Body != nil {
@@ -105,7 +117,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			slog.String("request_id", id),
 			slog.String("remote", r.RemoteAddr),
 			slog.String("method", r.Method),
-			slog.String("path", redactPath(r.URL.Path)),
+			slog.String("path", protocol.RedactPath(r.URL.Path)),
 			slog.Int("status", status),
 			slog.Int64("bytes_in", in),
 			slog.Int64("bytes_out", w.bytes),
@@ -152,7 +164,6 @@ func (s *Server) route(w *response, r *http.Request) {
 // off trying another server than waiting in a queue here.
 func (s *Server) limited(w *response, r *http.Request, f func()) {
 	if !s.limiter.TryAcquire(1) {
-		w.Header().Set("Retry-After", "1")
 		w.fail(http.StatusServiceUnavailable, "server busy", nil)
 		return
 	}
@@ -160,25 +171,15 @@ func (s *Server) limited(w *response, r *http.Request, f func()) {
 	f()
 }
 
-const (
-	msgNoToken        = "no token provided in Authorization header"
-	msgMalformedToken = "malformed Authorization header"
-)
-
-// bearerToken returns the token from an "Authorization: Bearer T" or
-// "OAuth2 T" header, or "" and the reason there is none.
-func bearerToken(r *http.Request) (token, problem string) {
-	a := r.Header.Get("Authorization")
-	if a == "" {
-		return "", msgNoToken
+// requestToken returns the request's bearer token, or answers 401 (with the
+// messages Arvados keepstore uses) and returns false.
+func requestToken(w *response, r *http.Request) (string, bool) {
+	tok, err := protocol.BearerToken(r.Header)
+	if err != nil {
+		w.fail(http.StatusUnauthorized, err.Error(), nil)
+		return "", false
 	}
-	scheme, tok, ok := strings.Cut(a, " ")
-	tok = strings.TrimSpace(tok)
-	if !ok || tok == "" || strings.ContainsAny(tok, " \t") ||
-		!(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "OAuth2")) {
-		return "", msgMalformedToken
-	}
-	return tok, ""
+	return tok, true
 }
 
 // checkSystemToken answers 401 or 403 and returns false unless the
@@ -188,37 +189,13 @@ func (s *Server) checkSystemToken(w *response, r *http.Request) bool {
 		w.fail(http.StatusForbidden, "forbidden: no system token configured", nil)
 		return false
 	}
-	tok, problem := bearerToken(r)
-	if tok == "" {
-		w.fail(http.StatusUnauthorized, problem, nil)
+	tok, ok := requestToken(w, r)
+	if !ok {
 		return false
 	}
 	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.systemToken)) != 1 {
 		w.fail(http.StatusForbidden, "forbidden", nil)
 		return false
-	}
-	return true
-}
-
-// requestID returns the client's X-Request-Id if it is reasonable, else
-// a new one: "req-" and 20 base-36 characters, as Arvados makes them.
-func requestID(given string) string {
-	if given != "" && len(given) <= 200 && isPrintable(given) {
-		return given
-	}
-	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-	b := []byte("req-00000000000000000000")
-	for i := 4; i < len(b); i++ {
-		b[i] = digits[rand.IntN(len(digits))]
-	}
-	return string(b)
-}
-
-func isPrintable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
-		}
 	}
 	return true
 }
@@ -236,24 +213,6 @@ func setCORS(h http.Header) {
 	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Length, Content-Type, X-Keep-Desired-Replicas, X-Keep-Signature, X-Keep-Storage-Classes")
 	h.Set("Access-Control-Expose-Headers", "X-Keep-Locator, X-Keep-Replicas-Stored, X-Keep-Storage-Classes-Confirmed")
 	h.Set("Access-Control-Max-Age", "86486400")
-}
-
-// redactPath drops permission signatures (+A..., +R...) from a locator
-// path, so logs never hold credentials, and caps its length.
-func redactPath(p string) string {
-	parts := strings.Split(p, "+")
-	kept := parts[:1]
-	for _, h := range parts[1:] {
-		if h != "" && (h[0] == 'A' || h[0] == 'R') {
-			continue
-		}
-		kept = append(kept, h)
-	}
-	out := strings.Join(kept, "+")
-	if len(out) > 200 {
-		out = out[:200] + "..."
-	}
-	return out
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

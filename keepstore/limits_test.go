@@ -2,6 +2,7 @@ package keepstore_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -146,5 +147,65 @@ func TestBusy(t *testing.T) {
 	}
 	if code, _, _ := ts.do(t, "GET", "/"+hashOf([]byte("foo"))+"+3", "", nil); code != 200 {
 		t.Errorf("request after the slot freed = %d", code)
+	}
+}
+
+// manyClasses returns a storage-classes header naming n distinct classes.
+func manyClasses(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "c%d", i)
+	}
+	return b.String()
+}
+
+// TestClassesHeaderBounded: a storage-classes header naming too many or
+// too long classes gets 400 before the body is read, however long it is;
+// repeats of one class are one class.
+func TestClassesHeaderBounded(t *testing.T) {
+	ts := start(t, keepstore.Config{})
+	tests := []struct {
+		name, header string
+		code         int
+		msg          string
+	}{
+		{"60000 classes", manyClasses(60000), 400, "more than 64 classes"},
+		{"65 classes", manyClasses(65), 400, "more than 64 classes"},
+		{"long class name", strings.Repeat("x", 257), 400, "class name of 257 bytes"},
+		{"64 classes", manyClasses(63) + ",default", 200, "default=1"},
+		{"60000 repeats", strings.Repeat("default, ", 60000), 200, "default=1"},
+	}
+	client := expectClient(t)
+	for i, tt := range tests {
+		data := fmt.Appendf(nil, "classes header %d", i)
+		body := &volumetest.CountingReader{R: bytes.NewReader(data)}
+		req, _ := http.NewRequest("PUT", ts.URL+"/"+hashOf(data), body)
+		req.ContentLength = int64(len(data))
+		req.Header.Set("Expect", "100-continue")
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Keep-Storage-Classes", tt.header)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got := string(msg)
+		if resp.StatusCode == 200 {
+			got = resp.Header.Get("X-Keep-Storage-Classes-Confirmed")
+		}
+		if resp.StatusCode != tt.code || !strings.Contains(got, tt.msg) {
+			t.Errorf("%s: %d %q, want %d %q", tt.name, resp.StatusCode, got, tt.code, tt.msg)
+		}
+		if tt.code == 400 && !strings.Contains(got, "X-Keep-Storage-Classes") {
+			t.Errorf("%s: message %q does not name the header", tt.name, got)
+		}
+		if read := body.Reads() > 0; read != (tt.code == 200) {
+			t.Errorf("%s: body read %d times; want reads only if accepted", tt.name, body.Reads())
+		}
 	}
 }

@@ -9,11 +9,11 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -24,9 +24,8 @@ var errCollision = errors.New("hash collision")
 // client sending "Expect: 100-continue" uploads nothing when refused:
 // net/http sends "100 Continue" only once the handler reads the body.
 func (s *Server) handlePut(w *response, r *http.Request, path string) {
-	tok, problem := bearerToken(r)
-	if tok == "" {
-		w.fail(http.StatusUnauthorized, problem, nil)
+	tok, ok := requestToken(w, r)
+	if !ok {
 		return
 	}
 	loc, err := locator.Parse(path)
@@ -48,7 +47,11 @@ func (s *Server) handlePut(w *response, r *http.Request, path string) {
 		}
 		size = loc.Size
 	}
-	classes := requestedClasses(r.Header)
+	classes, err := requestedClasses(r.Header)
+	if err != nil {
+		w.fail(http.StatusBadRequest, err.Error(), nil)
+		return
+	}
 	anyWritable, cands := s.writeCandidates(loc.Hash, classes)
 	if !anyWritable {
 		w.fail(http.StatusInsufficientStorage, "insufficient storage: all volumes are read-only", nil)
@@ -67,8 +70,8 @@ func (s *Server) handlePut(w *response, r *http.Request, path string) {
 		return
 	}
 	h := w.Header()
-	h.Set("X-Keep-Replicas-Stored", strconv.Itoa(p.replicas))
-	h.Set("X-Keep-Storage-Classes-Confirmed", p.confirmed())
+	h.Set(protocol.HeaderReplicasStored, strconv.Itoa(p.replicas))
+	h.Set(protocol.HeaderClassesConfirmed, protocol.FormatConfirmed(p.done))
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	signed := s.signer.Sign(locator.Locator{Hash: loc.Hash, Size: body.n}, tok, time.Now().Add(s.signer.TTL))
 	io.WriteString(w, signed.String()+"\n")
@@ -244,7 +247,8 @@ func bodyFailure(err error) (int, string) {
 
 // volumeFailure maps the errors of volumes that could not take a block:
 // 507 if they were all full or read-only (retrying will not help), else
-// 503 (a volume is failing, perhaps briefly).
+// 503 (a volume is failing, perhaps briefly), which fail sends with
+// Retry-After.
 func volumeFailure(errs []error) (int, string, error) {
 	for _, err := range errs {
 		if !errors.Is(err, ErrFull) && !errors.Is(err, ErrReadOnly) {
@@ -254,21 +258,18 @@ func volumeFailure(errs []error) (int, string, error) {
 	return http.StatusInsufficientStorage, "insufficient storage", errors.Join(errs...)
 }
 
-// requestedClasses parses X-Keep-Storage-Classes: comma-separated,
-// trimmed, empties dropped; none means the default class.
-func requestedClasses(h http.Header) []string {
-	var out []string
-	for _, v := range h.Values("X-Keep-Storage-Classes") {
-		for _, c := range strings.Split(v, ",") {
-			if c = strings.TrimSpace(c); c != "" && !slices.Contains(out, c) {
-				out = append(out, c)
-			}
-		}
+// requestedClasses parses X-Keep-Storage-Classes (see
+// protocol.ParseClasses); none means the default class. The error, for a
+// header naming too many or too long classes, is meant for the client.
+func requestedClasses(h http.Header) ([]string, error) {
+	classes, err := protocol.ParseClasses(h.Values(protocol.HeaderStorageClasses))
+	if err != nil {
+		return nil, err
 	}
-	if len(out) == 0 {
-		out = []string{DefaultStorageClass}
+	if len(classes) == 0 {
+		classes = []string{DefaultStorageClass}
 	}
-	return out
+	return classes, nil
 }
 
 // writeCandidates returns whether any volume is writable, and the
@@ -326,17 +327,4 @@ func (p *progress) add(m *mount) {
 		delete(p.todo, c)
 	}
 	p.holders = append(p.holders, m)
-}
-
-// confirmed formats X-Keep-Storage-Classes-Confirmed: "a=1, b=2".
-func (p *progress) confirmed() string {
-	classes := make([]string, 0, len(p.done))
-	for c := range p.done {
-		classes = append(classes, c)
-	}
-	sort.Strings(classes)
-	for i, c := range classes {
-		classes[i] = c + "=" + strconv.Itoa(p.done[c])
-	}
-	return strings.Join(classes, ", ")
 }

@@ -321,8 +321,8 @@ func TestVolumeUnavailable(t *testing.T) {
 			})
 		})
 		data := []byte("unwritable")
-		if code, body, _ := ts.do(t, "PUT", "/"+hashOf(data), token, data); code != 503 || !strings.Contains(body, "volume unavailable") {
-			t.Errorf("PUT with only an unwritable volume = %d %q, want 503", code, body)
+		if code, body, h := ts.do(t, "PUT", "/"+hashOf(data), token, data); code != 503 || !strings.Contains(body, "volume unavailable") || h.Get("Retry-After") == "" {
+			t.Errorf("PUT with only an unwritable volume = %d %q Retry-After %q, want 503 with Retry-After", code, body, h.Get("Retry-After"))
 		}
 		if f := listFiles(t, ts.dirs[1]); len(f) != n {
 			t.Errorf("files on unwritable volume: %v", f)
@@ -330,8 +330,8 @@ func TestVolumeUnavailable(t *testing.T) {
 	}
 	os.RemoveAll(ts.dirs[1])
 	data := []byte("nowhere")
-	if code, body, _ := ts.do(t, "PUT", "/"+hashOf(data), token, data); code != 503 || !strings.Contains(body, "volume unavailable") {
-		t.Errorf("PUT with no volume directories = %d %q, want 503", code, body)
+	if code, body, h := ts.do(t, "PUT", "/"+hashOf(data), token, data); code != 503 || !strings.Contains(body, "volume unavailable") || h.Get("Retry-After") == "" {
+		t.Errorf("PUT with no volume directories = %d %q Retry-After %q, want 503 with Retry-After", code, body, h.Get("Retry-After"))
 	}
 	if code, _, _ := ts.do(t, "GET", "/"+before[0]+"+8", "", nil); code != 404 {
 		t.Errorf("GET with no volume directories = %d, want 404", code)
@@ -381,9 +381,10 @@ func TestVolumeUnwritable(t *testing.T) {
 	ts = start(t, keepstore.Config{Volumes: vols[:1]})
 	before := listFiles(t, vols[0].Path)
 	for _, data := range [][]byte{[]byte("nowhere to go"), old} {
-		code, body, _ := ts.do(t, "PUT", "/"+hashOf(data), token, data)
-		if code != 503 || !strings.Contains(body, "volume unavailable") {
-			t.Errorf("PUT %q with only an unwritable volume = %d %q, want 503 volume unavailable", data, code, body)
+		code, body, h := ts.do(t, "PUT", "/"+hashOf(data), token, data)
+		if code != 503 || !strings.Contains(body, "volume unavailable") || h.Get("Retry-After") == "" {
+			t.Errorf("PUT %q with only an unwritable volume = %d %q Retry-After %q, want 503 volume unavailable with Retry-After",
+				data, code, body, h.Get("Retry-After"))
 		}
 	}
 	if after := listFiles(t, vols[0].Path); !slices.Equal(after, before) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -50,8 +51,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for name, vals := range k.resp.Header {
 		w.Header()[name] = append([]string(nil), vals...)
 	}
-	if id := r.Header.Get("X-Request-Id"); id != "" {
-		w.Header().Set("X-Request-Id", id)
+	if id := r.Header.Get(protocol.HeaderRequestID); id != "" {
+		w.Header().Set(protocol.HeaderRequestID, id)
 	}
 	switch r.Method {
 	case http.MethodPut:
@@ -122,6 +123,7 @@ func (k *call) put() {
 	readOnly, full := k.s.readOnly, k.s.full
 	k.s.mu.Unlock()
 	hash, ok := pathHash(k.r.URL.Path)
+	classes, classErr := protocol.ParseClasses(k.r.Header.Values(protocol.HeaderStorageClasses))
 	switch {
 	case readOnly:
 		k.reply(http.StatusForbidden, "read-only\n")
@@ -132,13 +134,16 @@ func (k *call) put() {
 	case !ok:
 		k.reply(http.StatusBadRequest, "bad locator\n")
 		return
+	case classErr != nil:
+		k.reply(http.StatusBadRequest, classErr.Error()+"\n")
+		return
 	case k.r.ContentLength > locator.MaxBlockSize:
 		k.reply(http.StatusRequestEntityTooLarge, "block too large\n")
 		return
 	}
 
 	if k.s.c.discard.Load() && resp.Rate == 0 {
-		k.putDiscard(hash, resp)
+		k.putDiscard(hash, resp, classes)
 		return
 	}
 	data, err := k.read(locator.MaxBlockSize+1, resp.Rate)
@@ -155,7 +160,10 @@ func (k *call) put() {
 		return
 	}
 	if signer, _ := k.s.c.signing(); len(signer.Key) > 0 {
-		l = signer.Sign(l, bearerToken(k.r), time.Now().Add(signer.TTL))
+		// Without a usable token the locator is signed for "", which
+		// no reader can present: as unusable as Arvados's unsigned one.
+		token, _ := protocol.BearerToken(k.r.Header)
+		l = signer.Sign(l, token, time.Now().Add(signer.TTL))
 	}
 	body := l.String() + "\n"
 	if resp.Body != "" {
@@ -166,20 +174,20 @@ func (k *call) put() {
 	k.s.mu.Lock()
 	k.s.blocks[l.Hash] = data
 	repl, sendRepl, count := k.s.replicasHeader(resp)
-	classes, sendClasses := k.s.classesHeader(k.r.Header.Get("X-Keep-Storage-Classes"), count)
+	confirmed, sendClasses := k.s.classesHeader(classes, count)
 	k.s.mu.Unlock()
 	if sendRepl {
-		h.Set("X-Keep-Replicas-Stored", repl)
+		h.Set(protocol.HeaderReplicasStored, repl)
 	}
 	if sendClasses {
-		h.Set("X-Keep-Storage-Classes-Confirmed", classes)
+		h.Set(protocol.HeaderClassesConfirmed, confirmed)
 	}
 	k.reply(http.StatusOK, body)
 }
 
 // putDiscard verifies and acknowledges an upload like put, keeping only
 // the block's hash (see Cluster.Discard).
-func (k *call) putDiscard(hash string, resp Response) {
+func (k *call) putDiscard(hash string, resp Response, classes []string) {
 	h := md5.New()
 	n, err := io.Copy(h, io.LimitReader(k.body, locator.MaxBlockSize+1))
 	if err != nil {
@@ -196,13 +204,13 @@ func (k *call) putDiscard(hash string, resp Response) {
 	k.s.mu.Lock()
 	k.s.blocks[hash] = nil
 	repl, sendRepl, count := k.s.replicasHeader(resp)
-	classes, sendClasses := k.s.classesHeader(k.r.Header.Get("X-Keep-Storage-Classes"), count)
+	confirmed, sendClasses := k.s.classesHeader(classes, count)
 	k.s.mu.Unlock()
 	if sendRepl {
-		k.w.Header().Set("X-Keep-Replicas-Stored", repl)
+		k.w.Header().Set(protocol.HeaderReplicasStored, repl)
 	}
 	if sendClasses {
-		k.w.Header().Set("X-Keep-Storage-Classes-Confirmed", classes)
+		k.w.Header().Set(protocol.HeaderClassesConfirmed, confirmed)
 	}
 	k.reply(http.StatusOK, locator.Locator{Hash: hash, Size: n}.String()+"\n")
 }
@@ -224,9 +232,9 @@ func (k *call) get() {
 		return
 	}
 	if signer, check := k.s.c.signing(); check {
-		token := bearerToken(k.r)
-		if token == "" {
-			k.reply(http.StatusUnauthorized, "no token provided in Authorization header\n")
+		token, err := protocol.BearerToken(k.r.Header)
+		if err != nil {
+			k.reply(http.StatusUnauthorized, err.Error()+"\n")
 			return
 		}
 		if err := signer.Verify(l, token, time.Now()); errors.Is(err, locator.ErrExpired) {
@@ -471,29 +479,4 @@ func pathHash(path string) (string, bool) {
 func hashOf(s string) string {
 	h, _, _ := strings.Cut(s, "+")
 	return h
-}
-
-// bearerToken returns the token from an "Authorization: Bearer" or
-// "OAuth2" header, or "".
-func bearerToken(r *http.Request) string {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || (scheme != "Bearer" && scheme != "OAuth2") {
-		return ""
-	}
-	return strings.TrimSpace(token)
-}
-
-// splitClasses parses an X-Keep-Storage-Classes value: a comma-separated
-// list whose items are trimmed; empty items and repeats are dropped.
-func splitClasses(v string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, c := range strings.Split(v, ",") {
-		c = strings.TrimSpace(c)
-		if c != "" && !seen[c] {
-			seen[c] = true
-			out = append(out, c)
-		}
-	}
-	return out
 }

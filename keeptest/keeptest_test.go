@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
 	"go.uber.org/goleak"
@@ -380,6 +381,34 @@ func TestClassesHeader(t *testing.T) {
 		if res.status != 200 || got != tt.want {
 			t.Errorf("%s: %d %q, want %q", tt.name, res.status, got, tt.want)
 		}
+	}
+}
+
+// TestClassesHeaderRefused: like keepstore, a PUT whose storage-classes
+// header names too many or too long classes gets 400 without its body
+// being read, and stores nothing.
+func TestClassesHeaderRefused(t *testing.T) {
+	t.Parallel()
+	c := NewCluster(t, 1)
+	hc := newClient(t)
+	s := c.Server(0)
+	many := make([]string, protocol.MaxClasses+1)
+	for i := range many {
+		many[i] = fmt.Sprint("c", i)
+	}
+	for _, h := range []string{strings.Join(many, ","), strings.Repeat("x", protocol.MaxClassLen+1)} {
+		res := putFoo(t, hc, s, "X-Keep-Storage-Classes", h)
+		if res.status != 400 || !strings.Contains(res.body, "X-Keep-Storage-Classes") {
+			t.Errorf("classes header of %d bytes: %d %q, want 400 naming the header", len(h), res.status, res.body)
+		}
+	}
+	for _, r := range s.Requests() {
+		if r.BodyRead != 0 {
+			t.Errorf("refused PUT read %d body bytes", r.BodyRead)
+		}
+	}
+	if s.Has(fooHash) {
+		t.Error("a refused PUT stored the block")
 	}
 }
 

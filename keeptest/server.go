@@ -316,9 +316,10 @@ func (s *Server) replicasHeader(r Response) (value string, send bool, count int)
 }
 
 // classesHeader returns the X-Keep-Storage-Classes-Confirmed value for a
-// successful PUT that requested the classes in req, and whether to send
-// it. The caller holds s.mu.
-func (s *Server) classesHeader(req string, count int) (string, bool) {
+// successful PUT that requested the classes in req (as
+// protocol.ParseClasses returns them), and whether to send it. The caller
+// holds s.mu.
+func (s *Server) classesHeader(req []string, count int) (string, bool) {
 	switch s.classesMode {
 	case classesRaw:
 		return s.classesRaw, true
@@ -333,7 +334,7 @@ func (s *Server) classesHeader(req string, count int) (string, bool) {
 		have[c] = true
 	}
 	var confirmed []string
-	for _, c := range splitClasses(req) {
+	for _, c := range req {
 		if have[c] {
 			confirmed = append(confirmed, c)
 		}

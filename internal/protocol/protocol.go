@@ -270,6 +270,27 @@ func NewRequestID() string {
 	return "req-" + string(b[:])
 }
 
+// maxRequestIDLen is the longest client-given request id RequestID
+// echoes.
+const maxRequestIDLen = 200
+
+// RequestID returns the X-Request-Id a server should use for a request
+// that carried given: given itself when it is 1 to 200 bytes of
+// printable ASCII without spaces, so that a client can follow its id
+// through the logs of every server it wrote to; otherwise a new id from
+// NewRequestID, so that a hostile or broken id never reaches a log.
+func RequestID(given string) string {
+	if given == "" || len(given) > maxRequestIDLen {
+		return NewRequestID()
+	}
+	for i := 0; i < len(given); i++ {
+		if given[i] < 0x21 || given[i] > 0x7e {
+			return NewRequestID()
+		}
+	}
+	return given
+}
+
 // short cuts s for use inside an error message.
 func short(s string) string {
 	s = strings.TrimSpace(s)

@@ -253,6 +253,20 @@ func TestNewRequestID(t *testing.T) {
 	}
 }
 
+func TestRequestID(t *testing.T) {
+	for _, given := range []string{"req-123", "x", strings.Repeat("a", maxRequestIDLen), "zzzzz-a~b!c"} {
+		if got := RequestID(given); got != given {
+			t.Errorf("RequestID(%q) = %q, want it echoed", given, got)
+		}
+	}
+	for _, given := range []string{"", "two words", "tab\there", "new\nline", "caf\u00e9", strings.Repeat("a", maxRequestIDLen+1)} {
+		got := RequestID(given)
+		if got == given || len(got) != 24 || !strings.HasPrefix(got, "req-") {
+			t.Errorf("RequestID(%q) = %q, want a new id", given, got)
+		}
+	}
+}
+
 func FuzzParseClasses(f *testing.F) {
 	f.Add("hot, cold, hot")
 	f.Add(" , x ,")
