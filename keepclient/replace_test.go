@@ -49,6 +49,16 @@ func putMany(t *testing.T, c *keeptest.Cluster, kc *keepclient.Client, blocks []
 	return results
 }
 
+// defaultClient returns a client for the cluster with default options.
+func defaultClient(t *testing.T, c *keeptest.Cluster) *keepclient.Client {
+	kc, err := keepclient.New(keepclient.Options{Services: c.Services(), Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	return kc
+}
+
 func blocks(prefix string, n, size int) [][]byte {
 	out := make([][]byte, n)
 	for i := range out {
@@ -64,7 +74,7 @@ func TestPutExactlyNPastServerSlowToAccept(t *testing.T) {
 	c := keeptest.NewCluster(t, 5)
 	slow := c.Server(0)
 	slow.SetDefault(keeptest.Response{Delay: 600 * time.Millisecond})
-	kc := newClient(t, c, func(o *keepclient.Options) { o.StallTimeout = 0 })
+	kc := defaultClient(t, c)
 	res := putMany(t, c, kc, blocks("slow to accept", 200, 1000), 2)
 	slowReplaced, others := 0, 0
 	for _, r := range res {
@@ -108,7 +118,7 @@ func TestPutExactlyNWithRandomDelays(t *testing.T) {
 		}
 		c.Server(i).Script(script[i]...)
 	}
-	kc := newClient(t, c, func(o *keepclient.Options) { o.StallTimeout = 0 })
+	kc := defaultClient(t, c)
 	putMany(t, c, kc, blocks("random delays", 200, 1000), 2)
 }
 
