@@ -244,6 +244,9 @@ func parseRootURL(raw string) (keepclient.Service, error) {
 		}
 		svc.Port = n
 	}
+	if err := svc.Validate(); err != nil {
+		return svc, fmt.Errorf("%q: %v", raw, err)
+	}
 	return svc, nil
 }
 

@@ -2,8 +2,10 @@ package discovery
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -195,4 +197,50 @@ func TestFirstLine(t *testing.T) {
 			t.Errorf("firstLine(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// FuzzParseSettings: a settings.conf of any content parses without
+// panicking into trimmed keys and values without newlines, and writing
+// them back out as KEY=value lines gives the same settings.
+func FuzzParseSettings(f *testing.F) {
+	f.Add("ARVADOS_API_HOST=zzzzz.example.com\nARVADOS_API_TOKEN=v2/x/y\n# comment\n")
+	f.Add("  KEY = value = more \r\n\nnoequals\n=empty key\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		m := parseSettings(text)
+		var b strings.Builder
+		for k, v := range m {
+			if k != strings.TrimSpace(k) || v != strings.TrimSpace(v) || strings.Contains(k+v, "\n") || strings.Contains(k, "=") {
+				t.Fatalf("setting %q=%q from %q", k, v, text)
+			}
+			if k == "" || k[0] == '#' {
+				continue // cannot be written back
+			}
+			b.WriteString(k + "=" + v + "\n")
+		}
+		again := parseSettings(b.String())
+		for k, v := range again {
+			if m[k] != v {
+				t.Fatalf("round trip: %q=%q became %q", k, m[k], v)
+			}
+		}
+	})
+}
+
+// FuzzParseKeepServices: every URL ARVADOS_KEEP_SERVICES accepts names a
+// host and port and nothing else.
+func FuzzParseKeepServices(f *testing.F) {
+	f.Add("http://keep0:25107 https://keep1.example")
+	f.Add("http://user@host https://h/path?q")
+	f.Fuzz(func(t *testing.T, v string) {
+		svcs, err := parseKeepServices(v)
+		if err != nil {
+			return
+		}
+		for _, s := range svcs {
+			u, err := url.Parse(s.URL())
+			if err != nil || u.Hostname() != s.Host || u.Port() != strconv.Itoa(s.Port) || u.User != nil || u.Path != "" || u.RawQuery != "" {
+				t.Fatalf("%q gave service %+v with URL %q", v, s, s.URL())
+			}
+		}
+	})
 }

@@ -68,11 +68,38 @@ func ParseServices(data []byte) ([]Service, error) {
 		return nil, fmt.Errorf("parse keep services: %w", err)
 	}
 	for i, s := range l.Items {
-		if s.Host == "" || s.Port <= 0 || s.Port > 65535 {
-			return nil, fmt.Errorf("parse keep services: item %d (%q): bad host or port %q:%d", i, s.UUID, s.Host, s.Port)
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("parse keep services: item %d (%q): %w", i, s.UUID, err)
 		}
 	}
 	return l.Items, nil
+}
+
+// Validate reports whether s names exactly one host and port: a host
+// name (letters, digits, '.', '-' and '_') or an IP address, and a port
+// from 1 to 65535. Nothing else can turn a service's URL into one naming
+// another host, a path or user info.
+func (s Service) Validate() error {
+	if s.Port <= 0 || s.Port > 65535 || !validHost(s.Host) {
+		return fmt.Errorf("bad host or port %q:%d", s.Host, s.Port)
+	}
+	return nil
+}
+
+func validHost(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // LoadServices reads a keep_services/accessible JSON file.

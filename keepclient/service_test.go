@@ -4,6 +4,8 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -53,7 +55,9 @@ func TestParseServices(t *testing.T) {
 		svcs[1].URL() != "https://[::1]:443" || svcs[1].IsDisk() || !svcs[1].ReadOnly {
 		t.Errorf("got %+v", svcs)
 	}
-	for _, bad := range []string{`{`, `{"items":[{"uuid":"x","service_port":1}]}`, `{"items":[{"service_host":"h","service_port":70000}]}`} {
+	for _, bad := range []string{`{`, `{"items":[{"uuid":"x","service_port":1}]}`, `{"items":[{"service_host":"h","service_port":70000}]}`,
+		`{"items":[{"service_host":"user@evil.example","service_port":1}]}`, `{"items":[{"service_host":"evil.example/x?","service_port":1}]}`,
+		`{"items":[{"service_host":"a b","service_port":1}]}`} {
 		if _, err := ParseServices([]byte(bad)); err == nil {
 			t.Errorf("ParseServices(%s) succeeded", bad)
 		}
@@ -66,4 +70,31 @@ func TestParseServices(t *testing.T) {
 	if err != nil || len(back) != 2 || back[1] != svcs[1] {
 		t.Errorf("round trip: %v %+v", err, back)
 	}
+}
+
+// FuzzParseServices: whatever a services document says, every service
+// ParseServices accepts names exactly one host and port: its URL parses
+// back to them, with no user info, path, query or fragment (a service
+// list from an API server is untrusted input too).
+func FuzzParseServices(f *testing.F) {
+	f.Add(`{"items":[{"uuid":"zzzzz-bi6l4-000000000000000","service_host":"keep0","service_port":25107,"service_ssl_flag":false,"service_type":"disk"}]}`)
+	f.Add(`{"items":[{"service_host":"evil/path?x#y","service_port":80}]}`)
+	f.Add(`{"items":[{"service_host":"user@host","service_port":1}]}`)
+	f.Add(`{"items":[{"service_host":"::1","service_port":443,"service_ssl_flag":true}]}`)
+	f.Add(`{"items":null}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		svcs, err := ParseServices([]byte(doc))
+		if err != nil {
+			return
+		}
+		for _, s := range svcs {
+			u, err := url.Parse(s.URL())
+			if err != nil {
+				t.Fatalf("service %+v: URL %q does not parse: %v", s, s.URL(), err)
+			}
+			if u.Hostname() != s.Host || u.Port() != strconv.Itoa(s.Port) || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
+				t.Fatalf("service %+v: URL %q names host %q port %q path %q", s, s.URL(), u.Hostname(), u.Port(), u.Path)
+			}
+		}
+	})
 }

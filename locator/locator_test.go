@@ -2,6 +2,7 @@ package locator
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +135,51 @@ func FuzzParse(f *testing.F) {
 		l2, err := Parse(l.String())
 		if err != nil || l2.String() != s {
 			t.Fatalf("round trip of %q: %v %q", s, err, l2)
+		}
+	})
+}
+
+// FuzzVerify: whatever the locator and token, Verify never panics, a
+// signature this Signer made verifies for its token and no other, and a
+// locator accepted by Verify carries exactly the signature Sign would give.
+func FuzzVerify(f *testing.F) {
+	f.Add("acbd18db4cc2f85cedef654fccc4a4d8+3+Add8cc5ff6b29fdb370cbdbee163849568a2765f3@7fffffff", "tok", "other")
+	f.Add("acbd18db4cc2f85cedef654fccc4a4d8+3", "", "x")
+	f.Add("acbd18db4cc2f85cedef654fccc4a4d8+3+AFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF@ffffffff", "t", "t")
+	s := Signer{Key: []byte("fuzz key"), TTL: time.Hour}
+	now := time.Unix(1700000000, 0)
+	f.Fuzz(func(t *testing.T, loc, token, other string) {
+		l, err := Parse(loc)
+		if err != nil {
+			return
+		}
+		if err := s.Verify(l, token, now); err == nil {
+			var sig string
+			for _, h := range l.Hints {
+				if isSignatureHint(h) {
+					sig = h
+				}
+			}
+			exp, _ := strconv.ParseInt(sig[42:], 16, 64)
+			want := "A" + s.mac(l.Hash, token, exp) + "@" + sig[42:]
+			if exp < now.Unix() || !strings.EqualFold(sig, want) {
+				t.Fatalf("Verify accepted %q for %q; the signature would be %q", loc, token, want)
+			}
+		}
+		if token == "" {
+			return
+		}
+		signed := s.Sign(l, token, now.Add(time.Minute))
+		if err := s.Verify(signed, token, now); err != nil {
+			t.Fatalf("own signature on %q refused: %v", signed, err)
+		}
+		if other != token {
+			if err := s.Verify(signed, other, now); err == nil {
+				t.Fatalf("signature for %q accepted for %q", token, other)
+			}
+		}
+		if err := s.Verify(signed, token, now.Add(2*time.Minute)); !errors.Is(err, ErrExpired) {
+			t.Fatalf("signature past its expiry: %v", err)
 		}
 	})
 }
