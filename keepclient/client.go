@@ -43,6 +43,14 @@ type Options struct {
 	Refresh func(ctx context.Context) ([]Service, error)
 	// Token is sent as "Authorization: Bearer Token".
 	Token string
+	// RemoteClusters maps the 5-character ids of other Arvados clusters
+	// to the Keep service (usually a proxy) that serves their blocks. A
+	// read of a locator with a +K@id hint asks that service first, with
+	// Token salted for that cluster as Arvados federation does (only v2
+	// tokens can be). Hints naming clusters not listed here are ignored:
+	// a manifest from elsewhere never makes the client send its token to a
+	// host it was not configured with.
+	RemoteClusters map[string]Service
 	// Replicas is the default number of copies Put stores. Default 2.
 	Replicas int
 	// StorageClasses are the default classes Put asks for. Default none,

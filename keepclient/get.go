@@ -68,7 +68,7 @@ func (c *Client) read(ctx context.Context, method string, loc locator.Locator, a
 		return nil
 	}
 	reqID := protocol.NewRequestID()
-	plan := newReadPlan(readOrder(loc, c.svcs.get(), c.down.demote))
+	plan := newReadPlan(readOrder(loc, c.svcs.get(), c.opts.RemoteClusters, c.down.demote))
 	wait := newBackoff(c.opts.RetryDelay, mrand.N[time.Duration])
 	for {
 		for i, ok := plan.next(); ok; i, ok = plan.next() {
@@ -93,7 +93,7 @@ func (c *Client) read(ctx context.Context, method string, loc locator.Locator, a
 		}
 		if c.opts.Refresh != nil {
 			c.refresh(ctx)
-			plan.add(readOrder(loc, c.svcs.get(), c.down.demote))
+			plan.add(readOrder(loc, c.svcs.get(), c.opts.RemoteClusters, c.down.demote))
 		}
 		if !plan.newPass() {
 			return plan.err(loc)
@@ -120,6 +120,11 @@ func (c *Client) readOne(ctx context.Context, method string, s Service, loc loca
 		return fail(0, err.Error(), false)
 	}
 	c.setCommonHeaders(req, reqID)
+	if tok, err := c.tokenFor(s); err != nil {
+		return fail(0, err.Error(), false)
+	} else if tok != c.opts.Token {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := c.httpFor(s).Do(req)
 	c.down.note(s.URL(), err)
 	if err != nil {

@@ -213,3 +213,50 @@ func TestHeadRefusesOversizeAnswer(t *testing.T) {
 		t.Fatalf("Head = %d, %v", n, err)
 	}
 }
+
+// A +K@cluster hint reads from that cluster's configured service first,
+// with the token salted for it; a token that cannot be salted is never
+// sent there, and the read falls back to the local services.
+func TestGetRemoteCluster(t *testing.T) {
+	local := keeptest.NewCluster(t, 2)
+	remote := keeptest.NewCluster(t, 1)
+	data := []byte("federated block")
+	loc := locator.New(data)
+	remote.Server(0).Store(data)
+	local.ProbeOrder(loc.Hash)[1].Store(data)
+	hinted := loc
+	hinted.Hints = []string{"K@xxxxx"}
+	const token = "v2/zzzzz-gj3su-077z32aux8dg2s1/3kg6k6lzmp9kj5cpkcoxie963cmvjahbt2fod9zru30k1jqdmi"
+	for _, tt := range []struct {
+		token        string
+		remoteAsked  bool
+		localAsked   int
+		remoteBearer string // prefix of what the remote saw
+	}{
+		{token, true, 0, "Bearer v2/zzzzz-gj3su-077z32aux8dg2s1/"},
+		{"v1plaintoken", false, 2, ""},
+	} {
+		kc := newClient(t, local, func(o *keepclient.Options) {
+			o.Token = tt.token
+			o.RemoteClusters = map[string]keepclient.Service{"xxxxx": remote.Server(0).Service()}
+		})
+		before, beforeLocal := len(remote.Requests()), len(local.Requests())
+		got, err := kc.Get(context.Background(), hinted, nil)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("token %q: Get: %v", tt.token, err)
+		}
+		reqs := remote.Requests()[before:]
+		if asked := len(reqs) > 0; asked != tt.remoteAsked {
+			t.Fatalf("token %q: remote asked %v, want %v", tt.token, asked, tt.remoteAsked)
+		}
+		if n := len(local.Requests()) - beforeLocal; n != tt.localAsked {
+			t.Errorf("token %q: %d local requests, want %d", tt.token, n, tt.localAsked)
+		}
+		for _, r := range reqs {
+			auth := r.Header.Get("Authorization")
+			if !strings.HasPrefix(auth, tt.remoteBearer) || strings.Contains(auth, "3kg6k6lzmp9kj5cpkcoxie963cmvjahbt2fod9zru30k1jqdmi") {
+				t.Errorf("remote cluster saw %q: the secret, or not the salted token", auth)
+			}
+		}
+	}
+}

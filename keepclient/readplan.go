@@ -8,11 +8,12 @@ import (
 )
 
 // readOrder lists the services to read loc from: those its +K hints name
-// (by uuid, in hint order), then every readable service in probe order,
-// with services known to be down or slow moved last by demote. A hint
-// naming another cluster (+K@xxxxx) adds nothing: the client sends its
-// token only to services it was configured with.
-func readOrder(loc locator.Locator, all []Service, demote func([]Service) []Service) []Service {
+// (a service by uuid, or a remote cluster's service by cluster id), in
+// hint order, then every readable service in probe order, with services
+// known to be down or slow moved last by demote. A hint naming a cluster
+// not in remotes adds nothing: the client sends its token only to
+// services it was configured with.
+func readOrder(loc locator.Locator, all []Service, remotes map[string]Service, demote func([]Service) []Service) []Service {
 	seen := make(map[string]bool)
 	var out []Service
 	add := func(s Service) {
@@ -22,6 +23,10 @@ func readOrder(loc locator.Locator, all []Service, demote func([]Service) []Serv
 		}
 	}
 	for _, h := range loc.HintsWithPrefix("K@") {
+		if r, ok := remotes[h]; ok && len(h) == 5 {
+			add(r)
+			continue
+		}
 		for _, s := range all {
 			if s.UUID == h {
 				add(s)

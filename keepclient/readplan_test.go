@@ -32,24 +32,28 @@ func TestReadOrder(t *testing.T) {
 		return l
 	}
 	probe := uuids(ProbeOrder(testHash, all[:4]))
+	remote := Service{UUID: "xxxxx-bi6l4-remoteproxy0000", Host: "keep.xxxxx.example", Port: 443, TLS: true, Type: TypeProxy}
 	tests := []struct {
-		name   string
-		loc    locator.Locator
-		demote func([]Service) []Service
-		want   []string
+		name    string
+		loc     locator.Locator
+		demote  func([]Service) []Service
+		remotes map[string]Service
+		want    []string
 	}{
-		{"probe order", loc(), nil, probe},
-		{"hinted service first", loc("K@" + probe[2]), nil, append([]string{probe[2]}, probe[0], probe[1], probe[3])},
-		{"gateway only when hinted", loc("K@" + gw.UUID), nil, append([]string{gw.UUID}, probe...)},
-		{"unknown service hint ignored", loc("K@zzzzz-bi6l4-nosuchservice00"), nil, probe},
+		{"probe order", loc(), nil, nil, probe},
+		{"hinted service first", loc("K@" + probe[2]), nil, nil, append([]string{probe[2]}, probe[0], probe[1], probe[3])},
+		{"gateway only when hinted", loc("K@" + gw.UUID), nil, nil, append([]string{gw.UUID}, probe...)},
+		{"unknown service hint ignored", loc("K@zzzzz-bi6l4-nosuchservice00"), nil, nil, probe},
 		// A manifest from elsewhere must not make us send our token to
 		// a host we were not configured with.
-		{"remote cluster hint ignored", loc("K@xxxxx"), nil, probe},
-		{"down services last", loc(), func(s []Service) []Service { return append(s[1:], s[0]) }, append(probe[1:], probe[0])},
+		{"remote cluster hint ignored", loc("K@xxxxx"), nil, nil, probe},
+		{"remote cluster not configured", loc("K@xxxxx"), nil, map[string]Service{"yyyyy": remote}, probe},
+		{"configured remote cluster first", loc("K@xxxxx"), nil, map[string]Service{"xxxxx": remote}, append([]string{remote.UUID}, probe...)},
+		{"down services last", loc(), func(s []Service) []Service { return append(s[1:], s[0]) }, nil, append(probe[1:], probe[0])},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := uuids(readOrder(tt.loc, all, tt.demote))
+			got := uuids(readOrder(tt.loc, all, tt.remotes, tt.demote))
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("order %v, want %v", got, tt.want)
 			}
