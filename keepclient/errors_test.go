@@ -2,9 +2,13 @@ package keepclient_test
 
 import (
 	"context"
+	"errors"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,5 +52,37 @@ func TestPutNeverReadsBufferAfterReturn(t *testing.T) {
 		for j := range data { // caller reuses its buffer
 			data[j] = byte(i)
 		}
+	}
+}
+
+// An untrusted TLS certificate is reported at once, in words, and not
+// retried: no pass can cure it.
+func TestUntrustedCertificateIsFinal(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshake failures are expected
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	svc := diskService(srv, "zzzzz-bi6l4-selfsignedcert0")
+	svc.TLS = true
+	kc, err := keepclient.New(keepclient.Options{Services: []keepclient.Service{svc}, Replicas: 1, RetryDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	data, hash := block("tls")
+	res, err := kc.Put(context.Background(), data, keepclient.PutOptions{})
+	var ire *keepclient.InsufficientReplicasError
+	if !errors.As(err, &ire) || ire.Passes != 1 || len(res.Attempts) != 1 || !strings.Contains(err.Error(), "TLS certificate not trusted") {
+		t.Fatalf("Put: %v (attempts %+v)", err, res.Attempts)
+	}
+	loc, _ := locator.Parse(hash)
+	_, err = kc.Get(context.Background(), loc, nil)
+	var re *keepclient.ReadError
+	if !errors.As(err, &re) || re.Passes != 1 || re.Temporary() || !strings.Contains(err.Error(), "TLS certificate not trusted") {
+		t.Fatalf("Get: %v", err)
+	}
+	if hits.Load() != 0 {
+		t.Errorf("%d requests reached the untrusted server", hits.Load())
 	}
 }

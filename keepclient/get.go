@@ -131,7 +131,7 @@ func (c *Client) readOne(ctx context.Context, method string, s Service, loc loca
 		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
 			err = cause
 		}
-		return fail(0, transportMessage(err), true)
+		return fail(0, transportMessage(err), !isCertError(err))
 	}
 	defer resp.Body.Close()
 	wd.kick()

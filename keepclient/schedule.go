@@ -27,6 +27,7 @@ type outcome struct {
 	locator    string         // usable locator from the response body (on 200), or ""
 	retryAfter time.Duration  // from a 503 with a usable Retry-After
 	replaced   bool           // abandoned for lag before its body was sent
+	final      bool           // a transport error no retry can cure (an untrusted certificate)
 	elapsed    time.Duration  // from the request's start to its answer
 }
 
@@ -35,7 +36,7 @@ func (o outcome) ok() bool { return o.status == 200 }
 // retryable reports whether a failed upload may be tried again in a later
 // pass (protocol.Retryable); an upload replaced for lag always may.
 func (o outcome) retryable() bool {
-	return o.replaced || protocol.Retryable(o.status, o.retryAfter > 0)
+	return o.replaced || !o.final && protocol.Retryable(o.status, o.retryAfter > 0)
 }
 
 // lagRule says when an in-flight upload counts as lagging.

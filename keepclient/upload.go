@@ -2,6 +2,8 @@ package keepclient
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -234,7 +236,7 @@ func (u *upload) run(ctx context.Context, c *Client) outcome {
 		if cause := context.Cause(ctx); errors.Is(cause, errStalled) || errors.Is(cause, errReplaced) {
 			err = cause
 		}
-		return outcome{msg: transportMessage(err), elapsed: time.Since(start)}
+		return outcome{msg: transportMessage(err), final: isCertError(err), elapsed: time.Since(start)}
 	}
 	defer resp.Body.Close()
 	wd.kick()
@@ -264,5 +266,21 @@ func transportMessage(err error) string {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
+	if isCertError(err) {
+		return "TLS certificate not trusted (set ARVADOS_API_HOST_INSECURE or install the CA, e.g. with SSL_CERT_FILE): " + err.Error()
+	}
 	return err.Error()
+}
+
+// isCertError reports whether err is a failure to verify a server's TLS
+// certificate: trying again cannot help, and a user must hear of it at
+// once.
+func isCertError(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
