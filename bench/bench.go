@@ -405,7 +405,7 @@ func (b *bench) client(svcs []keepclient.Service, replicas int) (*keepclient.Cli
 // A directory's files are stored under its name, as "keep put DIR" does.
 func (b *bench) put(ctx context.Context, name string, kc *keepclient.Client, servers []*Server, path string, replicas, nServers int, profile bool) (Measurement, *manifest.Manifest, error) {
 	b.progress("%s", name)
-	inputs, size, err := transfer.CollectInputs([]string{path})
+	inputs, size, err := transfer.CollectInputs([]string{path}, transfer.CollectOptions{})
 	if err != nil {
 		return Measurement{}, nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
@@ -19,13 +20,41 @@ type GetOptions struct {
 	BlocksAhead int
 	// Progress, if set, is called with the number of bytes written.
 	Progress func(n int)
+	// Overwrite replaces files that already exist. Without it or
+	// SkipExisting, Get writes nothing when any target exists.
+	Overwrite bool
+	// SkipExisting leaves files that already exist as they are, and
+	// fetches nothing for them.
+	SkipExisting bool
+}
+
+// ExistsError reports that Get would have replaced existing files, and so
+// wrote nothing.
+type ExistsError struct {
+	Paths []string // the targets that exist, in manifest order
+}
+
+func (e *ExistsError) Error() string {
+	n := len(e.Paths)
+	if n == 1 {
+		return fmt.Sprintf("%s already exists; nothing written (-f overwrites, --skip-existing keeps it)", e.Paths[0])
+	}
+	return fmt.Sprintf("%d files already exist, the first %s; nothing written (-f overwrites, --skip-existing keeps them)", n, e.Paths[0])
+}
+
+// target is one file of a manifest and where Get writes it.
+type target struct {
+	file manifest.File
+	dst  string
 }
 
 // Get writes the manifest's files: with out "" or "-", its only file to
-// stdout; with out naming anything but a directory, its only file there;
-// otherwise every file under the directory out. Each file is written to a
-// temporary name and renamed into place when complete, so an interrupted
-// Get leaves no partial file under a real name.
+// stdout; with out naming a directory (one that exists, or any path
+// ending in a slash, created if need be), every file under it; otherwise
+// its only file at out. Before writing anything it checks that no target
+// exists (see GetOptions.Overwrite and SkipExisting). Each file is written
+// to a temporary name and renamed into place when complete, so an
+// interrupted Get leaves no partial file under a real name.
 func Get(ctx context.Context, kc *keepclient.Client, m *manifest.Manifest, out string, stdout io.Writer, opts GetOptions) error {
 	ahead, progress := opts.BlocksAhead, opts.Progress
 	if ahead < 0 {
@@ -34,40 +63,98 @@ func Get(ctx context.Context, kc *keepclient.Client, m *manifest.Manifest, out s
 	if progress == nil {
 		progress = func(int) {}
 	}
-	pf := newPrefetcher(kc, m, ahead)
-	defer pf.close()
-	fetch := pf.fetch
 	if out == "" || out == "-" {
 		if len(m.Files) != 1 {
 			return fmt.Errorf("the manifest has %d files; give -o DIR to write them", len(m.Files))
 		}
-		return manifest.WriteFile(ctx, m.Files[0], fetch, &countingWriter{w: stdout, add: progress})
+		pf := newPrefetcher(kc, m, ahead)
+		defer pf.close()
+		return manifest.WriteFile(ctx, m.Files[0], pf.fetch, &countingWriter{w: stdout, add: progress})
 	}
-	if info, err := os.Stat(out); len(m.Files) == 1 && (err != nil || !info.IsDir()) {
-		return writeOne(ctx, m.Files[0], fetch, out, progress)
+	targets, dirMode, err := plan(m, out)
+	if err != nil {
+		return err
 	}
-	for _, f := range m.Files {
-		if !filepath.IsLocal(filepath.FromSlash(f.Path)) {
-			return fmt.Errorf("manifest path %q escapes %s", f.Path, out)
-		}
-		dst := filepath.Join(out, filepath.FromSlash(f.Path))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if targets, err = checkExisting(targets, opts); err != nil {
+		return err
+	}
+	if dirMode {
+		if err := os.MkdirAll(out, 0o755); err != nil {
 			return err
 		}
-		if err := writeOne(ctx, f, fetch, dst, progress); err != nil {
+	}
+	kept := &manifest.Manifest{}
+	for _, t := range targets {
+		kept.Files = append(kept.Files, t.file)
+	}
+	pf := newPrefetcher(kc, kept, ahead)
+	defer pf.close()
+	for _, t := range targets {
+		if err := os.MkdirAll(filepath.Dir(t.dst), 0o755); err != nil {
+			return err
+		}
+		if err := writeOne(ctx, t.file, pf.fetch, t.dst, progress); err != nil {
 			return err
 		}
 	}
-	for _, d := range m.Dirs {
-		if err := os.MkdirAll(filepath.Join(out, filepath.FromSlash(d)), 0o755); err != nil {
-			return err
+	if dirMode {
+		for _, d := range m.Dirs {
+			if err := os.MkdirAll(filepath.Join(out, filepath.FromSlash(d)), 0o755); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
+// plan returns where each of m's files goes for the output path out, and
+// whether out is a directory.
+func plan(m *manifest.Manifest, out string) ([]target, bool, error) {
+	info, err := os.Stat(out)
+	dirMode := len(m.Files) != 1 || strings.HasSuffix(out, "/") || strings.HasSuffix(out, string(filepath.Separator)) || err == nil && info.IsDir()
+	if !dirMode {
+		return []target{{m.Files[0], out}}, false, nil
+	}
+	var targets []target
+	for _, f := range m.Files {
+		if !filepath.IsLocal(filepath.FromSlash(f.Path)) {
+			return nil, false, fmt.Errorf("manifest path %q escapes %s", f.Path, out)
+		}
+		targets = append(targets, target{f, filepath.Join(out, filepath.FromSlash(f.Path))})
+	}
+	return targets, true, nil
+}
+
+// checkExisting returns the targets to write, or an *ExistsError when
+// some exist and neither Overwrite nor SkipExisting says what to do. A
+// target that is a directory is always an error.
+func checkExisting(targets []target, opts GetOptions) ([]target, error) {
+	var keep []target
+	var exist []string
+	for _, t := range targets {
+		info, err := os.Lstat(t.dst)
+		switch {
+		case err != nil:
+			keep = append(keep, t)
+		case info.IsDir():
+			return nil, fmt.Errorf("%s is a directory; the manifest has a file there", t.dst)
+		case opts.Overwrite:
+			keep = append(keep, t)
+		case opts.SkipExisting:
+		default:
+			exist = append(exist, t.dst)
+		}
+	}
+	if len(exist) > 0 {
+		return nil, &ExistsError{Paths: exist}
+	}
+	return keep, nil
+}
+
 func writeOne(ctx context.Context, f manifest.File, fetch manifest.FetchFunc, dst string, progress func(int)) error {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".keep-get-*")
+	// A short temporary name, so that any name the directory can hold
+	// can be restored.
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".keep-get-*")
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 
@@ -17,82 +15,6 @@ import (
 	"github.com/keepproject/keep/locator"
 	"github.com/keepproject/keep/manifest"
 )
-
-// input is one file to store: where to read it and its name in the manifest.
-type Input struct {
-	Src  string // path on disk, or "-" for stdin
-	Name string // path in the manifest
-	Dir  bool   // an (empty) directory entry
-}
-
-// CollectInputs expands the command-line paths into files, in a stable
-// order, and sums their sizes for the progress bar.
-func CollectInputs(paths []string) ([]Input, int64, error) {
-	var out []Input
-	var total int64
-	for _, p := range paths {
-		if p == "-" {
-			out = append(out, Input{Src: "-", Name: "stdin"})
-			continue
-		}
-		info, err := os.Stat(p)
-		if err != nil {
-			return nil, 0, err
-		}
-		// The name under which p's content is stored: its base name, or
-		// nothing for "/" (its content then goes at the top level).
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return nil, 0, err
-		}
-		base := filepath.Base(abs)
-		if base == string(filepath.Separator) {
-			base = ""
-		}
-		if !info.IsDir() {
-			if !info.Mode().IsRegular() {
-				return nil, 0, fmt.Errorf("%s: not a regular file or directory", p)
-			}
-			out = append(out, Input{Src: p, Name: base})
-			total += info.Size()
-			continue
-		}
-		// Walk the directory a symlink names, not the link itself.
-		root, err := filepath.EvalSymlinks(p)
-		if err != nil {
-			return nil, 0, err
-		}
-		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(root, path)
-			name := filepath.ToSlash(filepath.Join(base, rel))
-			if name == "." {
-				return nil // the top level itself
-			}
-			info, err := os.Stat(path) // follows symlinks to files
-			if err != nil {
-				return err
-			}
-			switch {
-			case d.IsDir():
-				out = append(out, Input{Src: path, Name: name, Dir: true})
-			case info.Mode().IsRegular():
-				total += info.Size()
-				out = append(out, Input{Src: path, Name: name})
-			default:
-				// Never drop an entry silently.
-				return fmt.Errorf("%s: not a regular file or directory (a symlink to a directory, device, socket or FIFO); not stored", path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, 0, err
-		}
-	}
-	return out, total, nil
-}
 
 // failure is a block that fell short, with its one-line reason.
 type failure struct {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,7 +64,7 @@ func TestRoundTripDirectory(t *testing.T) {
 		files[fmt.Sprintf("many/f%02d", i)] = random(4096)
 	}
 	root := tree(t, files)
-	inputs, total, err := transfer.CollectInputs([]string{root})
+	inputs, total, err := transfer.CollectInputs([]string{root}, transfer.CollectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +193,7 @@ func TestRoundTripManyBlocks(t *testing.T) {
 		files[fmt.Sprintf("small/%02d", i)] = random(700 + i)
 	}
 	root := tree(t, files)
-	inputs, _, err := transfer.CollectInputs([]string{root})
+	inputs, _, err := transfer.CollectInputs([]string{root}, transfer.CollectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +231,7 @@ func TestCollectInputsNames(t *testing.T) {
 	}
 	// A symlink to a directory stores the directory's content under the
 	// link's name.
-	in, total, err := transfer.CollectInputs([]string{link})
+	in, total, err := transfer.CollectInputs([]string{link}, transfer.CollectOptions{})
 	if err != nil || total != 3 || names(in) != "link link/a link/empty link/sub link/sub/b" {
 		t.Errorf("symlinked dir: %q %d %v", names(in), total, err)
 	}
@@ -240,16 +239,9 @@ func TestCollectInputsNames(t *testing.T) {
 	wd, _ := os.Getwd()
 	defer os.Chdir(wd)
 	os.Chdir(root)
-	in, _, err = transfer.CollectInputs([]string{"."})
+	in, _, err = transfer.CollectInputs([]string{"."}, transfer.CollectOptions{})
 	if err != nil || names(in) != "src src/a src/empty src/sub src/sub/b" {
 		t.Errorf("put .: %q %v", names(in), err)
-	}
-	// Nothing is dropped silently.
-	if err := syscall.Mkfifo(filepath.Join(root, "fifo"), 0o644); err != nil {
-		t.Skip(err)
-	}
-	if _, _, err := transfer.CollectInputs([]string{root}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-		t.Errorf("FIFO: %v", err)
 	}
 }
 
@@ -257,7 +249,7 @@ func TestGetIntoDotAndMode(t *testing.T) {
 	c := keeptest.NewCluster(t, 1)
 	kc := client(t, c, 1)
 	root := tree(t, map[string][]byte{"a": []byte("a"), "b": []byte("b")})
-	in, _, err := transfer.CollectInputs([]string{root})
+	in, _, err := transfer.CollectInputs([]string{root}, transfer.CollectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

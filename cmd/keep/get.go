@@ -13,14 +13,20 @@ import (
 )
 
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("get", "LOCATOR|MANIFEST_FILE", "Read a block, or every file of a manifest, back from Keep. Every block is\nverified against its hash. Without -o, a block or a one-file manifest goes\nto stdout; with -o, a one-file manifest goes to that file (unless it is a\ndirectory) and a larger one into that directory.", stderr)
-	out := fs.String("o", "", "output `path`")
+	fs := newFlagSet("get", "LOCATOR|MANIFEST_FILE", "Read a block, or every file of a manifest, back from Keep. Every block is\nverified against its hash. Without -o, a block or a one-file manifest goes\nto stdout; with -o, a one-file manifest goes to that file (unless it is a\ndirectory) and a larger one into that directory. Existing files are never\nreplaced unless -f says so; with any in the way, nothing is written.", stderr)
+	out := fs.String("o", "", "output `path`; a trailing slash or an existing directory means a directory, created if need be")
+	force := fs.Bool("f", false, "overwrite files that already exist")
+	skip := fs.Bool("skip-existing", false, "leave files that already exist as they are")
 	ahead := fs.Int("blocks-in-flight", 4, "blocks fetched ahead of the one being written")
 	var cf clientFlags
 	cf.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
+	}
+	if *force && *skip {
+		fmt.Fprintln(stderr, "keep get: -f and --skip-existing contradict each other")
+		return errUsage
 	}
 	if len(pos) != 1 || *ahead < 0 {
 		fs.Usage()
@@ -59,7 +65,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		total += f.Size()
 	}
 	bar := newProgress(stderr, "get", total)
-	err = transfer.Get(ctx, kc, m, *out, stdout, transfer.GetOptions{BlocksAhead: *ahead, Progress: bar.add})
+	err = transfer.Get(ctx, kc, m, *out, stdout, transfer.GetOptions{BlocksAhead: *ahead, Progress: bar.add, Overwrite: *force, SkipExisting: *skip})
 	bar.done(err != nil)
 	return err
 }

@@ -15,6 +15,7 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	replicas := fset.Int("replicas", 2, "copies of each block to store")
 	classes := fset.String("classes", "", "comma-separated storage classes, each needing --replicas copies")
 	inflight := fset.Int("blocks-in-flight", 4, "blocks uploaded at once (memory: about (this + 1) × 64 MiB)")
+	noFollow := fset.Bool("no-follow-links", false, "store no symbolic links (by default a link stores what it points to, as arv-put does)")
 	var cf clientFlags
 	cf.register(fset)
 	paths, err := parse(fset, args)
@@ -31,7 +32,10 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			classList = append(classList, c)
 		}
 	}
-	inputs, total, err := transfer.CollectInputs(paths)
+	inputs, total, err := transfer.CollectInputs(paths, transfer.CollectOptions{
+		NoFollowLinks: *noFollow,
+		Warn:          func(msg string) { fmt.Fprintln(stderr, "keep put: "+msg) },
+	})
 	if err != nil {
 		return err
 	}
