@@ -11,6 +11,7 @@ package localcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -63,9 +64,14 @@ type Cluster struct {
 	Proxy   *Node // nil unless Config.Proxy
 
 	proxyClient *keepclient.Client
+	unlock      func()
 }
 
-// Start starts the cluster. Close stops it.
+// ErrInUse is returned by Start when another cluster runs in Config.Dir.
+var ErrInUse = errors.New("cluster directory in use")
+
+// Start starts the cluster, holding a lock on Config.Dir until Close (a
+// second cluster on the same directory gets ErrInUse). Close stops it.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Servers <= 0 {
 		cfg.Servers = 4
@@ -79,7 +85,14 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Cluster{}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	unlock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{unlock: unlock}
 	for i := 0; i < cfg.Servers; i++ {
 		dir := filepath.Join(cfg.Dir, "server-"+strconv.Itoa(i))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -201,5 +214,9 @@ func (c *Cluster) Close() {
 	}
 	for _, n := range c.Servers {
 		n.Stop()
+	}
+	if c.unlock != nil {
+		c.unlock()
+		c.unlock = nil
 	}
 }

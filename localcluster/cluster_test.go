@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,4 +81,23 @@ func TestCluster(t *testing.T) {
 	if err != nil || !bytes.Equal(got, []byte("via proxy")) {
 		t.Fatalf("Get via proxy: %v", err)
 	}
+}
+
+// Two clusters never share a directory; the lock goes with Close.
+func TestClusterLocksDir(t *testing.T) {
+	dir := t.TempDir()
+	a, err := localcluster.Start(context.Background(), localcluster.Config{Dir: dir, Servers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = localcluster.Start(context.Background(), localcluster.Config{Dir: dir, Servers: 1})
+	if !errors.Is(err, localcluster.ErrInUse) || !strings.Contains(err.Error(), "in use by process") {
+		t.Fatalf("second cluster on one directory: %v", err)
+	}
+	a.Close()
+	b, err := localcluster.Start(context.Background(), localcluster.Config{Dir: dir, Servers: 1})
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	b.Close()
 }

@@ -3,8 +3,13 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/keepproject/keep/discovery"
 	"github.com/keepproject/keep/keepclient"
@@ -54,4 +59,35 @@ func (f *clientFlags) newClient(ctx context.Context, replicas int, classes []str
 		Insecure:       res.Insecure(),
 	})
 	return kc, res, err
+}
+
+// unreachableHint returns a line explaining a failed transfer when none
+// of the services accepts a connection at all, naming where the list
+// came from; "" when some service answers. A stale default services file
+// (left by a "keep up" that was killed) is the usual cause.
+func unreachableHint(ctx context.Context, res *discovery.Resolver, svcs []keepclient.Service) string {
+	if len(svcs) == 0 || ctx.Err() != nil || anyAccepts(ctx, svcs) {
+		return ""
+	}
+	hint := fmt.Sprintf("none of the %d keep services from %s accepts connections", len(svcs), res.Source())
+	if strings.HasPrefix(res.Source(), "default services file") {
+		hint += ": is 'keep up' still running? Start it again, or pass --services FILE"
+	}
+	return hint
+}
+
+// anyAccepts reports whether any of svcs accepts a TCP connection within
+// a second.
+func anyAccepts(ctx context.Context, svcs []keepclient.Service) bool {
+	var d net.Dialer
+	for _, s := range svcs {
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		c, err := d.DialContext(dctx, "tcp", net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
+		cancel()
+		if err == nil {
+			c.Close()
+			return true
+		}
+	}
+	return false
 }

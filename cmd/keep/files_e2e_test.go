@@ -14,6 +14,7 @@ import (
 // inCluster runs keep commands against an in-process cluster of n
 // servers, named in a services file.
 type inCluster struct {
+	*keeptest.Cluster
 	env      []string
 	services string
 }
@@ -29,7 +30,7 @@ func newInCluster(t *testing.T, n int) *inCluster {
 	if err := os.WriteFile(f, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return &inCluster{env: append(testEnv(t), "KEEP_TOKEN=tok"), services: f}
+	return &inCluster{Cluster: c, env: append(testEnv(t), "KEEP_TOKEN=tok"), services: f}
 }
 
 // keep runs the command args[0] with --services and the rest of args.

@@ -24,17 +24,17 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if *force && *skip {
-		fmt.Fprintln(stderr, "keep get: -f and --skip-existing contradict each other")
-		return errUsage
-	}
-	if len(pos) != 1 || *ahead < 0 {
-		fs.Usage()
-		return errUsage
+	switch {
+	case len(pos) != 1:
+		return usageError(fs, "want one LOCATOR or MANIFEST_FILE, not %d arguments", len(pos))
+	case *ahead < 0:
+		return usageError(fs, "--blocks-in-flight must be 0 or more, not %d", *ahead)
+	case *force && *skip:
+		return usageError(fs, "-f and --skip-existing contradict each other")
 	}
 	arg := pos[0]
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	kc, _, err := cf.newClient(ctx, 1, nil, log)
+	kc, res, err := cf.newClient(ctx, 1, nil, log)
 	if err != nil {
 		return err
 	}
@@ -52,12 +52,11 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		m = &manifest.Manifest{Files: []manifest.File{{Path: loc.Hash, Segments: []manifest.Segment{{Block: loc, Length: loc.Size}}}}}
 	} else {
-		text, err := os.ReadFile(arg)
-		if err != nil {
+		if _, err := os.Stat(arg); err != nil {
 			return fmt.Errorf("%s is neither a locator (%v) nor a readable manifest file: %w", arg, lerr, err)
 		}
-		if m, err = manifest.Parse(string(text)); err != nil {
-			return fmt.Errorf("%s: %w", arg, err)
+		if m, err = readManifest(arg); err != nil {
+			return err
 		}
 	}
 	var total int64
@@ -67,5 +66,10 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	bar := newProgress(stderr, "get", total)
 	err = transfer.Get(ctx, kc, m, *out, stdout, transfer.GetOptions{BlocksAhead: *ahead, Progress: bar.add, Overwrite: *force, SkipExisting: *skip})
 	bar.done(err != nil)
+	if err != nil {
+		if hint := unreachableHint(ctx, res, kc.Services()); hint != "" {
+			return fmt.Errorf("%w\n%s", err, hint)
+		}
+	}
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/keepproject/keep/manifest"
 )
@@ -16,16 +17,11 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
+		return usageError(fs, "want one MANIFEST_FILE, not %d arguments", len(pos))
 	}
-	text, err := os.ReadFile(pos[0])
+	m, err := readManifest(pos[0])
 	if err != nil {
 		return err
-	}
-	m, err := manifest.Parse(string(text))
-	if err != nil {
-		return fmt.Errorf("%s: %w", pos[0], err)
 	}
 	var total int64
 	for _, f := range m.Files {
@@ -34,4 +30,21 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%12d  total (%d files, %d blocks)\n", total, len(m.Files), len(m.Blocks()))
 	return nil
+}
+
+// readManifest reads and parses the manifest file at path. An empty file
+// is an error: it is what a failed "keep put > FILE" leaves behind.
+func readManifest(path string) (*manifest.Manifest, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(string(text)) == "" {
+		return nil, fmt.Errorf("%s is empty, not a manifest (a failed 'keep put > %s' leaves an empty file)", path, path)
+	}
+	m, err := manifest.Parse(string(text))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
 }

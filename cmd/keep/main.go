@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"syscall"
 )
@@ -48,19 +50,35 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'keep <command> --help' for a command's flags.")
 }
 
-func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		usage(os.Stderr)
-		if len(os.Args) < 2 {
-			os.Exit(2)
-		}
-		return
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run runs the command line args and returns the exit status: 0, 1 for
+// a failure, 2 for a usage error, 130 when interrupted.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
 	}
-	cmd, ok := commands()[os.Args[1]]
+	switch args[0] {
+	case "-h", "--help":
+		usage(stdout)
+		return 0
+	case "help":
+		if len(args) == 1 {
+			usage(stdout)
+			return 0
+		}
+		args = []string{args[1], "--help"} // keep help put = keep put --help
+	case "--version", "-version", "version":
+		fmt.Fprintln(stdout, version())
+		return 0
+	}
+	name := args[0]
+	cmd, ok := commands()[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "keep: unknown command %q\n\n", os.Args[1])
-		usage(os.Stderr)
-		os.Exit(2)
+		fmt.Fprintf(stderr, "keep: unknown command %q\n\n", name)
+		usage(stderr)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -69,20 +87,50 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	err := cmd.run(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	err := cmd.run(ctx, args[1:], stdout, stderr)
 	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
 	case errors.Is(err, errUsage):
-		os.Exit(2)
+		return 2
+	case ctx.Err() != nil:
+		// Interrupted: one line, whatever the command was doing. Nothing
+		// half-written is left (get writes temporary files, put prints
+		// no manifest).
+		fmt.Fprintf(stderr, "keep %s: interrupted\n", name)
+		return 130
 	default:
-		fmt.Fprintf(os.Stderr, "keep %s: %v\n", os.Args[1], err)
-		os.Exit(1)
+		fmt.Fprintf(stderr, "keep %s: %v\n", name, err)
+		return 1
 	}
+}
+
+// version describes this build: the module version (or "devel") and VCS
+// revision when known, and the Go version.
+func version() string {
+	v, rev := "devel", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				rev = " " + s.Value[:12]
+			}
+		}
+	}
+	return fmt.Sprintf("keep %s%s (%s)", v, rev, runtime.Version())
 }
 
 // errUsage reports a command-line mistake already explained on stderr.
 var errUsage = errors.New("usage error")
+
+// usageError explains a command-line mistake in one line, points at
+// --help and returns errUsage.
+func usageError(fs *flag.FlagSet, format string, args ...any) error {
+	fmt.Fprintf(fs.Output(), "%s: %s\nRun '%s --help' for usage.\n", fs.Name(), fmt.Sprintf(format, args...), fs.Name())
+	return errUsage
+}
 
 // newFlagSet returns a flag set for a subcommand whose usage text goes to stderr.
 func newFlagSet(name, argsUsage, summary string, stderr io.Writer) *flag.FlagSet {
@@ -98,11 +146,25 @@ func newFlagSet(name, argsUsage, summary string, stderr io.Writer) *flag.FlagSet
 // parse parses args with fs, allowing flags after positional arguments
 // ("keep get MANIFEST -o DIR"), and returns the positional arguments.
 // After "--" everything is positional.
+// A flag mistake gets the flag package's one-line reason and a pointer
+// to --help, which alone prints the whole usage.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	full := fs.Usage
+	fs.Usage = func() {
+		if helpAsked(args) {
+			full()
+		} else {
+			fmt.Fprintf(fs.Output(), "Run '%s --help' for usage.\n", fs.Name())
+		}
+	}
+	defer func() { fs.Usage = full }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errUsage // explained by the flag package
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -114,4 +176,17 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// helpAsked reports whether args ask for help before any "--".
+func helpAsked(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--h", "--help":
+			return true
+		}
+	}
+	return false
 }

@@ -22,9 +22,13 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if len(paths) == 0 || *replicas < 1 || *inflight < 1 {
-		fset.Usage()
-		return errUsage
+	switch {
+	case len(paths) == 0:
+		return usageError(fset, "no PATH to store (use - for stdin)")
+	case *replicas < 1:
+		return usageError(fset, "--replicas must be at least 1, not %d", *replicas)
+	case *inflight < 1:
+		return usageError(fset, "--blocks-in-flight must be at least 1, not %d", *inflight)
 	}
 	var classList []string
 	for _, c := range strings.Split(*classes, ",") {
@@ -40,7 +44,7 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	kc, _, err := cf.newClient(ctx, *replicas, classList, log)
+	kc, res, err := cf.newClient(ctx, *replicas, classList, log)
 	if err != nil {
 		return err
 	}
@@ -55,6 +59,9 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(failures) > 0 {
 		for _, f := range failures {
 			fmt.Fprintln(stderr, f)
+		}
+		if hint := unreachableHint(ctx, res, kc.Services()); hint != "" {
+			fmt.Fprintln(stderr, hint)
 		}
 		return fmt.Errorf("%d block(s) not stored with %d replicas; no manifest written", len(failures), *replicas)
 	}

@@ -20,21 +20,32 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", defaultUpDir(), "`directory` for the servers' data")
 	servers := fs.Int("servers", 4, "number of block servers")
 	proxy := fs.Bool("proxy", false, "also run a proxy; its services file is DIR/proxy-services.json")
-	capacity := fs.Int64("capacity", 0, "per-server volume limit in `bytes` (0: none)")
+	capacity := fs.String("capacity", "", "per-server volume limit in `bytes`, as for 'keep server' (suffixes K, M, G, T = powers of 1024; KB, MB, GB, TB = powers of 1000); default none")
 	verbose := fs.Bool("v", false, "log every request")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 0 || *servers < 1 {
-		fs.Usage()
-		return errUsage
+	switch {
+	case len(pos) != 0:
+		return usageError(fs, "takes no arguments, not %q", pos)
+	case *servers < 1:
+		return usageError(fs, "--servers must be at least 1, not %d", *servers)
+	}
+	var capBytes int64
+	if *capacity != "" {
+		n, err := srvParseBytes(*capacity)
+		if err != nil {
+			return usageError(fs, "--capacity: %v", err)
+		}
+		capBytes = n
 	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	c, err := localcluster.Start(ctx, localcluster.Config{Dir: *dir, Servers: *servers, Proxy: *proxy, Capacity: *capacity, Logger: log})
+	c, err := localcluster.Start(ctx, localcluster.Config{Dir: *dir, Servers: *servers, Proxy: *proxy, Capacity: capBytes, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -45,11 +56,17 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if def != "" {
-		if err := discovery.WriteServicesFile(def, c.Services()); err != nil {
-			return err
+		if other, err := keepclient.LoadServices(def); err == nil && anyAccepts(ctx, other) {
+			// Another cluster is live: leave its file alone.
+			fmt.Fprintf(stderr, "keep up: %s points at another running cluster; leaving it, use --services %s for this one\n", def, file)
+			def = ""
+		} else {
+			if err := discovery.WriteServicesFile(def, c.Services()); err != nil {
+				return err
+			}
+			// Once stopped, the default file would only point at dead ports.
+			defer removeIfOurs(def, c.Services())
 		}
-		// Once stopped, the default file would only point at dead ports.
-		defer removeIfOurs(def, c.Services())
 	}
 	fmt.Fprintf(stdout, "keep up: %d block servers, data in %s\n", len(c.Servers), *dir)
 	for _, n := range c.Servers {

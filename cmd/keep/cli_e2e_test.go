@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/keeptest"
+)
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// Usage mistakes get one line saying what is wrong, not the whole usage.
+func TestE2EUsageErrors(t *testing.T) {
+	env := testEnv(t)
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"put", "--replicas", "0", "x"}, 2, "--replicas must be at least 1, not 0"},
+		{[]string{"put"}, 2, "no PATH to store"},
+		{[]string{"get", "a", "b"}, 2, "want one LOCATOR or MANIFEST_FILE, not 2 arguments"},
+		{[]string{"get", "-f", "--skip-existing", "m"}, 2, "contradict"},
+		{[]string{"ls"}, 2, "want one MANIFEST_FILE"},
+		{[]string{"up", "--servers", "0"}, 2, "--servers must be at least 1"},
+		{[]string{"up", "--capacity", "lots"}, 2, "--capacity"},
+		{[]string{"nosuch"}, 2, `unknown command "nosuch"`},
+		{[]string{"--version"}, 0, "keep "},
+		{[]string{"help", "put"}, 0, "usage: keep put"},
+		{[]string{"help"}, 0, "commands:"},
+	}
+	for _, tt := range tests {
+		stdout, stderr, err := runKeep(t, env, nil, tt.args...)
+		out := stdout + stderr
+		if code := exitCode(err); code != tt.code || !strings.Contains(out, tt.want) {
+			t.Errorf("keep %v: exit %d, output %q; want %d and %q", tt.args, code, out, tt.code, tt.want)
+		}
+		if tt.code == 2 && tt.args[0] != "nosuch" && strings.Contains(out, "flags:") {
+			t.Errorf("keep %v printed the whole usage:\n%s", tt.args, out)
+		}
+	}
+}
+
+// An empty manifest file, what a failed "keep put > m" leaves, is an error.
+func TestE2EEmptyManifest(t *testing.T) {
+	c := newInCluster(t, 1)
+	empty := writeManifest(t, "")
+	_, getErr, err := c.keep(t, "get", empty)
+	if exitCode(err) != 1 || !strings.Contains(getErr, "is empty, not a manifest") {
+		t.Errorf("keep get on an empty manifest: %v\n%s", err, getErr)
+	}
+	_, lsErr, err := runKeep(t, c.env, nil, "ls", empty)
+	if exitCode(err) != 1 || !strings.Contains(lsErr, "is empty, not a manifest") {
+		t.Errorf("keep ls on an empty manifest: %v\n%s", err, lsErr)
+	}
+}
+
+// startKeep starts keep with args and returns the command and its output.
+func startKeep(t *testing.T, env []string, stdin io.Reader, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(keepBinary(t), args...)
+	cmd.Env = env
+	cmd.Stdin = stdin
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, &stdout, &stderr
+}
+
+// Ctrl-C: exit 130 with one line, and nothing half-written.
+func TestE2EInterrupt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	t.Run("put", func(t *testing.T) {
+		c := newInCluster(t, 2)
+		pr, pw := io.Pipe()
+		go func() {
+			buf := make([]byte, 1<<20)
+			for {
+				if _, err := pw.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+		defer pr.Close()
+		cmd, stdout, stderr := startKeep(t, c.env, pr, "put", "--services", c.services, "-")
+		if err := c.WaitRequests(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		err := cmd.Wait()
+		if code := exitCode(err); code != 130 || strings.TrimSpace(stderr.String()) != "keep put: interrupted" || stdout.Len() != 0 {
+			t.Errorf("exit %d, stderr %q, stdout %d bytes", code, stderr.String(), stdout.Len())
+		}
+	})
+	t.Run("get", func(t *testing.T) {
+		c := newInCluster(t, 1)
+		src := filepath.Join(t.TempDir(), "f")
+		os.WriteFile(src, bytes.Repeat([]byte("g"), 100000), 0o644)
+		text, stderr, err := c.keep(t, "put", "--replicas", "1", src)
+		if err != nil {
+			t.Fatalf("put: %v\n%s", err, stderr)
+		}
+		c.Server(0).SetGetDefault(keeptest.Response{Stall: true})
+		out := t.TempDir()
+		cmd, _, errOut := startKeep(t, c.env, nil, "get", "--services", c.services, writeManifest(t, text), "-o", out+"/")
+		if err := c.Server(0).WaitStalled(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		err = cmd.Wait()
+		entries, _ := os.ReadDir(out)
+		if code := exitCode(err); code != 130 || strings.TrimSpace(errOut.String()) != "keep get: interrupted" || len(entries) != 0 {
+			t.Errorf("exit %d, stderr %q, %d entries left in the output directory", code, errOut.String(), len(entries))
+		}
+	})
+}
+
+// A second keep up on the same directory refuses to start.
+func TestE2EUpTwiceOneDir(t *testing.T) {
+	env := testEnv(t)
+	dir := t.TempDir()
+	startDaemon(t, env, "Press Ctrl-C", "up", "--dir", dir, "--servers", "1", "--capacity", "1G")
+	_, stderr, err := runKeep(t, env, nil, "up", "--dir", dir, "--servers", "1")
+	if exitCode(err) != 1 || !strings.Contains(stderr, "in use by process") {
+		t.Errorf("second keep up: %v\n%s", err, stderr)
+	}
+}
+
+// A stale default services file (left by a killed keep up) gets a line
+// saying where the services came from and what to do.
+func TestE2EStaleDefaultServicesFile(t *testing.T) {
+	env := testEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	keeptest.HoldPort(t, port)
+	var state string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "XDG_STATE_HOME="); ok {
+			state = v
+		}
+	}
+	data, _ := keepclient.MarshalServices([]keepclient.Service{{UUID: "local-bi6l4-000000000000000", Host: "127.0.0.1", Port: port, Type: "disk"}})
+	os.MkdirAll(filepath.Join(state, "keep"), 0o755)
+	os.WriteFile(filepath.Join(state, "keep", "services.json"), data, 0o644)
+	src := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(src, []byte("stale"), 0o644)
+	_, stderr, err := runKeep(t, append(env, "KEEP_TOKEN=x"), nil, "put", "--passes", "1", "--replicas", "1", src)
+	if exitCode(err) != 1 || !strings.Contains(stderr, "from default services file") || !strings.Contains(stderr, "is 'keep up' still running?") {
+		t.Errorf("put with a stale default services file: %v\n%s", err, stderr)
+	}
+}
