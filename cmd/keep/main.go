@@ -25,14 +25,16 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"put":    {"write files and directories as replicated blocks; print the manifest", runPut},
-		"get":    {"read a block or a manifest's files back, verified", runGet},
-		"ls":     {"list the files in a manifest", runLs},
-		"server": {"run a block server (keepstore-compatible)", runServer},
-		"proxy":  {"run a proxy that fans uploads out to block servers", runProxy},
-		"up":     {"run a local cluster in the foreground", runUp},
-		"demo":   {"self-contained demonstration of replicated writes and faults", runDemo},
-		"bench":  {"measure put/get throughput against a local cluster", runBench},
+		"put":     {"write files and directories as replicated blocks; print the manifest", runPut},
+		"get":     {"read a block or a manifest's files back, verified", runGet},
+		"ls":      {"list the files in a manifest", runLs},
+		"server":  {"run a block server (keepstore-compatible)", runServer},
+		"proxy":   {"run a proxy that fans uploads out to block servers", runProxy},
+		"up":      {"run a local cluster in the foreground", runUp},
+		"demo":    {"self-contained demonstration of replicated writes and faults", runDemo},
+		"bench":   {"measure put/get throughput against a local cluster", runBench},
+		"check":   {"show which servers hold each block of manifests, against the wanted count", runCheck},
+		"balance": {"pull and trash blocks to bring them to their wanted copies (dry run unless --commit)", runBalance},
 	}
 }
 
@@ -45,7 +47,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-7s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'keep <command> --help' for a command's flags.")
 }

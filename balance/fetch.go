@@ -1,0 +1,211 @@
+package balance
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/locator"
+)
+
+// Client reads inventories from, and sends lists to, block servers with
+// the system token.
+type Client struct {
+	HTTP  *http.Client // nil means http.DefaultClient
+	Token string       // the servers' system (SystemRootToken) token
+}
+
+func (c *Client) http() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+// maxIndexLine bounds one index line: "hash+size mtime" is under 80 bytes.
+const maxIndexLine = 1024
+
+// maxMountsBody bounds a /mounts answer.
+const maxMountsBody = 1 << 20
+
+// Fetch reads every server's mounts and index. A server that cannot be
+// read, or whose index ends early, is marked incomplete (and its error
+// returned, joined with the others); what was read of it still counts.
+// A server without GET /mounts (an older keepstore, or ours before the
+// management API) is read through GET /index as one mount with uuid "",
+// which trash lists take to mean every mount.
+func (c *Client) Fetch(ctx context.Context, svcs []keepclient.Service) (Inventory, error) {
+	inv := Inventory{Copies: make(map[string][]Copy)}
+	var errs []error
+	for i, svc := range svcs {
+		srv := Server{Service: svc, Complete: true}
+		mounts, err := c.mounts(ctx, svc)
+		if errors.Is(err, errNoMounts) {
+			mounts = []Mount{{AllowWrite: !svc.ReadOnly, AllowTrash: !svc.ReadOnly, Replication: 1}}
+			err = nil
+		}
+		if err != nil {
+			srv.Complete = false
+			errs = append(errs, fmt.Errorf("%s: %w", svc, err))
+		}
+		srv.Mounts = mounts
+		for _, m := range mounts {
+			path := "/index"
+			if m.UUID != "" {
+				path = "/mounts/" + url.PathEscape(m.UUID) + "/blocks"
+			}
+			err := c.index(ctx, svc.URL()+path, func(hash string, size, mtime int64) {
+				inv.Copies[hash] = append(inv.Copies[hash], Copy{Server: i, Mount: m.UUID, Size: size, Mtime: mtime})
+			})
+			if err != nil {
+				srv.Complete = false
+				errs = append(errs, fmt.Errorf("%s: index of mount %q: %w", svc, m.UUID, err))
+			}
+		}
+		inv.Servers = append(inv.Servers, srv)
+	}
+	return inv, errors.Join(errs...)
+}
+
+var errNoMounts = errors.New("no /mounts")
+
+func (c *Client) get(ctx context.Context, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	return c.http().Do(req)
+}
+
+func (c *Client) mounts(ctx context.Context, svc keepclient.Service) ([]Mount, error) {
+	resp, err := c.get(ctx, svc.URL()+"/mounts")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMountsBody+1))
+	switch {
+	case err != nil:
+		return nil, err
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest:
+		return nil, errNoMounts
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("GET /mounts: %s: %s", resp.Status, firstLine(body))
+	case len(body) > maxMountsBody:
+		return nil, fmt.Errorf("GET /mounts: answer over %d bytes", maxMountsBody)
+	}
+	var ms []Mount
+	if err := json.Unmarshal(body, &ms); err != nil {
+		return nil, fmt.Errorf("GET /mounts: %w", err)
+	}
+	for _, m := range ms {
+		if m.UUID == "" {
+			return nil, errors.New("GET /mounts: a mount without a uuid")
+		}
+	}
+	return ms, nil
+}
+
+// index reads one index, calling add for each line. The index must end
+// with an empty line; without it, it was cut short.
+func (c *Client) index(ctx context.Context, u string, add func(hash string, size, mtime int64)) error {
+	resp, err := c.get(ctx, u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		text, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("%s: %s", resp.Status, firstLine(text))
+	}
+	return parseIndex(resp.Body, add)
+}
+
+// parseIndex reads "hash+size mtime_ns" lines ending with an empty line.
+func parseIndex(r io.Reader, add func(hash string, size, mtime int64)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 256), maxIndexLine)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if line == "" {
+			if sc.Scan() {
+				return fmt.Errorf("line %d: data after the final empty line", n+1)
+			}
+			return sc.Err()
+		}
+		loc, mtime, ok := strings.Cut(line, " ")
+		l, err := locator.Parse(loc)
+		if !ok || err != nil || l.Size < 0 {
+			return fmt.Errorf("line %d: not \"hash+size mtime\": %q", n, short(line))
+		}
+		t, err := strconv.ParseInt(mtime, 10, 64)
+		if err != nil {
+			return fmt.Errorf("line %d: bad mtime %q", n, short(mtime))
+		}
+		add(l.Hash, l.Size, t)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("line %d: %w", n+1, err)
+	}
+	return errors.New("incomplete: no final empty line")
+}
+
+// Send replaces each server's pull and trash lists with the plan's. Trash
+// is sent only when the plan has it (see Plan.TrashWithheld).
+func (c *Client) Send(ctx context.Context, p *Plan) error {
+	var errs []error
+	for u, items := range p.Pulls {
+		errs = append(errs, c.put(ctx, u+"/pull", items))
+	}
+	for u, items := range p.Trash {
+		errs = append(errs, c.put(ctx, u+"/trash", items))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Client) put(ctx context.Context, u string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		text, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("PUT %s: %s: %s", u, resp.Status, firstLine(text))
+	}
+	return nil
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return short(s)
+}
+
+func short(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "..."
+	}
+	return s
+}

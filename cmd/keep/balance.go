@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/keepproject/keep/balance"
+	"github.com/keepproject/keep/keepstore"
+)
+
+func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("balance", "MANIFEST|DIR...", "Bring every block the manifests reference to the wanted number of copies\nin its probe-order places, and garbage-collect blocks none references: work\nout the pull and trash lists for every server (as Arvados keep-balance does)\nand, with --commit, send them. Without --commit nothing is sent.\n\nSafety: a referenced block never loses its last copy or goes below the\nwanted count; extra copies are trashed only once the wanted ones are in\ntheir places; nothing younger than --signing-ttl is trashed; and no trash\nis sent at all when any server's index could not be read whole.", stderr)
+	var af adminFlags
+	af.register(fs)
+	commit := fs.Bool("commit", false, "send the pull and trash lists (default: only show them)")
+	ttl := fs.Duration("signing-ttl", keepstore.DefaultSigningTTL, "the servers' signature lifetime (Collections.BlobSigningTTL): copies younger than this are never trashed")
+	paths, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		return usageError(fs, "no MANIFEST or DIR: the live set would be empty and every block garbage")
+	}
+	start := time.Now()
+	inv, want, client, ferr := af.inventory(ctx, paths)
+	if ferr != nil && inv.Servers == nil {
+		return ferr
+	}
+	if ferr != nil {
+		fmt.Fprintf(stderr, "keep balance: %v\n", ferr)
+	}
+	p := balance.Compute(inv, want, balance.Options{Now: start, SigningTTL: *ttl})
+	fmt.Fprintf(stdout, "%d servers, %d blocks referenced, %d stored\n", len(inv.Servers), len(want), len(inv.Copies))
+	printSummary(stdout, p, balance.OK, balance.Under, balance.Lost, balance.Over, balance.Misplaced, balance.Unreferenced)
+	fmt.Fprintln(stdout)
+	pulls, trash := 0, 0
+	for _, s := range inv.Servers {
+		u := s.Service.URL()
+		if _, ok := p.Pulls[u]; !ok {
+			continue
+		}
+		pulls += len(p.Pulls[u])
+		trash += len(p.Trash[u])
+		fmt.Fprintf(stdout, "%s: pull %d, trash %d\n", s.Service, len(p.Pulls[u]), len(p.Trash[u]))
+	}
+	if p.TrashWithheld {
+		fmt.Fprintln(stdout, "no trash lists: some index could not be read whole")
+	}
+	if !*commit {
+		fmt.Fprintf(stdout, "dry run: %d pulls and %d trash items not sent (--commit sends them)\n", pulls, trash)
+		return nil
+	}
+	if err := client.Send(ctx, p); err != nil {
+		return fmt.Errorf("sending the lists: %w", err)
+	}
+	fmt.Fprintf(stdout, "sent %d pulls and %d trash items\n", pulls, trash)
+	return nil
+}

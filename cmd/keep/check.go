@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/keepproject/keep/balance"
+	"github.com/keepproject/keep/discovery"
+	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/locator"
+)
+
+// adminFlags are the flags of commands that read the servers' indexes.
+type adminFlags struct {
+	services  string
+	tokenFile string
+	replicas  int
+}
+
+func (f *adminFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	IntVar(*int, string, int, string)
+}) {
+	fs.StringVar(&f.services, "services", "", "keep_services/accessible JSON `file` (default: as for put and get)")
+	fs.StringVar(&f.tokenFile, "system-token-file", "", "read the servers' system token (SystemRootToken) from `file` (default: ARVADOS_API_TOKEN, then KEEP_TOKEN)")
+	fs.IntVar(&f.replicas, "replicas", 2, "copies wanted of every block the manifests reference")
+}
+
+// inventory reads the live set from paths and every server's index.
+func (f *adminFlags) inventory(ctx context.Context, paths []string) (balance.Inventory, balance.Want, *balance.Client, error) {
+	want, err := liveSet(paths, f.replicas)
+	if err != nil {
+		return balance.Inventory{}, nil, nil, err
+	}
+	res := discovery.New(discovery.Config{ServicesFile: f.services})
+	svcs, err := res.Services(ctx)
+	if err != nil {
+		return balance.Inventory{}, nil, nil, err
+	}
+	token := res.Token()
+	if token == "" {
+		token = os.Getenv("KEEP_TOKEN")
+	}
+	if f.tokenFile != "" {
+		if token, err = srvReadSecret(f.tokenFile); err != nil {
+			return balance.Inventory{}, nil, nil, fmt.Errorf("--system-token-file: %w", err)
+		}
+	}
+	var disks []keepclient.Service
+	for _, s := range svcs {
+		if s.IsDisk() {
+			disks = append(disks, s)
+		}
+	}
+	if len(disks) == 0 {
+		return balance.Inventory{}, nil, nil, fmt.Errorf("no block servers (disk services) in %s", res.Source())
+	}
+	c := &balance.Client{Token: token}
+	inv, err := c.Fetch(ctx, disks)
+	return inv, want, c, err
+}
+
+// liveSet reads the manifests named by paths (files, or directories
+// searched for them) and wants replicas copies of every block they use.
+func liveSet(paths []string, replicas int) (balance.Want, error) {
+	want := balance.Want{}
+	add := func(path string) error {
+		m, err := readManifest(path)
+		if err != nil {
+			return err
+		}
+		for _, l := range m.Blocks() {
+			if l.Size == 0 && l.Hash == locator.EmptyHash {
+				continue // no server needs to hold the empty block
+			}
+			w := want[l.Hash]
+			want[l.Hash] = balance.Wanted{Size: l.Size, Replicas: max(w.Replicas, replicas)}
+		}
+		return nil
+	}
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !info.IsDir() {
+			if err := add(p); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), ".") {
+				return err
+			}
+			return add(path)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return want, nil
+}
+
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("check", "MANIFEST|DIR...", "For every block of the manifests, show which servers hold it (from their\nindexes, read with the system token) against the wanted count, and sum up.\nExits non-zero when any block is under-replicated or lost.", stderr)
+	var af adminFlags
+	af.register(fs)
+	paths, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		return usageError(fs, "no MANIFEST or DIR to check")
+	}
+	inv, want, _, err := af.inventory(ctx, paths)
+	if err != nil && inv.Servers == nil {
+		return err
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "keep check: some indexes could not be read whole; copies may be missing from the table: %v\n", err)
+	}
+	p := balance.Compute(inv, want, balance.Options{})
+	hashes := make([]string, 0, len(want))
+	for h := range want {
+		hashes = append(hashes, h)
+	}
+	sort.Strings(hashes)
+	fmt.Fprintf(stdout, "%-44s %6s %6s  %-16s %s\n", "block", "wanted", "copies", "state", "servers")
+	for _, h := range hashes {
+		var holders []string
+		for _, c := range inv.Copies[h] {
+			holders = append(holders, inv.Servers[c.Server].Service.String())
+		}
+		loc := locator.Locator{Hash: h, Size: want[h].Size}
+		fmt.Fprintf(stdout, "%-44s %6d %6d  %-16s %s\n", loc, want[h].Replicas, len(holders), p.Blocks[h], strings.Join(holders, " "))
+	}
+	printSummary(stdout, p, balance.OK, balance.Under, balance.Lost, balance.Over, balance.Misplaced)
+	if n := p.Summary[balance.Under].Blocks + p.Summary[balance.Lost].Blocks; n > 0 {
+		return fmt.Errorf("%d of %d blocks have fewer than the wanted copies (%d lost)", n, len(want), p.Summary[balance.Lost].Blocks)
+	}
+	if err != nil {
+		return errors.New("some indexes could not be read whole")
+	}
+	return nil
+}
+
+func printSummary(w io.Writer, p *balance.Plan, classes ...balance.Class) {
+	fmt.Fprintln(w)
+	for _, c := range classes {
+		t := p.Summary[c]
+		fmt.Fprintf(w, "%-17s %8d blocks %14d bytes\n", c.String()+":", t.Blocks, t.Bytes)
+	}
+}
