@@ -33,6 +33,13 @@ func (m *Manifest) Text() string {
 	return string(m.appendText(nil, false))
 }
 
+// BareText returns m's normalized text with every locator cut down to
+// hash+size: the text the portable data hash is taken of, and the form to
+// store a manifest in Keep under that hash.
+func (m *Manifest) BareText() string {
+	return string(m.appendText(nil, true))
+}
+
 // PortableDataHash returns the portable data hash of m: the MD5 of its
 // normalized text with every locator cut down to hash+size, then "+" and
 // the length of that text. The empty manifest's is

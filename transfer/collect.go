@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 )
 
 // Input is one file to store: where to read it and its name in the manifest.
@@ -27,10 +28,18 @@ type CollectOptions struct {
 	// ancestors (which would loop forever) and, with NoFollowLinks, every
 	// link.
 	Warn func(msg string)
+	// Exclude lists glob patterns (path.Match syntax) of files and
+	// directories not to store, as arv-put's --exclude: a pattern with
+	// no "/" is matched against the base name of every entry; one with a
+	// "/" against the entry's path below the directory named on the
+	// command line ("sub/*.txt"). An excluded directory is not entered.
+	Exclude []string
+	// StdinName is the name stdin ("-") is stored under; "" means "stdin".
+	StdinName string
 }
 
 // CollectInputs expands the command-line paths into files and directories
-// to store, in a stable order (each directory's entries sorted by name),
+// to store, less those excluded, in a stable order (each directory's entries sorted by name),
 // and sums the files' sizes for the progress bar. A path named on the
 // command line that cannot be stored is an error; an entry found inside a
 // directory that cannot be stored is skipped with a warning.
@@ -38,6 +47,11 @@ func CollectInputs(paths []string, opts CollectOptions) ([]Input, int64, error) 
 	c := collector{opts: opts}
 	if c.opts.Warn == nil {
 		c.opts.Warn = func(string) {}
+	}
+	for _, pat := range opts.Exclude {
+		if _, err := path.Match(pat, ""); err != nil {
+			return nil, 0, fmt.Errorf("exclude pattern %q: %w", pat, err)
+		}
 	}
 	for _, p := range paths {
 		if err := c.top(p); err != nil {
@@ -56,7 +70,11 @@ type collector struct {
 // top adds one command-line path.
 func (c *collector) top(p string) error {
 	if p == "-" {
-		c.out = append(c.out, Input{Src: "-", Name: "stdin"})
+		name := c.opts.StdinName
+		if name == "" {
+			name = "stdin"
+		}
+		c.out = append(c.out, Input{Src: "-", Name: name})
 		return nil
 	}
 	// The name under which p's content is stored: its base name, or
@@ -88,7 +106,7 @@ func (c *collector) top(p string) error {
 		if base != "" {
 			c.out = append(c.out, Input{Src: p, Name: base, Dir: true})
 		}
-		return c.dir(p, base, []fs.FileInfo{info})
+		return c.dir(p, base, "", []fs.FileInfo{info})
 	}
 	return fmt.Errorf("%s is a %s, not a file or directory; not stored", p, kind(info.Mode()))
 }
@@ -98,10 +116,11 @@ func (c *collector) file(src, name string, info fs.FileInfo) {
 	c.total += info.Size()
 }
 
-// dir adds the entries of the directory src, stored as name. ancestors
-// are the directories from the top down to src itself, to recognise a
-// link back into one of them.
-func (c *collector) dir(src, name string, ancestors []fs.FileInfo) error {
+// dir adds the entries of the directory src, stored as name; rel is its
+// path below the command-line directory ("" at the top). ancestors are
+// the directories from the top down to src itself, to recognise a link
+// back into one of them.
+func (c *collector) dir(src, name, rel string, ancestors []fs.FileInfo) error {
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		return fmt.Errorf("%s: %w", src, unwrapPath(err))
@@ -109,6 +128,10 @@ func (c *collector) dir(src, name string, ancestors []fs.FileInfo) error {
 	for _, e := range entries {
 		p := filepath.Join(src, e.Name())
 		n := path.Join(name, e.Name())
+		r := path.Join(rel, e.Name())
+		if c.excluded(r) {
+			continue
+		}
 		info, err := e.Info()
 		if err != nil {
 			c.opts.Warn(fmt.Sprintf("skipping %s: %v", p, unwrapPath(err)))
@@ -133,7 +156,7 @@ func (c *collector) dir(src, name string, ancestors []fs.FileInfo) error {
 				continue
 			}
 			c.out = append(c.out, Input{Src: p, Name: n, Dir: true})
-			if err := c.dir(p, n, append(ancestors, info)); err != nil {
+			if err := c.dir(p, n, r, append(ancestors, info)); err != nil {
 				return err
 			}
 		default:
@@ -141,6 +164,21 @@ func (c *collector) dir(src, name string, ancestors []fs.FileInfo) error {
 		}
 	}
 	return nil
+}
+
+// excluded reports whether the entry at rel (below the command-line
+// directory) matches an exclude pattern.
+func (c *collector) excluded(rel string) bool {
+	for _, pat := range c.opts.Exclude {
+		target := rel
+		if !strings.Contains(pat, "/") {
+			target = path.Base(rel)
+		}
+		if ok, _ := path.Match(strings.TrimPrefix(pat, "./"), target); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // loops reports whether the directory info is one of ancestors.

@@ -104,3 +104,32 @@ func TestCollectInputsTopLevelErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestCollectInputsExclude(t *testing.T) {
+	root := tree(t, map[string][]byte{"a.txt": nil, "b.bin": nil, "sub/c.txt": nil, "sub/d.bin": nil, "tmp/e": nil})
+	tests := []struct {
+		exclude []string
+		want    []string
+	}{
+		{nil, []string{"src", "src/a.txt", "src/b.bin", "src/empty", "src/sub", "src/sub/c.txt", "src/sub/d.bin", "src/tmp", "src/tmp/e"}},
+		{[]string{"*.txt"}, []string{"src", "src/b.bin", "src/empty", "src/sub", "src/sub/d.bin", "src/tmp", "src/tmp/e"}},
+		{[]string{"sub/*.txt"}, []string{"src", "src/a.txt", "src/b.bin", "src/empty", "src/sub", "src/sub/d.bin", "src/tmp", "src/tmp/e"}},
+		{[]string{"tmp", "*.bin"}, []string{"src", "src/a.txt", "src/empty", "src/sub", "src/sub/c.txt"}},
+	}
+	for _, tt := range tests {
+		in, _, err := transfer.CollectInputs([]string{root}, transfer.CollectOptions{Exclude: tt.exclude})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, i := range in {
+			names = append(names, i.Name)
+		}
+		if !slices.Equal(names, tt.want) {
+			t.Errorf("exclude %q: %q, want %q", tt.exclude, names, tt.want)
+		}
+	}
+	if _, _, err := transfer.CollectInputs([]string{root}, transfer.CollectOptions{Exclude: []string{"["}}); err == nil {
+		t.Error("a malformed pattern was accepted")
+	}
+}

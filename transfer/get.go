@@ -2,6 +2,8 @@ package transfer
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -26,6 +28,9 @@ type GetOptions struct {
 	// SkipExisting leaves files that already exist as they are, and
 	// fetches nothing for them.
 	SkipExisting bool
+	// MD5, if set, is told each file's MD5 (hex) once it is written, as
+	// arv-get --md5sum shows.
+	MD5 func(path, sum string)
 }
 
 // ExistsError reports that Get would have replaced existing files, and so
@@ -69,7 +74,14 @@ func Get(ctx context.Context, kc *keepclient.Client, m *manifest.Manifest, out s
 		}
 		pf := newPrefetcher(kc, m, ahead)
 		defer pf.close()
-		return manifest.WriteFile(ctx, m.Files[0], pf.fetch, &countingWriter{w: stdout, add: progress})
+		w, sum := summing(stdout, opts.MD5 != nil)
+		if err := manifest.WriteFile(ctx, m.Files[0], pf.fetch, &countingWriter{w: w, add: progress}); err != nil {
+			return err
+		}
+		if opts.MD5 != nil {
+			opts.MD5(m.Files[0].Path, sum())
+		}
+		return nil
 	}
 	targets, dirMode, err := plan(m, out)
 	if err != nil {
@@ -93,8 +105,12 @@ func Get(ctx context.Context, kc *keepclient.Client, m *manifest.Manifest, out s
 		if err := os.MkdirAll(filepath.Dir(t.dst), 0o755); err != nil {
 			return err
 		}
-		if err := writeOne(ctx, t.file, pf.fetch, t.dst, progress); err != nil {
+		sum, err := writeOne(ctx, t.file, pf.fetch, t.dst, opts.MD5 != nil, progress)
+		if err != nil {
 			return err
+		}
+		if opts.MD5 != nil {
+			opts.MD5(t.file.Path, sum)
 		}
 	}
 	if dirMode {
@@ -151,28 +167,40 @@ func checkExisting(targets []target, opts GetOptions) ([]target, error) {
 	return keep, nil
 }
 
-func writeOne(ctx context.Context, f manifest.File, fetch manifest.FetchFunc, dst string, progress func(int)) error {
+// writeOne writes f to dst and returns its MD5 if wantSum.
+func writeOne(ctx context.Context, f manifest.File, fetch manifest.FetchFunc, dst string, wantSum bool, progress func(int)) (string, error) {
 	// A short temporary name, so that any name the directory can hold
 	// can be restored.
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".keep-get-*")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer os.Remove(tmp.Name())
-	if err := manifest.WriteFile(ctx, f, fetch, &countingWriter{w: tmp, add: progress}); err != nil {
+	w, sum := summing(tmp, wantSum)
+	if err := manifest.WriteFile(ctx, f, fetch, &countingWriter{w: w, add: progress}); err != nil {
 		tmp.Close()
-		return fmt.Errorf("%s: %w", f.Path, err)
+		return "", fmt.Errorf("%s: %w", f.Path, err)
 	}
 	// CreateTemp makes the file private; a restored file gets the mode
 	// os.Create would give it.
 	if err := tmp.Chmod(0o666 &^ umask()); err != nil {
 		tmp.Close()
-		return err
+		return "", err
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		return "", err
 	}
-	return os.Rename(tmp.Name(), dst)
+	return sum(), os.Rename(tmp.Name(), dst)
+}
+
+// summing returns w, also hashing what is written to it if on, and a
+// function returning the MD5 in hex ("" when off).
+func summing(w io.Writer, on bool) (io.Writer, func() string) {
+	if !on {
+		return w, func() string { return "" }
+	}
+	h := md5.New()
+	return io.MultiWriter(w, h), func() string { return hex.EncodeToString(h.Sum(nil)) }
 }
 
 type countingWriter struct {

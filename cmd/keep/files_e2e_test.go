@@ -9,6 +9,7 @@ import (
 
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keeptest"
+	"github.com/keepproject/keep/manifest"
 )
 
 // inCluster runs keep commands against an in-process cluster of n
@@ -159,5 +160,67 @@ func TestE2ELongName(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(out, "d", long)); string(b) != "long" {
 		t.Errorf("restored %q", b)
+	}
+}
+
+// What arv-put and arv-get users rely on: the portable data hash, a
+// manifest stored in Keep and read back by hash and path, --raw,
+// --exclude, --filename, --dry-run, --md5sum and --manifest.
+func TestE2EPutGetFeatures(t *testing.T) {
+	c := newInCluster(t, 2)
+	dir := filepath.Join(t.TempDir(), "coll")
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("alpha"), 0o644)
+	os.WriteFile(filepath.Join(dir, "sub", "b.txt"), []byte("beta"), 0o644)
+	os.WriteFile(filepath.Join(dir, "skip.tmp"), []byte("junk"), 0o644)
+
+	text, stderr, err := c.keep(t, "put", "--replicas", "1", "--exclude", "*.tmp", dir)
+	if err != nil || strings.Contains(text, "skip.tmp") {
+		t.Fatalf("put --exclude: %v\n%s\n%s", err, text, stderr)
+	}
+	m, err := manifest.Parse(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdh, _, err := c.keep(t, "put", "--replicas", "1", "--exclude", "*.tmp", "--portable-data-hash", dir)
+	if err != nil || strings.TrimSpace(pdh) != m.PortableDataHash() {
+		t.Errorf("--portable-data-hash printed %q, want %s (%v)", pdh, m.PortableDataHash(), err)
+	}
+	stored, stderr, err := c.keep(t, "put", "--replicas", "1", "--exclude", "*.tmp", "--store-manifest", dir)
+	if err != nil || !strings.HasPrefix(stored, m.PortableDataHash()) {
+		t.Fatalf("--store-manifest printed %q, want %s...: %v\n%s", stored, m.PortableDataHash(), err, stderr)
+	}
+	hash := strings.TrimSpace(stored)
+	out, stderr, err := c.keep(t, "get", hash+"/coll/sub/b.txt")
+	if err != nil || out != "beta" {
+		t.Errorf("get HASH/coll/sub/b.txt: %q, %v\n%s", out, err, stderr)
+	}
+	dst := t.TempDir()
+	if _, stderr, err := c.keep(t, "get", "--md5sum", hash+"/coll/", "-o", dst); err != nil || !strings.Contains(stderr, "2c1743a391305fbf367df8e4f069f9f9  a.txt") {
+		t.Errorf("get --md5sum HASH/coll/: %v\n%s", err, stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "sub", "b.txt")); string(b) != "beta" {
+		t.Errorf("get HASH/coll/ -o DIR wrote sub/b.txt = %q", b)
+	}
+	bare, _, err := c.keep(t, "get", "--manifest", "--strip-manifest", hash+"/")
+	if err != nil || bare != m.BareText() {
+		t.Errorf("get --manifest --strip-manifest: %q, want %q (%v)", bare, m.BareText(), err)
+	}
+
+	raw, _, err := c.keep(t, "put", "--replicas", "1", "--raw", filepath.Join(dir, "a.txt"))
+	if err != nil || strings.TrimSpace(raw) != "2c1743a391305fbf367df8e4f069f9f9+5" {
+		t.Errorf("--raw printed %q (%v)", raw, err)
+	}
+	named, stderr, err := runKeep(t, c.env, []byte("from stdin"), "put", "--services", c.services, "--replicas", "1", "--filename", "notes.txt", "-")
+	if err != nil || !strings.Contains(named, ":notes.txt") {
+		t.Errorf("--filename: %q, %v\n%s", named, err, stderr)
+	}
+	before := len(c.PutRequests())
+	list, stderr, err := c.keep(t, "put", "--dry-run", dir)
+	if exitCode(err) != 2 || !strings.Contains(list, "coll/sub/b.txt") || !strings.Contains(stderr, "would store 3 files") {
+		t.Errorf("--dry-run: %v\n%s\n%s", err, list, stderr)
+	}
+	if len(c.PutRequests()) != before {
+		t.Error("--dry-run stored something")
 	}
 }

@@ -2,22 +2,28 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
+	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
 	"github.com/keepproject/keep/manifest"
 	"github.com/keepproject/keep/transfer"
 )
 
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("get", "LOCATOR|MANIFEST_FILE", "Read a block, or every file of a manifest, back from Keep. Every block is\nverified against its hash. Without -o, a block or a one-file manifest goes\nto stdout; with -o, a one-file manifest goes to that file (unless it is a\ndirectory) and a larger one into that directory. Existing files are never\nreplaced unless -f says so; with any in the way, nothing is written.", stderr)
+	fs := newFlagSet("get", "LOCATOR|MANIFEST_FILE|HASH/[PATH]", "Read a block, a manifest's files, or part of a manifest stored in Keep\n(HASH/PATH, HASH being what 'keep put --store-manifest' printed), back from\nKeep. Every block is verified against its hash. Without -o, a block or a\none-file manifest goes to stdout; with -o, a one-file manifest goes to that\nfile (unless it is a directory) and a larger one into that directory.\nExisting files are never replaced unless -f says so; with any in the way,\nnothing is written.", stderr)
 	out := fs.String("o", "", "output `path`; a trailing slash or an existing directory means a directory, created if need be")
 	force := fs.Bool("f", false, "overwrite files that already exist")
 	skip := fs.Bool("skip-existing", false, "leave files that already exist as they are")
 	ahead := fs.Int("blocks-in-flight", 4, "blocks fetched ahead of the one being written")
+	md5sum := fs.Bool("md5sum", false, "print each file's MD5 on stderr as it is written (as arv-get)")
+	printManifest := fs.Bool("manifest", false, "print the manifest (of HASH/PATH: of that part) instead of the files")
+	strip := fs.Bool("strip-manifest", false, "with --manifest: without permission signatures")
 	var cf clientFlags
 	cf.register(fs)
 	pos, err := parse(fs, args)
@@ -26,11 +32,13 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	switch {
 	case len(pos) != 1:
-		return usageError(fs, "want one LOCATOR or MANIFEST_FILE, not %d arguments", len(pos))
+		return usageError(fs, "want one LOCATOR, MANIFEST_FILE or HASH/PATH, not %d arguments", len(pos))
 	case *ahead < 0:
 		return usageError(fs, "--blocks-in-flight must be 0 or more, not %d", *ahead)
 	case *force && *skip:
 		return usageError(fs, "-f and --skip-existing contradict each other")
+	case *strip && !*printManifest:
+		return usageError(fs, "--strip-manifest goes with --manifest")
 	}
 	arg := pos[0]
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -39,37 +47,80 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer kc.Close()
-
-	var m *manifest.Manifest
-	if loc, lerr := locator.Parse(arg); lerr == nil {
-		// A single block, as a one-file manifest named after its hash.
-		if loc.Size < 0 {
-			size, err := kc.Head(ctx, loc)
-			if err != nil {
-				return err
+	withHint := func(err error) error {
+		if err != nil && !errors.As(err, new(*transfer.ExistsError)) {
+			if hint := unreachableHint(ctx, res, kc.Services()); hint != "" {
+				return fmt.Errorf("%w\n%s", err, hint)
 			}
-			loc.Size = size
 		}
-		m = &manifest.Manifest{Files: []manifest.File{{Path: loc.Hash, Segments: []manifest.Segment{{Block: loc, Length: loc.Size}}}}}
-	} else {
-		if _, err := os.Stat(arg); err != nil {
-			return fmt.Errorf("%s is neither a locator (%v) nor a readable manifest file: %w", arg, lerr, err)
+		return err
+	}
+
+	m, err := target(ctx, kc, arg)
+	if err != nil {
+		return withHint(err)
+	}
+	if *printManifest {
+		text := m.Text()
+		if *strip {
+			text = m.BareText()
 		}
-		if m, err = readManifest(arg); err != nil {
-			return err
-		}
+		_, err := io.WriteString(stdout, text)
+		return err
 	}
 	var total int64
 	for _, f := range m.Files {
 		total += f.Size()
 	}
+	opts := transfer.GetOptions{BlocksAhead: *ahead, Overwrite: *force, SkipExisting: *skip}
+	if *md5sum {
+		opts.MD5 = func(path, sum string) { fmt.Fprintf(stderr, "%s  %s\n", sum, path) }
+	}
 	bar := newProgress(stderr, "get", total)
-	err = transfer.Get(ctx, kc, m, *out, stdout, transfer.GetOptions{BlocksAhead: *ahead, Progress: bar.add, Overwrite: *force, SkipExisting: *skip})
+	opts.Progress = bar.add
+	err = transfer.Get(ctx, kc, m, *out, stdout, opts)
 	bar.done(err != nil)
-	if err != nil {
-		if hint := unreachableHint(ctx, res, kc.Services()); hint != "" {
-			return fmt.Errorf("%w\n%s", err, hint)
+	return withHint(err)
+}
+
+// target returns the manifest arg names: a block (as a one-file manifest
+// named after its hash), a manifest stored in Keep and a path in it
+// ("HASH+SIZE/dir/file", "HASH+SIZE/" for all of it), or a manifest file.
+func target(ctx context.Context, kc *keepclient.Client, arg string) (*manifest.Manifest, error) {
+	if first, rest, ok := strings.Cut(arg, "/"); ok {
+		if loc, err := locator.Parse(first); err == nil {
+			if _, err := os.Stat(arg); err != nil { // not a file that happens to look like one
+				return storedManifest(ctx, kc, loc, rest)
+			}
 		}
 	}
-	return err
+	loc, lerr := locator.Parse(arg)
+	if lerr != nil {
+		if _, err := os.Stat(arg); err != nil {
+			return nil, fmt.Errorf("%s is neither a locator (%v) nor a readable manifest file: %w", arg, lerr, err)
+		}
+		return readManifest(arg)
+	}
+	if loc.Size < 0 {
+		size, err := kc.Head(ctx, loc)
+		if err != nil {
+			return nil, err
+		}
+		loc.Size = size
+	}
+	return &manifest.Manifest{Files: []manifest.File{{Path: loc.Hash, Segments: []manifest.Segment{{Block: loc, Length: loc.Size}}}}}, nil
+}
+
+// storedManifest reads the manifest stored as block loc and returns the
+// part of it at path.
+func storedManifest(ctx context.Context, kc *keepclient.Client, loc locator.Locator, path string) (*manifest.Manifest, error) {
+	text, err := kc.Get(ctx, loc, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading the manifest %s: %w", loc.Bare(), err)
+	}
+	m, err := manifest.Parse(string(text))
+	if err != nil {
+		return nil, fmt.Errorf("block %s is not a manifest: %w", loc.Bare(), err)
+	}
+	return m.Subset(path)
 }

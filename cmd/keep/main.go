@@ -93,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errUsage):
+	case errors.Is(err, errUsage), errors.Is(err, errPending):
 		return 2
 	case ctx.Err() != nil:
 		// Interrupted: one line, whatever the command was doing. Nothing

@@ -2,20 +2,41 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 
+	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/locator"
+	"github.com/keepproject/keep/manifest"
 	"github.com/keepproject/keep/transfer"
 )
 
+// repeated is a flag that may be given several times.
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, ",") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
+
+// errPending is what put --dry-run returns when something would be
+// stored: exit status 2, as arv-put --dry-run.
+var errPending = errors.New("files pending")
+
 func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fset := newFlagSet("put", "PATH...", "Write files and directories to Keep as replicated blocks and print the\nmanifest on stdout. Small files share blocks. A directory's files are\nstored under its base name; '-' reads stdin as a file named 'stdin'.", stderr)
+	fset := newFlagSet("put", "PATH...", "Write files and directories to Keep as replicated blocks and print the\nmanifest on stdout. Small files share blocks. A directory's files are\nstored under its base name; '-' reads stdin as a file named 'stdin'.\nSymbolic links are followed; sockets, FIFOs, devices and dangling links\ninside directories are skipped with a warning.", stderr)
 	replicas := fset.Int("replicas", 2, "copies of each block to store")
 	classes := fset.String("classes", "", "comma-separated storage classes, each needing --replicas copies")
 	inflight := fset.Int("blocks-in-flight", 4, "blocks uploaded at once (memory: about (this + 1) × 64 MiB)")
 	noFollow := fset.Bool("no-follow-links", false, "store no symbolic links (by default a link stores what it points to, as arv-put does)")
+	var exclude repeated
+	fset.Var(&exclude, "exclude", "skip files and directories matching `pattern` (repeatable): '*.tmp' matches names anywhere, 'sub/*.tmp' paths below a directory argument")
+	filename := fset.String("filename", "", "store stdin ('-') under `name` instead of 'stdin'")
+	dryRun := fset.Bool("dry-run", false, "store nothing: list what would be stored, and exit 2 if that is anything (as arv-put)")
+	pdh := fset.Bool("portable-data-hash", false, "print the manifest's portable data hash instead of the manifest")
+	storeManifest := fset.Bool("store-manifest", false, "also store the manifest itself as a block, and print its portable data hash, which 'keep get HASH/path' reads")
+	raw := fset.Bool("raw", false, "print the blocks' locators, comma-separated, instead of a manifest")
 	var cf clientFlags
 	cf.register(fset)
 	paths, err := parse(fset, args)
@@ -29,6 +50,8 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError(fset, "--replicas must be at least 1, not %d", *replicas)
 	case *inflight < 1:
 		return usageError(fset, "--blocks-in-flight must be at least 1, not %d", *inflight)
+	case btoi(*pdh)+btoi(*storeManifest)+btoi(*raw) > 1:
+		return usageError(fset, "--portable-data-hash, --store-manifest and --raw each choose what to print: give one")
 	}
 	var classList []string
 	for _, c := range strings.Split(*classes, ",") {
@@ -38,10 +61,26 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	inputs, total, err := transfer.CollectInputs(paths, transfer.CollectOptions{
 		NoFollowLinks: *noFollow,
+		Exclude:       exclude,
+		StdinName:     *filename,
 		Warn:          func(msg string) { fmt.Fprintln(stderr, "keep put: "+msg) },
 	})
 	if err != nil {
 		return err
+	}
+	if *dryRun {
+		files := 0
+		for _, in := range inputs {
+			if !in.Dir {
+				files++
+				fmt.Fprintln(stdout, in.Name)
+			}
+		}
+		fmt.Fprintf(stderr, "keep put: would store %d files, %d bytes\n", files, total)
+		if len(inputs) > 0 {
+			return errPending
+		}
+		return nil
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	kc, res, err := cf.newClient(ctx, *replicas, classList, log)
@@ -65,6 +104,44 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		return fmt.Errorf("%d block(s) not stored with %d replicas; no manifest written", len(failures), *replicas)
 	}
-	_, err = io.WriteString(stdout, m.Text())
+	switch {
+	case *pdh:
+		_, err = fmt.Fprintln(stdout, m.PortableDataHash())
+	case *storeManifest:
+		var l string
+		if l, err = storeText(ctx, kc, m); err == nil {
+			_, err = fmt.Fprintln(stdout, l)
+		}
+	case *raw:
+		var locs []string
+		for _, b := range m.Blocks() {
+			locs = append(locs, b.String())
+		}
+		_, err = fmt.Fprintln(stdout, strings.Join(locs, ","))
+	default:
+		_, err = io.WriteString(stdout, m.Text())
+	}
 	return err
+}
+
+// storeText stores m's bare text (no signatures) as a block and returns
+// its locator: hash+size, the manifest's portable data hash, with any
+// signature the server added.
+func storeText(ctx context.Context, kc *keepclient.Client, m *manifest.Manifest) (string, error) {
+	text := []byte(m.BareText())
+	if len(text) > locator.MaxBlockSize {
+		return "", fmt.Errorf("the manifest is %d bytes, more than one block holds; not stored (print it, or its hash, instead)", len(text))
+	}
+	res, err := kc.Put(ctx, text, keepclient.PutOptions{})
+	if err != nil {
+		return "", fmt.Errorf("storing the manifest: %w", err)
+	}
+	return res.Locator.String(), nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
