@@ -36,7 +36,7 @@ func TestE2EUsageErrors(t *testing.T) {
 	}{
 		{[]string{"put", "--replicas", "0", "x"}, 2, "--replicas must be at least 1, not 0"},
 		{[]string{"put"}, 2, "no PATH to store"},
-		{[]string{"get", "a", "b"}, 2, "want one LOCATOR or MANIFEST_FILE, not 2 arguments"},
+		{[]string{"get", "a", "b"}, 2, "want one LOCATOR, MANIFEST_FILE or HASH/PATH, not 2 arguments"},
 		{[]string{"get", "-f", "--skip-existing", "m"}, 2, "contradict"},
 		{[]string{"ls"}, 2, "want one MANIFEST_FILE"},
 		{[]string{"up", "--servers", "0"}, 2, "--servers must be at least 1"},
