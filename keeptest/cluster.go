@@ -55,8 +55,8 @@ func Start(n int) *Cluster {
 
 // Discard makes every server verify and acknowledge uploads but keep only
 // the hash, not the data, so benchmarks can write many large blocks
-// without filling memory. Has and Holders still report such blocks;
-// Block returns them as empty.
+// without filling memory. Has and Holders still report such blocks,
+// HEAD answers their size, GET a 500, and Block returns them as empty.
 func (c *Cluster) Discard(on bool) { c.discard.Store(on) }
 
 // Servers returns the servers in creation order.

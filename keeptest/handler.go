@@ -203,6 +203,7 @@ func (k *call) putDiscard(hash string, resp Response, classes []string) {
 	}
 	k.s.mu.Lock()
 	k.s.blocks[hash] = nil
+	k.s.discarded[hash] = n
 	repl, sendRepl, count := k.s.replicasHeader(resp)
 	confirmed, sendClasses := k.s.classesHeader(classes, count)
 	k.s.mu.Unlock()
@@ -254,9 +255,21 @@ func (k *call) get() {
 		stored, ok := k.s.blocks[l.Hash]
 		data = append([]byte(nil), stored...)
 		corrupt := k.s.corrupt && k.r.Method == http.MethodGet
+		size, discarded := k.s.discarded[l.Hash]
 		k.s.mu.Unlock()
 		if !ok {
 			k.reply(http.StatusNotFound, "not found\n")
+			return
+		}
+		if discarded && stored == nil {
+			// Its size is known, its data is not: HEAD works, GET cannot.
+			if k.r.Method == http.MethodHead {
+				k.w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+				k.setStatus(http.StatusOK)
+				k.w.WriteHeader(http.StatusOK)
+				return
+			}
+			k.reply(http.StatusInternalServerError, "block data discarded (Cluster.Discard)\n")
 			return
 		}
 		if corrupt && len(data) > 0 {

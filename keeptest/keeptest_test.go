@@ -865,3 +865,25 @@ func TestStartClose(t *testing.T) {
 		t.Error("GET after Close succeeded")
 	}
 }
+
+// A discarded block answers HEAD with its size; its data is gone.
+func TestDiscardHead(t *testing.T) {
+	c := NewCluster(t, 1)
+	c.Discard(true)
+	kc, err := keepclient.New(keepclient.Options{Services: c.Services(), Token: "t", Replicas: 1, MaxPasses: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	data := []byte("discarded block")
+	res, err := kc.Put(context.Background(), data, keepclient.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := kc.Head(context.Background(), res.Locator); err != nil || n != int64(len(data)) {
+		t.Errorf("HEAD of a discarded block: %d, %v", n, err)
+	}
+	if _, err := kc.Get(context.Background(), res.Locator, nil); err == nil {
+		t.Error("GET of a discarded block succeeded")
+	}
+}

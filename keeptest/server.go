@@ -45,6 +45,7 @@ type Server struct {
 	putDefault  Response
 	getDefault  Response
 	blocks      map[string][]byte // by hash
+	discarded   map[string]int64  // sizes of blocks kept without data (Cluster.Discard)
 	reqs        []*Request        // in arrival order
 	putCount    int
 	inFlight    int // handlers running
@@ -53,12 +54,13 @@ type Server struct {
 
 func newServer(c *Cluster, uuid string) *Server {
 	s := &Server{
-		c:        c,
-		uuid:     uuid,
-		typ:      keepclient.TypeDisk,
-		replicas: 1,
-		classes:  []string{"default"},
-		blocks:   make(map[string][]byte),
+		c:         c,
+		uuid:      uuid,
+		typ:       keepclient.TypeDisk,
+		replicas:  1,
+		classes:   []string{"default"},
+		blocks:    make(map[string][]byte),
+		discarded: make(map[string]int64),
 	}
 	s.ts = newTestServer(s)
 	s.port = s.ts.Listener.Addr().(*net.TCPAddr).Port
@@ -272,6 +274,7 @@ func (s *Server) Store(data []byte) string {
 func (s *Server) Delete(hash string) {
 	s.mu.Lock()
 	delete(s.blocks, hashOf(hash))
+	delete(s.discarded, hashOf(hash))
 	s.mu.Unlock()
 }
 

@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Input is one file to store: where to read it and its name in the manifest.
@@ -14,6 +15,10 @@ type Input struct {
 	Src  string // path on disk, or "-" for stdin
 	Name string // path in the manifest
 	Dir  bool   // an (empty) directory entry
+	// Size and ModTime are the file's when it was collected; Size is -1
+	// for stdin, whose size is not known in advance.
+	Size    int64
+	ModTime time.Time
 }
 
 // CollectOptions adjust CollectInputs.
@@ -74,7 +79,7 @@ func (c *collector) top(p string) error {
 		if name == "" {
 			name = "stdin"
 		}
-		c.out = append(c.out, Input{Src: "-", Name: name})
+		c.out = append(c.out, Input{Src: "-", Name: name, Size: -1})
 		return nil
 	}
 	// The name under which p's content is stored: its base name, or
@@ -112,7 +117,7 @@ func (c *collector) top(p string) error {
 }
 
 func (c *collector) file(src, name string, info fs.FileInfo) {
-	c.out = append(c.out, Input{Src: src, Name: name})
+	c.out = append(c.out, Input{Src: src, Name: name, Size: info.Size(), ModTime: info.ModTime()})
 	c.total += info.Size()
 }
 

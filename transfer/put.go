@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 
@@ -27,13 +28,105 @@ type PutOptions struct {
 	// BlocksInFlight is the number of blocks uploaded at once. Default 4.
 	BlocksInFlight int
 	// Progress, if set, is called with the size of each block written
-	// (with all its replicas or not), from several goroutines at once.
+	// (with all its replicas or not, or found in Resume), from several
+	// goroutines at once.
 	Progress func(n int)
 	// Report, if set, is called with each block's write result.
 	Report func(index int, res *keepclient.PutResult)
 	// BlockSize is the size of full blocks; 0 means 64 MiB, the most
 	// Keep allows. Smaller blocks are for tests.
 	BlockSize int
+	// Resume, if set, skips blocks an earlier put stored (still found on
+	// a server), without reading them, and records each block stored.
+	// It works when every input is a file or directory (not stdin).
+	Resume *ResumeCache
+	// NoLookup, with Resume, records blocks without skipping any.
+	NoLookup bool
+}
+
+// job is one block to upload.
+type job struct {
+	index int
+	data  []byte
+	hash  string // MD5 computed while reading, or "" if unknown
+	key   string // its resume cache key, or ""
+}
+
+// uploads runs the workers that store blocks, collecting their locators
+// and the blocks that fell short.
+type uploads struct {
+	kc      *keepclient.Client
+	opts    PutOptions
+	release func([]byte)
+
+	mu       sync.Mutex // guards locs and failures
+	locs     []locator.Locator
+	failures []failure
+}
+
+func (u *uploads) start(g *errgroup.Group, ctx context.Context, jobs <-chan job, n int) {
+	for i := 0; i < n; i++ {
+		g.Go(func() error {
+			for j := range jobs {
+				if err := u.store(ctx, j); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+}
+
+func (u *uploads) store(ctx context.Context, j job) error {
+	res, err := u.kc.Put(ctx, j.data, keepclient.PutOptions{Hash: j.hash})
+	n := len(j.data)
+	u.release(j.data)
+	var ire *keepclient.InsufficientReplicasError
+	switch {
+	case errors.As(err, &ire):
+		u.mu.Lock()
+		u.failures = append(u.failures, failure{j.index, fmt.Sprintf("block %d: %v", j.index, err)})
+		u.mu.Unlock()
+	case err != nil:
+		return fmt.Errorf("block %d: %w", j.index, err)
+	}
+	if res != nil {
+		u.set(j.index, res.Locator)
+		if u.opts.Report != nil {
+			u.mu.Lock()
+			u.opts.Report(j.index, res)
+			u.mu.Unlock()
+		}
+		if err == nil && j.key != "" && u.opts.Resume != nil {
+			if err := u.opts.Resume.record(j.key, res.Locator); err != nil {
+				return fmt.Errorf("saving the resume cache: %w", err)
+			}
+		}
+	}
+	u.opts.Progress(n)
+	return nil
+}
+
+func (u *uploads) set(i int, l locator.Locator) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for len(u.locs) <= i {
+		u.locs = append(u.locs, locator.Locator{})
+	}
+	u.locs[i] = l
+}
+
+// shortLines returns one line per block that fell short, in block order.
+func (u *uploads) shortLines() []string {
+	if len(u.failures) == 0 {
+		return nil
+	}
+	sort.Slice(u.failures, func(i, j int) bool { return u.failures[i].index < u.failures[j].index })
+	lines := make([]string, len(u.failures))
+	for i, f := range u.failures {
+		lines[i] = f.line
+	}
+	return lines
 }
 
 // Put packs inputs into blocks (small files share blocks) and writes them
@@ -41,65 +134,48 @@ type PutOptions struct {
 // some blocks fell short of their replicas, no manifest and a one-line
 // reason per such block.
 func Put(ctx context.Context, kc *keepclient.Client, inputs []Input, opts PutOptions) (*manifest.Manifest, []string, error) {
-	inflight, progress, report := opts.BlocksInFlight, opts.Progress, opts.Report
-	if inflight <= 0 {
-		inflight = 4
+	if opts.BlocksInFlight <= 0 {
+		opts.BlocksInFlight = 4
 	}
-	if progress == nil {
-		progress = func(int) {}
+	if opts.Progress == nil {
+		opts.Progress = func(int) {}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	type job struct {
-		index int
-		data  []byte
-		hash  string // MD5 computed while reading, or "" if unknown
+	if opts.BlockSize <= 0 {
+		opts.BlockSize = locator.MaxBlockSize
 	}
-	jobs := make(chan job)
-	var (
-		mu       sync.Mutex // guards locs and failures
-		locs     []locator.Locator
-		failures []failure
-	)
-	var packer *manifest.Packer
-	for i := 0; i < inflight; i++ {
-		g.Go(func() error {
-			for j := range jobs {
-				res, err := kc.Put(gctx, j.data, keepclient.PutOptions{Hash: j.hash})
-				n := len(j.data)
-				packer.Release(j.data)
-				var ire *keepclient.InsufficientReplicasError
-				switch {
-				case errors.As(err, &ire):
-					mu.Lock()
-					failures = append(failures, failure{j.index, fmt.Sprintf("block %d: %v", j.index, err)})
-					mu.Unlock()
-				case err != nil:
-					return fmt.Errorf("block %d: %w", j.index, err)
-				}
-				mu.Lock()
-				for len(locs) <= j.index {
-					locs = append(locs, locator.Locator{})
-				}
-				if res != nil {
-					locs[j.index] = res.Locator
-				}
-				if report != nil && res != nil {
-					report(j.index, res)
-				}
-				mu.Unlock()
-				progress(n)
+	inputs = slices.Clone(inputs)
+	for i, in := range inputs {
+		switch {
+		case in.Dir:
+		case in.Src == "-" || in.Size < 0:
+			return putStream(ctx, kc, inputs, opts)
+		case in.ModTime.IsZero():
+			// Not from CollectInputs: find the size now.
+			info, err := os.Stat(in.Src)
+			if err != nil {
+				return nil, nil, err
 			}
-			return nil
-		})
+			if !info.Mode().IsRegular() {
+				return nil, nil, fmt.Errorf("%s is not a regular file", in.Src)
+			}
+			inputs[i].Size, inputs[i].ModTime = info.Size(), info.ModTime()
+		}
 	}
-	blockSize := opts.BlockSize
-	if blockSize <= 0 {
-		blockSize = locator.MaxBlockSize
-	}
-	hasher := newStreamHasher(blockSize)
-	packer = manifest.NewPacker(blockSize, func(ctx context.Context, index int, data []byte) error {
+	return putFiles(ctx, kc, inputs, opts)
+}
+
+// putStream packs inputs as they are read, for inputs whose size is not
+// known in advance (stdin).
+func putStream(ctx context.Context, kc *keepclient.Client, inputs []Input, opts PutOptions) (*manifest.Manifest, []string, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan job)
+	var packer *manifest.Packer
+	u := &uploads{kc: kc, opts: opts, release: func(b []byte) { packer.Release(b) }}
+	u.start(g, gctx, jobs, opts.BlocksInFlight)
+	hasher := newStreamHasher(opts.BlockSize)
+	packer = manifest.NewPacker(opts.BlockSize, func(ctx context.Context, index int, data []byte) error {
 		select {
-		case jobs <- job{index, data, hasher.sum(index, len(data))}:
+		case jobs <- job{index: index, data: data, hash: hasher.sum(index, len(data))}:
 			return nil
 		case <-gctx.Done():
 			return context.Cause(gctx)
@@ -117,15 +193,10 @@ func Put(ctx context.Context, kc *keepclient.Client, inputs []Input, opts PutOpt
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
 	}
-	if len(failures) > 0 {
-		sort.Slice(failures, func(i, j int) bool { return failures[i].index < failures[j].index })
-		lines := make([]string, len(failures))
-		for i, f := range failures {
-			lines[i] = f.line
-		}
+	if lines := u.shortLines(); lines != nil {
 		return nil, lines, nil
 	}
-	m, err := packer.Manifest(locs)
+	m, err := packer.Manifest(u.locs)
 	return m, nil, err
 }
 

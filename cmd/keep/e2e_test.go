@@ -57,12 +57,12 @@ func testEnv(t *testing.T) []string {
 	state := t.TempDir()
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "ARVADOS_") || strings.HasPrefix(kv, "XDG_STATE_HOME=") || strings.HasPrefix(kv, "HOME=") {
+		if strings.HasPrefix(kv, "ARVADOS_") || strings.HasPrefix(kv, "XDG_STATE_HOME=") || strings.HasPrefix(kv, "XDG_CACHE_HOME=") || strings.HasPrefix(kv, "HOME=") {
 			continue
 		}
 		env = append(env, kv)
 	}
-	return append(env, "XDG_STATE_HOME="+state, "HOME="+state)
+	return append(env, "XDG_STATE_HOME="+state, "XDG_CACHE_HOME="+filepath.Join(state, "cache"), "HOME="+state)
 }
 
 // daemon is a long-running keep process.

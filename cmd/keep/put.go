@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/keepproject/keep/keepclient"
@@ -37,6 +42,8 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	pdh := fset.Bool("portable-data-hash", false, "print the manifest's portable data hash instead of the manifest")
 	storeManifest := fset.Bool("store-manifest", false, "also store the manifest itself as a block, and print its portable data hash, which 'keep get HASH/path' reads")
 	raw := fset.Bool("raw", false, "print the blocks' locators, comma-separated, instead of a manifest")
+	noResume := fset.Bool("no-resume", false, "send every block, even those an interrupted earlier put of the same files stored (the cache is still updated)")
+	noCache := fset.Bool("no-cache", false, "neither use nor update the resume cache (in the user cache directory, keep/put)")
 	var cf clientFlags
 	cf.register(fset)
 	paths, err := parse(fset, args)
@@ -89,8 +96,19 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer kc.Close()
 
+	popts := transfer.PutOptions{BlocksInFlight: *inflight, NoLookup: *noResume}
+	if !*noCache {
+		path, err := resumeCachePath(paths, *replicas, classList, kc.Services())
+		if err == nil {
+			popts.Resume, err = transfer.OpenResumeCache(path)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "keep put: no resume cache (%v); an interrupted put will start again from the beginning\n", err)
+		}
+	}
 	bar := newProgress(stderr, "put", total)
-	m, failures, err := transfer.Put(ctx, kc, inputs, transfer.PutOptions{BlocksInFlight: *inflight, Progress: bar.add})
+	popts.Progress = bar.add
+	m, failures, err := transfer.Put(ctx, kc, inputs, popts)
 	bar.done(err != nil || len(failures) > 0)
 	if err != nil {
 		return err
@@ -102,7 +120,7 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if hint := unreachableHint(ctx, res, kc.Services()); hint != "" {
 			fmt.Fprintln(stderr, hint)
 		}
-		return fmt.Errorf("%d block(s) not stored with %d replicas; no manifest written", len(failures), *replicas)
+		return fmt.Errorf("%d block(s) not stored with %d replicas; no manifest written. The blocks that were stored are remembered: run the same command again to send only the rest", len(failures), *replicas)
 	}
 	switch {
 	case *pdh:
@@ -137,6 +155,32 @@ func storeText(ctx context.Context, kc *keepclient.Client, m *manifest.Manifest)
 		return "", fmt.Errorf("storing the manifest: %w", err)
 	}
 	return res.Locator.String(), nil
+}
+
+// resumeCachePath returns the resume cache for a put of paths at replicas
+// in classes to svcs: one file per distinct command, in the user's cache
+// directory.
+func resumeCachePath(paths []string, replicas int, classes []string, svcs []keepclient.Service) (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "path %q\n", abs)
+	}
+	fmt.Fprintf(h, "replicas %d classes %q\n", replicas, classes)
+	urls := make([]string, len(svcs))
+	for i, s := range svcs {
+		urls[i] = s.URL()
+	}
+	sort.Strings(urls)
+	fmt.Fprintf(h, "services %q\n", urls)
+	return filepath.Join(dir, "keep", "put", hex.EncodeToString(h.Sum(nil))+".json"), nil
 }
 
 func btoi(b bool) int {
