@@ -120,7 +120,7 @@ type Client struct {
 // New returns a Client configured by opts.
 func New(opts Options) (*Client, error) {
 	if opts.Replicas < 0 {
-		return nil, errors.New("keepclient: negative Replicas")
+		return nil, errors.New("keepclient.New: negative Replicas")
 	}
 	if opts.Replicas == 0 {
 		opts.Replicas = 2

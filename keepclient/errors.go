@@ -59,7 +59,7 @@ type InsufficientReplicasError struct {
 
 func (e *InsufficientReplicasError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "keepclient.Put %s: stored %d of %d replicas", e.Locator, e.Stored, e.Wanted)
+	fmt.Fprintf(&b, "writing block %s: stored %d of %d replicas", e.Locator, e.Stored, e.Wanted)
 	if e.Writable == 0 {
 		b.WriteString(": no writable keep services")
 		return b.String()
@@ -86,7 +86,7 @@ type NotFoundError struct {
 }
 
 func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("keepclient: block %s not found on any of %d services", e.Locator, e.Services)
+	return fmt.Sprintf("block %s not found on any of %d keep services", e.Locator, e.Services)
 }
 
 // ReadError reports a read that failed on every service for reasons
@@ -99,7 +99,7 @@ type ReadError struct {
 
 func (e *ReadError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "keepclient: reading %s failed after %d pass", e.Locator, e.Passes)
+	fmt.Fprintf(&b, "reading block %s failed after %d pass", e.Locator, e.Passes)
 	if e.Passes != 1 {
 		b.WriteString("es")
 	}

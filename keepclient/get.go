@@ -77,7 +77,7 @@ func (c *Client) read(ctx context.Context, method string, loc locator.Locator, a
 				return nil
 			}
 			if ctx.Err() != nil {
-				return fmt.Errorf("keepclient: reading %s: %w", loc.Bare(), context.Cause(ctx))
+				return fmt.Errorf("reading block %s: %w", loc.Bare(), context.Cause(ctx))
 			}
 			plan.record(i, r)
 		}
@@ -89,7 +89,7 @@ func (c *Client) read(ctx context.Context, method string, loc locator.Locator, a
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("keepclient: reading %s: %w", loc.Bare(), context.Cause(ctx))
+			return fmt.Errorf("reading block %s: %w", loc.Bare(), context.Cause(ctx))
 		}
 		if c.opts.Refresh != nil {
 			c.refresh(ctx)

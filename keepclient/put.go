@@ -68,21 +68,21 @@ type PutResult struct {
 // returns only after every upload it started has finished.
 func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (*PutResult, error) {
 	if len(data) > locator.MaxBlockSize {
-		return nil, fmt.Errorf("keepclient.Put: %d bytes: %w", len(data), ErrTooLarge)
+		return nil, fmt.Errorf("writing a block of %d bytes: %w", len(data), ErrTooLarge)
 	}
 	hash := opts.Hash
 	if hash == "" {
 		sum := md5.Sum(data)
 		hash = hex.EncodeToString(sum[:])
 	} else if err := locator.ParseHash(hash); err != nil {
-		return nil, fmt.Errorf("keepclient.Put: %w", err)
+		return nil, fmt.Errorf("writing a block: %w", err)
 	}
 	wanted := opts.Replicas
 	if wanted == 0 {
 		wanted = c.opts.Replicas
 	}
 	if wanted < 0 {
-		return nil, fmt.Errorf("keepclient.Put: %d replicas wanted", wanted)
+		return nil, fmt.Errorf("writing a block: %d replicas wanted", wanted)
 	}
 	classes := opts.StorageClasses
 	if classes == nil {
@@ -153,7 +153,7 @@ func (w *write) passes(ctx context.Context) error {
 	wait := newBackoff(w.c.opts.RetryDelay, mrand.N[time.Duration])
 	for {
 		if err := w.pass(ctx); err != nil {
-			return fmt.Errorf("keepclient.Put %s: %w", bare, err)
+			return fmt.Errorf("writing block %s: %w", bare, err)
 		}
 		if w.plan.done() {
 			return nil
@@ -166,7 +166,7 @@ func (w *write) passes(ctx context.Context) error {
 		}
 		// A busy server's Retry-After is a floor on the pause.
 		if err := w.pause(ctx, wait.next(w.plan.retryAfter)); err != nil {
-			return fmt.Errorf("keepclient.Put %s: %w", bare, err)
+			return fmt.Errorf("writing block %s: %w", bare, err)
 		}
 		if refresh {
 			w.c.refresh(ctx)

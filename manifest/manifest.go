@@ -85,7 +85,7 @@ func (m *Manifest) Blocks() []locator.Locator {
 // and every segment inside its block. Manifests from Parse and
 // Packer.Manifest are always valid; Text assumes a valid manifest.
 func (m *Manifest) Validate() error {
-	const op = "manifest.Validate"
+	const op = "invalid manifest"
 	t := newTree()
 	checked := make(map[blockKey]bool)
 	for i, f := range m.Files {

@@ -85,7 +85,7 @@ func NewPacker(blockSize int, flush FlushFunc) *Packer {
 // flush or context error after reading started leaves a partial file in
 // the stream, so it is returned again by every later call.
 func (p *Packer) AddFile(ctx context.Context, path string, r io.Reader) error {
-	const op = "manifest.Packer.AddFile"
+	const op = "adding a file"
 	if err := p.usable(op); err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func (p *Packer) AddFile(ctx context.Context, path string, r io.Reader) error {
 // AddDir records the directory at path, so that it appears in the
 // manifest even if no file is added beneath it.
 func (p *Packer) AddDir(path string) error {
-	const op = "manifest.Packer.AddDir"
+	const op = "adding a directory"
 	if err := p.usable(op); err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func (p *Packer) AddDir(path string) error {
 // Close flushes the last, partial block if there is one. Only Manifest and
 // Release may be called after Close; calling Close again does nothing.
 func (p *Packer) Close(ctx context.Context) error {
-	const op = "manifest.Packer.Close"
+	const op = "finishing the last block"
 	if p.err != nil {
 		return p.err
 	}
@@ -177,7 +177,7 @@ func (p *Packer) Close(ctx context.Context) error {
 // A locator without a size gets the block's; one with a different size is
 // an error. Manifest must come after a successful Close.
 func (p *Packer) Manifest(locs []locator.Locator) (*Manifest, error) {
-	const op = "manifest.Packer.Manifest"
+	const op = "building the manifest"
 	if p.err != nil {
 		return nil, p.err
 	}

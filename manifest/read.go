@@ -20,7 +20,7 @@ type FetchFunc func(ctx context.Context, l locator.Locator) ([]byte, error)
 // A block whose length differs from its locator's size is an error, as is
 // a segment outside its block.
 func WriteFile(ctx context.Context, f File, fetch FetchFunc, w io.Writer) error {
-	const op = "manifest.WriteFile"
+	const op = "writing a file"
 	var (
 		cur  blockKey
 		data []byte

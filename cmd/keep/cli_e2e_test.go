@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +173,26 @@ func TestE2EStaleDefaultServicesFile(t *testing.T) {
 	_, stderr, err := runKeep(t, append(env, "KEEP_TOKEN=x"), nil, "put", "--passes", "1", "--replicas", "1", src)
 	if exitCode(err) != 1 || !strings.Contains(stderr, "from default services file") || !strings.Contains(stderr, "is 'keep up' still running?") {
 		t.Errorf("put with a stale default services file: %v\n%s", err, stderr)
+	}
+}
+
+// Errors are sentences about the user's data, not Go function names.
+func TestE2EErrorsNameNoFunctions(t *testing.T) {
+	c := newInCluster(t, 1)
+	f := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(f, []byte("twice"), 0o644)
+	goName := regexp.MustCompile(`\b[a-z]+\.[A-Z][A-Za-z]+\b`)
+	for _, args := range [][]string{
+		{"put", "--replicas", "1", f, f},
+		{"put", "--replicas", "3", f},
+		{"get", "acbd18db4cc2f85cedef654fccc4a4d8+3"},
+	} {
+		_, stderr, err := c.keep(t, args...)
+		if err == nil {
+			t.Errorf("keep %v succeeded", args)
+		}
+		if m := goName.FindString(stderr); m != "" {
+			t.Errorf("keep %v names %q:\n%s", args, m, stderr)
+		}
 	}
 }
