@@ -29,10 +29,17 @@ var (
 // When every service answers 404 the error is a *NotFoundError;
 // otherwise failures are reported in a *ReadError.
 func (c *Client) Get(ctx context.Context, loc locator.Locator, buf []byte) ([]byte, error) {
+	return c.GetWithProgress(ctx, loc, buf, nil)
+}
+
+// GetWithProgress is Get, calling progress (if not nil) with the number of
+// bytes received as they arrive. Bytes of an answer that turns out bad
+// and is read again from another service are counted again.
+func (c *Client) GetWithProgress(ctx context.Context, loc locator.Locator, buf []byte, progress func(n int)) ([]byte, error) {
 	var data []byte
 	err := c.read(ctx, http.MethodGet, loc, func(resp *http.Response, wd *watchdog) error {
 		var err error
-		data, err = readVerified(resp, loc, buf, wd)
+		data, err = readVerified(resp, loc, buf, wd, progress)
 		return err
 	})
 	return data, err
@@ -152,7 +159,7 @@ func (c *Client) readOne(ctx context.Context, method string, s Service, loc loca
 
 // readVerified reads a GET body into buf (grown if needed), hashing as it
 // goes, and checks size and MD5 against loc.
-func readVerified(resp *http.Response, loc locator.Locator, buf []byte, wd *watchdog) ([]byte, error) {
+func readVerified(resp *http.Response, loc locator.Locator, buf []byte, wd *watchdog, progress func(int)) ([]byte, error) {
 	size := resp.ContentLength
 	switch {
 	case size < 0 && loc.Size < 0:
@@ -177,6 +184,9 @@ func readVerified(resp *http.Response, loc locator.Locator, buf []byte, wd *watc
 		h.Write(buf[off : off+n])
 		off += n
 		wd.kick()
+		if progress != nil && n > 0 {
+			progress(n)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("body ended after %d of %d bytes: %w", off, size, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	mrand "math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/keepproject/keep/internal/protocol"
@@ -26,6 +27,11 @@ type PutOptions struct {
 	// Hash is the block's MD5 in hex, if the caller already knows it.
 	// It is trusted: servers verify it against the data.
 	Hash string
+	// Progress, if set, is called as the write advances with the number
+	// of the block's bytes newly sent, counted as the average over the
+	// replicas wanted, so that the calls add up to the block's size when
+	// the write succeeds. It may be called from several goroutines.
+	Progress func(n int)
 }
 
 // Attempt records one upload made by a write.
@@ -101,7 +107,12 @@ func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (*PutRes
 		return res, nil
 	}
 
+	var prog *sendProgress
+	if opts.Progress != nil {
+		prog = &sendProgress{size: int64(len(data)), per: int64(max(wanted, 1)), report: opts.Progress}
+	}
 	w := &write{
+		prog:    prog,
 		c:       c,
 		hash:    hash,
 		data:    data,
@@ -123,6 +134,7 @@ type write struct {
 	res  *PutResult
 	plan *writePlan
 
+	prog       *sendProgress   // nil unless PutOptions.Progress
 	running    map[int]*upload // uploads the plan counts in flight, by service index
 	goroutines int             // uploads started whose results have not been read
 	results    chan uploadDone
@@ -140,6 +152,9 @@ func (w *write) run(ctx context.Context) (*PutResult, error) {
 	// or the caller: stop them, and count whatever they stored anyway.
 	cancel()
 	w.drain()
+	if err == nil && w.prog != nil {
+		w.prog.finish()
+	}
 	w.res.Replicas = w.plan.stored
 	if len(w.plan.confirmed) > 0 {
 		w.res.Classes = maps.Clone(w.plan.confirmed)
@@ -232,6 +247,7 @@ func (w *write) start(ctx context.Context) {
 			data:      w.data,
 			requestID: w.res.RequestID,
 			desired:   desired,
+			prog:      w.prog,
 			classes:   w.plan.pendingClasses(),
 			i:         i,
 			pass:      w.plan.pass,
@@ -350,4 +366,34 @@ func (w *write) insufficient() error {
 		})
 	}
 	return e
+}
+
+// sendProgress turns the body bytes of a write's uploads into calls of
+// PutOptions.Progress: the bytes sent over all uploads divided by the
+// replicas wanted, never beyond the block's size.
+type sendProgress struct {
+	size, per int64
+	report    func(int)
+	sent      atomic.Int64 // body bytes handed to the transport, all uploads
+	reported  atomic.Int64
+}
+
+func (p *sendProgress) add(n int) {
+	p.advance(min(p.sent.Add(int64(n))/p.per, p.size))
+}
+
+// finish reports the rest of the block once the write has succeeded.
+func (p *sendProgress) finish() { p.advance(p.size) }
+
+func (p *sendProgress) advance(to int64) {
+	for {
+		r := p.reported.Load()
+		if to <= r {
+			return
+		}
+		if p.reported.CompareAndSwap(r, to) {
+			p.report(int(to - r))
+			return
+		}
+	}
 }

@@ -327,3 +327,31 @@ func TestPutReplacesWhenAnotherWriteFoundServerSlow(t *testing.T) {
 		t.Fatalf("write B: %v, %+v", err, resB)
 	}
 }
+
+// Progress adds up to the block's size as its bytes go out, not only at
+// the end.
+func TestPutProgress(t *testing.T) {
+	c := keeptest.NewCluster(t, 3)
+	kc := defaultClient(t, c)
+	data := make([]byte, 8<<20)
+	var mu sync.Mutex
+	var calls []int
+	res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 2, Progress: func(n int) {
+		mu.Lock()
+		calls = append(calls, n)
+		mu.Unlock()
+	}})
+	if err != nil || res.Replicas != 2 {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range calls {
+		if n <= 0 {
+			t.Errorf("progress call with %d", n)
+		}
+		total += n
+	}
+	if total != len(data) || len(calls) < 4 {
+		t.Errorf("%d progress calls adding up to %d, want several adding up to %d", len(calls), total, len(data))
+	}
+}

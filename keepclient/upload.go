@@ -82,6 +82,7 @@ type upload struct {
 	requestID string
 	desired   int
 	classes   []string
+	prog      *sendProgress // nil unless the caller wants progress
 
 	begun  atomic.Int64 // UnixNano when the request started; 0 while it waits for a slot
 	sent   atomic.Int64 // body bytes handed to the transport
@@ -156,6 +157,9 @@ func (b *blockBody) Read(p []byte) (int, error) {
 	copy(p, data[b.off:b.off+n])
 	b.off += n
 	b.u.sent.Store(int64(b.off))
+	if b.u.prog != nil {
+		b.u.prog.add(n)
+	}
 	b.w.kick()
 	return n, nil
 }

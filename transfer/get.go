@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
@@ -72,10 +73,10 @@ func Get(ctx context.Context, kc *keepclient.Client, m *manifest.Manifest, out s
 		if len(m.Files) != 1 {
 			return fmt.Errorf("the manifest has %d files; give -o DIR to write them", len(m.Files))
 		}
-		pf := newPrefetcher(kc, m, ahead)
+		pf := newPrefetcher(kc, m, ahead, progress)
 		defer pf.close()
 		w, sum := summing(stdout, opts.MD5 != nil)
-		if err := manifest.WriteFile(ctx, m.Files[0], pf.fetch, &countingWriter{w: w, add: progress}); err != nil {
+		if err := manifest.WriteFile(ctx, m.Files[0], pf.fetch, w); err != nil {
 			return err
 		}
 		if opts.MD5 != nil {
@@ -99,13 +100,13 @@ func Get(ctx context.Context, kc *keepclient.Client, m *manifest.Manifest, out s
 	for _, t := range targets {
 		kept.Files = append(kept.Files, t.file)
 	}
-	pf := newPrefetcher(kc, kept, ahead)
+	pf := newPrefetcher(kc, kept, ahead, progress)
 	defer pf.close()
 	for _, t := range targets {
 		if err := os.MkdirAll(filepath.Dir(t.dst), 0o755); err != nil {
 			return err
 		}
-		sum, err := writeOne(ctx, t.file, pf.fetch, t.dst, opts.MD5 != nil, progress)
+		sum, err := writeOne(ctx, t.file, pf.fetch, t.dst, opts.MD5 != nil)
 		if err != nil {
 			return err
 		}
@@ -168,7 +169,7 @@ func checkExisting(targets []target, opts GetOptions) ([]target, error) {
 }
 
 // writeOne writes f to dst and returns its MD5 if wantSum.
-func writeOne(ctx context.Context, f manifest.File, fetch manifest.FetchFunc, dst string, wantSum bool, progress func(int)) (string, error) {
+func writeOne(ctx context.Context, f manifest.File, fetch manifest.FetchFunc, dst string, wantSum bool) (string, error) {
 	// A short temporary name, so that any name the directory can hold
 	// can be restored.
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".keep-get-*")
@@ -177,7 +178,7 @@ func writeOne(ctx context.Context, f manifest.File, fetch manifest.FetchFunc, ds
 	}
 	defer os.Remove(tmp.Name())
 	w, sum := summing(tmp, wantSum)
-	if err := manifest.WriteFile(ctx, f, fetch, &countingWriter{w: w, add: progress}); err != nil {
+	if err := manifest.WriteFile(ctx, f, fetch, w); err != nil {
 		tmp.Close()
 		return "", fmt.Errorf("%s: %w", f.Path, err)
 	}
@@ -203,17 +204,6 @@ func summing(w io.Writer, on bool) (io.Writer, func() string) {
 	return io.MultiWriter(w, h), func() string { return hex.EncodeToString(h.Sum(nil)) }
 }
 
-type countingWriter struct {
-	w   io.Writer
-	add func(int)
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.add(n)
-	return n, err
-}
-
 // prefetcher fetches a manifest's blocks in order of first use, up to
 // ahead blocks before the one being written, so the pipe stays full.
 type prefetcher struct {
@@ -225,6 +215,9 @@ type prefetcher struct {
 	cancel  context.CancelFunc
 	fetches map[int]*blockFetch
 	free    [][]byte // buffers of blocks no longer needed, for reuse
+
+	used     map[string]int64 // bytes of each block the files use, by bare locator
+	progress *cappedProgress
 }
 
 type blockFetch struct {
@@ -233,9 +226,20 @@ type blockFetch struct {
 	err  error
 }
 
-func newPrefetcher(kc *keepclient.Client, m *manifest.Manifest, ahead int) *prefetcher {
+// newPrefetcher returns a prefetcher for m's blocks that reports, as
+// block bytes arrive, the share of them m's files use, up to m's size.
+func newPrefetcher(kc *keepclient.Client, m *manifest.Manifest, ahead int, progress func(int)) *prefetcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &prefetcher{kc: kc, order: m.Blocks(), index: make(map[string]int), ahead: ahead, ctx: ctx, cancel: cancel, fetches: make(map[int]*blockFetch)}
+	p := &prefetcher{kc: kc, order: m.Blocks(), index: make(map[string]int), ahead: ahead, ctx: ctx, cancel: cancel, fetches: make(map[int]*blockFetch),
+		used: make(map[string]int64)}
+	var total int64
+	for _, f := range m.Files {
+		for _, s := range f.Segments {
+			p.used[s.Block.Bare().String()] += s.Length
+		}
+		total += f.Size()
+	}
+	p.progress = &cappedProgress{limit: total, report: progress}
 	for i, l := range p.order {
 		if _, ok := p.index[l.Bare().String()]; !ok {
 			p.index[l.Bare().String()] = i
@@ -254,11 +258,44 @@ func (p *prefetcher) start(i int) *blockFetch {
 	if n := len(p.free); n > 0 {
 		buf, p.free = p.free[n-1], p.free[:n-1]
 	}
+	l := p.order[i]
+	used := p.used[l.Bare().String()]
+	var got int64
+	report := func(n int) {
+		// Scale what arrives to what the files use of the block.
+		if l.Size > 0 {
+			before := got * used / l.Size
+			got += int64(n)
+			p.progress.add(got*used/l.Size - before)
+		}
+	}
 	go func() {
 		defer close(f.done)
-		f.data, f.err = p.kc.Get(p.ctx, p.order[i], buf)
+		f.data, f.err = p.kc.GetWithProgress(p.ctx, l, buf, report)
 	}()
 	return f
+}
+
+// cappedProgress passes progress on, never adding up to more than limit
+// (a block read twice is not counted twice).
+type cappedProgress struct {
+	limit  int64
+	report func(int)
+	done   atomic.Int64
+}
+
+func (c *cappedProgress) add(n int64) {
+	for n > 0 {
+		d := c.done.Load()
+		m := min(n, c.limit-d)
+		if m <= 0 {
+			return
+		}
+		if c.done.CompareAndSwap(d, d+m) {
+			c.report(int(m))
+			return
+		}
+	}
 }
 
 // fetch returns the block l, starting fetches of the blocks after it.

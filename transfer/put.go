@@ -27,8 +27,9 @@ type failure struct {
 type PutOptions struct {
 	// BlocksInFlight is the number of blocks uploaded at once. Default 4.
 	BlocksInFlight int
-	// Progress, if set, is called with the size of each block written
-	// (with all its replicas or not, or found in Resume), from several
+	// Progress, if set, is called as blocks are sent, with the bytes sent
+	// (averaged over the replicas; see keepclient.PutOptions.Progress),
+	// and with the size of each block found in Resume, from several
 	// goroutines at once.
 	Progress func(n int)
 	// Report, if set, is called with each block's write result.
@@ -78,8 +79,7 @@ func (u *uploads) start(g *errgroup.Group, ctx context.Context, jobs <-chan job,
 }
 
 func (u *uploads) store(ctx context.Context, j job) error {
-	res, err := u.kc.Put(ctx, j.data, keepclient.PutOptions{Hash: j.hash})
-	n := len(j.data)
+	res, err := u.kc.Put(ctx, j.data, keepclient.PutOptions{Hash: j.hash, Progress: u.opts.Progress})
 	u.release(j.data)
 	var ire *keepclient.InsufficientReplicasError
 	switch {
@@ -103,7 +103,6 @@ func (u *uploads) store(ctx context.Context, j job) error {
 			}
 		}
 	}
-	u.opts.Progress(n)
 	return nil
 }
 

@@ -196,3 +196,22 @@ func TestE2EErrorsNameNoFunctions(t *testing.T) {
 		}
 	}
 }
+
+// --progress draws a bar even where stderr is not a terminal; by default
+// none is drawn there.
+func TestE2EProgressFlags(t *testing.T) {
+	c := newInCluster(t, 2)
+	f := filepath.Join(t.TempDir(), "f")
+	writeRandom(t, f, 3<<20, 9)
+	_, withBar, err := c.keep(t, "put", "--progress", f)
+	if err != nil || !strings.Contains(withBar, "put ") || !strings.Contains(withBar, "MiB") {
+		t.Errorf("put --progress: %v, stderr %q", err, withBar)
+	}
+	_, quiet, err := c.keep(t, "put", f)
+	if err != nil || quiet != "" {
+		t.Errorf("put to a pipe drew %q (%v)", quiet, err)
+	}
+	if _, _, err := c.keep(t, "put", "--no-progress", f); err != nil {
+		t.Errorf("put --no-progress: %v", err)
+	}
+}

@@ -22,15 +22,30 @@ const localToken = "keep-local"
 
 // clientFlags are the flags shared by commands that talk to Keep services.
 type clientFlags struct {
-	services string
-	passes   int
-	requests int
+	services   string
+	passes     int
+	requests   int
+	progress   bool
+	noProgress bool
+}
+
+// progressMode returns what the progress flags ask for.
+func (f *clientFlags) progressMode() progressMode {
+	switch {
+	case f.noProgress:
+		return progressOff
+	case f.progress:
+		return progressOn
+	}
+	return progressAuto
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.services, "services", "", "keep_services/accessible JSON `file` (default: ARVADOS_KEEP_SERVICES, ARVADOS_API_HOST, then the file written by 'keep up')")
 	fs.IntVar(&f.passes, "passes", 3, "passes over the services before a block write or read gives up")
 	fs.IntVar(&f.requests, "max-requests", 32, "most HTTP requests in flight at once")
+	fs.BoolVar(&f.progress, "progress", false, "show a progress bar on stderr even when it is not a terminal")
+	fs.BoolVar(&f.noProgress, "no-progress", false, "never show a progress bar (by default: when stderr is a terminal that is not receiving the data)")
 }
 
 // newClient discovers services and returns a client for them.

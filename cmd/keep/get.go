@@ -76,7 +76,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *md5sum {
 		opts.MD5 = func(path, sum string) { fmt.Fprintf(stderr, "%s  %s\n", sum, path) }
 	}
-	bar := newProgress(stderr, "get", total)
+	bar := newProgress(stderr, stdout, *out == "" || *out == "-", cf.progressMode(), "get", total)
 	opts.Progress = bar.add
 	err = transfer.Get(ctx, kc, m, *out, stdout, opts)
 	bar.done(err != nil)

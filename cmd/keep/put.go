@@ -106,7 +106,7 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintf(stderr, "keep put: no resume cache (%v); an interrupted put will start again from the beginning\n", err)
 		}
 	}
-	bar := newProgress(stderr, "put", total)
+	bar := newProgress(stderr, stdout, false, cf.progressMode(), "put", total)
 	popts.Progress = bar.add
 	m, failures, err := transfer.Put(ctx, kc, inputs, popts)
 	bar.done(err != nil || len(failures) > 0)
