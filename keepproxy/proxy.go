@@ -5,20 +5,32 @@
 // A proxy is listed to clients as a non-disk service, so they send it one
 // upload at a time and count the replicas it reports in
 // X-Keep-Replicas-Stored.
+//
+// # Hostile and faulty clients
+//
+// Reads and writes have separate limits (Options.MaxReads and
+// MaxWrites), so writes can never starve reads. A PUT body is received
+// into a buffer that grows as its bytes arrive: a client holds memory in
+// proportion to what it has sent, not to what its Content-Length claims,
+// and holds no write slot until its body is complete, so clients
+// trickling bodies cannot lock others out. Every request and response
+// body must also keep up a minimum rate (Options.MinRate, measured over
+// each Options.RateWindow); a body that falls behind is answered 408 and
+// its connection closed, a response that falls behind is cut off.
+//
+// Block buffers come from two pools, one for reads and one for writes,
+// holding at most MaxReads × 64 MiB and MaxWrites × 64 MiB + 8 MiB (room
+// for one growing buffer's last step): that is the proxy's memory bound
+// for blocks. Buffers are allocated when needed and
+// dropped, with their memory returned to the operating system, after
+// Options.BufferIdle unused.
 package keepproxy
 
 import (
-	"context"
-	"crypto/md5"
-	"encoding/hex"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keepproject/keep/internal/protocol"
@@ -30,6 +42,25 @@ import (
 // X-Keep-Desired-Replicas header.
 const DefaultReplicas = 2
 
+// Defaults for Options.
+const (
+	// DefaultMaxWrites and DefaultMaxReads together bound block buffers
+	// at 32 × 64 MiB + 8 MiB, just over 2 GiB.
+	DefaultMaxWrites = 16
+	DefaultMaxReads  = 16
+	// DefaultMinRate is the low-speed limit of Arvados's Python client
+	// (32 KiB/s): any transfer an Arvados client itself would keep going,
+	// the proxy keeps going too. A 64 MiB block at this rate takes 34
+	// minutes.
+	DefaultMinRate = 32 << 10
+	// DefaultRateWindow is long enough for an honest link's pauses and
+	// short enough that a stalled client is gone within a minute.
+	DefaultRateWindow = time.Minute
+	// DefaultBufferIdle is how long an unused block buffer is kept for
+	// reuse before its memory goes back to the operating system.
+	DefaultBufferIdle = time.Minute
+)
+
 // viaValue marks requests and responses that passed through a proxy, to
 // detect a proxy configured to forward to itself.
 const viaValue = "HTTP/1.1 keepproxy"
@@ -39,60 +70,178 @@ const viaValue = "HTTP/1.1 keepproxy"
 // servers behind it), never full, which is 507.
 const retryAfter = "1"
 
-// DefaultMaxRequests is the default limit on block requests a proxy
-// handles at once; each may hold a 64 MiB buffer.
-const DefaultMaxRequests = 32
+// Options configure a Proxy. Zero fields take the defaults.
+type Options struct {
+	// Logger receives one line per request. Default: discard.
+	Logger *slog.Logger
+	// MaxWrites is how many PUTs may be written to the servers behind at
+	// once; its write buffers hold at most MaxWrites × 64 MiB + 8 MiB. A PUT
+	// arriving when no write slot is free, or when its block would not
+	// fit in the buffers, is answered 503 with Retry-After before its
+	// body is read. PUTs still receiving their bodies hold no slot.
+	// Default DefaultMaxWrites.
+	MaxWrites int
+	// MaxReads is how many GETs and HEADs may run at once; their buffers
+	// hold at most MaxReads × 64 MiB (a GET takes its block's size, or
+	// 64 MiB when the locator has no size hint). Beyond it: 503 with
+	// Retry-After. Default DefaultMaxReads.
+	MaxReads int
+	// MinRate, in bytes per second, and RateWindow are the low-speed
+	// rule for request and response bodies: every MinRate × RateWindow
+	// bytes must move within RateWindow of the previous such amount
+	// (the first RateWindow counting from the request's arrival). A
+	// request body that falls behind is answered 408 and its connection
+	// closed; a response that falls behind is cut off. Defaults
+	// DefaultMinRate and DefaultRateWindow.
+	MinRate    int64
+	RateWindow time.Duration
+	// BufferIdle is how long an unused block buffer is kept for reuse.
+	// Default DefaultBufferIdle.
+	BufferIdle time.Duration
+}
+
+// Stats is a snapshot of what a proxy is doing and holding.
+type Stats struct {
+	Receiving int // PUT bodies being received
+	Writing   int // PUTs being written to the servers behind (or waiting for a write slot)
+	Reading   int // GETs and HEADs in progress
+	// BufferBytes is the memory held in block buffers, in use and idle;
+	// IdleBufferBytes the part kept for reuse.
+	BufferBytes, IdleBufferBytes int64
+}
 
 // Proxy is an http.Handler that forwards Keep requests to block services.
 type Proxy struct {
-	kc    *keepclient.Client
-	log   *slog.Logger
-	bufs  sync.Pool     // *[]byte with capacity locator.MaxBlockSize
-	slots chan struct{} // one per block request in progress
+	kc   *keepclient.Client
+	log  *slog.Logger
+	opts Options
+
+	writeSlots chan struct{} // one per PUT being written upstream
+	writeBufs  *bufPool
+	readSlots  chan struct{} // one per GET or HEAD in progress
+	readBufs   *bufPool
+
+	receiving, writing atomic.Int32
+	// hook, when set (by tests), is called with "receiving" once a PUT
+	// body's first bytes have arrived, and with "response cut" once a
+	// request whose client read too slowly has ended.
+	hook func(event string)
 }
 
-// New returns a proxy that writes and reads through kc. Each request's
-// token is passed on to the servers behind it. At most DefaultMaxRequests
-// block requests run at once; see SetMaxRequests.
+// New returns a proxy with the default Options that writes and reads
+// through kc and logs to log (nil: discard). Each request's token is
+// passed on to the servers behind it.
 func New(kc *keepclient.Client, log *slog.Logger) *Proxy {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	return NewWithOptions(kc, Options{Logger: log})
+}
+
+// NewWithOptions returns a proxy that writes and reads through kc,
+// configured by opts.
+func NewWithOptions(kc *keepclient.Client, opts Options) *Proxy {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxWrites <= 0 {
+		opts.MaxWrites = DefaultMaxWrites
+	}
+	if opts.MaxReads <= 0 {
+		opts.MaxReads = DefaultMaxReads
+	}
+	if opts.MinRate <= 0 {
+		opts.MinRate = DefaultMinRate
+	}
+	if opts.RateWindow <= 0 {
+		opts.RateWindow = DefaultRateWindow
+	}
+	if opts.BufferIdle <= 0 {
+		opts.BufferIdle = DefaultBufferIdle
 	}
 	// Upstream requests carry Via, so a proxy that forwards to itself
 	// (directly or through another) refuses instead of looping.
-	p := &Proxy{kc: kc.WithHeader("Via", viaValue), log: log, slots: make(chan struct{}, DefaultMaxRequests)}
-	p.bufs.New = func() any {
-		b := make([]byte, locator.MaxBlockSize)
-		return &b
-	}
+	p := &Proxy{kc: kc.WithHeader("Via", viaValue), log: opts.Logger}
+	p.setLimits(opts)
 	return p
 }
 
-// SetMaxRequests sets how many block requests may run at once; beyond
-// that the proxy answers 503 with Retry-After at once instead of queueing.
+func (p *Proxy) setLimits(opts Options) {
+	p.opts = opts
+	p.writeSlots = make(chan struct{}, opts.MaxWrites)
+	// The headroom lets a body's buffer make its last jump (growJump)
+	// while the others hold whole blocks.
+	p.writeBufs = newBufPool(int64(opts.MaxWrites)*locator.MaxBlockSize+growHeadroom, opts.BufferIdle)
+	p.readSlots = make(chan struct{}, opts.MaxReads)
+	p.readBufs = newBufPool(int64(opts.MaxReads)*locator.MaxBlockSize, opts.BufferIdle)
+}
+
+// SetMaxRequests sets both MaxReads and MaxWrites to n (at least 1).
 // Call it before serving.
 func (p *Proxy) SetMaxRequests(n int) {
-	p.slots = make(chan struct{}, max(n, 1))
+	p.writeBufs.close()
+	p.readBufs.close()
+	opts := p.opts
+	opts.MaxReads, opts.MaxWrites = max(n, 1), max(n, 1)
+	p.setLimits(opts)
+}
+
+// Stats reports what the proxy is doing and the memory its buffers hold.
+func (p *Proxy) Stats() Stats {
+	wh, wi := p.writeBufs.usage()
+	rh, ri := p.readBufs.usage()
+	return Stats{
+		Receiving:       int(p.receiving.Load()),
+		Writing:         int(p.writing.Load()),
+		Reading:         len(p.readSlots),
+		BufferBytes:     wh + rh,
+		IdleBufferBytes: wi + ri,
+	}
+}
+
+// Close drops the proxy's idle buffers and stops keeping any. Call it
+// once the server using the proxy has stopped.
+func (p *Proxy) Close() {
+	p.writeBufs.close()
+	p.readBufs.close()
+}
+
+func (p *Proxy) event(name string) {
+	if p.hook != nil {
+		p.hook(name)
+	}
 }
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	rc := http.NewResponseController(w)
+	// A response's low-speed window starts when it is written; a write
+	// deadline left from an earlier request on the connection must not
+	// cut this one's "100 Continue". Read deadlines are set only while a
+	// PUT body arrives: net/http reads in the background to notice a
+	// client hanging up, and a deadline passing there would cancel the
+	// request while the proxy waits on its servers.
+	rc.SetWriteDeadline(time.Time{})
+	sw := &respWriter{ResponseWriter: w, rc: rc, status: http.StatusOK, minRate: p.opts.MinRate, window: p.opts.RateWindow}
 	reqID := protocol.RequestID(r.Header.Get(protocol.HeaderRequestID))
 	sw.Header().Set(protocol.HeaderRequestID, reqID)
 	sw.Header().Set("Via", viaValue)
-	p.serve(sw, r, reqID)
+	p.serve(sw, r, rc, reqID)
+	if r.ContentLength != 0 {
+		// Bounds net/http's discarding of a body left unread.
+		rc.SetReadDeadline(time.Now().Add(p.opts.RateWindow))
+	}
+	if sw.cut {
+		p.log.Warn("response cut off: the client read it too slowly", "request_id", reqID, "min_rate", p.opts.MinRate)
+		p.event("response cut")
+	}
 	p.log.Info("request", "request_id", reqID, "method", r.Method, "path", protocol.RedactPath(r.URL.Path),
 		"status", sw.status, "replicas", sw.Header().Get(protocol.HeaderReplicasStored), "duration", time.Since(start))
 }
 
-func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, reqID string) {
-	if strings.Contains(r.Header.Get("Via"), "keepproxy") {
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, reqID string) {
+	if isLoop(r.Header) {
 		http.Error(w, "loop detected", http.StatusInternalServerError)
 		return
 	}
-	token, tokenErr := protocol.BearerToken(r.Header)
 	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusOK)
 		return
@@ -102,183 +251,30 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, reqID string) {
 		io.WriteString(w, `{"health":"OK"}`+"\n")
 		return
 	}
-	if tokenErr != nil {
-		http.Error(w, tokenErr.Error(), http.StatusUnauthorized)
+	tok, rerr := token(r.Header)
+	if rerr != nil {
+		http.Error(w, rerr.msg, rerr.status)
 		return
 	}
-	loc, err := locator.Parse(strings.TrimPrefix(r.URL.Path, "/"))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	loc, rerr := parsePath(r.URL.Path)
+	if rerr != nil {
+		http.Error(w, rerr.msg, rerr.status)
 		return
 	}
-	select {
-	case p.slots <- struct{}{}:
-		defer func() { <-p.slots }()
-	default:
-		w.Header().Set(protocol.HeaderRetryAfter, retryAfter)
-		http.Error(w, "proxy busy", http.StatusServiceUnavailable)
-		return
-	}
-	kc := p.kc.WithToken(token)
+	kc := p.kc.WithToken(tok)
 	switch r.Method {
 	case http.MethodPut:
-		p.put(w, r, kc, loc, reqID)
+		p.put(w, r, rc, kc, loc, reqID)
 	case http.MethodGet, http.MethodHead:
 		p.get(w, r, kc, loc)
 	default:
+		w.Header().Set("Allow", "GET, HEAD, PUT, OPTIONS")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
 }
 
-func (p *Proxy) put(w http.ResponseWriter, r *http.Request, kc *keepclient.Client, loc locator.Locator, reqID string) {
-	size := r.ContentLength
-	switch {
-	case size < 0:
-		http.Error(w, "Content-Length required", http.StatusLengthRequired)
-		return
-	case size > locator.MaxBlockSize:
-		http.Error(w, fmt.Sprintf("block of %d bytes exceeds the maximum %d", size, locator.MaxBlockSize), http.StatusRequestEntityTooLarge)
-		return
-	case loc.Size >= 0 && loc.Size != size:
-		http.Error(w, fmt.Sprintf("Content-Length %d does not match locator size %d", size, loc.Size), http.StatusBadRequest)
-		return
-	}
-	replicas := DefaultReplicas
-	if h := r.Header.Get(protocol.HeaderDesiredReplicas); h != "" {
-		n, err := protocol.ParseReplicas(h)
-		if err != nil {
-			http.Error(w, fmt.Sprintf("bad %s %q: want an integer from 0 to %d", protocol.HeaderDesiredReplicas, h, protocol.MaxReplicas), http.StatusBadRequest)
-			return
-		}
-		replicas = n
-	}
-	// Refused before the body is read, like everything above, so that a
-	// client sending "Expect: 100-continue" uploads nothing.
-	classes, err := protocol.ParseClasses(r.Header.Values(protocol.HeaderStorageClasses))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-
-	bufp := p.bufs.Get().(*[]byte)
-	defer p.bufs.Put(bufp)
-	data := (*bufp)[:size]
-	h := md5.New()
-	if _, err := io.ReadFull(io.TeeReader(r.Body, h), data); err != nil {
-		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != loc.Hash {
-		http.Error(w, "hash mismatch: body md5 is "+got, http.StatusBadRequest)
-		return
-	}
-	if replicas == 0 {
-		w.Header().Set(protocol.HeaderReplicasStored, "0")
-		io.WriteString(w, locator.Locator{Hash: loc.Hash, Size: size}.String())
-		return
-	}
-
-	res, err := kc.Put(r.Context(), data, keepclient.PutOptions{
-		Replicas:       replicas,
-		StorageClasses: classes,
-		RequestID:      reqID,
-		Hash:           loc.Hash,
-	})
-	stored := 0
-	if res != nil {
-		stored = res.Replicas
-	}
-	w.Header().Set(protocol.HeaderReplicasStored, strconv.Itoa(stored))
-	if stored > 0 {
-		// Some replicas are better than none: report the true count and
-		// let the client look elsewhere for the rest.
-		if len(res.Classes) > 0 {
-			w.Header().Set(protocol.HeaderClassesConfirmed, protocol.FormatConfirmed(res.Classes))
-		}
-		if err != nil {
-			p.log.Warn("stored fewer replicas than desired", "request_id", reqID, "err", err)
-		}
-		io.WriteString(w, res.Locator.String())
-		return
-	}
-	status := failureStatus(err)
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set(protocol.HeaderRetryAfter, retryAfter)
-	}
-	http.Error(w, err.Error(), status)
-}
-
-// failureStatus chooses the answer for a write that stored nothing, so
-// that a client following keepclient's retry rules does the right thing:
-// 507 when every server was full (not retried), 503 (sent with
-// Retry-After) when servers were busy (retried later), else 502
-// (retried).
-func failureStatus(err error) int {
-	var ire *keepclient.InsufficientReplicasError
-	if !errors.As(err, &ire) || len(ire.Services) == 0 {
-		if errors.Is(err, context.Canceled) {
-			return 499
-		}
-		return http.StatusBadGateway
-	}
-	full, busy := true, false
-	for _, s := range ire.Services {
-		switch {
-		case s.Status == http.StatusInsufficientStorage:
-		case s.Status == http.StatusServiceUnavailable && s.Retryable:
-			busy = true
-			full = false
-		case s.Status == http.StatusServiceUnavailable:
-		default:
-			full = false
-		}
-	}
-	switch {
-	case busy:
-		return http.StatusServiceUnavailable
-	case full:
-		return http.StatusInsufficientStorage
-	}
-	return http.StatusBadGateway
-}
-
-func (p *Proxy) get(w http.ResponseWriter, r *http.Request, kc *keepclient.Client, loc locator.Locator) {
-	if r.Method == http.MethodHead {
-		size, err := kc.Head(r.Context(), loc)
-		if err != nil {
-			readFailure(w, err)
-			return
-		}
-		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-		return
-	}
-	bufp := p.bufs.Get().(*[]byte)
-	defer p.bufs.Put(bufp)
-	data, err := kc.Get(r.Context(), loc, (*bufp)[:0])
-	if err != nil {
-		readFailure(w, err)
-		return
-	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Write(data)
-}
-
-func readFailure(w http.ResponseWriter, err error) {
-	var nf *keepclient.NotFoundError
-	if errors.As(err, &nf) {
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
-	}
-	http.Error(w, err.Error(), http.StatusBadGateway)
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
+// busy answers 503 with Retry-After.
+func busy(w http.ResponseWriter, msg string) {
+	w.Header().Set(protocol.HeaderRetryAfter, retryAfter)
+	http.Error(w, msg, http.StatusServiceUnavailable)
 }

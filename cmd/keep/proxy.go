@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,27 +16,56 @@ import (
 	"github.com/keepproject/keep/keepproxy"
 )
 
+const proxySummary = `Run a Keep proxy: accepts one upload per block and writes it to the
+block services behind it (X-Keep-Desired-Replicas copies, default 2).
+
+Memory: block buffers are held only while in use (plus --buffer-idle for
+reuse) and never total more than (--max-reads + --max-writes) × 64 MiB
++ 8 MiB (just over 2 GiB with the defaults). A PUT's buffer grows as its body arrives, so a
+slow client holds memory for what it has sent, not what it announced, and
+holds no write slot until its body is complete.
+
+Slow clients: every request and response body must move at least
+--min-rate bytes/s, measured over each --rate-window (the first window
+counting from the request's arrival). A request body that falls behind
+gets 408 and its connection is closed; a response that falls behind is
+cut off. Request headers must arrive within 30 s.`
+
 func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("proxy", "", "Run a Keep proxy: accepts one upload per block and writes it to the\nblock services behind it (X-Keep-Desired-Replicas copies, default 2).", stderr)
+	fs := newFlagSet("proxy", "", proxySummary, stderr)
 	listen := fs.String("listen", "127.0.0.1:25107", "`address` to listen on")
 	addrFile := fs.String("addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
-	maxBlocks := fs.Int("max-blocks", keepproxy.DefaultMaxRequests, "block requests handled at once (each may hold 64 MiB); more get 503 with Retry-After")
+	maxWrites := fs.Int("max-writes", keepproxy.DefaultMaxWrites, "PUTs written to the servers at once; their buffers hold at most this × 64 MiB + 8 MiB; more get 503 with Retry-After")
+	maxReads := fs.Int("max-reads", keepproxy.DefaultMaxReads, "GETs and HEADs handled at once; their buffers hold at most this × 64 MiB; more get 503 with Retry-After")
+	maxBlocks := fs.Int("max-blocks", 0, "set both --max-reads and --max-writes to `n` (the older flag)")
+	minRate := fs.Int64("min-rate", keepproxy.DefaultMinRate, "slowest body transfer accepted, in `bytes/s`")
+	window := fs.Duration("rate-window", keepproxy.DefaultRateWindow, "the period over which --min-rate is measured")
+	bufIdle := fs.Duration("buffer-idle", keepproxy.DefaultBufferIdle, "keep an unused block buffer this long before returning its memory")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with the certificate in `file` (needs --tls-key)")
+	tlsKey := fs.String("tls-key", "", "private key `file` for --tls-cert")
 	var cf clientFlags
 	cf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
+	if fs.NArg() != 0 || (*tlsCert == "") != (*tlsKey == "") {
+		fmt.Fprintln(stderr, "keep proxy: takes no arguments, and --tls-cert needs --tls-key")
 		fs.Usage()
 		return errUsage
 	}
+	opts := keepproxy.Options{MaxWrites: *maxWrites, MaxReads: *maxReads, MinRate: *minRate, RateWindow: *window, BufferIdle: *bufIdle}
+	if err := checkProxyFlags(fs, &opts, *maxBlocks); err != nil {
+		fmt.Fprintln(stderr, "keep proxy:", err)
+		return errUsage
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	opts.Logger = log
 	kc, res, err := cf.newClient(ctx, keepproxy.DefaultReplicas, nil, log)
 	if err != nil {
 		return err
 	}
 	defer kc.Close()
-	l, err := net.Listen("tcp", *listen)
+	l, err := listenTLS(*listen, *tlsCert, *tlsKey)
 	if err != nil {
 		return err
 	}
@@ -44,16 +75,72 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	log.Info("keep proxy listening", "addr", l.Addr().String(), "services", res.Source(), "count", len(kc.Services()))
-	px := keepproxy.New(kc, log)
-	px.SetMaxRequests(*maxBlocks)
-	return serve(ctx, l, px, log)
+	log.Info("keep proxy listening", "addr", l.Addr().String(), "tls", *tlsCert != "", "services", res.Source(), "count", len(kc.Services()))
+	px := keepproxy.NewWithOptions(kc, opts)
+	defer px.Close()
+	return serveHTTP(ctx, l, &http.Server{
+		Handler: px,
+		// The proxy paces bodies itself (--min-rate), so there is no
+		// whole-request timeout, which would have to choose between
+		// cutting off honest slow links and letting tricklers stay.
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}, log)
+}
+
+// checkProxyFlags applies --max-blocks and refuses values that are not
+// positive.
+func checkProxyFlags(fs *flag.FlagSet, opts *keepproxy.Options, maxBlocks int) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["max-blocks"] {
+		if maxBlocks < 1 {
+			return fmt.Errorf("--max-blocks %d: want at least 1", maxBlocks)
+		}
+		if !set["max-reads"] {
+			opts.MaxReads = maxBlocks
+		}
+		if !set["max-writes"] {
+			opts.MaxWrites = maxBlocks
+		}
+	}
+	switch {
+	case opts.MaxReads < 1 || opts.MaxWrites < 1:
+		return fmt.Errorf("--max-reads and --max-writes must be at least 1 (got %d and %d)", opts.MaxReads, opts.MaxWrites)
+	case opts.MinRate < 1:
+		return fmt.Errorf("--min-rate %d: want at least 1 byte/s", opts.MinRate)
+	case opts.RateWindow <= 0 || opts.BufferIdle <= 0:
+		return fmt.Errorf("--rate-window and --buffer-idle must be positive (got %v and %v)", opts.RateWindow, opts.BufferIdle)
+	}
+	return nil
+}
+
+// listenTLS listens on addr, serving TLS with the certificate and key in
+// the given files when certFile is not "".
+func listenTLS(addr, certFile, keyFile string) (net.Listener, error) {
+	var cfg *tls.Config
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading --tls-cert %s and --tls-key %s: %w", certFile, keyFile, err)
+		}
+		cfg = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		l = tls.NewListener(l, cfg)
+	}
+	return l, nil
 }
 
 // serve runs handler on l until ctx is cancelled, then shuts down
 // gracefully: it stops accepting and lets requests in flight finish.
 func serve(ctx context.Context, l net.Listener, handler http.Handler, log *slog.Logger) error {
-	srv := &http.Server{
+	return serveHTTP(ctx, l, &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		// A client that sends or reads a block at a trickle must not
@@ -62,7 +149,12 @@ func serve(ctx context.Context, l net.Listener, handler http.Handler, log *slog.
 		ReadTimeout:  5 * time.Minute,
 		WriteTimeout: 5 * time.Minute,
 		IdleTimeout:  2 * time.Minute,
-	}
+	}, log)
+}
+
+// serveHTTP runs srv on l until ctx is cancelled, then shuts down
+// gracefully.
+func serveHTTP(ctx context.Context, l net.Listener, srv *http.Server, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
