@@ -55,7 +55,7 @@ type Directory struct {
 	mu       sync.Mutex // protects used, blocks and reserved
 	used     int64      // total size of the block files
 	blocks   int64      // number of block files
-	reserved int64      // bytes promised to writes in flight
+	reserved int64      // bytes received by writes in flight, not yet in used
 }
 
 var _ Volume = (*Directory)(nil)
@@ -188,10 +188,11 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 	if d.readOnly {
 		return ErrReadOnly
 	}
-	if err := d.reserve(size); err != nil {
+	if err := d.checkRoom(size); err != nil {
 		return err
 	}
-	defer d.release(size)
+	res := &reservation{d: d}
+	defer res.release()
 
 	dir := filepath.Dir(p)
 	f, err := os.CreateTemp(dir, tmpPrefix+hash+"-*")
@@ -217,7 +218,7 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 	}()
 
 	buf := getBuf()
-	n, err := io.CopyBuffer(writerOnly{f}, readerOnly{r}, *buf)
+	n, err := io.CopyBuffer(reservingWriter{f, res}, readerOnly{r}, *buf)
 	putBuf(buf)
 	switch {
 	case err != nil:
@@ -235,10 +236,6 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 	}
 
 	d.mu.Lock()
-	if size < 0 && d.capacity > 0 && d.used+d.reserved+n > d.capacity {
-		d.mu.Unlock()
-		return ErrFull
-	}
 	old, statErr := os.Lstat(p)
 	if err := os.Rename(tmp, p); err != nil {
 		d.mu.Unlock()
@@ -251,14 +248,21 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 	}
 	d.used += n
 	d.blocks++
+	d.reserved -= res.n // now counted in used
+	res.n = 0
 	d.mu.Unlock()
 	return syncDir(dir)
 }
 
-// reserve claims room for a block of size bytes (0 if unknown), or
-// returns ErrFull. Checking here, before the body is read, is what lets
-// a server refuse an upload that would not fit before it is sent.
-func (d *Directory) reserve(size int64) error {
+// checkRoom decides, before the body is read, whether a block of size
+// bytes (-1 if unknown) can be taken: ErrFull if the filesystem is
+// nearly full or the block would not fit beside those stored, ErrBusy
+// if it would fit but for the room claimed by writes in flight.
+// Refusing here is what lets a server turn down an upload before it is
+// sent. Nothing is claimed yet: writes claim room as bytes arrive (see
+// reservation), so a client declaring 64 MiB and sending one byte holds
+// one byte.
+func (d *Directory) checkRoom(size int64) error {
 	if d.minFree > 0 {
 		free, err := freeBytes(d.root)
 		if err != nil {
@@ -271,17 +275,59 @@ func (d *Directory) reserve(size int64) error {
 	size = max(size, 0)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.capacity > 0 && d.used+d.reserved+size > d.capacity {
-		return fmt.Errorf("%w: capacity %d bytes reached", ErrFull, d.capacity)
+	return d.roomFor(size, 0)
+}
+
+// roomFor returns nil if n more bytes fit for a write that has already
+// claimed mine; d.mu must be held.
+func (d *Directory) roomFor(n, mine int64) error {
+	switch {
+	case d.capacity <= 0 || d.used+d.reserved+n <= d.capacity:
+		return nil
+	case d.used+mine+n > d.capacity:
+		return fmt.Errorf("%w: capacity %d bytes reached (%d stored)", ErrFull, d.capacity, d.used)
+	default:
+		return fmt.Errorf("%w: capacity %d bytes, %d stored and %d claimed by writes in flight", ErrBusy, d.capacity, d.used, d.reserved)
 	}
-	d.reserved += size
+}
+
+// reservation is the room one write has claimed on a Directory.
+type reservation struct {
+	d *Directory
+	n int64 // bytes claimed, in d.reserved
+}
+
+// grow claims n more bytes, or fails with ErrFull or ErrBusy.
+func (r *reservation) grow(n int64) error {
+	r.d.mu.Lock()
+	defer r.d.mu.Unlock()
+	if err := r.d.roomFor(n, r.n); err != nil {
+		return err
+	}
+	r.d.reserved += n
+	r.n += n
 	return nil
 }
 
-func (d *Directory) release(size int64) {
-	d.mu.Lock()
-	d.reserved -= max(size, 0)
-	d.mu.Unlock()
+// release gives back what is still claimed (nothing, once committed).
+func (r *reservation) release() {
+	r.d.mu.Lock()
+	r.d.reserved -= r.n
+	r.n = 0
+	r.d.mu.Unlock()
+}
+
+// reservingWriter claims room for each chunk before writing it.
+type reservingWriter struct {
+	w   io.Writer
+	res *reservation
+}
+
+func (w reservingWriter) Write(p []byte) (int, error) {
+	if err := w.res.grow(int64(len(p))); err != nil {
+		return 0, err
+	}
+	return w.w.Write(p)
 }
 
 // Index implements Volume.
@@ -338,7 +384,7 @@ func (d *Directory) Index(ctx context.Context, prefix string, fn func(BlockInfo)
 // writes since, not from the disk, so they miss changes made by others.
 func (d *Directory) Usage(ctx context.Context) (Usage, error) {
 	d.mu.Lock()
-	u := Usage{UsedBytes: d.used, Blocks: d.blocks, CapacityBytes: d.capacity}
+	u := Usage{UsedBytes: d.used, Blocks: d.blocks, CapacityBytes: d.capacity, ReservedBytes: d.reserved}
 	d.mu.Unlock()
 	free, err := freeBytes(d.root)
 	u.FreeBytes = free

@@ -206,3 +206,43 @@ func TestOpenDirectoryErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectoryClaimsAsBytesArrive: a write in flight claims the bytes
+// it has received, so another write that would fit but for it fails
+// with ErrBusy (retryable), one that could never fit fails with ErrFull,
+// and the room comes back when the first write fails.
+func TestDirectoryClaimsAsBytesArrive(t *testing.T) {
+	d := openDir(t, t.TempDir(), keepstore.DirectoryOptions{Capacity: 150})
+	first := volumetest.NewBlock("first", 100)
+	pr, pw := io.Pipe()
+	done := make(chan error)
+	go func() { done <- d.Put(context.Background(), first.Hash, pr, 100) }()
+	pw.Write(first.Data[:99]) // returns once Put has read the bytes
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		u, err := d.Usage(context.Background())
+		if err == nil && u.ReservedBytes == 99 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Usage with 99 bytes in flight = %+v, %v; want 99 reserved", u, err)
+		}
+	}
+	second := volumetest.NewBlock("second", 100)
+	if err := d.Put(context.Background(), second.Hash, bytes.NewReader(second.Data), 100); !errors.Is(err, keepstore.ErrBusy) {
+		t.Errorf("Put that fits but for a write in flight = %v, want ErrBusy", err)
+	}
+	huge := volumetest.NewBlock("huge", 200)
+	if err := d.Put(context.Background(), huge.Hash, bytes.NewReader(huge.Data), 200); !errors.Is(err, keepstore.ErrFull) {
+		t.Errorf("Put larger than the capacity = %v, want ErrFull", err)
+	}
+	pw.CloseWithError(errors.New("client went away"))
+	if err := <-done; err == nil {
+		t.Fatal("interrupted Put succeeded")
+	}
+	if err := d.Put(context.Background(), second.Hash, bytes.NewReader(second.Data), 100); err != nil {
+		t.Errorf("Put after the write in flight failed = %v, want nil", err)
+	}
+	if u, _ := d.Usage(context.Background()); u.ReservedBytes != 0 || u.UsedBytes != 100 {
+		t.Errorf("Usage after = %+v, want 0 reserved, 100 used", u)
+	}
+}

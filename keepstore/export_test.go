@@ -1,5 +1,12 @@
 package keepstore
 
+import "time"
+
 // SetMaxBlockSize lowers the largest block s accepts, so that tests can
 // send oversize bodies without sending 64 MiB.
 func SetMaxBlockSize(s *Server, n int64) { s.maxBlock = n }
+
+// SetEvictAfter sets how far behind the minimum rate an upload must be
+// before another may take its write slot, so that tests need not wait
+// for the default second.
+func SetEvictAfter(s *Server, d time.Duration) { s.writes.evictAfter = d }

@@ -31,14 +31,11 @@ func (e errClientGone) Error() string { return "writing response: " + e.err.Erro
 // short body rather than bad data. HEAD reads and checks the whole block
 // too, and reports a mismatch as 502.
 func (s *Server) handleRead(w *response, r *http.Request, path string) {
-	loc, err := locator.Parse(path)
-	if err != nil {
-		// Parse says which part is wrong; the message goes to the
-		// client that sent the locator, never to the log.
-		w.fail(http.StatusBadRequest, err.Error(), nil)
+	w.Header().Set("Vary", protocol.HeaderSignature)
+	loc, ok := parseLocator(w, path)
+	if !ok {
 		return
 	}
-	w.Header().Set("Vary", protocol.HeaderSignature)
 	if s.requireSigs {
 		tok, ok := requestToken(w, r)
 		if !ok {

@@ -3,6 +3,7 @@ package keepstore
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/internal/protocol"
+	"github.com/keepproject/keep/locator"
 )
 
 // retryAfter is the Retry-After, in seconds, of every 503 the server
@@ -151,7 +153,8 @@ func (s *Server) route(w *response, r *http.Request) {
 	case (p == "/index" || strings.HasPrefix(p, "/index/")) && get:
 		s.limited(w, r, func() { s.handleIndex(w, r, strings.TrimPrefix(strings.TrimPrefix(p, "/index"), "/")) })
 	case r.Method == http.MethodPut && isLoc && !double:
-		s.limited(w, r, func() { s.handlePut(w, r, loc) })
+		// Uploads have write slots of their own (see handlePut).
+		s.handlePut(w, r, loc)
 	case read && isLoc:
 		s.limited(w, r, func() { s.handleRead(w, r, loc) })
 	default:
@@ -159,9 +162,10 @@ func (s *Server) route(w *response, r *http.Request) {
 	}
 }
 
-// limited runs f if fewer than MaxConcurrentRequests requests are
-// running, else answers 503 with Retry-After at once: a client is better
-// off trying another server than waiting in a queue here.
+// limited runs f, a read or index listing, if fewer than
+// MaxConcurrentRequests of them are running, else answers 503 with
+// Retry-After at once: a client is better off trying another server than
+// waiting in a queue here.
 func (s *Server) limited(w *response, r *http.Request, f func()) {
 	if !s.limiter.TryAcquire(1) {
 		w.fail(http.StatusServiceUnavailable, "server busy", nil)
@@ -171,15 +175,53 @@ func (s *Server) limited(w *response, r *http.Request, f func()) {
 	f()
 }
 
+// maxAuthorizationLen is the longest Authorization header accepted, in
+// bytes. Arvados tokens are under 100 bytes; OpenID Connect access tokens
+// used as bearer tokens run to a few kilobytes.
+const maxAuthorizationLen = 8 << 10
+
 // requestToken returns the request's bearer token, or answers 401 (with the
-// messages Arvados keepstore uses) and returns false.
+// messages Arvados keepstore uses) and returns false. Several
+// Authorization headers are refused rather than one picked: a proxy in
+// front might have checked another.
 func requestToken(w *response, r *http.Request) (string, bool) {
+	switch a := r.Header.Values("Authorization"); {
+	case len(a) > 1:
+		w.fail(http.StatusUnauthorized, fmt.Sprintf("%v: %d Authorization headers, want one", protocol.ErrMalformedToken, len(a)), nil)
+		return "", false
+	case len(a) == 1 && len(a[0]) > maxAuthorizationLen:
+		w.fail(http.StatusUnauthorized, fmt.Sprintf("%v: %d bytes, longer than the %d allowed", protocol.ErrMalformedToken, len(a[0]), maxAuthorizationLen), nil)
+		return "", false
+	}
 	tok, err := protocol.BearerToken(r.Header)
 	if err != nil {
 		w.fail(http.StatusUnauthorized, err.Error(), nil)
 		return "", false
 	}
 	return tok, true
+}
+
+// maxLocatorLen is the longest locator accepted in a path, in bytes. A
+// signed locator with a few hints is under 200; checking the length
+// before parsing bounds the work and the error message for a path of
+// 100,000 hints.
+const maxLocatorLen = 2048
+
+// parseLocator parses a block path's locator, or answers 400 and returns
+// false.
+func parseLocator(w *response, path string) (locator.Locator, bool) {
+	if len(path) > maxLocatorLen {
+		w.fail(http.StatusBadRequest, fmt.Sprintf("%v: %d bytes, longer than the %d allowed", locator.ErrSyntax, len(path), maxLocatorLen), nil)
+		return locator.Locator{}, false
+	}
+	loc, err := locator.Parse(path)
+	if err != nil {
+		// Parse says which part is wrong; the message goes to the
+		// client that sent the locator, never to the log.
+		w.fail(http.StatusBadRequest, err.Error(), nil)
+		return locator.Locator{}, false
+	}
+	return loc, true
 }
 
 // checkSystemToken answers 401 or 403 and returns false unless the

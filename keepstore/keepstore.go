@@ -10,13 +10,16 @@
 //
 // Differences from Arvados keepstore: PUT requires a token; /index is
 // refused (403) when no SystemToken is configured; unknown methods and
-// paths answer 400 (as Arvados does, not 405); over MaxConcurrentRequests
-// requests are refused at once with 503 and Retry-After rather than
-// queued; trash, pull, mounts and remote-cluster (+R) reads are not
+// paths answer 400 (as Arvados does, not 405); reads and uploads have
+// separate limits (MaxConcurrentRequests, MaxConcurrentWrites), and
+// requests over them are refused at once with 503 and Retry-After rather
+// than queued; an upload slower than MinUploadRate is cut off with 408;
+// trash, pull, mounts and remote-cluster (+R) reads are not
 // implemented.
 package keepstore
 
 import (
+	"cmp"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
@@ -36,6 +39,24 @@ import (
 // DefaultMaxConcurrentRequests is the request limit when
 // Config.MaxConcurrentRequests is 0, as in Arvados.
 const DefaultMaxConcurrentRequests = 64
+
+// DefaultMaxConcurrentWrites is the upload limit when
+// Config.MaxConcurrentWrites is 0. With DefaultMaxConcurrentRequests it
+// bounds the server's block buffers (1 MiB per request) at 128 MiB, the
+// Arvados default of 128 MaxKeepBlobBuffers.
+const DefaultMaxConcurrentWrites = 64
+
+// DefaultMinUploadRate is the minimum upload rate, in bytes per second,
+// when Config.MinUploadRate is 0: 64 KiB/s, half a megabit, so that a
+// client on a slow but honest link still stores a full 64 MiB block
+// (in at most 17 minutes), while a client trickling its body must send
+// at least this much per second to keep a write slot.
+const DefaultMinUploadRate = 64 << 10
+
+// DefaultUploadGrace is the waiting an upload may use on top of its
+// minimum rate when Config.UploadGrace is 0: enough for a slow start or
+// a client pausing before its first bytes.
+const DefaultUploadGrace = 10 * time.Second
 
 // DefaultSigningTTL is the permission signature lifetime when
 // Config.SigningTTL is 0, as in Arvados (two weeks).
@@ -61,10 +82,30 @@ type Config struct {
 	// SystemToken is the token that may list blocks (/index). Empty
 	// means nobody may.
 	SystemToken string
-	// MaxConcurrentRequests limits the block and index requests served at
-	// once; further ones get 503 with Retry-After. 0 means
+	// MaxConcurrentRequests limits the reads (GET and HEAD of blocks)
+	// and index listings served at once; further ones get 503 with
+	// Retry-After. Uploads do not count against it, so uploads waiting
+	// for their bodies never starve reads. 0 means
 	// DefaultMaxConcurrentRequests.
 	MaxConcurrentRequests int
+	// MaxConcurrentWrites limits the uploads (PUT) served at once. When
+	// every write slot is taken, a new PUT takes the slot of the upload
+	// furthest behind MinUploadRate (by at least a second, grace aside),
+	// which is cut off with 408; if none is behind, the new PUT gets 503
+	// with Retry-After. 0 means DefaultMaxConcurrentWrites.
+	MaxConcurrentWrites int
+	// MinUploadRate is the slowest a PUT body may arrive, in bytes per
+	// second: the time the server spends waiting for body bytes may not
+	// exceed UploadGrace plus one second per MinUploadRate bytes
+	// received. An upload that falls behind is answered 408 and its
+	// connection closed, so nothing is stored; a 64 MiB body may hold a
+	// write slot for at most UploadGrace + 64 MiB / MinUploadRate. Time
+	// the server spends writing to its volumes does not count. 0 means
+	// DefaultMinUploadRate; negative means no minimum (and no eviction).
+	MinUploadRate int64
+	// UploadGrace is the waiting for body bytes allowed on top of
+	// MinUploadRate. 0 means DefaultUploadGrace.
+	UploadGrace time.Duration
 	// Logger receives one line per request and any errors; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -103,8 +144,12 @@ type Server struct {
 	requireSigs bool
 	systemToken string
 	maxRequests int
+	maxWrites   int
+	minRate     int64 // bytes per second; 0 means no minimum
+	grace       time.Duration
 	maxBlock    int64 // locator.MaxBlockSize, but tests lower it
-	limiter     *semaphore.Weighted
+	limiter     *semaphore.Weighted // reads and index listings
+	writes      *writeSlots
 	log         *slog.Logger
 	metrics     *metrics
 }
@@ -133,24 +178,25 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RequireSignatures && len(cfg.SigningKey) == 0 {
 		return nil, fmt.Errorf("%s: RequireSignatures needs a SigningKey", op)
 	}
-	if cfg.MaxConcurrentRequests < 0 || cfg.SigningTTL < 0 {
-		return nil, fmt.Errorf("%s: negative MaxConcurrentRequests or SigningTTL", op)
+	if cfg.MaxConcurrentRequests < 0 || cfg.MaxConcurrentWrites < 0 || cfg.SigningTTL < 0 || cfg.UploadGrace < 0 {
+		return nil, fmt.Errorf("%s: negative MaxConcurrentRequests, MaxConcurrentWrites, SigningTTL or UploadGrace", op)
 	}
 	s := &Server{
 		signer:      locator.Signer{Key: cfg.SigningKey, TTL: cfg.SigningTTL},
 		requireSigs: cfg.RequireSignatures,
 		systemToken: cfg.SystemToken,
-		maxRequests: cfg.MaxConcurrentRequests,
+		maxRequests: cmp.Or(cfg.MaxConcurrentRequests, DefaultMaxConcurrentRequests),
+		maxWrites:   cmp.Or(cfg.MaxConcurrentWrites, DefaultMaxConcurrentWrites),
+		minRate:     max(cmp.Or(cfg.MinUploadRate, DefaultMinUploadRate), 0),
+		grace:       cmp.Or(cfg.UploadGrace, DefaultUploadGrace),
 		maxBlock:    locator.MaxBlockSize,
 		log:         cfg.Logger,
 	}
 	if s.signer.TTL == 0 {
 		s.signer.TTL = DefaultSigningTTL
 	}
-	if s.maxRequests == 0 {
-		s.maxRequests = DefaultMaxConcurrentRequests
-	}
 	s.limiter = semaphore.NewWeighted(int64(s.maxRequests))
+	s.writes = newWriteSlots(s.maxWrites, defaultEvictAfter)
 	if s.log == nil {
 		s.log = slog.Default()
 	}

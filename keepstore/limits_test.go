@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -94,8 +95,14 @@ func (b *blockingReader) Read(p []byte) (int, error) {
 	return b.data.Read(p)
 }
 
+// TestBusy: reads and uploads have separate limits, refused at once with
+// 503 and Retry-After when full; an upload waiting for its body holds a
+// write slot, never a read slot, so reads go on; a PUT over the write
+// limit is refused before its body is sent.
 func TestBusy(t *testing.T) {
-	ts := start(t, keepstore.Config{MaxConcurrentRequests: 1})
+	// No minimum rate: the blocked upload must keep its slot however
+	// long the test takes.
+	ts := start(t, keepstore.Config{MaxConcurrentRequests: 1, MaxConcurrentWrites: 1, MinUploadRate: -1})
 	data := []byte("slow upload")
 	ts.put(t, []byte("foo"))
 	body := &blockingReader{data: bytes.NewReader(data), started: make(chan struct{}), release: make(chan struct{})}
@@ -116,11 +123,10 @@ func TestBusy(t *testing.T) {
 		done <- resp.StatusCode
 	}()
 	// The body is read only after the handler asked for it ("100
-	// Continue"), so the handler now holds the only request slot.
+	// Continue"), so the handler now holds the only write slot.
 	<-body.started
-	code, msg, h := ts.do(t, "GET", "/"+hashOf([]byte("foo"))+"+3", "", nil)
-	if code != 503 || h.Get("Retry-After") != "1" || !strings.Contains(msg, "busy") {
-		t.Errorf("request over the limit: %d %q Retry-After %q; want 503 busy with Retry-After 1", code, msg, h.Get("Retry-After"))
+	if code, msg, _ := ts.do(t, "GET", "/"+hashOf([]byte("foo"))+"+3", "", nil); code != 200 || msg != "foo" {
+		t.Errorf("read while every write slot is taken: %d %q; want 200", code, msg)
 	}
 	// A PUT over the limit is refused before its body is sent.
 	refused := &volumetest.CountingReader{R: bytes.NewReader([]byte("bar"))}
@@ -131,10 +137,11 @@ func TestBusy(t *testing.T) {
 	if resp, err := expectClient(t).Do(req2); err != nil {
 		t.Error(err)
 	} else {
+		msg, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || refused.Reads() != 0 {
-			t.Errorf("PUT over the limit: %d, Retry-After %q, body read %d times; want 503, Retry-After, no read",
-				resp.StatusCode, resp.Header.Get("Retry-After"), refused.Reads())
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || refused.Reads() != 0 || !strings.Contains(string(msg), "busy") {
+			t.Errorf("PUT over the limit: %d %q, Retry-After %q, body read %d times; want 503 busy, Retry-After, no read",
+				resp.StatusCode, msg, resp.Header.Get("Retry-After"), refused.Reads())
 		}
 	}
 	// Management endpoints are not limited.
@@ -145,8 +152,41 @@ func TestBusy(t *testing.T) {
 	if code := <-done; code != 200 {
 		t.Errorf("slow upload = %d", code)
 	}
-	if code, _, _ := ts.do(t, "GET", "/"+hashOf([]byte("foo"))+"+3", "", nil); code != 200 {
-		t.Errorf("request after the slot freed = %d", code)
+	if code, _, _ := ts.do(t, "PUT", "/"+hashOf([]byte("bar")), token, []byte("bar")); code != 200 {
+		t.Errorf("PUT after the slot freed = %d", code)
+	}
+}
+
+// TestReadLimit: reads over MaxConcurrentRequests get 503 busy with
+// Retry-After at once, and uploads still go on.
+func TestReadLimit(t *testing.T) {
+	ts := start(t, keepstore.Config{MaxConcurrentRequests: 1})
+	big := bytes.Repeat([]byte("r"), 8<<20)
+	ts.put(t, big)
+	// A GET whose response is not read holds the read slot: the server
+	// blocks writing once the socket buffers are full.
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /%s+%d HTTP/1.1\r\nHost: x\r\n\r\n", hashOf(big), len(big))
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, msg, h := ts.do(t, "GET", "/"+hashOf(big)+fmt.Sprintf("+%d", len(big)), "", nil)
+		if code == 503 {
+			if h.Get("Retry-After") != "1" || !strings.Contains(msg, "busy") {
+				t.Errorf("read over the limit: %d %q Retry-After %q; want 503 busy with Retry-After 1", code, msg, h.Get("Retry-After"))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the unread GET never held the read slot")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, _, _ := ts.do(t, "PUT", "/"+hashOf([]byte("w")), token, []byte("w")); code != 200 {
+		t.Errorf("PUT while every read slot is taken = %d, want 200", code)
 	}
 }
 

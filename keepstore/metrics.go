@@ -18,6 +18,7 @@ type metrics struct {
 	bytesIn  prometheus.Counter
 	bytesOut prometheus.Counter
 	inflight prometheus.Gauge
+	cut      *prometheus.CounterVec
 	handler  http.Handler
 }
 
@@ -45,8 +46,12 @@ func newMetrics(s *Server) *metrics {
 			Name: "keepstore_requests_in_flight",
 			Help: "HTTP requests being served.",
 		}),
+		cut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keepstore_uploads_cut_total",
+			Help: "Uploads cut off with 408 for arriving slower than the minimum rate: reason \"slow\" when their allowance ran out, \"evicted\" when another upload took their slot.",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, volumeCollector{s})
+	reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, m.cut, volumeCollector{s})
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return m
 }
@@ -63,6 +68,15 @@ func (m *metrics) observe(method string, status int, in, out int64, d time.Durat
 	m.bytesOut.Add(float64(out))
 }
 
+// uploadCut counts an upload cut off for its rate.
+func (m *metrics) uploadCut(evicted bool) {
+	reason := "slow"
+	if evicted {
+		reason = "evicted"
+	}
+	m.cut.WithLabelValues(reason).Inc()
+}
+
 var (
 	volUsedDesc = prometheus.NewDesc("keepstore_volume_used_bytes",
 		"Bytes of blocks stored on the volume.", []string{"volume", "path"}, nil)
@@ -72,6 +86,8 @@ var (
 		"Configured capacity of the volume (0: unlimited).", []string{"volume", "path"}, nil)
 	volFreeDesc = prometheus.NewDesc("keepstore_volume_free_bytes",
 		"Free space on the volume's filesystem (-1: unknown).", []string{"volume", "path"}, nil)
+	volReservedDesc = prometheus.NewDesc("keepstore_volume_reserved_bytes",
+		"Bytes received by writes in flight to the volume, not yet stored.", []string{"volume", "path"}, nil)
 )
 
 // volumeCollector reads volume usage at scrape time.
@@ -82,6 +98,7 @@ func (c volumeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- volBlocksDesc
 	ch <- volCapacityDesc
 	ch <- volFreeDesc
+	ch <- volReservedDesc
 }
 
 func (c volumeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -90,7 +107,7 @@ func (c volumeCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, v := range []struct {
 			d *prometheus.Desc
 			n int64
-		}{{volUsedDesc, u.UsedBytes}, {volBlocksDesc, u.Blocks}, {volCapacityDesc, u.CapacityBytes}, {volFreeDesc, u.FreeBytes}} {
+		}{{volUsedDesc, u.UsedBytes}, {volBlocksDesc, u.Blocks}, {volCapacityDesc, u.CapacityBytes}, {volFreeDesc, u.FreeBytes}, {volReservedDesc, u.ReservedBytes}} {
 			ch <- prometheus.MustNewConstMetric(v.d, prometheus.GaugeValue, float64(v.n), m.id, m.path)
 		}
 	}

@@ -28,11 +28,8 @@ func (s *Server) handlePut(w *response, r *http.Request, path string) {
 	if !ok {
 		return
 	}
-	loc, err := locator.Parse(path)
-	if err != nil {
-		// Parse says which part is wrong; the message goes to the
-		// client that sent the locator, never to the log.
-		w.fail(http.StatusBadRequest, err.Error(), nil)
+	loc, ok := parseLocator(w, path)
+	if !ok {
 		return
 	}
 	size := r.ContentLength // -1 if unknown (chunked)
@@ -63,9 +60,25 @@ func (s *Server) handlePut(w *response, r *http.Request, path string) {
 		return
 	}
 
-	body := newCheckedReader(r.Body, loc.Hash, size, s.maxBlock)
+	// The write slot is taken only now, so that refusals decided from
+	// the headers never wait for one or take one.
+	up := newUpload(w, r.Body, s.minRate, s.grace)
+	if !s.writes.acquire(up) {
+		w.fail(http.StatusServiceUnavailable, "server busy: every write slot is taken by an upload keeping to the minimum rate", nil)
+		return
+	}
+	defer s.writes.release(up)
+
+	body := newCheckedReader(up, loc.Hash, size, s.maxBlock)
 	p := newProgress(classes)
 	if code, msg, err := s.store(w, r, loc.Hash, body, size, cands, p); code != http.StatusOK {
+		if code == http.StatusRequestTimeout {
+			// The rest of the body will not be read: say so, rather
+			// than leave the client sending into a closing connection.
+			w.Header().Set("Connection", "close")
+			_, evicted := isSlowUpload(err)
+			s.metrics.uploadCut(evicted)
+		}
 		w.fail(code, msg, err)
 		return
 	}
@@ -239,6 +252,9 @@ func copyBlock(ctx context.Context, from, to *mount, hash string) error {
 // bodyFailure maps a checkedReader error to a status and message. The
 // messages hold sizes and hashes only, never credentials.
 func bodyFailure(err error) (int, string) {
+	if slow, _ := isSlowUpload(err); slow {
+		return http.StatusRequestTimeout, err.Error()
+	}
 	if errors.Is(err, errTooLarge) {
 		return http.StatusRequestEntityTooLarge, err.Error()
 	}
@@ -246,14 +262,22 @@ func bodyFailure(err error) (int, string) {
 }
 
 // volumeFailure maps the errors of volumes that could not take a block:
-// 507 if they were all full or read-only (retrying will not help), else
-// 503 (a volume is failing, perhaps briefly), which fail sends with
-// Retry-After.
+// 507 if they were all full or read-only (retrying will not help); 503
+// "volume busy" if some had room but for uploads in flight (which may
+// yet fail); else 503 "volume unavailable" (a volume is failing, perhaps
+// briefly). fail sends every 503 with Retry-After.
 func volumeFailure(errs []error) (int, string, error) {
+	busy := false
 	for _, err := range errs {
-		if !errors.Is(err, ErrFull) && !errors.Is(err, ErrReadOnly) {
+		switch {
+		case errors.Is(err, ErrBusy):
+			busy = true
+		case !errors.Is(err, ErrFull) && !errors.Is(err, ErrReadOnly):
 			return http.StatusServiceUnavailable, "volume unavailable", errors.Join(errs...)
 		}
+	}
+	if busy {
+		return http.StatusServiceUnavailable, "volume busy: its free room is promised to uploads in flight; try again shortly", errors.Join(errs...)
 	}
 	return http.StatusInsufficientStorage, "insufficient storage", errors.Join(errs...)
 }

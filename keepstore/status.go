@@ -6,8 +6,19 @@ import "context"
 type Status struct {
 	// Volumes describes each volume, in configuration order.
 	Volumes []VolumeStatus `json:"volumes"`
-	// MaxConcurrentRequests is the configured request limit.
+	// MaxConcurrentRequests is the configured limit on reads and index
+	// listings.
 	MaxConcurrentRequests int `json:"max_concurrent_requests"`
+	// MaxConcurrentWrites is the configured limit on uploads.
+	MaxConcurrentWrites int `json:"max_concurrent_writes"`
+	// WritesInFlight is the number of write slots held now.
+	WritesInFlight int `json:"writes_in_flight"`
+	// MinUploadRate is the minimum upload rate in bytes per second, or 0
+	// for none.
+	MinUploadRate int64 `json:"min_upload_rate"`
+	// UploadGraceSeconds is the waiting an upload may use on top of the
+	// minimum rate.
+	UploadGraceSeconds float64 `json:"upload_grace_seconds"`
 }
 
 // VolumeStatus describes one volume in a Status.
@@ -30,7 +41,14 @@ type VolumeStatus struct {
 
 // Status reports the server's volumes and their usage.
 func (s *Server) Status(ctx context.Context) Status {
-	st := Status{MaxConcurrentRequests: s.maxRequests, Volumes: make([]VolumeStatus, 0, len(s.mounts))}
+	st := Status{
+		MaxConcurrentRequests: s.maxRequests,
+		MaxConcurrentWrites:   s.maxWrites,
+		WritesInFlight:        s.writes.inUse(),
+		MinUploadRate:         s.minRate,
+		UploadGraceSeconds:    s.grace.Seconds(),
+		Volumes:               make([]VolumeStatus, 0, len(s.mounts)),
+	}
 	for _, m := range s.mounts {
 		vs := VolumeStatus{ID: m.id, Path: m.path, ReadOnly: m.readOnly, Classes: m.classes, Replication: m.replication}
 		u, err := m.vol.Usage(ctx)

@@ -24,9 +24,14 @@ type Volume interface {
 	//
 	// Put decides whether it can take the block (read-only, full,
 	// unavailable) before reading anything from r, so a refusal costs the
-	// client no upload. If reading r fails, or the content is not exactly
-	// size bytes, or ctx is cancelled, nothing is stored and the error
-	// wraps the cause. A block already present is replaced, which is
+	// client no upload. Room is claimed as the content arrives, not for
+	// size up front, so that uploads declaring a large size and sending
+	// little cannot make a volume look full; a Put that finds its room
+	// taken by other writes in flight, before or while reading, fails
+	// with ErrBusy, and only one that could not fit even if they all
+	// failed fails with ErrFull. If reading r fails, or the content is
+	// not exactly size bytes, or ctx is cancelled, nothing is stored and
+	// the error wraps the cause. A block already present is replaced, which is
 	// harmless because content determines the name. Put does not check
 	// the hash: the caller does, through r.
 	Put(ctx context.Context, hash string, r io.Reader, size int64) error
@@ -57,6 +62,10 @@ var (
 	ErrFull = errors.New("volume full")
 	// ErrReadOnly means the volume does not accept writes.
 	ErrReadOnly = errors.New("volume is read-only")
+	// ErrBusy means the volume cannot take the block now but may soon:
+	// its room is claimed by writes in flight, which may fail and give
+	// it back. The server answers 503 with Retry-After, not 507.
+	ErrBusy = errors.New("volume busy")
 )
 
 // BlockInfo describes one stored block.
@@ -77,6 +86,9 @@ type Usage struct {
 	Blocks int64 `json:"blocks"`
 	// CapacityBytes is the configured limit on UsedBytes, or 0 for none.
 	CapacityBytes int64 `json:"capacity_bytes"`
+	// ReservedBytes is the room claimed by writes in flight: the bytes
+	// they have received so far.
+	ReservedBytes int64 `json:"reserved_bytes"`
 	// FreeBytes is the space left on the underlying storage, or -1 when
 	// unknown.
 	FreeBytes int64 `json:"free_bytes"`

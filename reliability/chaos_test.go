@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,11 +31,12 @@ func chaosSizes() chaosConfig {
 
 // chaosStats counts what one variant of TestChaos saw.
 type chaosStats struct {
-	runs, ok, failed           int
-	killsInPuts                int
-	blocks, copies             int
-	over, short                int
-	shortNamed, failedAllThere int
+	runs, ok, failed int
+	killsInPuts      int
+	blocks, copies   int
+	over             int // blocks on more than 2 servers
+	shortNamed       int // short blocks failed puts named
+	failedAllThere   int // failed puts whose blocks all had 2 copies
 }
 
 // TestChaos runs keep put (the real binary, --replicas 2) on 5 real
@@ -74,10 +74,10 @@ func TestChaos(t *testing.T) {
 				chaosRun(t, c, ctl, svcFile, dir, base, &st)
 			}
 			ctl.halt()
-			kills, fills, lost := ctl.counts()
-			t.Logf("chaos %s: %d runs of %d MiB at --replicas 2 on %d servers: %d succeeded, %d failed naming their %d short blocks (%d failed runs had every block on 2 servers anyway); %d kills (%d during puts), %d fill, %d restarts given up; %d blocks, %d copies on disk, %d blocks on more than 2 servers (each with a holder killed mid-write)",
+			kills, cut, fills, lost := ctl.counts()
+			t.Logf("chaos %s: %d runs of %d MiB at --replicas 2 on %d servers: %d succeeded, %d failed naming their %d short blocks (%d failed runs had every block on 2 servers anyway); %d kills (%d during puts, cutting %d uploads mid-body), %d fill, %d restarts given up; %d blocks, %d copies on disk, %d blocks on more than 2 servers (each with a holder killed mid-write)",
 				variant, st.runs, cfg.fileSize>>20, cfg.servers, st.ok, st.failed, st.shortNamed, st.failedAllThere,
-				kills, st.killsInPuts, fills, lost, st.blocks, st.copies, st.over)
+				kills, st.killsInPuts, cut, fills, lost, st.blocks, st.copies, st.over)
 			if st.ok == 0 {
 				t.Error("no put succeeded: nothing was read back")
 			}
@@ -207,9 +207,3 @@ func checkManifestBlocks(t *testing.T, text string, hashes []string) {
 		t.Errorf("manifest blocks %v, want %v", got, want)
 	}
 }
-
-// String formats a holder for messages.
-func (h holder) String() string {
-	return fmt.Sprintf("server %d (written %s)", h.server, h.mtime.Format("15:04:05.000"))
-}
-

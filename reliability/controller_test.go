@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ type controller struct {
 	lost   map[int]bool // servers given up: their port was taken
 	filled int          // server restarted full, or -1
 	fills  int
+	cut    int // temporary files kills left: uploads cut mid-body
 }
 
 // startController starts a controller on c; it is stopped at cleanup,
@@ -65,8 +67,11 @@ func (ctl *controller) run() {
 			return
 		}
 		s.kill()
+		at := time.Now()
+		cut := ctl.removeTemps(s)
 		ctl.mu.Lock()
-		ctl.kills = append(ctl.kills, killEvent{server: s.index, at: time.Now()})
+		ctl.kills = append(ctl.kills, killEvent{server: s.index, at: at})
+		ctl.cut += cut
 		switch {
 		case n == ctl.fillAt:
 			s.setExtra("--capacity", "1K")
@@ -91,6 +96,21 @@ func (ctl *controller) run() {
 			ctl.mu.Unlock()
 		}
 	}
+}
+
+// removeTemps deletes the temporary files in a killed server's volume
+// and returns how many there were: each is an upload the kill cut short.
+// The server would keep them (it removes only those over an hour old),
+// and they would fill the disk of a long run.
+func (ctl *controller) removeTemps(s *server) int {
+	vs, err := scanVolume(s.dir)
+	if err != nil {
+		ctl.t.Errorf("server %d: %v", s.index, err)
+	}
+	for _, p := range vs.tmps {
+		os.Remove(p)
+	}
+	return len(vs.tmps)
 }
 
 // pause sleeps for a random time in [lo, hi) and reports whether the
@@ -135,11 +155,12 @@ func (ctl *controller) killsBetween(start, end time.Time) []killEvent {
 	return out
 }
 
-// counts returns the kills so far, the fills and the servers given up.
-func (ctl *controller) counts() (kills, fills, lost int) {
+// counts returns the kills so far, the uploads they cut, the fills and
+// the servers given up.
+func (ctl *controller) counts() (kills, cut, fills, lost int) {
 	ctl.mu.Lock()
 	defer ctl.mu.Unlock()
-	return len(ctl.kills), ctl.fills, len(ctl.lost)
+	return len(ctl.kills), ctl.cut, ctl.fills, len(ctl.lost)
 }
 
 // isLost reports whether server i was given up.

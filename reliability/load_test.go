@@ -1,44 +1,56 @@
 package reliability
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-
 )
 
-// loadConfig sizes TestLoad.
+// loadConfig sizes TestLoad. Either sharedSize is blockSize, so that
+// every shared file is exactly one block wherever it falls in a put, or
+// each put stores one shared file and nothing else (sharedPerPut 1,
+// uniqueSize 0), so that its blocks are the file's: a smaller file
+// followed by another would share a block with it.
 type loadConfig struct {
 	servers      int
 	puts         int   // concurrent keep puts per round
-	shared       int   // distinct 64 MiB files the puts share
+	shared       int   // distinct files the puts share
+	sharedSize   int64 // bytes of each
 	sharedPerPut int   // shared files each put stores
-	uniqueSize   int64 // bytes of each put's own file
+	uniqueSize   int64 // bytes of each put's own file; 0 for none
 	maxRSS       int64 // bound on each server's peak resident memory
 }
 
 func loadSizes() loadConfig {
 	if *long {
-		return loadConfig{servers: 5, puts: 8, shared: 4, sharedPerPut: 2, uniqueSize: 16 << 20, maxRSS: 2 << 30}
+		return loadConfig{servers: 5, puts: 8, shared: 4, sharedSize: blockSize, sharedPerPut: 2, uniqueSize: 16 << 20, maxRSS: 2 << 30}
 	}
-	return loadConfig{servers: 5, puts: 8, shared: 8, sharedPerPut: 1, uniqueSize: 1 << 20, maxRSS: 2 << 30}
+	return loadConfig{servers: 5, puts: 8, shared: 4, sharedSize: 24 << 20, sharedPerPut: 1, maxRSS: 2 << 30}
+}
+
+// loadPut is one keep put of a round and what came of it.
+type loadPut struct {
+	args   []string
+	want   []string // block hashes
+	stdout string
+	stderr string
+	err    error
 }
 
 // TestLoad runs rounds of 8 concurrent keep puts at N = 2, 3, 4 and 5
-// replicas on 5 real servers. Each put stores some of a few shared 64 MiB
-// files (each exactly one block, so several puts write the same block to
-// the same servers at once) and a small file of its own. Every put must
-// succeed, list the expected blocks, and leave each block on at least N
-// servers with the right MD5. Afterwards each server's peak resident
-// memory (VmHWM) must be below a generous bound: servers stream blocks to
-// disk, so concurrent uploads must not add up in memory.
+// replicas on 5 real servers. The puts share files (so several of them
+// write the same block to the same servers at once); in the long variant
+// each also stores a file of its own. Every put must succeed, list the
+// expected blocks, and leave each block on at least N servers with the
+// right MD5. (More than N is possible and counted: a put may abandon a
+// lagging upload to a server that another put's upload of the same block
+// then completes.) At the end each server's peak resident memory
+// (VmHWM) must be below a generous bound: servers stream blocks to disk,
+// so concurrent uploads must not add up in memory.
 func TestLoad(t *testing.T) {
 	needBinary(t)
 	cfg := loadSizes()
@@ -46,58 +58,15 @@ func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	shared := make([][]byte, cfg.shared)
 	for k := range shared {
-		shared[k] = randomBytes(blockSize)
+		shared[k] = randomBytes(cfg.sharedSize)
 	}
 	unique := randomBytes(cfg.uniqueSize)
 	seed := uint64(time.Now().UnixNano())
 	var blocks, refs, copies, over int
-	var clientPeak int64
 	for n := 2; n <= cfg.servers; n++ {
-		roundStart := time.Now()
-		// New stamps each round: no server holds these blocks yet.
-		var files []string
-		for k, data := range shared {
-			stamp(data, seed+uint64(n<<8|k))
-			files = append(files, filepath.Join(dir, fmt.Sprintf("shared-%d.bin", k)))
-			if err := os.WriteFile(files[k], data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		type put struct {
-			args   []string
-			want   []string // block hashes, in order
-			stdout string
-			stderr string
-			err    error
-			rss    int64
-		}
-		puts := make([]*put, cfg.puts)
-		for i := range puts {
-			p := &put{args: []string{"put", "--replicas", strconv.Itoa(n), "--no-cache", "--services", c.svcFile}}
-			for j := 0; j < cfg.sharedPerPut; j++ {
-				k := (i + j) % cfg.shared
-				p.args = append(p.args, files[k])
-				p.want = append(p.want, blockHashes(shared[k])...)
-			}
-			stamp(unique, seed+uint64(n<<8|0x80|i))
-			own := filepath.Join(dir, fmt.Sprintf("own-%d.bin", i))
-			if err := os.WriteFile(own, unique, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			p.args = append(p.args, own)
-			p.want = append(p.want, blockHashes(unique)...)
-			puts[i] = p
-		}
-		var wg sync.WaitGroup
-		for _, p := range puts {
-			wg.Go(func() { p.stdout, p.stderr, p.rss, p.err = runKeepRSS(c.env, p.args...) })
-		}
-		wg.Wait()
-
-		t.Logf("TIMING round N=%d puts done %v", n, time.Since(roundStart))
+		puts := loadRound(t, c, cfg, dir, n, shared, unique, seed+uint64(n<<16))
 		distinct := map[string]bool{}
 		for i, p := range puts {
-			clientPeak = max(clientPeak, p.rss)
 			if p.err != nil {
 				t.Errorf("N=%d: put %d: %v\n%s", n, i, p.err, p.stderr)
 				continue
@@ -113,10 +82,10 @@ func TestLoad(t *testing.T) {
 			if err != nil {
 				t.Errorf("N=%d: block %s: %v", n, h, err)
 			}
-			if len(hs) < n {
+			switch {
+			case len(hs) < n:
 				t.Errorf("N=%d: block %s on %d servers %v", n, h, len(hs), hs)
-			}
-			if len(hs) > n {
+			case len(hs) > n:
 				over++
 				t.Logf("N=%d: block %s on %d servers %v", n, h, len(hs), hs)
 			}
@@ -124,40 +93,65 @@ func TestLoad(t *testing.T) {
 			copies += len(hs)
 			removeBlock(c.dirs(), h)
 		}
-		t.Logf("TIMING round N=%d checked %v", n, time.Since(roundStart))
 	}
-	if false && blocks >= refs {
+	if blocks >= refs {
 		t.Errorf("%d distinct blocks for %d block references: the puts shared nothing", blocks, refs)
 	}
 
-	var peaks []string
+	var peaks []int64
 	for _, s := range c.servers {
 		rss, err := s.running().peakRSS()
 		if err != nil {
 			t.Fatal(err)
 		}
-		peaks = append(peaks, fmt.Sprintf("%d", rss>>20))
+		peaks = append(peaks, rss>>20)
 		if rss > cfg.maxRSS {
 			t.Errorf("server %d peak RSS %d MiB, over %d MiB", s.index, rss>>20, cfg.maxRSS>>20)
 		}
 	}
-	t.Logf("load: %d rounds (N=2..%d) of %d concurrent puts, each of %d shared 64 MiB file(s) and a %d MiB file of its own, on %d servers: %d distinct blocks for %d block references, %d copies on disk, %d blocks on more than N servers; server peak RSS MiB %v; largest keep put peak RSS %d MiB",
-		cfg.servers-1, cfg.servers, cfg.puts, cfg.sharedPerPut, cfg.uniqueSize>>20, cfg.servers, blocks, refs, copies, over, peaks, clientPeak>>20)
+	t.Logf("load: %d rounds (N=2..%d) of %d concurrent puts on %d servers, each of %d of %d shared %d MiB files and %d MiB of its own: %d distinct blocks for %d block references, %d copies on disk, %d blocks on more than N servers; server peak RSS (MiB) %v",
+		cfg.servers-1, cfg.servers, cfg.puts, cfg.servers, cfg.sharedPerPut, cfg.shared, cfg.sharedSize>>20, cfg.uniqueSize>>20,
+		blocks, refs, copies, over, peaks)
 }
 
-// runKeepRSS is runKeep that also returns the command's peak resident
-// memory in bytes.
-func runKeepRSS(env []string, args ...string) (stdout, stderr string, rss int64, err error) {
-	cmd := exec.Command(keepBin, args...)
-	cmd.Env = env
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			rss = ru.Maxrss << 10 // kB on Linux
+// loadRound writes the round's files, with stamps from seed so that no
+// server holds their blocks yet, and runs cfg.puts keep puts at once at
+// n replicas.
+func loadRound(t *testing.T, c *cluster, cfg loadConfig, dir string, n int, shared [][]byte, unique []byte, seed uint64) []*loadPut {
+	t.Helper()
+	var files []string
+	var hashes [][]string
+	for k, data := range shared {
+		stamp(data, seed+uint64(k))
+		files = append(files, filepath.Join(dir, fmt.Sprintf("shared-%d.bin", k)))
+		hashes = append(hashes, blockHashes(data))
+		if err := os.WriteFile(files[k], data, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-	return o.String(), e.String(), rss, err
+	puts := make([]*loadPut, cfg.puts)
+	for i := range puts {
+		p := &loadPut{args: []string{"put", "--replicas", strconv.Itoa(n), "--no-cache", "--services", c.svcFile}}
+		for j := 0; j < cfg.sharedPerPut; j++ {
+			k := (i + j) % cfg.shared
+			p.args = append(p.args, files[k])
+			p.want = append(p.want, hashes[k]...)
+		}
+		if len(unique) > 0 {
+			stamp(unique, seed+uint64(0x100+i))
+			own := filepath.Join(dir, fmt.Sprintf("own-%d.bin", i))
+			if err := os.WriteFile(own, unique, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p.args = append(p.args, own)
+			p.want = append(p.want, blockHashes(unique)...)
+		}
+		puts[i] = p
+	}
+	var wg sync.WaitGroup
+	for _, p := range puts {
+		wg.Go(func() { p.stdout, p.stderr, p.err = runKeep(c.env, p.args...) })
+	}
+	wg.Wait()
+	return puts
 }
-

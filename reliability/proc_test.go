@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -179,16 +178,4 @@ func readAddrPort(path string) (int, error) {
 // isAddrInUse reports whether a process's output says its port was taken.
 func isAddrInUse(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "address already in use")
-}
-
-// cleanupProcs is registered with t.Cleanup by tests that start
-// processes: it kills every process still running.
-func cleanupProcs(t *testing.T, procs func() []*proc) {
-	t.Cleanup(func() {
-		for _, p := range procs() {
-			if p != nil {
-				p.kill()
-			}
-		}
-	})
 }

@@ -98,6 +98,11 @@ type holder struct {
 	mtime  time.Time // of the copy: when it was last written or touched
 }
 
+// String formats a holder for messages.
+func (h holder) String() string {
+	return fmt.Sprintf("server %d (written %s)", h.server, h.mtime.Format("15:04:05.000"))
+}
+
 // holders returns the volumes among dirs (indexed as servers) holding a
 // copy of the block, and an error for any copy whose content does not
 // match its name.
