@@ -147,7 +147,7 @@ type Server struct {
 	maxWrites   int
 	minRate     int64 // bytes per second; 0 means no minimum
 	grace       time.Duration
-	maxBlock    int64 // locator.MaxBlockSize, but tests lower it
+	maxBlock    int64               // locator.MaxBlockSize, but tests lower it
 	limiter     *semaphore.Weighted // reads and index listings
 	writes      *writeSlots
 	log         *slog.Logger
