@@ -59,7 +59,10 @@ func TestFetchFromServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(ks)
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.Close()
+		ks.Close()
+	})
 	// A server whose index is cut short.
 	cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/index" {

@@ -30,19 +30,13 @@ import (
 	"sort"
 	"time"
 
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
 )
 
 // Mount is one volume of a server, as GET /mounts describes it.
-type Mount struct {
-	UUID           string          `json:"uuid"`
-	DeviceID       string          `json:"device_id"`
-	AllowWrite     bool            `json:"allow_write"`
-	AllowTrash     bool            `json:"allow_trash"`
-	Replication    int             `json:"replication"`
-	StorageClasses map[string]bool `json:"storage_classes"`
-}
+type Mount = protocol.Mount
 
 // Server is one block server and its mounts.
 type Server struct {
@@ -92,31 +86,23 @@ type Wanted struct {
 
 // PullItem asks a server to fetch a block from others, as PUT /pull
 // takes it.
-type PullItem struct {
-	Locator   string   `json:"locator"`
-	Servers   []string `json:"servers"`
-	MountUUID string   `json:"mount_uuid"`
-}
+type PullItem = protocol.PullItem
 
 // TrashItem asks a server to trash its copy of a block on a mount, as PUT
 // /trash takes it. BlockMtime must match the copy's, so that a block
 // written again since the index was read is kept.
-type TrashItem struct {
-	Locator    string `json:"locator"`
-	BlockMtime int64  `json:"block_mtime"`
-	MountUUID  string `json:"mount_uuid"`
-}
+type TrashItem = protocol.TrashItem
 
 // Class is how a block stands against its wanted replication.
 type Class int
 
 const (
-	OK              Class = iota // wanted copies, in their ideal places
-	Under                        // fewer copies than wanted, at least one
-	Lost                         // wanted, and no copy anywhere
-	Over                         // more copies than wanted
-	Misplaced                    // enough copies, but not all in ideal places
-	Unreferenced                 // stored, and no manifest references it
+	OK           Class = iota // wanted copies, in their ideal places
+	Under                     // fewer copies than wanted, at least one
+	Lost                      // wanted, and no copy anywhere
+	Over                      // more copies than wanted
+	Misplaced                 // enough copies, but not all in ideal places
+	Unreferenced              // stored, and no manifest references it
 	numClasses
 )
 

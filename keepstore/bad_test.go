@@ -46,7 +46,7 @@ func TestBadRequests(t *testing.T) {
 		{"Bearer without token", noAuth("PUT", "/"+foo, "Authorization: Bearer"), false, 401, "malformed"},
 		{"Bearer two words", noAuth("PUT", "/"+foo, "Authorization: Bearer a b"), false, 401, "malformed"},
 		{"POST", noAuth("POST", "/"+foo, "Authorization: Bearer t"), false, 400, "Bad Request"},
-		{"DELETE", noAuth("DELETE", "/"+foo, "Authorization: Bearer t"), false, 400, "Bad Request"},
+		{"DELETE without the system token", noAuth("DELETE", "/"+foo, "Authorization: Bearer t"), false, 403, "forbidden"},
 		{"unknown method", noAuth("FROB", "/"+foo, "Authorization: Bearer t"), false, 400, "Bad Request"},
 		{"removed status.json", noAuth("GET", "/status.json"), false, 400, ""},
 		{"GET bad locator", noAuth("GET", "/"+foo+"+3+"), false, 400, "invalid locator"},

@@ -21,10 +21,6 @@ import (
 // and Arvados keepstore uses the same prefix.
 const tmpPrefix = "tmp"
 
-// staleTmpAge is how old a leftover temporary file must be before
-// OpenDirectory deletes it; younger ones may belong to a write in flight.
-const staleTmpAge = time.Hour
-
 // DirectoryOptions configures a Directory volume. The zero value is a
 // writable volume with no capacity limit.
 type DirectoryOptions struct {
@@ -52,39 +48,77 @@ type Directory struct {
 	capacity int64
 	minFree  int64
 
-	mu       sync.Mutex // protects used, blocks and reserved
-	used     int64      // total size of the block files
-	blocks   int64      // number of block files
-	reserved int64      // bytes received by writes in flight, not yet in used
+	uuid string
+	lock *os.File // holds the volume's lock; nil when read-only
+
+	mu       sync.Mutex      // protects the fields below, and renames of block files
+	used     int64           // total size of the block files
+	blocks   int64           // number of block files
+	reserved int64           // bytes received by writes in flight, not yet in used
+	tmps     map[string]bool // temporary files of writes in flight
 }
 
 var _ Volume = (*Directory)(nil)
 
 // OpenDirectory opens the volume rooted at the existing directory root.
-// It scans the volume once to count the blocks and bytes stored, and
-// deletes temporary files left by writes interrupted over an hour ago.
+//
+// A writable volume is locked (ROOT/lock), so that no two servers serve
+// it at once: a second OpenDirectory of the same directory, in this
+// process or another, fails with ErrVolumeInUse until Close. Holding the
+// lock, it deletes every temporary file left by interrupted writes. A
+// read-only volume takes no lock and removes nothing.
+//
+// The volume's UUID is kept in ROOT/volume-uuid, created on first open
+// of a writable volume, so that it moves with the disk.
+//
+// OpenDirectory scans the volume once to count the blocks and bytes
+// stored.
 func OpenDirectory(root string, opts DirectoryOptions) (*Directory, error) {
-	const op = "keepstore.OpenDirectory"
 	abs, err := filepath.Abs(root)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fmt.Errorf("volume %s: %w", root, err)
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fmt.Errorf("volume %s: %w", root, err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("%s: %s is not a directory", op, abs)
+		return nil, fmt.Errorf("volume %s is not a directory", abs)
 	}
-	d := &Directory{root: abs, readOnly: opts.ReadOnly, capacity: opts.Capacity, minFree: opts.MinFreeBytes}
+	d := &Directory{root: abs, readOnly: opts.ReadOnly, capacity: opts.Capacity, minFree: opts.MinFreeBytes, tmps: map[string]bool{}}
 	if d.minFree == 0 {
 		d.minFree = locator.MaxBlockSize
 	}
+	if !d.readOnly {
+		if d.lock, err = lockVolume(abs); err != nil {
+			return nil, err
+		}
+	}
+	if d.uuid, err = volumeUUID(abs, d.readOnly); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("volume %s: %w", abs, err)
+	}
 	if err := d.scan(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		d.Close()
+		return nil, fmt.Errorf("volume %s: %w", abs, err)
 	}
 	return d, nil
 }
+
+// Close releases the volume's lock. The Directory must not be used after.
+func (d *Directory) Close() error {
+	if d.lock == nil {
+		return nil
+	}
+	err := unlockVolume(d.lock)
+	d.lock = nil
+	return err
+}
+
+// UUID returns the volume's UUID: Arvados' volume UUID form, kept in the
+// volume. A read-only volume that has none gets one derived from its
+// path.
+func (d *Directory) UUID() string { return d.uuid }
 
 // Root returns the volume's absolute directory.
 func (d *Directory) Root() string { return d.root }
@@ -113,7 +147,8 @@ func (d *Directory) scan() error {
 			case isHash(name) && name[:3] == sub.Name():
 				d.used += fi.Size()
 				d.blocks++
-			case strings.HasPrefix(name, tmpPrefix) && !d.readOnly && time.Since(fi.ModTime()) > staleTmpAge:
+			case strings.HasPrefix(name, tmpPrefix) && !d.readOnly:
+				// The lock is held: no write of this volume is in flight.
 				os.Remove(filepath.Join(dir, name))
 			}
 		}
@@ -176,6 +211,8 @@ func (d *Directory) Touch(ctx context.Context, hash string) error {
 		return ErrReadOnly
 	}
 	now := time.Now()
+	d.mu.Lock() // see Trash
+	defer d.mu.Unlock()
 	return mapNotExist(os.Chtimes(p, now, now))
 }
 
@@ -209,12 +246,18 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 		return mapNoSpace(err)
 	}
 	tmp := f.Name()
+	d.mu.Lock()
+	d.tmps[tmp] = true
+	d.mu.Unlock()
 	committed := false
 	defer func() {
 		if !committed {
 			f.Close()
 			os.Remove(tmp)
 		}
+		d.mu.Lock()
+		delete(d.tmps, tmp)
+		d.mu.Unlock()
 	}()
 
 	buf := getBuf()

@@ -6,7 +6,17 @@ import "time"
 // send oversize bodies without sending 64 MiB.
 func SetMaxBlockSize(s *Server, n int64) { s.maxBlock = n }
 
+// Names of the files a Directory keeps beside its blocks.
+const (
+	LockFileName = lockFileName
+	UUIDFileName = uuidFileName
+)
+
 // SetEvictAfter sets how far behind the minimum rate an upload must be
 // before another may take its write slot, so that tests need not wait
 // for the default second.
 func SetEvictAfter(s *Server, d time.Duration) { s.writes.evictAfter = d }
+
+// SetManagementToken replaces s's management token, so that tests can
+// run a server with none although their helper always sets one.
+func SetManagementToken(s *Server, tok string) { s.mgmtToken = tok }

@@ -74,6 +74,9 @@ func (s *Server) handleRead(w *response, r *http.Request, path string) {
 			// Headers and part of the body are out: the status can no
 			// longer change, so cut the connection short.
 			w.err = fmt.Errorf("volume %s: %w", m.id, err)
+			if errors.Is(err, errChecksum) {
+				s.quarantine(r.Context(), m, loc.Hash)
+			}
 			s.logError(w, r, slog.LevelError, "block read failed after response started", err,
 				slog.String("volume", m.id), slog.String("hash", loc.Hash))
 			abort(w)
@@ -82,6 +85,7 @@ func (s *Server) handleRead(w *response, r *http.Request, path string) {
 			corruptSize = size
 			s.logError(w, r, slog.LevelError, "stored block is corrupt", err,
 				slog.String("volume", m.id), slog.String("hash", loc.Hash))
+			s.quarantine(r.Context(), m, loc.Hash)
 		default:
 			readErrs = append(readErrs, fmt.Errorf("volume %s: %w", m.id, err))
 		}
@@ -162,4 +166,26 @@ func sendBlock(ctx context.Context, w *response, m *mount, hash string, head boo
 		}
 	}
 	return sent, size, nil
+}
+
+// quarantine moves m's copy of the block, found to fail its hash, to the
+// trash, so that indexes stop listing it and balancing replaces it; it
+// stays restorable until the trash lifetime ends. It checks the copy
+// again first, and trashes it only if it is unchanged since, so that a
+// copy just repaired by an upload stays.
+func (s *Server) quarantine(ctx context.Context, m *mount, hash string) {
+	if m.readOnly {
+		return
+	}
+	ctx = context.WithoutCancel(ctx) // the client may be gone; the copy is still bad
+	st, err := m.vol.Stat(ctx, hash)
+	if err != nil || verifyCopy(ctx, m, hash) == nil {
+		return
+	}
+	s.metrics.corrupt.Inc()
+	if err := m.vol.Trash(ctx, hash, st.Mtime, s.trashDeadline(time.Now())); err != nil {
+		s.log.Error("moving corrupt copy to the trash", slog.String("volume", m.id), slog.String("hash", hash), slog.String("error", err.Error()))
+		return
+	}
+	s.log.Warn("moved corrupt copy to the trash", slog.String("volume", m.id), slog.String("hash", hash))
 }

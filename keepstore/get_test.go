@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/keepproject/keep/keepstore"
@@ -33,9 +34,8 @@ func TestCorruptBlock(t *testing.T) {
 		name      string
 		data, bad []byte
 	}{{"small", small, []byte("fox")}, {"big", big, badBig}} {
-		corrupt(t, ts.dirs[0], c.data, c.bad)
 		loc := "/" + hashOf(c.data) + "+" + strconv.Itoa(len(c.data))
-
+		corrupt(t, ts.dirs[0], c.data, c.bad)
 		resp, err := ts.Client().Get(ts.URL + loc)
 		if err != nil {
 			t.Fatal(err)
@@ -46,12 +46,27 @@ func TestCorruptBlock(t *testing.T) {
 			t.Errorf("%s: GET of corrupt block: %d, Content-Length %d, read %d bytes, err %v; want 200 and a short body",
 				c.name, resp.StatusCode, resp.ContentLength, len(got), err)
 		}
+		// The corrupt copy was moved to the trash: no longer served.
+		if code, body, _ := ts.do(t, "HEAD", loc, "", nil); code != http.StatusNotFound {
+			t.Errorf("%s: HEAD after a corrupt GET = %d %q, want 404 (copy moved aside)", c.name, code, body)
+		}
+		corrupt(t, ts.dirs[0], c.data, c.bad)
 		if code, body, _ := ts.do(t, "HEAD", loc, "", nil); code != http.StatusBadGateway {
 			t.Errorf("%s: HEAD of corrupt block = %d %q, want 502", c.name, code, body)
 		}
+		if code, _, _ := ts.do(t, "HEAD", loc, "", nil); code != http.StatusNotFound {
+			t.Errorf("%s: HEAD after a corrupt HEAD = %d, want 404 (copy moved aside)", c.name, code)
+		}
+		trashed, _ := filepath.Glob(filepath.Join(ts.dirs[0], hashOf(c.data)[:3], hashOf(c.data)+".trash.*"))
+		if len(trashed) != 1 {
+			t.Errorf("%s: trashed copies %v, want one", c.name, trashed)
+		}
+	}
+	if _, body, _ := ts.do(t, "GET", "/metrics", mgmtToken, nil); !strings.Contains(body, "keepstore_corrupt_blocks_total 4") {
+		t.Errorf("metrics do not count 4 corrupt copies:\n%s", body)
 	}
 	ts.log.waitFor(t, "stored block is corrupt")
-	if code, _, _ := ts.do(t, "GET", "/_health/ping", "", nil); code != 200 {
+	if code, _, _ := ts.do(t, "GET", "/_health/ping", mgmtToken, nil); code != 200 {
 		t.Error("server not serving after corrupt reads")
 	}
 }

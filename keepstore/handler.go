@@ -75,10 +75,12 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // ServeHTTP implements http.Handler.
 //
 // Routes: PUT /HASH[+hints]; GET and HEAD /LOCATOR or //LOCATOR;
-// GET /index[/PREFIX] (SystemToken only); GET /_status (JSON);
-// GET /metrics (Prometheus); GET /_health/ping; OPTIONS anything (CORS).
-// Anything else, including unknown methods, gets 400 Bad Request as
-// from Arvados keepstore.
+// OPTIONS anything (CORS). With the SystemToken: GET /index[/PREFIX],
+// GET /mounts, GET /mounts/UUID/blocks[?prefix=P], PUT /pull, PUT
+// /trash, PUT /untrash/LOCATOR, TOUCH /LOCATOR, DELETE /LOCATOR. With
+// the ManagementToken: GET /_status (JSON), GET /metrics (Prometheus),
+// GET /_health/ping. Anything else, including unknown methods, gets 400
+// Bad Request as from Arvados keepstore.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := protocol.RequestID(r.Header.Get(protocol.HeaderRequestID))
@@ -141,17 +143,42 @@ func (s *Server) route(w *response, r *http.Request) {
 	loc, rooted := strings.CutPrefix(p, "/")
 	loc, double := strings.CutPrefix(loc, "/")
 	isLoc := rooted && loc != "" && !strings.Contains(loc, "/")
+	admin := func(f func()) { s.limited(w, r, f) }
 	switch {
 	case r.Method == http.MethodOptions:
 		w.WriteHeader(http.StatusOK)
-	case p == "/_health/ping" && read:
-		writeJSON(w, map[string]string{"health": "OK"})
+	case strings.HasPrefix(p, "/_health/") && read:
+		if s.checkManagementToken(w, r) {
+			if p != "/_health/ping" {
+				w.fail(http.StatusNotFound, "Not Found", nil)
+				return
+			}
+			writeJSON(w, map[string]string{"health": "OK"})
+		}
 	case p == "/metrics" && get:
-		s.metrics.handler.ServeHTTP(w, r)
+		if s.checkManagementToken(w, r) {
+			s.metrics.handler.ServeHTTP(w, r)
+		}
 	case p == "/_status" && get:
-		writeJSON(w, s.Status(r.Context()))
+		if s.checkManagementToken(w, r) {
+			writeJSON(w, s.Status(r.Context()))
+		}
 	case (p == "/index" || strings.HasPrefix(p, "/index/")) && get:
-		s.limited(w, r, func() { s.handleIndex(w, r, strings.TrimPrefix(strings.TrimPrefix(p, "/index"), "/")) })
+		admin(func() { s.handleIndex(w, r, strings.TrimPrefix(strings.TrimPrefix(p, "/index"), "/")) })
+	case p == "/mounts" && get:
+		s.handleMounts(w, r)
+	case strings.HasPrefix(p, "/mounts/") && get:
+		admin(func() { s.handleMountIndex(w, r, strings.TrimPrefix(p, "/mounts/")) })
+	case p == "/pull" && r.Method == http.MethodPut:
+		s.handlePullList(w, r)
+	case p == "/trash" && r.Method == http.MethodPut:
+		s.handleTrashList(w, r)
+	case strings.HasPrefix(p, "/untrash/") && r.Method == http.MethodPut:
+		admin(func() { s.handleUntrash(w, r, strings.TrimPrefix(p, "/untrash/")) })
+	case r.Method == "TOUCH" && isLoc && !double:
+		admin(func() { s.handleTouch(w, r, loc) })
+	case r.Method == http.MethodDelete && isLoc && !double:
+		admin(func() { s.handleDelete(w, r, loc) })
 	case r.Method == http.MethodPut && isLoc && !double:
 		// Uploads have write slots of their own (see handlePut).
 		s.handlePut(w, r, loc)
@@ -236,6 +263,24 @@ func (s *Server) checkSystemToken(w *response, r *http.Request) bool {
 		return false
 	}
 	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.systemToken)) != 1 {
+		w.fail(http.StatusForbidden, "forbidden", nil)
+		return false
+	}
+	return true
+}
+
+// checkManagementToken answers 404, 401 or 403 and returns false unless
+// the request carries the management token.
+func (s *Server) checkManagementToken(w *response, r *http.Request) bool {
+	if s.mgmtToken == "" {
+		w.fail(http.StatusNotFound, "Not Found: management endpoints are disabled (no management token configured)", nil)
+		return false
+	}
+	tok, ok := requestToken(w, r)
+	if !ok {
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.mgmtToken)) != 1 {
 		w.fail(http.StatusForbidden, "forbidden", nil)
 		return false
 	}

@@ -19,7 +19,10 @@ import (
 	"github.com/keepproject/keep/keepstore"
 )
 
-const token = "usertoken"
+const (
+	token     = "usertoken"
+	mgmtToken = "managementtoken" // what start gives servers unless told otherwise
+)
 
 // logBuffer collects log output and lets tests wait for a line.
 type logBuffer struct {
@@ -84,6 +87,9 @@ func start(t testing.TB, cfg keepstore.Config) *testServer {
 	t.Helper()
 	if len(cfg.Volumes) == 0 {
 		cfg.Volumes = dirVolumes(t, 1)
+	}
+	if cfg.ManagementToken == "" {
+		cfg.ManagementToken = mgmtToken
 	}
 	ts := &testServer{log: newLogBuffer()}
 	cfg.Logger = slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -20,6 +20,12 @@ func (s *Server) handleIndex(w *response, r *http.Request, prefix string) {
 	if !s.checkSystemToken(w, r) {
 		return
 	}
+	s.writeIndex(w, r, prefix, s.mounts)
+}
+
+// writeIndex lists the blocks of mounts whose hash starts with prefix
+// (or ?prefix=), as handleIndex describes.
+func (s *Server) writeIndex(w *response, r *http.Request, prefix string, mounts []*mount) {
 	if prefix == "" {
 		prefix = r.URL.Query().Get("prefix")
 	}
@@ -33,7 +39,7 @@ func (s *Server) handleIndex(w *response, r *http.Request, prefix string) {
 	var entries []BlockInfo
 	for _, shard := range indexShards(prefix) {
 		entries = entries[:0]
-		for _, m := range s.mounts {
+		for _, m := range mounts {
 			err := m.vol.Index(r.Context(), shard, func(b BlockInfo) error {
 				entries = append(entries, b)
 				return nil

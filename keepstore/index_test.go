@@ -90,14 +90,14 @@ func TestManagementEndpoints(t *testing.T) {
 	ts := start(t, keepstore.Config{Volumes: vols})
 	ts.put(t, []byte("foo"))
 
-	code, body, h := ts.do(t, "GET", "/_health/ping", "", nil)
+	code, body, h := ts.do(t, "GET", "/_health/ping", mgmtToken, nil)
 	if code != 200 || strings.TrimSpace(body) != `{
   "health": "OK"
 }` || h.Get("Content-Type") != "application/json" {
 		t.Errorf("health = %d %q", code, body)
 	}
 
-	code, body, _ = ts.do(t, "GET", "/_status", "", nil)
+	code, body, _ = ts.do(t, "GET", "/_status", mgmtToken, nil)
 	var st keepstore.Status
 	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil || len(st.Volumes) != 2 {
 		t.Fatalf("status = %d %q (%v)", code, body, err)
@@ -113,7 +113,7 @@ func TestManagementEndpoints(t *testing.T) {
 		t.Errorf("status JSON field names: %s", body)
 	}
 
-	code, body, _ = ts.do(t, "GET", "/metrics", "", nil)
+	code, body, _ = ts.do(t, "GET", "/metrics", mgmtToken, nil)
 	for _, want := range []string{
 		`keepstore_requests_total{code="200",method="PUT"} 1`,
 		`keepstore_bytes_in_total 3`,
@@ -156,7 +156,7 @@ func TestManagementEndpoints(t *testing.T) {
 
 func TestRequestID(t *testing.T) {
 	ts := start(t, keepstore.Config{})
-	_, _, h := ts.do(t, "GET", "/_health/ping", "", nil, "X-Request-Id", "my-id-123")
+	_, _, h := ts.do(t, "GET", "/_health/ping", mgmtToken, nil, "X-Request-Id", "my-id-123")
 	if got := h.Get("X-Request-Id"); got != "my-id-123" {
 		t.Errorf("echoed request id = %q", got)
 	}
@@ -178,7 +178,7 @@ func TestNewErrors(t *testing.T) {
 		"duplicate volume":  {Volumes: []keepstore.VolumeConfig{{Path: dir}, {Path: dir}}},
 		"negative limit":    {Volumes: []keepstore.VolumeConfig{{Path: dir}}, MaxConcurrentRequests: -1},
 		"negative capacity": {Volumes: []keepstore.VolumeConfig{{Path: dir, Capacity: -1}}},
-		"volume without id": {Volumes: []keepstore.VolumeConfig{{Volume: mustDir(t, dir)}}},
+		"volume without id": {Volumes: []keepstore.VolumeConfig{{Volume: struct{ keepstore.Volume }{mustDir(t, t.TempDir())}}}},
 	} {
 		if _, err := keepstore.New(cfg); err == nil {
 			t.Errorf("%s: New succeeded", name)
@@ -191,5 +191,6 @@ func mustDir(t *testing.T, dir string) *keepstore.Directory {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { d.Close() })
 	return d
 }

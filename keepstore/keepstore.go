@@ -1,7 +1,11 @@
 // Package keepstore is a block server speaking the Arvados keepstore
 // HTTP protocol: PUT /HASH stores a block, GET and HEAD /LOCATOR read it
-// back, GET /index lists blocks. Blocks live on volumes (see Volume and
-// Directory); every block's MD5 is checked as it is streamed in and out.
+// back, GET /index lists blocks, and the management API keep-balance
+// drives (GET /mounts, PUT /pull, PUT /trash, untrash, TOUCH, DELETE)
+// carries out the rest of a block's life. Blocks live on volumes (see
+// Volume and Directory); every block's MD5 is checked as it is streamed
+// in and out, a copy found corrupt is moved to the trash, and an upload
+// of the right data over a corrupt copy replaces it.
 //
 // A Server is an http.Handler, so an in-process block server is
 //
@@ -14,24 +18,28 @@
 // separate limits (MaxConcurrentRequests, MaxConcurrentWrites), and
 // requests over them are refused at once with 503 and Retry-After rather
 // than queued; an upload slower than MinUploadRate is cut off with 408;
-// trash, pull, mounts and remote-cluster (+R) reads are not
-// implemented.
+// DELETE answers a JSON DeleteResult and keeps copies newer than the
+// signing TTL; remote-cluster (+R) reads are not implemented.
 package keepstore
 
 import (
 	"cmp"
+	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/locator"
 	"golang.org/x/sync/semaphore"
 )
@@ -58,6 +66,22 @@ const DefaultMinUploadRate = 64 << 10
 // a client pausing before its first bytes.
 const DefaultUploadGrace = 10 * time.Second
 
+// Defaults of the block lifecycle settings, as in Arvados.
+const (
+	// DefaultTrashLifetime is how long a trashed block can be restored
+	// (Collections.BlobTrashLifetime).
+	DefaultTrashLifetime = 336 * time.Hour
+	// DefaultTrashCheckInterval is how often trash past its deadline is
+	// deleted (Collections.BlobTrashCheckInterval).
+	DefaultTrashCheckInterval = 24 * time.Hour
+	// DefaultTrashConcurrency is the number of trash list workers
+	// (Collections.BlobTrashConcurrency).
+	DefaultTrashConcurrency = 4
+	// DefaultPullConcurrency is the number of pull list workers
+	// (Collections.BlobReplicateConcurrency).
+	DefaultPullConcurrency = 4
+)
+
 // DefaultSigningTTL is the permission signature lifetime when
 // Config.SigningTTL is 0, as in Arvados (two weeks).
 const DefaultSigningTTL = 336 * time.Hour
@@ -79,9 +103,34 @@ type Config struct {
 	// RequireSignatures makes GET and HEAD require a valid signature for
 	// the request's token. It needs SigningKey.
 	RequireSignatures bool
-	// SystemToken is the token that may list blocks (/index). Empty
-	// means nobody may.
+	// SystemToken is the token of the management API: block listings
+	// (/index, /mounts), the pull and trash lists, TOUCH, DELETE and
+	// untrash (Arvados: SystemRootToken). Empty means nobody may use it.
 	SystemToken string
+	// ManagementToken opens /metrics, /_status and /_health/*
+	// (Arvados: ManagementToken): 401 without it, 403 with another
+	// token. Empty means those routes answer 404.
+	ManagementToken string
+	// DisableTrash refuses DELETE (405) and skips the items of trash
+	// lists (Arvados: Collections.BlobTrash: false).
+	DisableTrash bool
+	// TrashLifetime is how long a trashed block can be restored before
+	// the sweep deletes it (Arvados: Collections.BlobTrashLifetime). 0
+	// means DefaultTrashLifetime; negative means trashing deletes at
+	// once (Arvados: 0).
+	TrashLifetime time.Duration
+	// TrashCheckInterval is how often the sweep deletes trash past its
+	// deadline and temporary files left by crashes (Arvados:
+	// Collections.BlobTrashCheckInterval). 0 means
+	// DefaultTrashCheckInterval; negative means never.
+	TrashCheckInterval time.Duration
+	// TrashConcurrency and PullConcurrency are the numbers of workers
+	// carrying out the trash and pull lists. 0 means
+	// DefaultTrashConcurrency and DefaultPullConcurrency.
+	TrashConcurrency, PullConcurrency int
+	// PullClient fetches blocks for the pull list; nil means a client
+	// with a 10 minute timeout per block.
+	PullClient *http.Client
 	// MaxConcurrentRequests limits the reads (GET and HEAD of blocks)
 	// and index listings served at once; further ones get 503 with
 	// Retry-After. Uploads do not count against it, so uploads waiting
@@ -143,6 +192,7 @@ type Server struct {
 	signer      locator.Signer
 	requireSigs bool
 	systemToken string
+	mgmtToken   string
 	maxRequests int
 	maxWrites   int
 	minRate     int64 // bytes per second; 0 means no minimum
@@ -152,6 +202,17 @@ type Server struct {
 	writes      *writeSlots
 	log         *slog.Logger
 	metrics     *metrics
+
+	trashOn          bool
+	trashLifetime    time.Duration // 0: delete at once
+	trashInterval    time.Duration // 0: never
+	trashConcurrency int
+	pullConcurrency  int
+	pullClient       *http.Client
+	trashes          *workList[protocol.TrashItem]
+	pulls            *workList[protocol.PullItem]
+	stopWorkers      context.CancelFunc
+	workers          sync.WaitGroup
 }
 
 // mount is a volume as the server uses it.
@@ -178,8 +239,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RequireSignatures && len(cfg.SigningKey) == 0 {
 		return nil, fmt.Errorf("%s: RequireSignatures needs a SigningKey", op)
 	}
-	if cfg.MaxConcurrentRequests < 0 || cfg.MaxConcurrentWrites < 0 || cfg.SigningTTL < 0 || cfg.UploadGrace < 0 {
-		return nil, fmt.Errorf("%s: negative MaxConcurrentRequests, MaxConcurrentWrites, SigningTTL or UploadGrace", op)
+	if cfg.MaxConcurrentRequests < 0 || cfg.MaxConcurrentWrites < 0 || cfg.SigningTTL < 0 || cfg.UploadGrace < 0 ||
+		cfg.TrashConcurrency < 0 || cfg.PullConcurrency < 0 {
+		return nil, fmt.Errorf("%s: negative MaxConcurrentRequests, MaxConcurrentWrites, SigningTTL, UploadGrace, TrashConcurrency or PullConcurrency", op)
 	}
 	s := &Server{
 		signer:      locator.Signer{Key: cfg.SigningKey, TTL: cfg.SigningTTL},
@@ -191,6 +253,19 @@ func New(cfg Config) (*Server, error) {
 		grace:       cmp.Or(cfg.UploadGrace, DefaultUploadGrace),
 		maxBlock:    locator.MaxBlockSize,
 		log:         cfg.Logger,
+		mgmtToken:   cfg.ManagementToken,
+
+		trashOn:          !cfg.DisableTrash,
+		trashLifetime:    max(cmp.Or(cfg.TrashLifetime, DefaultTrashLifetime), 0),
+		trashInterval:    max(cmp.Or(cfg.TrashCheckInterval, DefaultTrashCheckInterval), 0),
+		trashConcurrency: cmp.Or(cfg.TrashConcurrency, DefaultTrashConcurrency),
+		pullConcurrency:  cmp.Or(cfg.PullConcurrency, DefaultPullConcurrency),
+		pullClient:       cfg.PullClient,
+		trashes:          newWorkList[protocol.TrashItem](),
+		pulls:            newWorkList[protocol.PullItem](),
+	}
+	if s.pullClient == nil {
+		s.pullClient = &http.Client{Timeout: 10 * time.Minute}
 	}
 	if s.signer.TTL == 0 {
 		s.signer.TTL = DefaultSigningTTL
@@ -203,16 +278,21 @@ func New(cfg Config) (*Server, error) {
 	ids := map[string]bool{}
 	for i, vc := range cfg.Volumes {
 		m, err := newMount(vc)
-		if err != nil {
-			return nil, fmt.Errorf("%s: volume %d: %w", op, i, err)
+		if err == nil && ids[m.id] {
+			err = fmt.Errorf("duplicate volume ID %q", m.id)
+			if c, ok := m.vol.(io.Closer); ok && vc.Volume == nil {
+				c.Close()
+			}
 		}
-		if ids[m.id] {
-			return nil, fmt.Errorf("%s: volume %d: duplicate volume ID %q", op, i, m.id)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%s: volume %d: %w", op, i, err)
 		}
 		ids[m.id] = true
 		s.mounts = append(s.mounts, m)
 	}
 	s.metrics = newMetrics(s)
+	s.startWorkers()
 	return s, nil
 }
 
@@ -240,22 +320,26 @@ func newMount(vc VolumeConfig) (*mount, error) {
 		}
 		m.vol, m.path = d, d.Root()
 	}
+	if u, ok := m.vol.(interface{ UUID() string }); ok && m.id == "" {
+		m.id = u.UUID()
+	}
 	if m.id == "" {
 		if m.path == "" {
 			return nil, errors.New("a Volume needs an ID or a Path")
 		}
-		// Shaped like an Arvados volume UUID; derived from the path so it
-		// survives restarts.
 		p, _ := filepath.Abs(m.path)
-		sum := md5.Sum([]byte(p))
-		m.id = "keep0-nyw5e-" + hex.EncodeToString(sum[:])[:15]
+		m.id = pathUUID(p)
 	}
 	return m, nil
 }
 
-// Close releases the volumes that need it (those implementing
-// io.Closer). Requests still running may fail afterwards.
+// Close stops the pull and trash workers and the trash sweep, and
+// releases the volumes that need it (those implementing io.Closer, such
+// as a Directory's lock). Requests still running may fail afterwards.
 func (s *Server) Close() error {
+	if s.stopWorkers != nil {
+		s.stop()
+	}
 	var errs []error
 	for _, m := range s.mounts {
 		if c, ok := m.vol.(io.Closer); ok {

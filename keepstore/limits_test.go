@@ -145,7 +145,7 @@ func TestBusy(t *testing.T) {
 		}
 	}
 	// Management endpoints are not limited.
-	if code, _, _ := ts.do(t, "GET", "/_health/ping", "", nil); code != 200 {
+	if code, _, _ := ts.do(t, "GET", "/_health/ping", mgmtToken, nil); code != 200 {
 		t.Errorf("health check while busy = %d", code)
 	}
 	close(body.release)

@@ -20,6 +20,11 @@ type metrics struct {
 	inflight prometheus.Gauge
 	cut      *prometheus.CounterVec
 	handler  http.Handler
+
+	workItems    *prometheus.CounterVec
+	trashEmptied prometheus.Counter
+	repaired     prometheus.Counter
+	corrupt      prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -50,8 +55,25 @@ func newMetrics(s *Server) *metrics {
 			Name: "keepstore_uploads_cut_total",
 			Help: "Uploads cut off with 408 for arriving slower than the minimum rate: reason \"slow\" when their allowance ran out, \"evicted\" when another upload took their slot.",
 		}, []string{"reason"}),
+		workItems: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keepstore_work_items_total",
+			Help: "Pull and trash list items carried out, by list and outcome (done, skipped, failed).",
+		}, []string{"list", "outcome"}),
+		trashEmptied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keepstore_trash_deleted_total",
+			Help: "Trashed blocks deleted by the sweep after their trash lifetime.",
+		}),
+		repaired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keepstore_blocks_repaired_total",
+			Help: "Stored copies that failed their hash and were replaced by an upload of the right data.",
+		}),
+		corrupt: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keepstore_corrupt_blocks_total",
+			Help: "Stored copies found to fail their hash on read, and moved to the trash.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, m.cut, volumeCollector{s})
+	reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, m.cut,
+		m.workItems, m.trashEmptied, m.repaired, m.corrupt, volumeCollector{s}, workCollector{s})
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return m
 }
@@ -66,6 +88,33 @@ func (m *metrics) observe(method string, status int, in, out int64, d time.Durat
 	m.duration.WithLabelValues(method).Observe(d.Seconds())
 	m.bytesIn.Add(float64(in))
 	m.bytesOut.Add(float64(out))
+}
+
+// workItem counts a pull or trash list item carried out.
+func (m *metrics) workItem(list string, o outcome) {
+	m.workItems.WithLabelValues(list, [...]string{done: "done", skipped: "skipped", failed: "failed"}[o]).Inc()
+}
+
+var (
+	workQueuedDesc = prometheus.NewDesc("keepstore_work_queued",
+		"Pull or trash list items not yet started.", []string{"list"}, nil)
+	workInProgressDesc = prometheus.NewDesc("keepstore_work_in_progress",
+		"Pull or trash list items being carried out.", []string{"list"}, nil)
+)
+
+// workCollector reads the work lists at scrape time.
+type workCollector struct{ s *Server }
+
+func (c workCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- workQueuedDesc
+	ch <- workInProgressDesc
+}
+
+func (c workCollector) Collect(ch chan<- prometheus.Metric) {
+	for list, st := range map[string]WorkStatus{"pull": c.s.pulls.status(), "trash": c.s.trashes.status()} {
+		ch <- prometheus.MustNewConstMetric(workQueuedDesc, prometheus.GaugeValue, float64(st.Queued), list)
+		ch <- prometheus.MustNewConstMetric(workInProgressDesc, prometheus.GaugeValue, float64(st.InProgress), list)
+	}
 }
 
 // uploadCut counts an upload cut off for its rate.

@@ -112,7 +112,7 @@ func (s *Server) store(w *response, r *http.Request, hash string, body *checkedR
 		if !has[m] {
 			continue
 		}
-		err := compareBody(ctx, m, hash, body)
+		matched, pending, err := compareBody(ctx, m, hash, body)
 		switch {
 		case err == nil:
 			source = m
@@ -126,9 +126,28 @@ func (s *Server) store(w *response, r *http.Request, hash string, body *checkedR
 		case body.err != nil:
 			code, msg := bodyFailure(body.err)
 			return code, msg, body.err
-		case errors.Is(err, errCollision):
-			s.logError(w, r, slog.LevelError, "stored block differs from uploaded data", err, slog.String("volume", m.id))
-			return http.StatusInternalServerError, "hash collision", err
+		case errors.Is(err, errDiffers):
+			if verifyCopy(ctx, m, hash) == nil {
+				// A copy that hashes right but differs: the body fails
+				// its hash, or MD5 really collided.
+				if err := body.finish(); err != nil {
+					code, msg := bodyFailure(err)
+					return code, msg, err
+				}
+				s.logError(w, r, slog.LevelError, "stored block differs from uploaded data", errCollision, slog.String("volume", m.id))
+				return http.StatusInternalServerError, "hash collision", errCollision
+			}
+			if err := s.repair(ctx, m, hash, matched, pending, body, size); err != nil {
+				if body.err != nil {
+					code, msg := bodyFailure(body.err)
+					return code, msg, body.err
+				}
+				return volumeFailure([]error{fmt.Errorf("volume %s: replacing corrupt copy: %w", m.id, err)})
+			}
+			s.metrics.repaired.Inc()
+			s.logError(w, r, slog.LevelWarn, "replaced corrupt stored copy with the uploaded data", errChecksum, slog.String("volume", m.id))
+			source = m
+			p.add(m)
 		case body.reads == 0:
 			// The copy vanished or could not be opened: try the next.
 			delete(has, m)
@@ -193,13 +212,14 @@ func (s *Server) store(w *response, r *http.Request, hash string, body *checkedR
 }
 
 // compareBody reads the body and m's copy of the block side by side. It
-// returns nil if they are equal, errCollision if they differ but the
-// body matches the hash (so the stored copy is bad, or MD5 collided), or
-// the error that stopped it: the body's (see body.err) or the volume's.
-func compareBody(ctx context.Context, m *mount, hash string, body *checkedReader) error {
+// returns nil if they are equal, or the error that stopped it: the
+// body's (see body.err), the volume's, or errDiffers at the first chunk
+// where they differ. Then matched is the length of the equal prefix
+// already read from the body and pending the body bytes read after it.
+func compareBody(ctx context.Context, m *mount, hash string, body *checkedReader) (matched int64, pending []byte, err error) {
 	rc, _, err := m.vol.Open(ctx, hash)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer rc.Close()
 	buf := getBuf()
@@ -210,23 +230,43 @@ func compareBody(ctx context.Context, m *mount, hash string, body *checkedReader
 		ns, err := io.ReadFull(rc, stored)
 		storedEnd := err == io.EOF || err == io.ErrUnexpectedEOF
 		if err != nil && !storedEnd {
-			return err
+			return 0, nil, err
 		}
 		nb, _ := io.ReadFull(body, sent)
 		if body.err != nil {
-			return body.err
+			return 0, nil, body.err
 		}
 		if ns != nb || !bytes.Equal(stored[:ns], sent[:nb]) {
-			if err := body.finish(); err != nil {
-				return err
-			}
-			return errCollision
+			return matched, bytes.Clone(sent[:nb]), errDiffers
 		}
 		if storedEnd {
 			// Equal lengths, so the body ended too, and verified.
-			return nil
+			return matched, nil, nil
 		}
+		matched += int64(nb)
 	}
+}
+
+// errDiffers means a stored copy differs from the uploaded body.
+var errDiffers = errors.New("stored copy differs from the upload")
+
+// repair replaces m's copy of the block, found to fail its own hash,
+// with the body being uploaded, of which compareBody has read matched
+// bytes equal to the stored copy's and then pending. The stored copy's
+// equal prefix, read again, stands in for the body bytes already read;
+// what is written is checked against the hash as a whole, so nothing is
+// stored unless it is right.
+func (s *Server) repair(ctx context.Context, m *mount, hash string, matched int64, pending []byte, body *checkedReader, size int64) error {
+	rc, _, err := m.vol.Open(ctx, hash)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	content := io.MultiReader(io.LimitReader(rc, matched), bytes.NewReader(pending), body)
+	if err := m.vol.Put(ctx, hash, newCheckedReader(content, hash, size, s.maxBlock), size); err != nil {
+		return err
+	}
+	return body.finish()
 }
 
 // verifyCopy checks that m's copy of the block hashes correctly.

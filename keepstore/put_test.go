@@ -3,6 +3,7 @@ package keepstore_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
@@ -158,13 +159,87 @@ func TestDedup(t *testing.T) {
 	if code, body, _ := ts.do(t, "PUT", "/"+hashOf(data), token, []byte("dedup mE")); code != 400 || !strings.Contains(body, "hash mismatch") {
 		t.Errorf("mismatched PUT of stored block = %d %q", code, body)
 	}
-	// A stored copy that differs from a correct body: collision.
-	os.WriteFile(p, []byte("dedup mX"), 0o644)
-	if code, body, _ := ts.do(t, "PUT", "/"+hashOf(data), token, data); code != 500 || !strings.Contains(body, "hash collision") {
-		t.Errorf("PUT over differing stored copy = %d %q, want 500 hash collision", code, body)
+	// A stored copy that fails its own hash is replaced by a correct
+	// body (see TestRepair); one that hashes right but differs is a
+	// collision (TestCollision).
+}
+
+// Two different 128-byte messages with one MD5 (Wang and Yu, 2005).
+var (
+	collisionA = mustHex("d131dd02c5e6eec4693d9a0698aff95c2fcab58712467eab4004583eb8fb7f89" +
+		"55ad340609f4b30283e488832571415a085125e8f7cdc99fd91dbdf280373c5b" +
+		"d8823e3156348f5bae6dacd436c919c6dd53e2b487da03fd02396306d248cda0" +
+		"e99f33420f577ee8ce54b67080a80d1ec69821bcb6a8839396f9652b6ff72a70")
+	collisionB = mustHex("d131dd02c5e6eec4693d9a0698aff95c2fcab50712467eab4004583eb8fb7f89" +
+		"55ad340609f4b30283e4888325f1415a085125e8f7cdc99fd91dbd7280373c5b" +
+		"d8823e3156348f5bae6dacd436c919c6dd53e23487da03fd02396306d248cda0" +
+		"e99f33420f577ee8ce54b67080280d1ec69821bcb6a8839396f965ab6ff72a70")
+)
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
 	}
-	if got, _ := os.ReadFile(p); string(got) != "dedup mX" {
-		t.Error("collision overwrote the stored copy")
+	return b
+}
+
+// TestCollision: a stored copy that hashes right but differs from the
+// upload, a real MD5 collision, is kept and the upload refused.
+func TestCollision(t *testing.T) {
+	if hashOf(collisionA) != hashOf(collisionB) || bytes.Equal(collisionA, collisionB) {
+		t.Fatal("the collision pair does not collide")
+	}
+	ts := start(t, keepstore.Config{})
+	ts.put(t, collisionA)
+	if code, body, _ := ts.do(t, "PUT", "/"+hashOf(collisionB), token, collisionB); code != 500 || !strings.Contains(body, "hash collision") {
+		t.Errorf("PUT colliding with a valid stored copy = %d %q, want 500 hash collision", code, body)
+	}
+	p := filepath.Join(ts.dirs[0], hashOf(collisionA)[:3], hashOf(collisionA))
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, collisionA) {
+		t.Error("the collision overwrote the stored copy")
+	}
+}
+
+// TestRepair: a correct upload over a stored copy that fails its own
+// hash (empty, truncated, longer, a flipped bit) replaces it, whether
+// the difference comes early or late in the block; a wrong upload over
+// it changes nothing.
+func TestRepair(t *testing.T) {
+	big := bytes.Repeat([]byte("repair me "), (3<<20)/10) // several buffers
+	flipLate := bytes.Clone(big)
+	flipLate[len(flipLate)-2] ^= 1
+	tests := []struct {
+		name      string
+		data, bad []byte
+	}{
+		{"empty", []byte("small block"), nil},
+		{"truncated", big, big[:len(big)/2]},
+		{"longer", big, append(bytes.Clone(big), "tail"...)},
+		{"flipped late", big, flipLate},
+		{"flipped early", []byte("small block 2"), []byte("Small block 2")},
+	}
+	ts := start(t, keepstore.Config{})
+	for i, tt := range tests {
+		corrupt(t, ts.dirs[0], tt.data, tt.bad)
+		p := filepath.Join(ts.dirs[0], hashOf(tt.data)[:3], hashOf(tt.data))
+		wrong := bytes.Clone(tt.data)
+		wrong[0] ^= 1
+		if code, _, _ := ts.do(t, "PUT", "/"+hashOf(tt.data), token, wrong); code != 400 {
+			t.Errorf("%s: wrong upload over a corrupt copy = %d, want 400", tt.name, code)
+		}
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, tt.bad) {
+			t.Errorf("%s: a wrong upload changed the corrupt copy", tt.name)
+		}
+		if code, body, h := ts.do(t, "PUT", "/"+hashOf(tt.data), token, tt.data); code != 200 || h.Get("X-Keep-Replicas-Stored") != "1" {
+			t.Errorf("%s: correct upload over a corrupt copy = %d %q, want 200", tt.name, code, body)
+		}
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, tt.data) {
+			t.Errorf("%s: stored copy not repaired (%d bytes, want %d)", tt.name, len(got), len(tt.data))
+		}
+		if _, body, _ := ts.do(t, "GET", "/metrics", mgmtToken, nil); !strings.Contains(body, fmt.Sprintf("keepstore_blocks_repaired_total %d", i+1)) {
+			t.Errorf("%s: metrics do not count %d repairs", tt.name, i+1)
+		}
 	}
 }
 
@@ -336,7 +411,7 @@ func TestVolumeUnavailable(t *testing.T) {
 	if code, _, _ := ts.do(t, "GET", "/"+before[0]+"+8", "", nil); code != 404 {
 		t.Errorf("GET with no volume directories = %d, want 404", code)
 	}
-	if code, _, _ := ts.do(t, "GET", "/_health/ping", "", nil); code != 200 {
+	if code, _, _ := ts.do(t, "GET", "/_health/ping", mgmtToken, nil); code != 200 {
 		t.Errorf("health check after losing volumes = %d", code)
 	}
 }

@@ -19,6 +19,9 @@ type Status struct {
 	// UploadGraceSeconds is the waiting an upload may use on top of the
 	// minimum rate.
 	UploadGraceSeconds float64 `json:"upload_grace_seconds"`
+	// PullQueue and TrashQueue report the pull and trash lists.
+	PullQueue  WorkStatus `json:"pull_queue"`
+	TrashQueue WorkStatus `json:"trash_queue"`
 }
 
 // VolumeStatus describes one volume in a Status.
@@ -47,6 +50,8 @@ func (s *Server) Status(ctx context.Context) Status {
 		WritesInFlight:        s.writes.inUse(),
 		MinUploadRate:         s.minRate,
 		UploadGraceSeconds:    s.grace.Seconds(),
+		PullQueue:             s.pulls.status(),
+		TrashQueue:            s.trashes.status(),
 		Volumes:               make([]VolumeStatus, 0, len(s.mounts)),
 	}
 	for _, m := range s.mounts {

@@ -127,7 +127,7 @@ func TestTricklersDoNotLockOut(t *testing.T) {
 	if cut.StatusCode != http.StatusRequestTimeout || !cut.Close {
 		t.Errorf("evicted trickler got %d (close %v), want 408 and the connection closed", cut.StatusCode, cut.Close)
 	}
-	if code, body, _ := ts.do(t, "GET", "/metrics", "", nil); code != 200 || !strings.Contains(body, `keepstore_uploads_cut_total{reason="evicted"} 1`) {
+	if code, body, _ := ts.do(t, "GET", "/metrics", mgmtToken, nil); code != 200 || !strings.Contains(body, `keepstore_uploads_cut_total{reason="evicted"} 1`) {
 		t.Errorf("metrics do not count one eviction:\n%s", grepLines(body, "uploads_cut"))
 	}
 	cancel()
@@ -184,7 +184,7 @@ func TestSlowUploadCut(t *testing.T) {
 			if files := ts.files(t); len(files) != 0 {
 				t.Errorf("files left by a cut upload: %v", files)
 			}
-			if _, body, _ := ts.do(t, "GET", "/metrics", "", nil); !strings.Contains(body, `keepstore_uploads_cut_total{reason="slow"} 1`) {
+			if _, body, _ := ts.do(t, "GET", "/metrics", mgmtToken, nil); !strings.Contains(body, `keepstore_uploads_cut_total{reason="slow"} 1`) {
 				t.Errorf("metrics do not count one slow upload:\n%s", grepLines(body, "uploads_cut"))
 			}
 		})

@@ -51,6 +51,27 @@ type Volume interface {
 
 	// Usage reports how much the volume holds and how much room is left.
 	Usage(ctx context.Context) (Usage, error)
+
+	// Trash moves the block to the volume's trash if its modification
+	// time is still mtime (as Stat or Index reported it); otherwise it
+	// returns an error wrapping ErrChanged and changes nothing, so that
+	// a decision made from an old index cannot remove a block written
+	// since. From then on Open, Stat and Index do not see the block;
+	// Untrash restores it, and EmptyTrash deletes it once deadline has
+	// passed. A deadline not after the current time deletes the block at
+	// once. It returns an error wrapping ErrNotFound if the block is
+	// absent and ErrReadOnly on a read-only volume.
+	Trash(ctx context.Context, hash string, mtime, deadline time.Time) error
+
+	// Untrash restores a trashed copy of the block, whose modification
+	// time becomes now. It returns an error wrapping ErrNotFound when
+	// the trash holds no copy.
+	Untrash(ctx context.Context, hash string) error
+
+	// EmptyTrash deletes the trashed copies whose deadline is before now
+	// and returns how many it deleted. Volumes that leave other debris
+	// (temporary files of interrupted writes) remove it here too.
+	EmptyTrash(ctx context.Context, now time.Time) (int, error)
 }
 
 // Errors wrapped by Volume methods.
@@ -66,6 +87,9 @@ var (
 	// its room is claimed by writes in flight, which may fail and give
 	// it back. The server answers 503 with Retry-After, not 507.
 	ErrBusy = errors.New("volume busy")
+	// ErrChanged means a block was written or touched since the caller
+	// looked at it, so Trash left it alone.
+	ErrChanged = errors.New("block changed since it was listed")
 )
 
 // BlockInfo describes one stored block.

@@ -64,6 +64,7 @@ type Cluster struct {
 	Proxy   *Node // nil unless Config.Proxy
 
 	proxyClient *keepclient.Client
+	stores      []*keepstore.Server // closed after their nodes stop
 	unlock      func()
 }
 
@@ -107,6 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			c.Close()
 			return nil, fmt.Errorf("server %d: %w", i, err)
 		}
+		c.stores = append(c.stores, ks)
 		n, err := startNode(cfg.Host, fmt.Sprintf("%s-bi6l4-%015d", cfg.ClusterID, i), keepclient.TypeDisk, ks)
 		if err != nil {
 			c.Close()
@@ -215,6 +217,10 @@ func (c *Cluster) Close() {
 	for _, n := range c.Servers {
 		n.Stop()
 	}
+	for _, ks := range c.stores {
+		ks.Close()
+	}
+	c.stores = nil
 	if c.unlock != nil {
 		c.unlock()
 		c.unlock = nil

@@ -100,8 +100,8 @@ func (ctl *controller) run() {
 
 // removeTemps deletes the temporary files in a killed server's volume
 // and returns how many there were: each is an upload the kill cut short.
-// The server would keep them (it removes only those over an hour old),
-// and they would fill the disk of a long run.
+// (The restarted server would remove them too; counting them here is
+// what tells how many uploads the kills cut.)
 func (ctl *controller) removeTemps(s *server) int {
 	vs, err := scanVolume(s.dir)
 	if err != nil {

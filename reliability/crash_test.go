@@ -52,10 +52,10 @@ type crashStats struct {
 //   - temporary files left by interrupted writes are never served: a GET
 //     of a temporary file's name fails, and a GET of its hash is 404
 //     unless the block was also stored whole;
-//   - temporary files older than an hour (those left by the kill, aged
-//     by the test) are gone once the server has opened the volume again,
-//     as keepstore.OpenDirectory promises. Fresh ones are kept: see
-//     TestRestartRemovesFreshTempFiles.
+//   - temporary files left by the kill are gone once the server has
+//     opened the volume again: holding the volume's lock, it knows no
+//     write of its own is in flight (see also
+//     TestRestartRemovesFreshTempFiles).
 //
 // A SIGKILL does not lose the page cache, so this checks the write
 // protocol (temporary file, rename into place, answer last), not fsync.
@@ -86,14 +86,6 @@ func TestCrashSafety(t *testing.T) {
 		st.acked += len(acked)
 
 		tmps := checkCrashedVolume(t, srv.dir, acked, previous, &st)
-		// Age the leftovers past keepstore's one-hour threshold, as if
-		// the restart came later, so that the restart must remove them.
-		old := time.Now().Add(-2 * time.Hour)
-		for _, p := range tmps {
-			if err := os.Chtimes(p, old, old); err != nil {
-				t.Fatal(err)
-			}
-		}
 		if err := srv.start(env, false); err != nil {
 			t.Fatal(err)
 		}
@@ -204,7 +196,7 @@ func checkCrashedVolume(t *testing.T, dir string, acked map[string][]byte, previ
 
 // checkRestartedServer checks a server just restarted on a volume a kill
 // left: every block reads back (acknowledged ones byte-correct), no
-// temporary file is served, and the (aged) temporary files are gone. It
+// temporary file is served, and the temporary files are gone. It
 // returns the blocks the volume holds.
 func checkRestartedServer(t *testing.T, hc *http.Client, srv *server, acked map[string][]byte, tmps []string, st *crashStats) map[string]string {
 	t.Helper()
@@ -214,7 +206,7 @@ func checkRestartedServer(t *testing.T, hc *http.Client, srv *server, acked map[
 	}
 	st.tmpsRemoved += len(tmps) - len(vs.tmps)
 	for _, p := range vs.tmps {
-		t.Errorf("temporary file %s, over an hour old, still there after the server reopened the volume", p)
+		t.Errorf("temporary file %s still there after the server reopened the volume", p)
 	}
 	base := srv.service().URL()
 	for hash, p := range vs.blocks {
@@ -293,14 +285,12 @@ func sleepRandom(rng *rand.Rand, lo, hi time.Duration) {
 
 // TestRestartRemovesFreshTempFiles checks that a server opening a volume
 // removes every temporary file in it, however young: when the server
-// starts, no write of its own is in flight, so each one is the leftover
-// of a crash. Today keepstore removes only those over an hour old, so a
-// server that crashes and is restarted at once (a crash loop, an OOM
-// kill) keeps every partial block it was writing, up to 64 MiB each,
-// until a restart more than an hour later.
+// starts, holding the volume's lock, no write of its own is in flight,
+// so each one is the leftover of a crash. (keepstore once removed only
+// those over an hour old, so a server in a crash loop kept every partial
+// block it was writing, up to 64 MiB each.)
 func TestRestartRemovesFreshTempFiles(t *testing.T) {
 	needBinary(t)
-	t.Skip("known gap: keepstore.OpenDirectory removes only temporary files over an hour old (staleTmpAge), so those left by a crash just before a restart stay on disk")
 	root := t.TempDir()
 	srv, err := newServer(root, 0)
 	if err != nil {

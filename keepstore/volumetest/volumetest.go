@@ -54,6 +54,11 @@ func Run(t *testing.T, newVolume NewFunc) {
 		{"Capacity", testCapacity},
 		{"ReadOnly", testReadOnly},
 		{"Concurrent", testConcurrent},
+		{"Trash", testTrash},
+		{"Untrash", testUntrash},
+		{"EmptyTrash", testEmptyTrash},
+		{"TrashAtOnce", testTrashAtOnce},
+		{"TrashReadOnly", testTrashReadOnly},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newVolume) })

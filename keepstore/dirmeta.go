@@ -1,0 +1,110 @@
+package keepstore
+
+import (
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Files in a Directory volume's root beside the block subdirectories.
+// Neither name looks like a block subdirectory, so Arvados keepstore
+// ignores them too.
+const (
+	lockFileName = "keep-volume.lock"
+	uuidFileName = "keep-volume-uuid"
+)
+
+// ErrVolumeInUse is wrapped by the error OpenDirectory returns when
+// another server holds the volume's lock.
+var ErrVolumeInUse = errors.New("volume in use by another server")
+
+// VolumeInUseError says which volume is locked and by whom.
+type VolumeInUseError struct {
+	Root   string // the volume's directory
+	Holder string // the process ID in the lock file, if any
+}
+
+func (e *VolumeInUseError) Error() string {
+	who := "another server"
+	if e.Holder != "" {
+		who += " (process " + e.Holder + ")"
+	}
+	return fmt.Sprintf("volume %s is in use by %s; two servers must never share a volume", e.Root, who)
+}
+
+// Unwrap makes errors.Is(err, ErrVolumeInUse) true.
+func (e *VolumeInUseError) Unwrap() error { return ErrVolumeInUse }
+
+// volumeUUIDForm is the form of an Arvados volume UUID.
+var volumeUUIDForm = regexp.MustCompile(`^[a-z0-9]{5}-nyw5e-[a-z0-9]{15}$`)
+
+// pathUUID derives a volume UUID from a directory's path: what volumes
+// were called before they kept a UUID, and what a read-only volume
+// without one is called.
+func pathUUID(root string) string {
+	sum := md5.Sum([]byte(root))
+	return "keep0-nyw5e-" + hex.EncodeToString(sum[:])[:15]
+}
+
+// newVolumeUUID returns a random volume UUID.
+func newVolumeUUID() string {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	b := []byte("keep0-nyw5e-" + strings.Repeat("0", 15))
+	r := make([]byte, 15)
+	rand.Read(r)
+	for i, c := range r {
+		b[12+i] = digits[int(c)%len(digits)]
+	}
+	return string(b)
+}
+
+// volumeUUID reads the UUID kept in root, creating it if the volume is
+// writable and has none. A volume created before volumes kept UUIDs
+// gets the one derived from its path, so that its blocks keep their
+// places; a new one gets a random UUID.
+func volumeUUID(root string, readOnly bool) (string, error) {
+	p := filepath.Join(root, uuidFileName)
+	b, err := os.ReadFile(p)
+	switch {
+	case err == nil:
+		id := strings.TrimSpace(string(b))
+		if !volumeUUIDForm.MatchString(id) {
+			return "", fmt.Errorf("%s holds %q, not a volume UUID (like keep0-nyw5e-0123456789abcde)", p, id)
+		}
+		return id, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", err
+	case readOnly:
+		return pathUUID(root), nil
+	}
+	id := newVolumeUUID()
+	if hasBlockDirs(root) {
+		id = pathUUID(root)
+	}
+	tmp := p + ".new"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return "", err
+	}
+	return id, syncDir(root)
+}
+
+// hasBlockDirs reports whether root has any block subdirectory.
+func hasBlockDirs(root string) bool {
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		if e.IsDir() && isShard(e.Name()) {
+			return true
+		}
+	}
+	return false
+}

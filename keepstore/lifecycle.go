@@ -1,0 +1,284 @@
+package keepstore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/keepproject/keep/internal/protocol"
+	"github.com/keepproject/keep/locator"
+)
+
+// maxListBytes bounds the body of PUT /pull and PUT /trash: some four
+// million items, more than keep-balance sends a server in one run.
+const maxListBytes = 512 << 20
+
+// handleMounts lists the volumes (GET /mounts), as keep-balance reads
+// them.
+func (s *Server) handleMounts(w *response, r *http.Request) {
+	if !s.checkSystemToken(w, r) {
+		return
+	}
+	host, _ := os.Hostname()
+	out := make([]protocol.Mount, 0, len(s.mounts))
+	for _, m := range s.mounts {
+		classes := make(map[string]bool, len(m.classes))
+		for _, c := range m.classes {
+			classes[c] = true
+		}
+		out = append(out, protocol.Mount{
+			UUID:           m.id,
+			DeviceID:       host + ":" + m.path,
+			ReadOnly:       m.readOnly,
+			AllowWrite:     !m.readOnly,
+			AllowTrash:     !m.readOnly && s.trashOn,
+			Replication:    m.replication,
+			StorageClasses: classes,
+		})
+	}
+	writeJSON(w, out)
+}
+
+// handleMountIndex serves GET /mounts/UUID/blocks[/PREFIX][?prefix=P]:
+// the index of one volume.
+func (s *Server) handleMountIndex(w *response, r *http.Request, rest string) {
+	if !s.checkSystemToken(w, r) {
+		return
+	}
+	uuid, sub, _ := strings.Cut(rest, "/")
+	prefix, ok := strings.CutPrefix(sub, "blocks")
+	if !ok || (prefix != "" && !strings.HasPrefix(prefix, "/")) {
+		w.fail(http.StatusBadRequest, "Bad Request", nil)
+		return
+	}
+	m := s.mount(uuid)
+	if m == nil {
+		w.fail(http.StatusNotFound, fmt.Sprintf("no mount %q on this server", uuid), nil)
+		return
+	}
+	s.writeIndex(w, r, strings.TrimPrefix(prefix, "/"), []*mount{m})
+}
+
+// mount returns the mount with the given uuid, or nil.
+func (s *Server) mount(uuid string) *mount {
+	for _, m := range s.mounts {
+		if m.id == uuid {
+			return m
+		}
+	}
+	return nil
+}
+
+// handlePullList replaces the pull list (PUT /pull).
+func (s *Server) handlePullList(w *response, r *http.Request) {
+	if !s.checkSystemToken(w, r) {
+		return
+	}
+	var items []protocol.PullItem
+	if !readList(w, r, &items) {
+		return
+	}
+	for i, it := range items {
+		if err := checkPullItem(it); err != nil {
+			w.fail(http.StatusBadRequest, fmt.Sprintf("pull list item %d: %v", i, err), nil)
+			return
+		}
+	}
+	s.pulls.replace(items)
+	fmt.Fprintf(w, "Received %d pull requests\n", len(items))
+}
+
+// handleTrashList replaces the trash list (PUT /trash).
+func (s *Server) handleTrashList(w *response, r *http.Request) {
+	if !s.checkSystemToken(w, r) {
+		return
+	}
+	var items []protocol.TrashItem
+	if !readList(w, r, &items) {
+		return
+	}
+	for i, it := range items {
+		if _, err := locator.Parse(it.Locator); err != nil {
+			w.fail(http.StatusBadRequest, fmt.Sprintf("trash list item %d: %v", i, err), nil)
+			return
+		}
+	}
+	s.trashes.replace(items)
+	fmt.Fprintf(w, "Received %d trash requests\n", len(items))
+}
+
+// readList decodes a JSON list from the request body, or answers 400.
+func readList(w *response, r *http.Request, v any) bool {
+	body := http.MaxBytesReader(w, r.Body, maxListBytes)
+	if err := json.NewDecoder(body).Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			w.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("list longer than %d bytes", int64(maxListBytes)), nil)
+			return false
+		}
+		w.fail(http.StatusBadRequest, "list is not a JSON array of items: "+err.Error(), nil)
+		return false
+	}
+	return true
+}
+
+// checkPullItem checks what a pull needs: a locator with a size, and at
+// least one http or https server to fetch from.
+func checkPullItem(it protocol.PullItem) error {
+	loc, err := locator.Parse(it.Locator)
+	if err != nil {
+		return err
+	}
+	if loc.Size < 0 {
+		return fmt.Errorf("locator %q has no size", it.Locator)
+	}
+	if len(it.Servers) == 0 {
+		return errors.New("no servers to pull from")
+	}
+	for _, srv := range it.Servers {
+		u, err := url.Parse(srv)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("server %q is not an http or https URL", srv)
+		}
+	}
+	return nil
+}
+
+// handleTouch sets the block's modification time to now on every
+// writable volume holding it (TOUCH /LOCATOR).
+func (s *Server) handleTouch(w *response, r *http.Request, path string) {
+	if !s.checkSystemToken(w, r) {
+		return
+	}
+	loc, ok := parseLocator(w, path)
+	if !ok {
+		return
+	}
+	var errs []error
+	touched := 0
+	for _, m := range s.mounts {
+		if m.readOnly {
+			continue
+		}
+		switch err := m.vol.Touch(r.Context(), loc.Hash); {
+		case err == nil:
+			touched++
+		case !errors.Is(err, ErrNotFound):
+			errs = append(errs, fmt.Errorf("volume %s: %w", m.id, err))
+		}
+	}
+	switch {
+	case touched > 0:
+		fmt.Fprintf(w, "touched %d copies\n", touched)
+	case len(errs) > 0:
+		w.fail(http.StatusServiceUnavailable, "volume unavailable", errors.Join(errs...))
+	default:
+		w.fail(http.StatusNotFound, "Not Found", nil)
+	}
+}
+
+// handleUntrash restores the block from the trash of every writable
+// volume that has a copy there (PUT /untrash/LOCATOR).
+func (s *Server) handleUntrash(w *response, r *http.Request, path string) {
+	if !s.checkSystemToken(w, r) {
+		return
+	}
+	loc, ok := parseLocator(w, path)
+	if !ok {
+		return
+	}
+	var restored []string
+	var errs []error
+	for _, m := range s.mounts {
+		if m.readOnly {
+			continue
+		}
+		switch err := m.vol.Untrash(r.Context(), loc.Hash); {
+		case err == nil:
+			restored = append(restored, m.id)
+		case !errors.Is(err, ErrNotFound):
+			errs = append(errs, fmt.Errorf("volume %s: %w", m.id, err))
+		}
+	}
+	switch {
+	case len(restored) > 0:
+		fmt.Fprintf(w, "Successfully untrashed on: %s\n", strings.Join(restored, ", "))
+	case len(errs) > 0:
+		w.fail(http.StatusServiceUnavailable, "volume unavailable", errors.Join(errs...))
+	default:
+		w.fail(http.StatusNotFound, "Not Found: no trashed copy", nil)
+	}
+}
+
+// DeleteResult is the JSON answer to DELETE /LOCATOR.
+type DeleteResult struct {
+	// CopiesDeleted is the number of copies moved to the trash.
+	CopiesDeleted int `json:"copies_deleted"`
+	// CopiesFailed is the number of copies that could not be trashed.
+	CopiesFailed int `json:"copies_failed"`
+	// CopiesTooNew is the number of copies left alone because they are
+	// newer than the signing TTL: a signature given out for them may
+	// still be used.
+	CopiesTooNew int `json:"copies_too_new"`
+}
+
+// handleDelete trashes the block's copies older than the signing TTL on
+// every writable volume (DELETE /LOCATOR): 405 with trash disabled, 404
+// if no writable volume has it, else 200 with a DeleteResult.
+func (s *Server) handleDelete(w *response, r *http.Request, path string) {
+	if !s.checkSystemToken(w, r) {
+		return
+	}
+	if !s.trashOn {
+		w.fail(http.StatusMethodNotAllowed, "Method Not Allowed: trash is disabled on this server", nil)
+		return
+	}
+	loc, ok := parseLocator(w, path)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	var res DeleteResult
+	found := false
+	var errs []error
+	for _, m := range s.mounts {
+		if m.readOnly {
+			continue
+		}
+		st, err := m.vol.Stat(r.Context(), loc.Hash)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		found = true
+		switch {
+		case err != nil:
+		case now.Sub(st.Mtime) < s.signer.TTL:
+			res.CopiesTooNew++
+			continue
+		default:
+			err = m.vol.Trash(r.Context(), loc.Hash, st.Mtime, s.trashDeadline(now))
+		}
+		if err != nil {
+			res.CopiesFailed++
+			errs = append(errs, fmt.Errorf("volume %s: %w", m.id, err))
+			continue
+		}
+		res.CopiesDeleted++
+	}
+	if !found {
+		w.fail(http.StatusNotFound, "Not Found", nil)
+		return
+	}
+	w.err = errors.Join(errs...)
+	writeJSON(w, res)
+}
+
+// trashDeadline returns when a block trashed at now is deleted.
+func (s *Server) trashDeadline(now time.Time) time.Time {
+	return now.Add(s.trashLifetime)
+}
