@@ -79,7 +79,10 @@ func OpenDirectory(root string, opts DirectoryOptions) (*Directory, error) {
 		return nil, fmt.Errorf("volume %s: %w", root, err)
 	}
 	fi, err := os.Stat(abs)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("volume %s: no such directory (create it, or mount its disk)", root)
+	case err != nil:
 		return nil, fmt.Errorf("volume %s: %w", root, err)
 	}
 	if !fi.IsDir() {

@@ -180,8 +180,12 @@ func TestNewErrors(t *testing.T) {
 		"negative capacity": {Volumes: []keepstore.VolumeConfig{{Path: dir, Capacity: -1}}},
 		"volume without id": {Volumes: []keepstore.VolumeConfig{{Volume: struct{ keepstore.Volume }{mustDir(t, t.TempDir())}}}},
 	} {
-		if _, err := keepstore.New(cfg); err == nil {
+		_, err := keepstore.New(cfg)
+		switch {
+		case err == nil:
 			t.Errorf("%s: New succeeded", name)
+		case strings.Contains(err.Error(), "keepstore."):
+			t.Errorf("%s: error %q names Go code", name, err)
 		}
 	}
 }

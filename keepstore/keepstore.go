@@ -232,16 +232,15 @@ func (m *mount) hasClass(c string) bool {
 
 // New returns a server for cfg, opening its Directory volumes.
 func New(cfg Config) (*Server, error) {
-	const op = "keepstore.New"
 	if len(cfg.Volumes) == 0 {
-		return nil, fmt.Errorf("%s: no volumes configured", op)
+		return nil, errors.New("no volumes configured")
 	}
 	if cfg.RequireSignatures && len(cfg.SigningKey) == 0 {
-		return nil, fmt.Errorf("%s: RequireSignatures needs a SigningKey", op)
+		return nil, errors.New("signatures are required but no signing key is set")
 	}
 	if cfg.MaxConcurrentRequests < 0 || cfg.MaxConcurrentWrites < 0 || cfg.SigningTTL < 0 || cfg.UploadGrace < 0 ||
 		cfg.TrashConcurrency < 0 || cfg.PullConcurrency < 0 {
-		return nil, fmt.Errorf("%s: negative MaxConcurrentRequests, MaxConcurrentWrites, SigningTTL, UploadGrace, TrashConcurrency or PullConcurrency", op)
+		return nil, errors.New("negative request or write limit, signing TTL, upload grace or worker count")
 	}
 	s := &Server{
 		signer:      locator.Signer{Key: cfg.SigningKey, TTL: cfg.SigningTTL},
@@ -277,16 +276,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	ids := map[string]bool{}
 	for i, vc := range cfg.Volumes {
-		m, err := newMount(vc)
+		m, err := newMount(i, vc)
 		if err == nil && ids[m.id] {
-			err = fmt.Errorf("duplicate volume ID %q", m.id)
+			err = fmt.Errorf("volume %d: the volume ID %s is taken by another volume", i, m.id)
 			if c, ok := m.vol.(io.Closer); ok && vc.Volume == nil {
 				c.Close()
 			}
 		}
 		if err != nil {
 			s.Close()
-			return nil, fmt.Errorf("%s: volume %d: %w", op, i, err)
+			return nil, err
 		}
 		ids[m.id] = true
 		s.mounts = append(s.mounts, m)
@@ -296,9 +295,10 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func newMount(vc VolumeConfig) (*mount, error) {
+// newMount opens volume i. Its errors name the volume.
+func newMount(i int, vc VolumeConfig) (*mount, error) {
 	if vc.Replication < 0 || vc.Capacity < 0 {
-		return nil, errors.New("negative Replication or Capacity")
+		return nil, fmt.Errorf("volume %d: negative replication or capacity", i)
 	}
 	m := &mount{id: vc.ID, path: vc.Path, vol: vc.Volume, readOnly: vc.ReadOnly, replication: max(vc.Replication, 1)}
 	for _, c := range vc.Classes {
@@ -312,11 +312,11 @@ func newMount(vc VolumeConfig) (*mount, error) {
 	sort.Strings(m.classes)
 	if m.vol == nil {
 		if vc.Path == "" {
-			return nil, errors.New("neither Path nor Volume set")
+			return nil, fmt.Errorf("volume %d: no directory given", i)
 		}
 		d, err := OpenDirectory(vc.Path, DirectoryOptions{ReadOnly: vc.ReadOnly, Capacity: vc.Capacity})
 		if err != nil {
-			return nil, err
+			return nil, err // it names the volume
 		}
 		m.vol, m.path = d, d.Root()
 	}
@@ -325,7 +325,7 @@ func newMount(vc VolumeConfig) (*mount, error) {
 	}
 	if m.id == "" {
 		if m.path == "" {
-			return nil, errors.New("a Volume needs an ID or a Path")
+			return nil, fmt.Errorf("volume %d: neither an ID nor a path to derive one from", i)
 		}
 		p, _ := filepath.Abs(m.path)
 		m.id = pathUUID(p)

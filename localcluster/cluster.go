@@ -44,6 +44,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Capacity limits each server's volume, in bytes; 0 means no limit.
 	Capacity int64
+	// SystemToken opens the servers' management API (/index, /mounts,
+	// pull and trash lists), for keep check and keep balance. Empty
+	// means nobody may use it.
+	SystemToken string
 }
 
 // Node is one server of the cluster.
@@ -101,8 +105,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 		ks, err := keepstore.New(keepstore.Config{
-			Volumes: []keepstore.VolumeConfig{{Path: dir, Capacity: cfg.Capacity}},
-			Logger:  cfg.Logger.With("server", i),
+			Volumes:     []keepstore.VolumeConfig{{Path: dir, Capacity: cfg.Capacity}},
+			SystemToken: cfg.SystemToken,
+			Logger:      cfg.Logger.With("server", i),
 		})
 		if err != nil {
 			c.Close()

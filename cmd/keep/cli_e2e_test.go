@@ -186,8 +186,14 @@ func TestE2EErrorsNameNoFunctions(t *testing.T) {
 		{"put", "--replicas", "1", f, f},
 		{"put", "--replicas", "3", f},
 		{"get", "acbd18db4cc2f85cedef654fccc4a4d8+3"},
+		{"server", "--listen", "127.0.0.1:0", "--volume", filepath.Join(t.TempDir(), "missing")},
+		{"server", "--listen", "127.0.0.1:0", "--volume", f},
 	} {
-		_, stderr, err := c.keep(t, args...)
+		run := c.keep
+		if args[0] == "server" { // takes no --services
+			run = func(t *testing.T, args ...string) (string, string, error) { return runKeep(t, c.env, nil, args...) }
+		}
+		_, stderr, err := run(t, args...)
 		if err == nil {
 			t.Errorf("keep %v succeeded", args)
 		}

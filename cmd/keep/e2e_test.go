@@ -202,6 +202,17 @@ func TestE2EUp(t *testing.T) {
 	t.Run("proxy N=2", func(t *testing.T) {
 		checkPutGet(t, env, dirs, 2, "--services", filepath.Join(dir, "proxy-services.json"))
 	})
+	t.Run("check with the system token it wrote", func(t *testing.T) {
+		src, _ := randomFile(t, 1000)
+		text, stderr, err := runKeep(t, env, nil, "put", "--replicas", "2", src)
+		if err != nil {
+			t.Fatalf("put: %v\n%s", err, stderr)
+		}
+		out, stderr, err := runKeep(t, env, nil, "check", "--system-token-file", filepath.Join(dir, "system-token"), writeManifest(t, text))
+		if err != nil || !strings.Contains(out, "ok:") {
+			t.Errorf("check against keep up: %v\n%s%s", err, out, stderr)
+		}
+	})
 }
 
 // startServers starts n keep server processes and writes a services file.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/keepproject/keep/internal/arvconfig"
 	"github.com/keepproject/keep/keepproxy"
 )
 
@@ -29,11 +31,21 @@ Slow clients: every request and response body must move at least
 --min-rate bytes/s, measured over each --rate-window (the first window
 counting from the request's arrival). A request body that falls behind
 gets 408 and its connection is closed; a response that falls behind is
-cut off. Request headers must arrive within 30 s.`
+cut off. Request headers must arrive within 30 s.
+
+With --config, the listen address and TLS files come from an Arvados
+cluster configuration (/etc/arvados/config.yml): this proxy is the entry
+of Services.Keepproxy.InternalURLs named by --internal-url, else the only
+one on this host, served over HTTPS when that URL is https. Flags given
+as well override the file. The block servers are found as without it
+(--services, ARVADOS_KEEP_SERVICES, ARVADOS_API_HOST).`
 
 func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("proxy", "", proxySummary, stderr)
-	listen := fs.String("listen", "127.0.0.1:25107", "`address` to listen on")
+	configFile := fs.String("config", "", "read the listen address and TLS files from an Arvados cluster configuration `file`, such as /etc/arvados/config.yml")
+	clusterID := fs.String("cluster", "", "the cluster `id` to use when the --config file configures several")
+	internalURL := fs.String("internal-url", "", "with --config: this proxy's `URL` among Services.Keepproxy.InternalURLs (default $ARVADOS_SERVICE_INTERNAL_URL, else the only one whose host is this machine)")
+	listen := fs.String("listen", "127.0.0.1:25107", "`address` to listen on (Arvados: the host and port of this proxy's Services.Keepproxy.InternalURLs entry, or of its ListenURL)")
 	addrFile := fs.String("addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
 	maxWrites := fs.Int("max-writes", keepproxy.DefaultMaxWrites, "PUTs written to the servers at once; their buffers hold at most this × 64 MiB + 8 MiB; more get 503 with Retry-After")
 	maxReads := fs.Int("max-reads", keepproxy.DefaultMaxReads, "GETs and HEADs handled at once; their buffers hold at most this × 64 MiB; more get 503 with Retry-After")
@@ -41,8 +53,8 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	minRate := fs.Int64("min-rate", keepproxy.DefaultMinRate, "slowest body transfer accepted, in `bytes/s`")
 	window := fs.Duration("rate-window", keepproxy.DefaultRateWindow, "the period over which --min-rate is measured")
 	bufIdle := fs.Duration("buffer-idle", keepproxy.DefaultBufferIdle, "keep an unused block buffer this long before returning its memory")
-	tlsCert := fs.String("tls-cert", "", "serve HTTPS with the certificate in `file` (needs --tls-key)")
-	tlsKey := fs.String("tls-key", "", "private key `file` for --tls-cert")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with the certificate in `file` (needs --tls-key) (Arvados: TLS.Certificate, used when this proxy's URL is https)")
+	tlsKey := fs.String("tls-key", "", "private key `file` for --tls-cert (Arvados: TLS.Key)")
 	var cf clientFlags
 	cf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -58,14 +70,25 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "keep proxy:", err)
 		return errUsage
 	}
+	pc := proxyConfig{listen: *listen, tlsCert: *tlsCert, tlsKey: *tlsKey}
+	if *configFile != "" {
+		if err := pc.fromArvados(fs, *configFile, *clusterID, cmp.Or(*internalURL, os.Getenv("ARVADOS_SERVICE_INTERNAL_URL"))); err != nil {
+			return fmt.Errorf("--config %s: %w", *configFile, err)
+		}
+	} else if *clusterID != "" || *internalURL != "" {
+		return usageError(fs, "--cluster and --internal-url need --config")
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	opts.Logger = log
+	if pc.managementToken != "" {
+		log.Warn("ManagementToken is set in the configuration but not enforced yet: /_health/ping answers anyone who can reach this proxy")
+	}
 	kc, res, err := cf.newClient(ctx, keepproxy.DefaultReplicas, nil, log)
 	if err != nil {
 		return err
 	}
 	defer kc.Close()
-	l, err := listenTLS(*listen, *tlsCert, *tlsKey)
+	l, err := listenTLS(pc.listen, pc.tlsCert, pc.tlsKey)
 	if err != nil {
 		return err
 	}
@@ -75,7 +98,11 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	log.Info("keep proxy listening", "addr", l.Addr().String(), "tls", *tlsCert != "", "services", res.Source(), "count", len(kc.Services()))
+	attrs := []any{"addr", l.Addr().String(), "tls", pc.tlsCert != "", "services", res.Source(), "count", len(kc.Services())}
+	if pc.internalURL != "" {
+		attrs = append(attrs, "internal_url", pc.internalURL)
+	}
+	log.Info("keep proxy listening", attrs...)
 	px := keepproxy.NewWithOptions(kc, opts)
 	defer px.Close()
 	return serveHTTP(ctx, l, &http.Server{
@@ -87,6 +114,43 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}, log)
+}
+
+// proxyConfig is where the proxy listens and how, from the flags and
+// --config.
+type proxyConfig struct {
+	listen          string
+	tlsCert, tlsKey string
+	internalURL     string // the InternalURLs entry served, with --config
+	// managementToken is read from --config only and not enforced yet.
+	// TODO(management-token): give it to keepproxy once /_health/ping
+	// (and metrics, when the proxy has them) check it.
+	managementToken string
+}
+
+// fromArvados fills in pc from an Arvados config.yml, leaving alone
+// whatever a flag set on fs gave.
+func (pc *proxyConfig) fromArvados(fs *flag.FlagSet, path, clusterID, given string) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c, err := loadArvadosConfig(path, clusterID)
+	if err != nil {
+		return err
+	}
+	ep, err := c.Proxy(given, arvconfig.IsLocal)
+	if err != nil {
+		return withURLHint(err)
+	}
+	pc.internalURL, pc.managementToken = ep.InternalURL, c.ManagementToken
+	if !set["listen"] {
+		pc.listen = ep.Listen
+	}
+	if !set["tls-cert"] && ep.TLS {
+		if pc.tlsCert, pc.tlsKey, err = c.TLSFiles(); err != nil {
+			return fmt.Errorf("%s is https: %w", ep.InternalURL, err)
+		}
+	}
+	return nil
 }
 
 // checkProxyFlags applies --max-blocks and refuses values that are not

@@ -239,3 +239,36 @@ func TestProxyCommandFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyCommandConfig: with --config, a proxy whose
+// Services.Keepproxy.InternalURLs entry is https serves TLS with the
+// file's TLS.Certificate and TLS.Key; --listen overrides the address.
+func TestProxyCommandConfig(t *testing.T) {
+	c := keeptest.NewCluster(t, 2)
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	config := filepath.Join(dir, "config.yml")
+	text := "Clusters:\n  zzzzz:\n    ManagementToken: mgmt\n" +
+		"    TLS: {Certificate: \"file://" + certFile + "\", Key: \"file://" + keyFile + "\"}\n" +
+		"    Services: {Keepproxy: {InternalURLs: {\"https://127.0.0.1:1/\": {}}}}\n"
+	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := startProxyCommand(t, c, "--config", config)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, err := (&http.Client{Transport: tr}).Get("https://" + addr + "/_health/ping")
+	if err != nil {
+		t.Fatalf("proxy from --config does not serve TLS: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.HasSuffix(addr, ":1") {
+		t.Errorf("GET /_health/ping on %s = %d", addr, resp.StatusCode)
+	}
+
+	for _, args := range [][]string{{"--cluster", "zzzzz"}, {"--internal-url", "https://127.0.0.1:1/"}} {
+		if err := runProxy(context.Background(), args, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+			t.Errorf("keep proxy %q without --config: %v, want a usage error", args, err)
+		}
+	}
+}

@@ -1,19 +1,31 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/keepproject/keep/internal/arvconfig"
 	"github.com/keepproject/keep/keepstore"
 )
+
+const serverSummary = `Run a keepstore-compatible block server storing blocks in directories
+(layout DIR/xyz/HASH, as Arvados keepstore Directory volumes).
+
+With --config, the settings come from an Arvados cluster configuration
+(/etc/arvados/config.yml), as keepstore reads it: this server is the entry
+of Services.Keepstore.InternalURLs named by --internal-url, else the only
+one on this host; it serves the volumes whose AccessViaHosts names that
+entry (or is empty). Any flag given as well overrides the file.`
 
 // srvDirs is a repeatable directory flag.
 type srvDirs []string
@@ -28,39 +40,96 @@ func (d *srvDirs) Set(v string) error {
 	return nil
 }
 
+// srvRate is a byte rate flag: a size as --capacity takes it, or a
+// negative number.
+type srvRate int64
+
+func (r *srvRate) String() string { return srvFormatBytes(int64(*r)) }
+
+func (r *srvRate) Set(v string) error {
+	if rest, neg := strings.CutPrefix(v, "-"); neg {
+		n, err := srvParseBytes(rest)
+		if err != nil {
+			return err
+		}
+		*r = srvRate(-max(n, 1))
+		return nil
+	}
+	n, err := srvParseBytes(v)
+	*r = srvRate(n)
+	return err
+}
+
+// serverOptions is what runServer builds a server from: the flags,
+// filled in from --config where a flag was not given.
+type serverOptions struct {
+	listen          string
+	volumes         []keepstore.VolumeConfig
+	signingKey      []byte
+	signingTTL      time.Duration
+	requireSigs     bool
+	systemToken     string
+	maxRequests     int
+	tlsCert, tlsKey string
+	logLevel        string
+	managementToken string
+	// The trash and pull settings as the flags take them (Arvados'
+	// meanings of 0), turned into keepstore's by storeConfig.
+	trash              bool
+	trashLifetime      time.Duration // 0: delete at once
+	trashCheckInterval time.Duration // 0: never sweep
+	trashConcurrency   int           // 0: trash off
+	pullConcurrency    int
+	internalURL        string // the InternalURLs entry served, with --config
+}
+
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("server", "", "Run a keepstore-compatible block server storing blocks in directories\n"+
-		"(layout DIR/xyz/HASH, as Arvados keepstore Directory volumes).", stderr)
-	listen := fs.String("listen", "127.0.0.1:25107", "`address` to listen on (port 0 picks a free one)")
+	fs := newFlagSet("server", "", serverSummary, stderr)
+	configFile := fs.String("config", "", "read settings from an Arvados cluster configuration `file`, such as /etc/arvados/config.yml")
+	clusterID := fs.String("cluster", "", "the cluster `id` to use when the --config file configures several")
+	internalURL := fs.String("internal-url", "", "with --config: this server's `URL` among Services.Keepstore.InternalURLs (default $ARVADOS_SERVICE_INTERNAL_URL, else the only one whose host is this machine)")
+	listen := fs.String("listen", "127.0.0.1:25107", "`address` to listen on; port 0 picks a free one (Arvados: the host and port of this server's Services.Keepstore.InternalURLs entry, or of its ListenURL)")
 	addrFile := fs.String("addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
 	var volumes, roVolumes srvDirs
-	fs.Var(&volumes, "volume", "store blocks in `dir` (repeatable)")
-	fs.Var(&roVolumes, "read-only-volume", "serve blocks from `dir` without writing (repeatable)")
+	fs.Var(&volumes, "volume", "store blocks in `dir` (repeatable); with --config, --volume and --read-only-volume replace the file's volumes (Arvados: Volumes, Driver Directory, DriverParameters.Root)")
+	fs.Var(&roVolumes, "read-only-volume", "serve blocks from `dir` without writing (repeatable) (Arvados: Volumes.*.ReadOnly)")
 	capacity := fs.String("capacity", "", "limit each volume to `size` bytes of blocks (suffixes K, M, G, T = powers of 1024; KB, MB, GB, TB = powers of 1000)")
-	classes := fs.String("classes", "", "comma-separated storage `classes` of all volumes (default \"default\")")
-	keyFile := fs.String("signing-key-file", "", "sign returned locators with the blob signing key in `file`")
-	ttl := fs.Duration("signing-ttl", keepstore.DefaultSigningTTL, "signature lifetime")
-	requireSigs := fs.Bool("require-signatures", false, "require valid signatures on GET and HEAD (needs --signing-key-file)")
-	sysTokenFile := fs.String("system-token-file", "", "allow block listing (/index) with the token in `file`")
-	maxRequests := fs.Int("max-requests", keepstore.DefaultMaxConcurrentRequests, "answer 503 (Retry-After) beyond this many concurrent requests")
-	tlsCert := fs.String("tls-cert", "", "serve HTTPS with the certificate in `file` (needs --tls-key)")
-	tlsKey := fs.String("tls-key", "", "private key `file` for --tls-cert")
-	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	classes := fs.String("classes", "", "comma-separated storage `classes` of every volume, replacing those from --config; without either, \"default\" (Arvados: Volumes.*.StorageClasses)")
+	keyFile := fs.String("signing-key-file", "", "sign returned locators with the blob signing key in `file` (Arvados: Collections.BlobSigningKey)")
+	ttl := fs.Duration("signing-ttl", keepstore.DefaultSigningTTL, "how long a signature stays valid; copies younger than this are never trashed (Arvados: Collections.BlobSigningTTL)")
+	requireSigs := fs.Bool("require-signatures", false, "require valid signatures on GET and HEAD; needs a signing key (Arvados: Collections.BlobSigning, which defaults to true there)")
+	sysTokenFile := fs.String("system-token-file", "", "the token in `file` opens the admin routes: block listings (/index, /mounts), pull and trash lists, DELETE, untrash (Arvados: SystemRootToken)")
+	mgmtTokenFile := fs.String("management-token-file", "", "the token in `file` opens /metrics, /_status and /_health/*, which answer 404 without one (Arvados: ManagementToken)")
+	trash := fs.Bool("blob-trash", true, "act on trash lists and DELETE; false: DELETE answers 405 and trash list items are skipped (Arvados: Collections.BlobTrash)")
+	trashLifetime := fs.Duration("blob-trash-lifetime", keepstore.DefaultTrashLifetime, "how long a trashed block can be restored before it is deleted; 0 deletes at once (Arvados: Collections.BlobTrashLifetime)")
+	trashCheck := fs.Duration("blob-trash-check-interval", keepstore.DefaultTrashCheckInterval, "how often trash past its lifetime and stale temporary files are deleted; 0 never (Arvados: Collections.BlobTrashCheckInterval)")
+	trashConc := fs.Int("blob-trash-concurrency", keepstore.DefaultTrashConcurrency, "trash list workers; 0 turns trashing off, as --blob-trash=false (Arvados: Collections.BlobTrashConcurrency)")
+	pullConc := fs.Int("blob-replicate-concurrency", keepstore.DefaultPullConcurrency, "pull list workers, at least 1 (Arvados: Collections.BlobReplicateConcurrency)")
+	maxRequests := fs.Int("max-requests", keepstore.DefaultMaxConcurrentRequests, "reads (GET, HEAD) and index listings handled at once; more get 503 with Retry-After (Arvados: API.MaxConcurrentRequests; 0 there means this default)")
+	maxWrites := fs.Int("max-writes", keepstore.DefaultMaxConcurrentWrites, "uploads (PUT) handled at once; beyond that a new upload takes the slot of one lagging below --min-upload-rate, or gets 503 with Retry-After")
+	minRate := srvRate(keepstore.DefaultMinUploadRate)
+	fs.Var(&minRate, "min-upload-rate", "slowest an upload body may arrive, in `bytes/s` (suffixes as --capacity); a slower upload gets 408 and nothing is stored; 0 means the default, a negative value no minimum")
+	grace := fs.Duration("upload-grace", keepstore.DefaultUploadGrace, "waiting for an upload's body allowed on top of --min-upload-rate (for a slow start or a pause)")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with the certificate in `file`; needs --tls-key (Arvados: TLS.Certificate, used when this server's URL is https)")
+	tlsKey := fs.String("tls-key", "", "private key `file` for --tls-cert (Arvados: TLS.Key)")
+	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error (Arvados: SystemLogs.LogLevel)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 || len(volumes)+len(roVolumes) == 0 || (*tlsCert == "") != (*tlsKey == "") {
-		fmt.Fprintln(stderr, "keep server: need at least one --volume or --read-only-volume, no arguments, and --tls-cert with --tls-key")
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if fs.NArg() != 0 || (len(volumes)+len(roVolumes) == 0 && *configFile == "") || (*tlsCert == "") != (*tlsKey == "") {
+		fmt.Fprintln(stderr, "keep server: need --config or at least one --volume or --read-only-volume, no arguments, and --tls-cert with --tls-key")
 		fs.Usage()
 		return errUsage
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	if *configFile == "" && (set["cluster"] || set["internal-url"]) {
+		return usageError(fs, "--cluster and --internal-url need --config")
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	cfg := keepstore.Config{SigningTTL: *ttl, RequireSignatures: *requireSigs, MaxConcurrentRequests: *maxRequests, Logger: log}
+	o := serverOptions{listen: *listen, signingTTL: *ttl, requireSigs: *requireSigs, maxRequests: *maxRequests,
+		tlsCert: *tlsCert, tlsKey: *tlsKey, logLevel: *logLevel,
+		trash: *trash, trashLifetime: *trashLifetime, trashCheckInterval: *trashCheck, trashConcurrency: *trashConc, pullConcurrency: *pullConc}
 	var capBytes int64
 	if *capacity != "" {
 		n, err := srvParseBytes(*capacity)
@@ -69,44 +138,73 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		capBytes = n
 	}
-	classList := strings.Split(*classes, ",")
 	for _, dir := range volumes {
-		cfg.Volumes = append(cfg.Volumes, keepstore.VolumeConfig{Path: dir, Capacity: capBytes, Classes: classList})
+		o.volumes = append(o.volumes, keepstore.VolumeConfig{Path: dir})
 	}
 	for _, dir := range roVolumes {
-		cfg.Volumes = append(cfg.Volumes, keepstore.VolumeConfig{Path: dir, ReadOnly: true, Classes: classList})
+		o.volumes = append(o.volumes, keepstore.VolumeConfig{Path: dir, ReadOnly: true})
 	}
 	if *keyFile != "" {
 		key, err := srvReadSecret(*keyFile)
 		if err != nil {
 			return fmt.Errorf("--signing-key-file: %w", err)
 		}
-		cfg.SigningKey = []byte(key)
+		o.signingKey = []byte(key)
+	}
+	if *mgmtTokenFile != "" {
+		tok, err := srvReadSecret(*mgmtTokenFile)
+		if err != nil {
+			return fmt.Errorf("--management-token-file: %w", err)
+		}
+		o.managementToken = tok
 	}
 	if *sysTokenFile != "" {
 		tok, err := srvReadSecret(*sysTokenFile)
 		if err != nil {
 			return fmt.Errorf("--system-token-file: %w", err)
 		}
-		cfg.SystemToken = tok
+		o.systemToken = tok
 	}
+	if *configFile != "" {
+		given := cmp.Or(*internalURL, os.Getenv("ARVADOS_SERVICE_INTERNAL_URL"))
+		c, ks, err := loadKeepstoreConfig(*configFile, *clusterID, given)
+		if err == nil {
+			err = o.fromArvados(c, ks, set)
+		}
+		if err != nil {
+			return fmt.Errorf("--config %s: %w", *configFile, err)
+		}
+	}
+	for i := range o.volumes {
+		o.volumes[i].Capacity = capBytes
+		if set["classes"] {
+			o.volumes[i].Classes = strings.Split(*classes, ",")
+		}
+	}
+	if o.requireSigs && len(o.signingKey) == 0 {
+		return errors.New("signatures are required (--require-signatures, or Collections.BlobSigning in --config) but there is no signing key")
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("log level %q: want debug, info, warn or error", o.logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg, err := o.storeConfig()
+	if err != nil {
+		return err
+	}
+	cfg.MaxConcurrentWrites, cfg.MinUploadRate, cfg.UploadGrace, cfg.Logger = *maxWrites, int64(minRate), *grace, log
 	ks, err := keepstore.New(cfg)
 	if err != nil {
 		return err
 	}
 	defer ks.Close()
 
-	l, err := net.Listen("tcp", *listen)
+	l, err := listenTLS(o.listen, o.tlsCert, o.tlsKey)
 	if err != nil {
 		return err
-	}
-	if *tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
-		if err != nil {
-			l.Close()
-			return err
-		}
-		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
 	}
 	if *addrFile != "" {
 		if err := os.WriteFile(*addrFile, []byte(l.Addr().String()+"\n"), 0o644); err != nil {
@@ -114,9 +212,180 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	log.Info("keep server listening", "addr", l.Addr().String(), "tls", *tlsCert != "",
-		"volumes", len(volumes), "read_only_volumes", len(roVolumes), "signing", len(cfg.SigningKey) > 0)
+	ro := 0
+	for _, v := range o.volumes {
+		if v.ReadOnly {
+			ro++
+		}
+	}
+	attrs := []any{"addr", l.Addr().String(), "tls", o.tlsCert != "",
+		"volumes", len(o.volumes) - ro, "read_only_volumes", ro, "signing", len(o.signingKey) > 0, "require_signatures", o.requireSigs,
+		"trash", o.trash && o.trashConcurrency > 0, "management_routes", o.managementToken != ""}
+	if o.internalURL != "" {
+		attrs = append(attrs, "internal_url", o.internalURL)
+	}
+	log.Info("keep server listening", attrs...)
 	return serve(ctx, l, ks, log)
+}
+
+// loadArvadosConfig reads an Arvados config.yml and returns the
+// cluster's settings (the only cluster in it when clusterID is "").
+func loadArvadosConfig(path, clusterID string) (*arvconfig.Cluster, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is in the caller's message already
+		}
+		return nil, err
+	}
+	_, c, err := arvconfig.Load(data, clusterID)
+	return c, err
+}
+
+// loadKeepstoreConfig reads an Arvados config.yml and picks this
+// keepstore's entry in it (given, else the one on this host).
+func loadKeepstoreConfig(path, clusterID, given string) (*arvconfig.Cluster, *arvconfig.Keepstore, error) {
+	c, err := loadArvadosConfig(path, clusterID)
+	if err != nil {
+		return nil, nil, err
+	}
+	ks, err := c.Self(given, arvconfig.IsLocal)
+	return c, ks, withURLHint(err)
+}
+
+// withURLHint adds to an error from picking this host's internal URL
+// how to name it.
+func withURLHint(err error) error {
+	if errors.Is(err, arvconfig.ErrNotThisHost) || errors.Is(err, arvconfig.ErrSeveralOnHost) {
+		return fmt.Errorf("%w; choose one with --internal-url", err)
+	}
+	return err
+}
+
+// fromArvados fills in o from an Arvados cluster configuration and the
+// keepstore picked in it, leaving alone whatever a flag in set gave.
+func (o *serverOptions) fromArvados(c *arvconfig.Cluster, ks *arvconfig.Keepstore, set map[string]bool) error {
+	o.internalURL = ks.InternalURL
+	if !set["management-token-file"] {
+		o.managementToken = c.ManagementToken
+	}
+	if !set["listen"] {
+		o.listen = ks.Listen
+	}
+	if !set["volume"] && !set["read-only-volume"] {
+		for _, v := range ks.Volumes {
+			switch {
+			case v.IsDirectory():
+				o.volumes = append(o.volumes, keepstore.VolumeConfig{ID: v.UUID, Path: v.Root, ReadOnly: v.ReadOnly,
+					Replication: v.Replication, Classes: v.StorageClasses})
+			case strings.EqualFold(v.Driver, "S3"):
+				// S3: map v.Params to the S3 volume's options here
+				// once keepstore has one.
+				return fmt.Errorf("volume %s: S3 volumes: not yet supported by this build", v.UUID)
+			default:
+				return fmt.Errorf("volume %s: driver %q is not supported (only Directory)", v.UUID, v.Driver)
+			}
+		}
+		if len(o.volumes) == 0 {
+			return fmt.Errorf("no volume is for %s: a volume is for the keepstores its AccessViaHosts names, or for all of them when it names none", ks.InternalURL)
+		}
+	}
+	if !set["signing-key-file"] {
+		o.signingKey = []byte(c.Collections.BlobSigningKey)
+	}
+	if !set["signing-ttl"] && c.Collections.BlobSigningTTL > 0 {
+		o.signingTTL = time.Duration(c.Collections.BlobSigningTTL)
+	}
+	if !set["require-signatures"] {
+		o.requireSigs = c.SigningRequired()
+		if o.requireSigs && len(o.signingKey) == 0 {
+			return errors.New("Collections.BlobSigning is on (the Arvados default) but Collections.BlobSigningKey is empty")
+		}
+	}
+	if !set["system-token-file"] {
+		o.systemToken = c.SystemRootToken
+	}
+	col := c.Collections
+	if !set["blob-trash"] {
+		o.trash = c.TrashEnabled()
+	}
+	if !set["blob-trash-lifetime"] && col.BlobTrashLifetime != nil {
+		o.trashLifetime = time.Duration(*col.BlobTrashLifetime)
+	}
+	if !set["blob-trash-check-interval"] && col.BlobTrashCheckInterval != nil {
+		o.trashCheckInterval = time.Duration(*col.BlobTrashCheckInterval)
+	}
+	if !set["blob-trash-concurrency"] && col.BlobTrashConcurrency != nil {
+		o.trashConcurrency = *col.BlobTrashConcurrency
+	}
+	if !set["blob-replicate-concurrency"] && col.BlobReplicateConcurrency != nil {
+		if *col.BlobReplicateConcurrency < 1 {
+			return fmt.Errorf("Collections.BlobReplicateConcurrency is %d, but this server cannot turn pulls off; give at least 1", *col.BlobReplicateConcurrency)
+		}
+		o.pullConcurrency = *col.BlobReplicateConcurrency
+	}
+	if !set["max-requests"] && c.API.MaxConcurrentRequests > 0 {
+		o.maxRequests = c.API.MaxConcurrentRequests
+	}
+	if !set["log-level"] && c.SystemLogs.LogLevel != "" {
+		o.logLevel = arvadosLogLevel(c.SystemLogs.LogLevel)
+	}
+	if !set["tls-cert"] && ks.TLS {
+		cert, key, err := c.TLSFiles()
+		if err != nil {
+			return fmt.Errorf("%s is https: %w", ks.InternalURL, err)
+		}
+		o.tlsCert, o.tlsKey = cert, key
+	}
+	return nil
+}
+
+// storeConfig turns o into a keepstore configuration, translating the
+// Arvados meanings of 0 in the trash settings into keepstore's.
+func (o *serverOptions) storeConfig() (keepstore.Config, error) {
+	switch {
+	case o.trashLifetime < 0 || o.trashCheckInterval < 0:
+		return keepstore.Config{}, errors.New("--blob-trash-lifetime and --blob-trash-check-interval cannot be negative")
+	case o.trashConcurrency < 0:
+		return keepstore.Config{}, errors.New("--blob-trash-concurrency cannot be negative")
+	case o.pullConcurrency < 1:
+		return keepstore.Config{}, fmt.Errorf("--blob-replicate-concurrency %d: want at least 1", o.pullConcurrency)
+	}
+	never := func(d time.Duration) time.Duration { // 0 -> keepstore's "none"
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	return keepstore.Config{
+		Volumes:               o.volumes,
+		SigningKey:            o.signingKey,
+		SigningTTL:            o.signingTTL,
+		RequireSignatures:     o.requireSigs,
+		SystemToken:           o.systemToken,
+		ManagementToken:       o.managementToken,
+		DisableTrash:          !o.trash || o.trashConcurrency == 0,
+		TrashLifetime:         never(o.trashLifetime),
+		TrashCheckInterval:    never(o.trashCheckInterval),
+		TrashConcurrency:      o.trashConcurrency,
+		PullConcurrency:       o.pullConcurrency,
+		MaxConcurrentRequests: o.maxRequests,
+	}, nil
+}
+
+// arvadosLogLevel maps an Arvados SystemLogs.LogLevel (panic, fatal,
+// error, warn, warning, info, debug, trace) to a slog level name.
+func arvadosLogLevel(l string) string {
+	switch strings.ToLower(l) {
+	case "trace":
+		return "debug"
+	case "panic", "fatal":
+		return "error"
+	case "warning":
+		return "warn"
+	}
+	return l
 }
 
 // srvReadSecret reads a key or token from a file, without surrounding
@@ -165,4 +434,21 @@ func srvParseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q too large", s)
 	}
 	return n * mult, nil
+}
+
+// srvFormatBytes writes n with the largest of the suffixes K, M, G, T
+// (powers of 1024) that divides it, as srvParseBytes reads it back.
+func srvFormatBytes(n int64) string {
+	sign := ""
+	if n < 0 {
+		sign, n = "-", -n
+	}
+	suffix := ""
+	for _, s := range []string{"K", "M", "G", "T"} {
+		if n == 0 || n%1024 != 0 {
+			break
+		}
+		n, suffix = n/1024, s
+	}
+	return sign + strconv.FormatInt(n, 10) + suffix
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/arvconfig"
+	"github.com/keepproject/keep/keepstore"
 	"go.uber.org/goleak"
 )
 
@@ -67,6 +70,7 @@ func TestServerCommand(t *testing.T) {
 			"--listen", "127.0.0.1:0", "--volume", dir, "--read-only-volume", roDir,
 			"--addr-file", addrFile, "--capacity", "1M", "--classes", "default,hot",
 			"--system-token-file", tokFile, "--signing-key-file", keyFile, "--log-level", "debug",
+			"--max-writes", "4", "--min-upload-rate", "-1", "--upload-grace", "5s",
 		}, io.Discard, stderr)
 	}()
 	select {
@@ -135,6 +139,8 @@ func TestServerFlagErrors(t *testing.T) {
 		{"--listen", "127.0.0.1:0"},
 		{"--volume", dir, "extra"},
 		{"--volume", dir, "--tls-cert", "c.pem"},
+		{"--volume", dir, "--cluster", "zzzzz"},
+		{"--volume", dir, "--internal-url", "http://h:1/"},
 	} {
 		if err := runServer(context.Background(), args, io.Discard, io.Discard); !errors.Is(err, errUsage) {
 			t.Errorf("runServer %q = %v, want errUsage", args, err)
@@ -146,6 +152,12 @@ func TestServerFlagErrors(t *testing.T) {
 		{"--volume", dir, "--require-signatures", "--listen", "127.0.0.1:0"},
 		{"--volume", dir, "--signing-key-file", filepath.Join(dir, "nokey")},
 		{"--volume", dir, "--log-level", "loud"},
+		{"--volume", dir, "--min-upload-rate", "fast"},
+		{"--volume", dir, "--max-writes", "-1"},
+		{"--volume", dir, "--upload-grace", "-1s"},
+		{"--config", filepath.Join(dir, "missing.yml")},
+		{"--volume", dir, "--blob-replicate-concurrency", "0"},
+		{"--volume", dir, "--blob-trash-lifetime", "-1h"},
 	} {
 		if err := runServer(context.Background(), args, io.Discard, io.Discard); err == nil || errors.Is(err, errUsage) {
 			t.Errorf("runServer %q = %v, want an error", args, err)
@@ -413,9 +425,11 @@ func TestServerProcessKilledMidWrite(t *testing.T) {
 	if got := <-res; strings.HasPrefix(got, "200") {
 		t.Errorf("PUT to killed server = %q", got)
 	}
+	// Files in block subdirectories only: the volume's root holds its
+	// lock and UUID files.
 	files := []string{}
 	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+		if err == nil && !d.IsDir() && filepath.Dir(path) != dir {
 			files = append(files, path)
 		}
 		return nil
@@ -448,5 +462,136 @@ func TestServerProcessKilledMidWrite(t *testing.T) {
 	}
 	if got, err := os.ReadFile(filepath.Join(dir, hash[:3], hash)); err != nil || !bytes.Equal(got, data) {
 		t.Errorf("block after restart: %d bytes, %v", len(got), err)
+	}
+}
+
+func TestServerRateFlag(t *testing.T) {
+	for in, want := range map[string]int64{"64K": 64 << 10, "0": 0, "-1": -1, "-5M": -5 << 20, "1MB": 1e6, "-0": -1} {
+		var r srvRate
+		if err := r.Set(in); err != nil || int64(r) != want {
+			t.Errorf("Set(%q) = %d, %v; want %d", in, r, err, want)
+		}
+	}
+	for _, in := range []string{"", "x", "-x", "--1", "1.5K"} {
+		var r srvRate
+		if err := r.Set(in); err == nil {
+			t.Errorf("Set(%q) succeeded", in)
+		}
+	}
+	for n, want := range map[int64]string{64 << 10: "64K", 1000: "1000", 0: "0", -1: "-1", 3 << 30: "3G", 1536: "1536", 2 << 40: "2T"} {
+		if got := srvFormatBytes(n); got != want {
+			t.Errorf("srvFormatBytes(%d) = %q, want %q", n, got, want)
+		}
+		if back, err := srvParseBytes(strings.TrimPrefix(srvFormatBytes(n), "-")); err != nil || (back != n && back != -n) {
+			t.Errorf("srvFormatBytes(%d) does not parse back: %d, %v", n, back, err)
+		}
+	}
+}
+
+// TestServerHelp: the flags that mirror Arvados settings name their
+// keys, and the upload limits show keepstore's defaults.
+func TestServerHelp(t *testing.T) {
+	var help bytes.Buffer
+	if err := runServer(context.Background(), []string{"--help"}, io.Discard, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	flags := map[string]string{} // name -> its help
+	for _, block := range strings.Split(help.String(), "\n  -")[1:] {
+		name, _, _ := strings.Cut(block, " ")
+		flags[strings.TrimSpace(strings.SplitN(name, "\n", 2)[0])] = block
+	}
+	for name, want := range map[string]string{
+		"config":                     "Arvados cluster configuration",
+		"internal-url":               "Services.Keepstore.InternalURLs",
+		"listen":                     "Services.Keepstore.InternalURLs",
+		"volume":                     "DriverParameters.Root",
+		"classes":                    "Volumes.*.StorageClasses",
+		"signing-key-file":           "(Arvados: Collections.BlobSigningKey)",
+		"signing-ttl":                "(Arvados: Collections.BlobSigningTTL)",
+		"require-signatures":         "(Arvados: Collections.BlobSigning,",
+		"system-token-file":          "(Arvados: SystemRootToken)",
+		"management-token-file":      "(Arvados: ManagementToken)",
+		"blob-trash":                 "(Arvados: Collections.BlobTrash)",
+		"blob-trash-lifetime":        "(Arvados: Collections.BlobTrashLifetime) (default 336h0m0s)",
+		"blob-trash-check-interval":  "(Arvados: Collections.BlobTrashCheckInterval) (default 24h0m0s)",
+		"blob-trash-concurrency":     fmt.Sprintf("(Arvados: Collections.BlobTrashConcurrency) (default %d)", keepstore.DefaultTrashConcurrency),
+		"blob-replicate-concurrency": fmt.Sprintf("(Arvados: Collections.BlobReplicateConcurrency) (default %d)", keepstore.DefaultPullConcurrency),
+		"max-requests":               "(Arvados: API.MaxConcurrentRequests;",
+		"tls-cert":                   "(Arvados: TLS.Certificate,",
+		"tls-key":                    "(Arvados: TLS.Key)",
+		"log-level":                  "(Arvados: SystemLogs.LogLevel)",
+		"max-writes":                 fmt.Sprintf("(default %d)", keepstore.DefaultMaxConcurrentWrites),
+		"min-upload-rate":            fmt.Sprintf("(default %s)", srvFormatBytes(keepstore.DefaultMinUploadRate)),
+		"upload-grace":               fmt.Sprintf("(default %v)", keepstore.DefaultUploadGrace),
+	} {
+		if !strings.Contains(flags[name], want) {
+			t.Errorf("--%s help %q lacks %q", name, flags[name], want)
+		}
+	}
+}
+
+// TestServerFromArvados: settings come from the configuration unless a
+// flag gave them.
+func TestServerFromArvados(t *testing.T) {
+	_, c, err := arvconfig.Load([]byte(`
+Clusters:
+  zzzzz:
+    SystemRootToken: sys
+    ManagementToken: mgmt
+    API: {MaxConcurrentRequests: 7}
+    SystemLogs: {LogLevel: trace}
+    Collections: {BlobSigningKey: key, BlobSigningTTL: 1h, BlobTrash: false, BlobTrashLifetime: 0, BlobTrashCheckInterval: 2h,
+      BlobTrashConcurrency: 2, BlobReplicateConcurrency: 3}
+    TLS: {Certificate: "file:///c.pem", Key: "file:///k.pem"}
+    Services: {Keepstore: {InternalURLs: {"https://h:1/": {}}}}
+    Volumes:
+      zzzzz-nyw5e-000000000000000: {Driver: Directory, DriverParameters: {Root: /d}, Replication: 3, StorageClasses: {hot: true}}
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := c.Self("https://h:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := serverOptions{trash: true, trashLifetime: time.Hour, pullConcurrency: 4}
+	if err := o.fromArvados(c, ks, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := serverOptions{listen: "h:1", signingKey: []byte("key"), signingTTL: time.Hour, requireSigs: true, systemToken: "sys",
+		maxRequests: 7, tlsCert: "/c.pem", tlsKey: "/k.pem", logLevel: "debug", managementToken: "mgmt", internalURL: "https://h:1/",
+		trash: false, trashLifetime: 0, trashCheckInterval: 2 * time.Hour, trashConcurrency: 2, pullConcurrency: 3,
+		volumes: []keepstore.VolumeConfig{{ID: "zzzzz-nyw5e-000000000000000", Path: "/d", Replication: 3, Classes: []string{"hot"}}}}
+	if fmt.Sprint(o) != fmt.Sprint(want) {
+		t.Errorf("from the configuration:\n%+v\nwant\n%+v", o, want)
+	}
+
+	flagged := serverOptions{listen: "l", signingKey: []byte("flagkey"), signingTTL: time.Minute, systemToken: "flagsys", maxRequests: 1,
+		tlsCert: "c", tlsKey: "k", logLevel: "warn", volumes: []keepstore.VolumeConfig{{Path: "/flag"}},
+		managementToken: "flagmgmt", trash: true, trashLifetime: time.Minute, trashCheckInterval: time.Second, trashConcurrency: 9, pullConcurrency: 8}
+	o = flagged
+	set := map[string]bool{}
+	for _, f := range []string{"listen", "signing-key-file", "signing-ttl", "require-signatures", "system-token-file", "max-requests", "tls-cert", "log-level", "volume",
+		"management-token-file", "blob-trash", "blob-trash-lifetime", "blob-trash-check-interval", "blob-trash-concurrency", "blob-replicate-concurrency"} {
+		set[f] = true
+	}
+	if err := o.fromArvados(c, ks, set); err != nil {
+		t.Fatal(err)
+	}
+	flagged.internalURL = "https://h:1/"
+	if fmt.Sprint(o) != fmt.Sprint(flagged) {
+		t.Errorf("with every flag given:\n%+v\nwant\n%+v", o, flagged)
+	}
+
+	// Arvados' zeros: delete trash at once, never sweep, no trash workers.
+	o = serverOptions{trash: true, pullConcurrency: 1}
+	cfg, err := o.storeConfig()
+	if err != nil || cfg.TrashLifetime >= 0 || cfg.TrashCheckInterval >= 0 || !cfg.DisableTrash || cfg.PullConcurrency != 1 {
+		t.Errorf("zeros: %+v, %v", cfg, err)
+	}
+	_, c, _ = arvconfig.Load([]byte("Clusters: {a: {Collections: {BlobSigning: false, BlobReplicateConcurrency: 0}, Services: {Keepstore: {InternalURLs: {'http://h:1/': {}}}}, Volumes: {v: {Driver: Directory, DriverParameters: {Root: /d}}}}}"), "")
+	ks, _ = c.Self("http://h:1/", nil)
+	if err := (&serverOptions{}).fromArvados(c, ks, nil); err == nil || !strings.Contains(err.Error(), "cannot turn pulls off") {
+		t.Errorf("BlobReplicateConcurrency 0: %v", err)
 	}
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/keepproject/keep/keepclient"
 
@@ -45,7 +48,15 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	c, err := localcluster.Start(ctx, localcluster.Config{Dir: *dir, Servers: *servers, Proxy: *proxy, Capacity: capBytes, Logger: log})
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
+	}
+	tokenFile := filepath.Join(*dir, "system-token")
+	sysToken, err := systemToken(tokenFile)
+	if err != nil {
+		return err
+	}
+	c, err := localcluster.Start(ctx, localcluster.Config{Dir: *dir, Servers: *servers, Proxy: *proxy, Capacity: capBytes, SystemToken: sysToken, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -85,11 +96,29 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "\nServices file: %s (no default location: pass --services)\n", file)
 	}
+	fmt.Fprintf(stdout, "System token: %s (for keep check and keep balance: --system-token-file %s)\n", tokenFile, tokenFile)
 	fmt.Fprintf(stdout, "Try:  keep put --replicas 2 FILE > manifest.txt && keep get manifest.txt -o OUT\n")
 	fmt.Fprintf(stdout, "Press Ctrl-C to stop.\n")
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "keep up: stopping")
 	return nil
+}
+
+// systemToken reads the cluster's system token from file, creating the
+// file with a random token (readable by its owner only) on first use.
+func systemToken(file string) (string, error) {
+	if b, err := os.ReadFile(file); err == nil {
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
+	}
+	b := make([]byte, 24)
+	rand.Read(b)
+	tok := hex.EncodeToString(b)
+	if err := os.WriteFile(file, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing the system token: %w", err)
+	}
+	return tok, nil
 }
 
 // removeIfOurs removes the services file at path if it still lists

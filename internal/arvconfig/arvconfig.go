@@ -1,8 +1,9 @@
 // Package arvconfig reads the part of an Arvados cluster configuration
-// file (config.yml) that a keepstore uses, so that "keep server --config"
-// can replace keepstore on a host without new configuration: the tokens,
-// the blob signing and trash settings, the keepstores' internal URLs and
-// the volumes, and which of them belong to this server.
+// file (config.yml) that a keepstore or keepproxy uses, so that "keep
+// server --config" and "keep proxy --config" can replace them on a host
+// without new configuration: the tokens, the blob signing and trash
+// settings, the request limit, the services' internal URLs and TLS
+// files, the volumes, and which of them belong to this server.
 package arvconfig
 
 import (
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,26 +26,59 @@ type File struct {
 	Clusters map[string]Cluster `yaml:"Clusters"`
 }
 
-// Cluster is one cluster's settings, as far as keepstore reads them.
+// Cluster is one cluster's settings, as far as keepstore and keepproxy
+// read them.
 type Cluster struct {
 	SystemRootToken string `yaml:"SystemRootToken"`
+	// ManagementToken guards the health and metrics routes in Arvados.
+	// It is read so that it is at hand when our servers enforce it.
 	ManagementToken string `yaml:"ManagementToken"`
 	Collections     struct {
-		BlobSigning            bool     `yaml:"BlobSigning"`
-		BlobSigningKey         string   `yaml:"BlobSigningKey"`
-		BlobSigningTTL         Duration `yaml:"BlobSigningTTL"`
-		BlobTrash              *bool    `yaml:"BlobTrash"`
-		BlobTrashLifetime      Duration `yaml:"BlobTrashLifetime"`
-		BlobTrashCheckInterval Duration `yaml:"BlobTrashCheckInterval"`
+		BlobSigning    *bool    `yaml:"BlobSigning"`
+		BlobSigningKey string   `yaml:"BlobSigningKey"`
+		BlobSigningTTL Duration `yaml:"BlobSigningTTL"`
+		BlobTrash      *bool    `yaml:"BlobTrash"`
+		// The trash settings are nil when absent, because 0 means
+		// something in Arvados: delete at once (BlobTrashLifetime),
+		// never sweep (BlobTrashCheckInterval), no workers (the
+		// concurrencies).
+		BlobTrashLifetime        *Duration `yaml:"BlobTrashLifetime"`
+		BlobTrashCheckInterval   *Duration `yaml:"BlobTrashCheckInterval"`
+		BlobTrashConcurrency     *int      `yaml:"BlobTrashConcurrency"`
+		BlobReplicateConcurrency *int      `yaml:"BlobReplicateConcurrency"`
 	} `yaml:"Collections"`
+	API struct {
+		MaxConcurrentRequests int `yaml:"MaxConcurrentRequests"`
+	} `yaml:"API"`
+	SystemLogs struct {
+		LogLevel string `yaml:"LogLevel"`
+	} `yaml:"SystemLogs"`
+	// TLS names the certificate and key a service whose URL is https
+	// serves, as file:// URLs.
+	TLS struct {
+		Certificate string `yaml:"Certificate"`
+		Key         string `yaml:"Key"`
+	} `yaml:"TLS"`
 	Services struct {
-		Keepstore struct {
-			InternalURLs map[string]struct {
-				ListenURL string `yaml:"ListenURL"`
-			} `yaml:"InternalURLs"`
-		} `yaml:"Keepstore"`
+		Keepstore Service `yaml:"Keepstore"`
+		Keepproxy Service `yaml:"Keepproxy"`
 	} `yaml:"Services"`
 	Volumes map[string]Volume `yaml:"Volumes"`
+}
+
+// Service is one entry of Clusters.ID.Services: where each of the
+// service's processes is reached inside the cluster (InternalURLs, one
+// per process) and, for services clients use directly, from outside.
+type Service struct {
+	InternalURLs map[string]InternalURL `yaml:"InternalURLs"`
+	ExternalURL  string                 `yaml:"ExternalURL"`
+}
+
+// InternalURL is the value of one InternalURLs entry.
+type InternalURL struct {
+	// ListenURL, if set, is where the process listens when that differs
+	// from the URL others use to reach it (behind NAT, say).
+	ListenURL string `yaml:"ListenURL"`
 }
 
 // Volume is one entry of Clusters.ID.Volumes.
@@ -119,83 +154,55 @@ func Load(data []byte, id string) (string, *Cluster, error) {
 	return id, &c, nil
 }
 
+// Endpoint is this process's entry among a service's InternalURLs.
+type Endpoint struct {
+	InternalURL string // the entry, as written in the file
+	Listen      string // host:port to listen on: the ListenURL's, else the entry's
+	TLS         bool   // the URL listened on is https
+}
+
 // Keepstore is what one keepstore of the cluster serves.
 type Keepstore struct {
-	InternalURL string // its entry in Services.Keepstore.InternalURLs
-	Listen      string // host:port to listen on
-	Volumes     []VolumeConfig
+	Endpoint
+	Volumes []VolumeConfig // none when no volume is for this keepstore
 }
 
 // VolumeConfig is a volume as this keepstore uses it.
 type VolumeConfig struct {
 	UUID           string
-	Driver         string
-	Root           string // Directory volumes: the directory
+	Driver         string         // as written: "Directory", "S3", ...
+	Root           string         // Directory volumes: the directory
+	Params         map[string]any // DriverParameters, for other drivers
 	ReadOnly       bool
-	Replication    int
+	Replication    int // at least 1
 	StorageClasses []string
 }
 
-// ErrNotThisHost is returned by Self when no keepstore URL is this host's.
-var ErrNotThisHost = errors.New("no keepstore internal URL is on this host")
+// IsDirectory reports whether v uses the Directory driver.
+func (v VolumeConfig) IsDirectory() bool { return strings.EqualFold(v.Driver, "Directory") }
+
+// ErrNotThisHost is returned by Self and Proxy when no internal URL of
+// the service is on this host.
+var ErrNotThisHost = errors.New("none is on this host")
+
+// ErrSeveralOnHost is returned by Self and Proxy when several internal
+// URLs of the service are on this host and none was given.
+var ErrSeveralOnHost = errors.New("several are on this host")
 
 // Self picks this server's entry among the keepstores' internal URLs, as
 // keepstore does: the one given (matched with or without a trailing
 // slash), else the only one whose host is an address of this machine,
 // and returns it with the volumes it serves: those whose AccessViaHosts
-// is empty (every keepstore) or names it.
+// is empty (every keepstore) or names it. A Directory volume without a
+// Root is an error; volumes of other drivers are returned with their
+// parameters for the caller to accept or refuse.
 func (c *Cluster) Self(given string, local func(host string) bool) (*Keepstore, error) {
-	var urls []string
-	for u := range c.Services.Keepstore.InternalURLs {
-		urls = append(urls, u)
+	ep, err := pick("Services.Keepstore.InternalURLs", c.Services.Keepstore, given, local)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(urls)
-	if len(urls) == 0 {
-		return nil, errors.New("Services.Keepstore.InternalURLs is empty")
-	}
-	var self string
-	if given != "" {
-		for _, u := range urls {
-			if strings.TrimSuffix(u, "/") == strings.TrimSuffix(given, "/") {
-				self = u
-			}
-		}
-		if self == "" {
-			return nil, fmt.Errorf("%s is not among Services.Keepstore.InternalURLs (%s)", given, strings.Join(urls, ", "))
-		}
-	} else {
-		var mine []string
-		for _, u := range urls {
-			if pu, err := url.Parse(u); err == nil && local(pu.Hostname()) {
-				mine = append(mine, u)
-			}
-		}
-		switch len(mine) {
-		case 0:
-			return nil, fmt.Errorf("%w (%s); give the one to serve", ErrNotThisHost, strings.Join(urls, ", "))
-		case 1:
-			self = mine[0]
-		default:
-			return nil, fmt.Errorf("several keepstore internal URLs are on this host (%s); give the one to serve", strings.Join(mine, ", "))
-		}
-	}
-	ks := &Keepstore{InternalURL: self}
-	listen := self
-	if l := c.Services.Keepstore.InternalURLs[self].ListenURL; l != "" {
-		listen = l
-	}
-	pu, err := url.Parse(listen)
-	if err != nil || pu.Host == "" {
-		return nil, fmt.Errorf("keepstore URL %q: not a URL with a host", listen)
-	}
-	port := pu.Port()
-	if port == "" {
-		port = map[string]string{"https": "443"}[pu.Scheme]
-		if port == "" {
-			port = "80"
-		}
-	}
-	ks.Listen = net.JoinHostPort(pu.Hostname(), port)
+	ks := &Keepstore{Endpoint: *ep}
+	self := ep.InternalURL
 
 	var uuids []string
 	for u := range c.Volumes {
@@ -211,33 +218,110 @@ func (c *Cluster) Self(given string, local func(host string) bool) (*Keepstore, 
 				a, ok = v.AccessViaHosts[strings.TrimSuffix(self, "/")]
 			}
 			if !ok {
+				a, ok = v.AccessViaHosts[strings.TrimSuffix(self, "/")+"/"]
+			}
+			if !ok {
 				continue
 			}
 			readOnly = readOnly || a.ReadOnly
 		}
-		vc := VolumeConfig{UUID: uuid, Driver: v.Driver, ReadOnly: readOnly, Replication: max(v.Replication, 1)}
+		vc := VolumeConfig{UUID: uuid, Driver: v.Driver, Params: v.DriverParameters, ReadOnly: readOnly, Replication: max(v.Replication, 1)}
 		for cl, on := range v.StorageClasses {
 			if on {
 				vc.StorageClasses = append(vc.StorageClasses, cl)
 			}
 		}
 		sort.Strings(vc.StorageClasses)
-		switch v.Driver {
-		case "Directory":
+		if vc.IsDirectory() {
 			root, _ := v.DriverParameters["Root"].(string)
 			if root == "" {
 				return nil, fmt.Errorf("volume %s: Directory driver without DriverParameters.Root", uuid)
 			}
 			vc.Root = root
-		default:
-			return nil, fmt.Errorf("volume %s: driver %q is not supported (only Directory)", uuid, v.Driver)
 		}
 		ks.Volumes = append(ks.Volumes, vc)
 	}
-	if len(ks.Volumes) == 0 {
-		return nil, fmt.Errorf("no volume is configured for %s", self)
-	}
 	return ks, nil
+}
+
+// Proxy picks this proxy's entry among the keepproxies' internal URLs,
+// as Self does for keepstores.
+func (c *Cluster) Proxy(given string, local func(host string) bool) (*Endpoint, error) {
+	return pick("Services.Keepproxy.InternalURLs", c.Services.Keepproxy, given, local)
+}
+
+// pick chooses this process's entry among svc's internal URLs (named
+// key in messages): the one given, else the only one on this host.
+func pick(key string, svc Service, given string, local func(host string) bool) (*Endpoint, error) {
+	var urls []string
+	for u := range svc.InternalURLs {
+		urls = append(urls, u)
+	}
+	sort.Strings(urls)
+	if len(urls) == 0 {
+		return nil, fmt.Errorf("%s is empty", key)
+	}
+	var self string
+	if given != "" {
+		for _, u := range urls {
+			if strings.TrimSuffix(u, "/") == strings.TrimSuffix(given, "/") {
+				self = u
+			}
+		}
+		if self == "" {
+			return nil, fmt.Errorf("%s is not among %s (%s)", given, key, strings.Join(urls, ", "))
+		}
+	} else {
+		var mine []string
+		for _, u := range urls {
+			if pu, err := url.Parse(u); err == nil && local(pu.Hostname()) {
+				mine = append(mine, u)
+			}
+		}
+		switch len(mine) {
+		case 0:
+			return nil, fmt.Errorf("%s (%s): %w", key, strings.Join(urls, ", "), ErrNotThisHost)
+		case 1:
+			self = mine[0]
+		default:
+			return nil, fmt.Errorf("%s: %w (%s)", key, ErrSeveralOnHost, strings.Join(mine, ", "))
+		}
+	}
+	listen := self
+	if l := svc.InternalURLs[self].ListenURL; l != "" {
+		listen = l
+	}
+	pu, err := url.Parse(listen)
+	if err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https") {
+		return nil, fmt.Errorf("%s: %q is not an http or https URL with a host", key, listen)
+	}
+	port := pu.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[pu.Scheme]
+	}
+	return &Endpoint{InternalURL: self, Listen: net.JoinHostPort(pu.Hostname(), port), TLS: pu.Scheme == "https"}, nil
+}
+
+// TLSFiles returns the paths of the certificate and key in TLS, which
+// Arvados writes as file:// URLs (a bare absolute path is accepted too).
+func (c *Cluster) TLSFiles() (cert, key string, err error) {
+	path := func(name, v string) (string, error) {
+		p, _ := strings.CutPrefix(v, "file://")
+		switch {
+		case v == "":
+			return "", fmt.Errorf("TLS.%s is not set", name)
+		case !filepath.IsAbs(p):
+			return "", fmt.Errorf("TLS.%s %q: want file:///PATH", name, v)
+		}
+		return p, nil
+	}
+	if cert, err = path("Certificate", c.TLS.Certificate); err != nil {
+		return "", "", err
+	}
+	if key, err = path("Key", c.TLS.Key); err != nil {
+		return "", "", err
+	}
+	return cert, key, nil
 }
 
 // IsLocal reports whether host is an address of this machine, or its
@@ -262,6 +346,12 @@ func IsLocal(host string) bool {
 		}
 	}
 	return false
+}
+
+// SigningRequired reports Collections.BlobSigning (default true, as
+// Arvados): reads need a valid signature.
+func (c *Cluster) SigningRequired() bool {
+	return c.Collections.BlobSigning == nil || *c.Collections.BlobSigning
 }
 
 // TrashEnabled reports Collections.BlobTrash (default true, as Arvados).

@@ -1,6 +1,7 @@
 package arvconfig
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -16,18 +17,29 @@ Clusters:
   zzzzz:
     SystemRootToken: systemroottoken
     ManagementToken: mgmt
+    API:
+      MaxConcurrentRequests: 16
+    SystemLogs:
+      LogLevel: debug
+    TLS:
+      Certificate: file:///etc/arvados/tls.crt
+      Key: /etc/arvados/tls.key
     Collections:
       BlobSigningKey: signingkey
       BlobSigningTTL: 336h
       BlobTrash: false
       BlobTrashLifetime: 2w
       BlobTrashCheckInterval: 86400
+      BlobTrashConcurrency: 0
     Services:
       Keepstore:
         InternalURLs:
           "http://keep0.zzzzz.example:25107/": {}
           "http://keep1.zzzzz.example:25107/":
             ListenURL: "http://0.0.0.0:25108/"
+      Keepproxy:
+        InternalURLs:
+          "https://proxy.zzzzz.example/": {}
     Volumes:
       zzzzz-nyw5e-000000000000000:
         Driver: Directory
@@ -48,6 +60,11 @@ Clusters:
       zzzzz-nyw5e-000000000000002:
         Driver: Directory
         DriverParameters: {Root: /mnt/everyone}
+      zzzzz-nyw5e-000000000000003:
+        Driver: S3
+        DriverParameters: {Bucket: blocks}
+        AccessViaHosts:
+          "http://keep1.zzzzz.example:25107": {}
 `
 
 func TestLoadAndSelf(t *testing.T) {
@@ -57,7 +74,9 @@ func TestLoadAndSelf(t *testing.T) {
 	}
 	if id != "zzzzz" || c.SystemRootToken != "systemroottoken" || c.ManagementToken != "mgmt" || c.Collections.BlobSigningKey != "signingkey" ||
 		time.Duration(c.Collections.BlobSigningTTL) != 336*time.Hour || c.TrashEnabled() ||
-		time.Duration(c.Collections.BlobTrashLifetime) != 14*24*time.Hour || time.Duration(c.Collections.BlobTrashCheckInterval) != 24*time.Hour {
+		time.Duration(*c.Collections.BlobTrashLifetime) != 14*24*time.Hour || time.Duration(*c.Collections.BlobTrashCheckInterval) != 24*time.Hour ||
+		*c.Collections.BlobTrashConcurrency != 0 || c.Collections.BlobReplicateConcurrency != nil ||
+		!c.SigningRequired() || c.API.MaxConcurrentRequests != 16 || c.SystemLogs.LogLevel != "debug" {
 		t.Fatalf("cluster %s: %+v", id, c)
 	}
 	tests := []struct {
@@ -66,8 +85,8 @@ func TestLoadAndSelf(t *testing.T) {
 		err          string
 	}{
 		{"", "keep0.zzzzz.example", "keep0.zzzzz.example:25107 [zzzzz-nyw5e-000000000000000 /mnt/keep0 rw 1 [default]] [zzzzz-nyw5e-000000000000001 /mnt/shared ro 2 []] [zzzzz-nyw5e-000000000000002 /mnt/everyone rw 1 []]", ""},
-		{"http://keep1.zzzzz.example:25107", "", "0.0.0.0:25108 [zzzzz-nyw5e-000000000000001 /mnt/shared rw 2 []] [zzzzz-nyw5e-000000000000002 /mnt/everyone rw 1 []]", ""},
-		{"", "", "", "no keepstore internal URL is on this host"},
+		{"http://keep1.zzzzz.example:25107", "", "0.0.0.0:25108 [zzzzz-nyw5e-000000000000001 /mnt/shared rw 2 []] [zzzzz-nyw5e-000000000000002 /mnt/everyone rw 1 []] [zzzzz-nyw5e-000000000000003 S3 rw 1 []]", ""},
+		{"", "", "", "Services.Keepstore.InternalURLs (http://keep0.zzzzz.example:25107/, http://keep1.zzzzz.example:25107/): none is on this host"},
 		{"http://elsewhere:1/", "", "", "is not among"},
 	}
 	for _, tt := range tests {
@@ -88,7 +107,11 @@ func TestLoadAndSelf(t *testing.T) {
 			if v.ReadOnly {
 				mode = "ro"
 			}
-			got += fmt.Sprintf(" [%s %s %s %d %v]", v.UUID, v.Root, mode, v.Replication, v.StorageClasses)
+			where := v.Root
+			if !v.IsDirectory() {
+				where = v.Driver
+			}
+			got += fmt.Sprintf(" [%s %s %s %d %v]", v.UUID, where, mode, v.Replication, v.StorageClasses)
 		}
 		if got != tt.want {
 			t.Errorf("Self(%q) = %s\nwant        %s", tt.given, got, tt.want)
@@ -108,9 +131,75 @@ func TestLoadErrors(t *testing.T) {
 			t.Errorf("Load(%q): %v, want %q", tt.text, err, tt.want)
 		}
 	}
-	_, c, _ := Load([]byte("Clusters: {a: {Services: {Keepstore: {InternalURLs: {'http://h:1/': {}}}}, Volumes: {v: {Driver: S3}}}}"), "")
-	if _, err := c.Self("http://h:1", nil); err == nil || !strings.Contains(err.Error(), `driver "S3" is not supported`) {
-		t.Errorf("S3 volume: %v", err)
+	for _, tt := range []struct{ text, want string }{
+		{"Clusters: {a: {Services: {Keepstore: {InternalURLs: {'http://h:1/': {ListenURL: 'ftp://h:1'}}}}}}", "not an http or https URL"},
+		{"Clusters: {a: {Services: {Keepstore: {InternalURLs: {'http://h:1/': {}}}}, Volumes: {v: {Driver: Directory}}}}", "without DriverParameters.Root"},
+		{"Clusters: {a: {}}", "Services.Keepstore.InternalURLs is empty"},
+	} {
+		_, c, err := Load([]byte(tt.text), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Self("http://h:1", nil); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Self in %s: %v, want %q", tt.text, err, tt.want)
+		}
+	}
+}
+
+func TestSeveralOnHost(t *testing.T) {
+	_, c, err := Load([]byte("Clusters: {a: {Services: {Keepstore: {InternalURLs: {'http://h:1/': {}, 'http://h:2/': {}}}}}}"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Self("", func(string) bool { return true })
+	if !errors.Is(err, ErrSeveralOnHost) || !strings.Contains(err.Error(), "http://h:1/, http://h:2/") {
+		t.Errorf("two URLs on this host: %v", err)
+	}
+	if _, err := c.Self("", func(string) bool { return false }); !errors.Is(err, ErrNotThisHost) {
+		t.Errorf("no URL on this host: %v", err)
+	}
+	ks, err := c.Self("http://h:2", nil)
+	if err != nil || ks.Listen != "h:2" || ks.TLS || len(ks.Volumes) != 0 {
+		t.Errorf("Self(http://h:2) = %+v, %v; want h:2, no TLS, no volumes", ks, err)
+	}
+}
+
+func TestProxyAndTLS(t *testing.T) {
+	_, c, err := Load([]byte(config), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := c.Proxy("", func(h string) bool { return h == "proxy.zzzzz.example" })
+	if err != nil || ep.Listen != "proxy.zzzzz.example:443" || !ep.TLS || ep.InternalURL != "https://proxy.zzzzz.example/" {
+		t.Errorf("Proxy = %+v, %v", ep, err)
+	}
+	if cert, key, err := c.TLSFiles(); err != nil || cert != "/etc/arvados/tls.crt" || key != "/etc/arvados/tls.key" {
+		t.Errorf("TLSFiles = %q %q %v", cert, key, err)
+	}
+	for _, tt := range []struct{ cert, key, want string }{
+		{"", "file:///k", "TLS.Certificate is not set"},
+		{"file:///c", "", "TLS.Key is not set"},
+		{"https://example/c", "file:///k", "want file:///PATH"},
+		{"file://relative/c", "file:///k", "want file:///PATH"},
+	} {
+		c.TLS.Certificate, c.TLS.Key = tt.cert, tt.key
+		if _, _, err := c.TLSFiles(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("TLSFiles(%q, %q): %v, want %q", tt.cert, tt.key, err, tt.want)
+		}
+	}
+	_, c, _ = Load([]byte("Clusters: {a: {Collections: {BlobSigning: false}}}"), "")
+	if c.SigningRequired() {
+		t.Error("BlobSigning: false read as required")
+	}
+	_, c, _ = Load([]byte("Clusters: {a: {}}"), "")
+	if !c.SigningRequired() || !c.TrashEnabled() {
+		t.Error("BlobSigning and BlobTrash do not default to true")
+	}
+	if col := c.Collections; col.BlobTrashLifetime != nil || col.BlobTrashCheckInterval != nil || col.BlobTrashConcurrency != nil {
+		t.Errorf("absent trash settings read as set: %+v", col)
+	}
+	if _, err := c.Proxy("", nil); err == nil || !strings.Contains(err.Error(), "Services.Keepproxy.InternalURLs is empty") {
+		t.Errorf("Proxy without keepproxies: %v", err)
 	}
 }
 

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keepproject/keep/keepclient"
+	"github.com/keepproject/keep/keeptest"
+	"github.com/keepproject/keep/manifest"
+)
+
+// balanceCluster is a set of real keep server processes for the
+// lifecycle tests: short signing TTL, trash lifetime and sweep interval,
+// a system token, and a services file kept up to date across restarts.
+type balanceCluster struct {
+	t         *testing.T
+	env       []string
+	tokenFile string
+	svcFile   string
+	svcs      []keepclient.Service
+	dirs      []string
+	daemons   []*daemon // nil when stopped
+}
+
+// The lifecycle settings of every server (and of balance).
+const (
+	e2eSigningTTL    = "1m"
+	e2eTrashLifetime = "2s"
+	e2eTrashInterval = "200ms"
+)
+
+func newBalanceCluster(t *testing.T, n int) *balanceCluster {
+	c := &balanceCluster{t: t, env: testEnv(t), tokenFile: filepath.Join(t.TempDir(), "system-token")}
+	os.WriteFile(c.tokenFile, []byte("balance-system-token\n"), 0o600)
+	c.svcFile = filepath.Join(t.TempDir(), "services.json")
+	for i := range n {
+		c.dirs = append(c.dirs, t.TempDir())
+		c.svcs = append(c.svcs, keepclient.Service{})
+		c.daemons = append(c.daemons, nil)
+		c.start(i)
+	}
+	return c
+}
+
+// start starts server i on its volume, on a new port, and rewrites the
+// services file.
+func (c *balanceCluster) start(i int) {
+	c.t.Helper()
+	svc, d := startServer(c.t, c.env, i, "--volume", c.dirs[i], "--system-token-file", c.tokenFile,
+		"--signing-ttl", e2eSigningTTL, "--blob-trash-lifetime", e2eTrashLifetime, "--blob-trash-check-interval", e2eTrashInterval)
+	c.svcs[i], c.daemons[i] = svc, d
+	data, _ := keepclient.MarshalServices(c.svcs)
+	if err := os.WriteFile(c.svcFile, data, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// stop kills server i and holds its port, so that nothing else answers
+// there.
+func (c *balanceCluster) stop(i int) {
+	c.daemons[i].kill()
+	c.daemons[i] = nil
+	keeptest.HoldPort(c.t, c.svcs[i].Port)
+}
+
+// put stores data with the given replicas and returns its manifest file
+// and block hash.
+func (c *balanceCluster) put(data []byte, replicas int) (string, string) {
+	c.t.Helper()
+	src := filepath.Join(c.t.TempDir(), "file")
+	os.WriteFile(src, data, 0o644)
+	text, stderr, err := runKeep(c.t, c.env, nil, "put", "--services", c.svcFile, "--replicas", fmt.Sprint(replicas), "--no-cache", src)
+	if err != nil {
+		c.t.Fatalf("put: %v\n%s", err, stderr)
+	}
+	m, err := manifest.Parse(text)
+	if err != nil || len(m.Blocks()) != 1 {
+		c.t.Fatalf("manifest %q: %v", text, err)
+	}
+	return writeManifest(c.t, text), m.Blocks()[0].Hash
+}
+
+// run runs keep balance or keep check with the cluster's settings.
+func (c *balanceCluster) run(cmd string, args ...string) (string, error) {
+	c.t.Helper()
+	all := append([]string{cmd, "--services", c.svcFile, "--system-token-file", c.tokenFile}, args...)
+	if cmd == "balance" {
+		all = append([]string{cmd, "--signing-ttl", e2eSigningTTL}, all[1:]...)
+	}
+	out, stderr, err := runKeep(c.t, c.env, nil, all...)
+	return out + stderr, err
+}
+
+// holders returns the servers whose volume holds a live copy of hash,
+// and those holding it in the trash.
+func (c *balanceCluster) holders(hash string) (live, trashed []int) {
+	for i, d := range c.dirs {
+		if _, err := os.Stat(filepath.Join(d, hash[:3], hash)); err == nil {
+			live = append(live, i)
+		}
+		if m, _ := filepath.Glob(filepath.Join(d, hash[:3], hash+".trash.*")); len(m) > 0 {
+			trashed = append(trashed, i)
+		}
+	}
+	return live, trashed
+}
+
+// ideal returns the first n servers of hash's probe order.
+func (c *balanceCluster) ideal(hash string, n int) []int {
+	var out []int
+	for _, s := range keepclient.ProbeOrder(hash, c.svcs)[:n] {
+		out = append(out, slices.IndexFunc(c.svcs, func(x keepclient.Service) bool { return x.UUID == s.UUID }))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ageAll makes every block file older than the signing TTL.
+func (c *balanceCluster) ageAll() {
+	old := time.Now().Add(-time.Hour)
+	for _, d := range c.dirs {
+		filepath.WalkDir(d, func(p string, e os.DirEntry, err error) error {
+			if err == nil && !e.IsDir() && len(e.Name()) == 32 {
+				os.Chtimes(p, old, old)
+			}
+			return nil
+		})
+	}
+}
+
+// waitFor polls cond until it holds.
+func (c *balanceCluster) waitFor(what string, cond func() bool) {
+	c.t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out waiting until %s", what)
+		}
+	}
+}
+
+func fileMD5(p string) string {
+	b, _ := os.ReadFile(p)
+	sum := md5.Sum(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// A manifest dropped from the live set: its block is trashed once old
+// enough, then deleted after the trash lifetime; the live manifest's
+// block and a block newer than the signing TTL stay.
+func TestE2EBalanceGarbage(t *testing.T) {
+	c := newBalanceCluster(t, 4)
+	keepMf, keepHash := c.put(bytes.Repeat([]byte("kept block "), 100000), 2)
+	_, dropHash := c.put(bytes.Repeat([]byte("dropped block "), 100000), 2)
+	c.ageAll()
+	_, youngHash := c.put(bytes.Repeat([]byte("young garbage "), 100000), 2)
+
+	out, err := c.run("balance", keepMf)
+	if err != nil || !strings.Contains(out, "dry run") {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	if live, _ := c.holders(dropHash); len(live) != 2 {
+		t.Fatalf("dry run changed something: dropped block on %v", live)
+	}
+	if out, err := c.run("balance", "--commit", keepMf); err != nil || !strings.Contains(out, "sent") {
+		t.Fatalf("balance --commit: %v\n%s", err, out)
+	}
+	c.waitFor("the dropped block is trashed and then deleted", func() bool {
+		live, trashed := c.holders(dropHash)
+		return len(live) == 0 && len(trashed) == 0
+	})
+	if live, _ := c.holders(keepHash); len(live) != 2 {
+		t.Errorf("live block on %v, want 2 servers", live)
+	}
+	if live, _ := c.holders(youngHash); len(live) != 2 {
+		t.Errorf("garbage newer than the signing TTL on %v, want untouched on 2 servers", live)
+	}
+	if out, err := c.run("check", keepMf); err != nil {
+		t.Errorf("check after balance: %v\n%s", err, out)
+	}
+}
+
+// A server killed and its disk wiped: balance puts the copies it held
+// back, and check is happy again.
+func TestE2EBalanceRestoresWipedDisk(t *testing.T) {
+	c := newBalanceCluster(t, 4)
+	mf, hash := c.put(bytes.Repeat([]byte("restore me "), 100000), 2)
+	live, _ := c.holders(hash)
+	if !slices.Equal(live, c.ideal(hash, 2)) {
+		t.Fatalf("block on %v, want its ideal places %v", live, c.ideal(hash, 2))
+	}
+	wiped := live[0]
+	c.stop(wiped)
+	os.RemoveAll(c.dirs[wiped])
+	os.Mkdir(c.dirs[wiped], 0o755)
+	c.start(wiped)
+	if out, err := c.run("check", mf); exitCode(err) != 1 || !strings.Contains(out, "under-replicated") {
+		t.Fatalf("check after the wipe: %v\n%s", err, out)
+	}
+	if out, err := c.run("balance", "--commit", mf); err != nil {
+		t.Fatalf("balance --commit: %v\n%s", err, out)
+	}
+	c.waitFor("the wiped server has its copy back", func() bool {
+		live, _ := c.holders(hash)
+		return slices.Equal(live, c.ideal(hash, 2))
+	})
+	p := filepath.Join(c.dirs[wiped], hash[:3], hash)
+	if got := fileMD5(p); got != hash {
+		t.Errorf("pulled copy hashes to %s", got)
+	}
+	if out, err := c.run("check", mf); err != nil {
+		t.Errorf("check after balance: %v\n%s", err, out)
+	}
+}
+
+// A block written while its first server in probe order was down moves
+// there; its only copy elsewhere is kept until the new one is confirmed
+// (the last copy is never trashed), and then trashed.
+func TestE2EBalanceMovesMisplaced(t *testing.T) {
+	c := newBalanceCluster(t, 3)
+	data := bytes.Repeat([]byte("misplaced "), 100000)
+	sum := md5.Sum(data)
+	hash := hex.EncodeToString(sum[:])
+	first := c.ideal(hash, 1)[0]
+	c.stop(first)
+	mf, _ := c.put(data, 1)
+	c.start(first)
+	live, _ := c.holders(hash)
+	if len(live) != 1 || live[0] == first {
+		t.Fatalf("block on %v, want one copy off its place %d", live, first)
+	}
+	away := live[0]
+	c.ageAll()
+	if out, err := c.run("balance", "--replicas", "1", "--commit", mf); err != nil {
+		t.Fatalf("balance --commit: %v\n%s", err, out)
+	}
+	c.waitFor("the block is pulled to its place", func() bool {
+		live, _ := c.holders(hash)
+		return slices.Contains(live, first)
+	})
+	if live, _ := c.holders(hash); !slices.Contains(live, away) {
+		t.Fatalf("the only other copy was trashed before the new one was confirmed: on %v", live)
+	}
+	c.ageAll()
+	if out, err := c.run("balance", "--replicas", "1", "--commit", mf); err != nil {
+		t.Fatalf("second balance --commit: %v\n%s", err, out)
+	}
+	c.waitFor("the misplaced copy is trashed", func() bool {
+		live, _ := c.holders(hash)
+		return slices.Equal(live, []int{first})
+	})
+	out, stderr, err := runKeep(t, c.env, nil, "get", "--services", c.svcFile, mf)
+	if err != nil || out != string(data) {
+		t.Errorf("get after the move: %v\n%s", err, stderr)
+	}
+}
+
+// A corrupted copy is found when read (the server moves it to the
+// trash while the client reads another copy) and balance replaces it.
+func TestE2EBalanceRepairsCorruptCopy(t *testing.T) {
+	c := newBalanceCluster(t, 3)
+	data := bytes.Repeat([]byte("corrupt me "), 100000)
+	mf, hash := c.put(data, 2)
+	first := keepclient.ProbeOrder(hash, c.svcs)[0]
+	bad := slices.IndexFunc(c.svcs, func(s keepclient.Service) bool { return s.UUID == first.UUID })
+	p := filepath.Join(c.dirs[bad], hash[:3], hash)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("the first server in probe order has no copy: %v", err)
+	}
+	b[len(b)/2] ^= 1
+	os.WriteFile(p, b, 0o644)
+	out, stderr, err := runKeep(t, c.env, nil, "get", "--services", c.svcFile, mf)
+	if err != nil || out != string(data) {
+		t.Fatalf("get with a corrupt first copy: %v\n%s", err, stderr)
+	}
+	c.waitFor("the corrupt copy is moved to the trash", func() bool {
+		live, trashed := c.holders(hash)
+		return !slices.Contains(live, bad) && slices.Contains(trashed, bad)
+	})
+	if out, err := c.run("balance", "--commit", mf); err != nil {
+		t.Fatalf("balance --commit: %v\n%s", err, out)
+	}
+	c.waitFor("a good copy is back", func() bool {
+		_, err := os.Stat(p)
+		return err == nil
+	})
+	if got := fileMD5(p); got != hash {
+		t.Errorf("replaced copy hashes to %s", got)
+	}
+}
+
+// With a server's index unreadable (the server is down), balance sends
+// no trash at all: garbage stays.
+func TestE2EBalanceUnreadableIndex(t *testing.T) {
+	c := newBalanceCluster(t, 3)
+	keepMf, _ := c.put(bytes.Repeat([]byte("live "), 100000), 2)
+	_, dropHash := c.put(bytes.Repeat([]byte("garbage "), 100000), 2)
+	c.ageAll()
+	before, _ := c.holders(dropHash)
+	down := 0
+	for slices.Contains(before, down) {
+		down++
+	}
+	c.stop(down)
+	out, err := c.run("balance", "--commit", keepMf)
+	if !strings.Contains(out, "no trash lists") || !strings.Contains(out, "0 trash items") {
+		t.Errorf("balance with a server down: %v\n%s", err, out)
+	}
+	time.Sleep(500 * time.Millisecond) // what was sent has had time to act
+	if live, _ := c.holders(dropHash); !slices.Equal(live, before) {
+		t.Errorf("garbage on %v after a balance with a server down, want it left on %v", live, before)
+	}
+}
