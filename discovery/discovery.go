@@ -68,6 +68,7 @@ type Config struct {
 type Resolver struct {
 	src      source
 	token    string
+	apiHost  string
 	insecure bool
 
 	// fetching is a one-slot semaphore: one fetch at a time, so that
@@ -87,6 +88,7 @@ func New(cfg Config) *Resolver {
 	return &Resolver{
 		src:      chooseSource(cfg, s),
 		token:    s.get(keyToken).value,
+		apiHost:  s.get(keyAPIHost).value,
 		insecure: s.insecure(),
 		fetching: make(chan struct{}, 1),
 	}
@@ -131,6 +133,10 @@ func (r *Resolver) Source() string { return r.src.String() }
 // settings.conf), or "" if it is not set. Clients send it as the bearer
 // token to the Keep services.
 func (r *Resolver) Token() string { return r.token }
+
+// APIHost returns ARVADOS_API_HOST (from the environment, else
+// settings.conf), or "" if it is not set.
+func (r *Resolver) APIHost() string { return r.apiHost }
 
 // Insecure reports whether ARVADOS_API_HOST_INSECURE asks to skip TLS
 // certificate checks. Arvados clients apply it to Keep services too.

@@ -11,7 +11,7 @@ import (
 )
 
 func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("balance", "MANIFEST|DIR...", "Bring every block the manifests reference to the wanted number of copies\nin its probe-order places, and garbage-collect blocks none references: work\nout the pull and trash lists for every server (as Arvados keep-balance does)\nand, with --commit, send them. Without --commit nothing is sent.\n\nSafety: a referenced block never loses its last copy or goes below the\nwanted count; extra copies are trashed only once the wanted ones are in\ntheir places; nothing younger than --signing-ttl is trashed; and no trash\nis sent at all when any server's index could not be read whole.", stderr)
+	fs := newFlagSet("balance", "MANIFEST|DIR... | --collections", "Bring every block the manifests reference to the wanted number of copies\nin its probe-order places, and garbage-collect blocks none references: work\nout the pull and trash lists for every server (as Arvados keep-balance does)\nand, with --commit, send them. Without --commit nothing is sent.\n\nSafety: a referenced block never loses its last copy or goes below the\nwanted count; extra copies are trashed only once the wanted ones are in\ntheir places; nothing younger than --signing-ttl is trashed; and no trash\nis sent at all when any server's index could not be read whole.", stderr)
 	var af adminFlags
 	af.register(fs)
 	commit := fs.Bool("commit", false, "send the pull and trash lists (default: only show them)")
@@ -20,11 +20,11 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if len(paths) == 0 {
-		return usageError(fs, "no MANIFEST or DIR: the live set would be empty and every block garbage")
+	if err := af.checkPaths(fs, paths); err != nil {
+		return err
 	}
 	start := time.Now()
-	inv, want, client, ferr := af.inventory(ctx, paths)
+	inv, want, client, ferr := af.inventory(ctx, paths, stderr)
 	if ferr != nil && inv.Servers == nil {
 		return ferr
 	}

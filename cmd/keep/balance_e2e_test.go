@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -317,5 +320,49 @@ func TestE2EBalanceUnreadableIndex(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // what was sent has had time to act
 	if live, _ := c.holders(dropHash); !slices.Equal(live, before) {
 		t.Errorf("garbage on %v after a balance with a server down, want it left on %v", live, before)
+	}
+}
+
+// With --collections the live set is an Arvados API server's
+// collections, each wanting its replication_desired copies (or
+// --replicas when unset): a block of a collection wanting 3 gets a third
+// copy, one no collection references is trashed.
+func TestE2EBalanceCollections(t *testing.T) {
+	c := newBalanceCluster(t, 3)
+	mf, wantHash := c.put(bytes.Repeat([]byte("in a collection "), 100000), 2)
+	_, dropHash := c.put(bytes.Repeat([]byte("in none "), 100000), 2)
+	text, _ := os.ReadFile(mf)
+	three := 3
+	cols := []map[string]any{
+		{"uuid": "zzzzz-4zz18-000000000000001", "manifest_text": string(text), "replication_desired": three},
+		{"uuid": "zzzzz-4zz18-000000000000002", "manifest_text": "", "replication_desired": nil},
+	}
+	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/arvados/v1/collections" || r.Header.Get("Authorization") != "Bearer api-token" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		items := cols
+		if r.URL.Query().Get("filters") != "" { // the page after the first: everything fits on one
+			items = []map[string]any{}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"items": items})
+	}))
+	defer api.Close()
+	c.env = append(c.env, "ARVADOS_API_HOST="+strings.TrimPrefix(api.URL, "https://"), "ARVADOS_API_TOKEN=api-token", "ARVADOS_API_HOST_INSECURE=1")
+	c.ageAll()
+	if out, err := c.run("balance", "--collections", "--commit"); err != nil || !strings.Contains(out, "live set: 2 collections, 1 blocks") {
+		t.Fatalf("balance --collections --commit: %v\n%s", err, out)
+	}
+	c.waitFor("the collection's block has 3 copies and the other none", func() bool {
+		live, _ := c.holders(wantHash)
+		gone, _ := c.holders(dropHash)
+		return len(live) == 3 && len(gone) == 0
+	})
+	if out, err := c.run("check", "--collections"); err != nil {
+		t.Errorf("check --collections: %v\n%s", err, out)
+	}
+	if out, err := c.run("check", "--collections", mf); exitCode(err) != 2 || !strings.Contains(out, "takes no MANIFEST") {
+		t.Errorf("check --collections with a manifest: %v\n%s", err, out)
 	}
 }

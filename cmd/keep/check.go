@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -10,36 +11,60 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/keepproject/keep/balance"
 	"github.com/keepproject/keep/discovery"
+	"github.com/keepproject/keep/internal/arvapi"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
+	"github.com/keepproject/keep/manifest"
 )
 
 // adminFlags are the flags of commands that read the servers' indexes.
 type adminFlags struct {
-	services  string
-	tokenFile string
-	replicas  int
+	services    string
+	tokenFile   string
+	replicas    int
+	collections bool
 }
 
 func (f *adminFlags) register(fs interface {
 	StringVar(*string, string, string, string)
 	IntVar(*int, string, int, string)
+	BoolVar(*bool, string, bool, string)
 }) {
 	fs.StringVar(&f.services, "services", "", "keep_services/accessible JSON `file` (default: as for put and get)")
 	fs.StringVar(&f.tokenFile, "system-token-file", "", "read the servers' system token (SystemRootToken) from `file` (default: ARVADOS_API_TOKEN, then KEEP_TOKEN)")
-	fs.IntVar(&f.replicas, "replicas", 2, "copies wanted of every block the manifests reference")
+	fs.IntVar(&f.replicas, "replicas", 2, "copies wanted of every block the manifests reference (with --collections: of collections whose replication_desired is unset)")
+	fs.BoolVar(&f.collections, "collections", false, "the manifests are every collection of the Arvados API server (ARVADOS_API_HOST, read with ARVADOS_API_TOKEN), each wanting its replication_desired copies")
 }
 
-// inventory reads the live set from paths and every server's index.
-func (f *adminFlags) inventory(ctx context.Context, paths []string) (balance.Inventory, balance.Want, *balance.Client, error) {
-	want, err := liveSet(paths, f.replicas)
+// checkPaths checks the positional arguments against --collections.
+func (f *adminFlags) checkPaths(flags *flag.FlagSet, paths []string) error {
+	switch {
+	case f.collections && len(paths) > 0:
+		return usageError(flags, "--collections takes no MANIFEST or DIR: the live set is the API server's collections")
+	case !f.collections && len(paths) == 0:
+		return usageError(flags, "no MANIFEST or DIR (or --collections): the live set would be empty")
+	}
+	return nil
+}
+
+// inventory reads the live set (from paths, or the API server's
+// collections) and every server's index.
+func (f *adminFlags) inventory(ctx context.Context, paths []string, stderr io.Writer) (balance.Inventory, balance.Want, *balance.Client, error) {
+	res := discovery.New(discovery.Config{ServicesFile: f.services})
+	var want balance.Want
+	var err error
+	if f.collections {
+		want, err = f.collectionSet(ctx, res, stderr)
+	} else {
+		want, err = liveSet(paths, f.replicas)
+	}
 	if err != nil {
 		return balance.Inventory{}, nil, nil, err
 	}
-	res := discovery.New(discovery.Config{ServicesFile: f.services})
 	svcs, err := res.Services(ctx)
 	if err != nil {
 		return balance.Inventory{}, nil, nil, err
@@ -63,8 +88,57 @@ func (f *adminFlags) inventory(ctx context.Context, paths []string) (balance.Inv
 		return balance.Inventory{}, nil, nil, fmt.Errorf("no block servers (disk services) in %s", res.Source())
 	}
 	c := &balance.Client{Token: token}
+	fmt.Fprintf(stderr, "keep: reading the indexes of %d servers\n", len(disks))
+	start := time.Now()
 	inv, err := c.Fetch(ctx, disks)
+	copies := 0
+	for _, cs := range inv.Copies {
+		copies += len(cs)
+	}
+	fmt.Fprintf(stderr, "keep: %d copies of %d blocks listed in %v\n", copies, len(inv.Copies), time.Since(start).Round(time.Millisecond))
 	return inv, want, c, err
+}
+
+// collectionSet reads the live set from the API server's collections.
+func (f *adminFlags) collectionSet(ctx context.Context, res *discovery.Resolver, stderr io.Writer) (balance.Want, error) {
+	if res.APIHost() == "" || res.Token() == "" {
+		return nil, errors.New("--collections needs ARVADOS_API_HOST and ARVADOS_API_TOKEN")
+	}
+	api := arvapi.New(res.APIHost(), res.Token(), res.Insecure())
+	defer api.Close()
+	want := balance.Want{}
+	n := 0
+	err := api.Collections(ctx, func(c arvapi.Collection) error {
+		m, err := manifest.Parse(c.ManifestText)
+		if err != nil {
+			return fmt.Errorf("collection %s: %w", c.UUID, err)
+		}
+		replicas := f.replicas
+		if c.ReplicationDesired != nil {
+			replicas = *c.ReplicationDesired
+		}
+		addBlocks(want, m, replicas)
+		if n++; n%1000 == 0 {
+			fmt.Fprintf(stderr, "keep: read %d collections (%d blocks)\n", n, len(want))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "keep: live set: %d collections, %d blocks\n", n, len(want))
+	return want, nil
+}
+
+// addBlocks adds m's blocks to want, wanting at least replicas copies.
+func addBlocks(want balance.Want, m *manifest.Manifest, replicas int) {
+	for _, l := range m.Blocks() {
+		if l.Size == 0 && l.Hash == locator.EmptyHash {
+			continue // no server needs to hold the empty block
+		}
+		w := want[l.Hash]
+		want[l.Hash] = balance.Wanted{Size: l.Size, Replicas: max(w.Replicas, replicas)}
+	}
 }
 
 // liveSet reads the manifests named by paths (files, or directories
@@ -76,13 +150,7 @@ func liveSet(paths []string, replicas int) (balance.Want, error) {
 		if err != nil {
 			return err
 		}
-		for _, l := range m.Blocks() {
-			if l.Size == 0 && l.Hash == locator.EmptyHash {
-				continue // no server needs to hold the empty block
-			}
-			w := want[l.Hash]
-			want[l.Hash] = balance.Wanted{Size: l.Size, Replicas: max(w.Replicas, replicas)}
-		}
+		addBlocks(want, m, replicas)
 		return nil
 	}
 	for _, p := range paths {
@@ -110,17 +178,17 @@ func liveSet(paths []string, replicas int) (balance.Want, error) {
 }
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("check", "MANIFEST|DIR...", "For every block of the manifests, show which servers hold it (from their\nindexes, read with the system token) against the wanted count, and sum up.\nExits non-zero when any block is under-replicated or lost.", stderr)
+	fs := newFlagSet("check", "MANIFEST|DIR... | --collections", "For every block of the manifests, show which servers hold it (from their\nindexes, read with the system token) against the wanted count, and sum up.\nExits non-zero when any block is under-replicated or lost.", stderr)
 	var af adminFlags
 	af.register(fs)
 	paths, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(paths) == 0 {
-		return usageError(fs, "no MANIFEST or DIR to check")
+	if err := af.checkPaths(fs, paths); err != nil {
+		return err
 	}
-	inv, want, _, err := af.inventory(ctx, paths)
+	inv, want, _, err := af.inventory(ctx, paths, stderr)
 	if err != nil && inv.Servers == nil {
 		return err
 	}
