@@ -2,6 +2,7 @@ package keepstore
 
 import (
 	"bufio"
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -37,10 +38,13 @@ func (s *Server) writeIndex(w *response, r *http.Request, prefix string, mounts 
 	bw := bufio.NewWriterSize(w, 64<<10)
 	line := make([]byte, 0, 64)
 	var entries []BlockInfo
+	// Not the request's context, which net/http cancels when the client
+	// half-closes its connection: a client really gone fails the writes.
+	ctx := context.WithoutCancel(r.Context())
 	for _, shard := range indexShards(prefix) {
 		entries = entries[:0]
 		for _, m := range mounts {
-			err := m.vol.Index(r.Context(), shard, func(b BlockInfo) error {
+			err := m.vol.Index(ctx, shard, func(b BlockInfo) error {
 				entries = append(entries, b)
 				return nil
 			})

@@ -98,7 +98,11 @@ func (s *Server) handlePut(w *response, r *http.Request, path string) {
 // has one, else written to the first candidate that takes it. Any further
 // copies the classes need are made from that first one.
 func (s *Server) store(w *response, r *http.Request, hash string, body *checkedReader, size int64, cands []*mount, p *progress) (int, string, error) {
-	ctx := r.Context()
+	// Not the request's context: net/http cancels that when the client
+	// half-closes its connection after sending the whole body, and a
+	// body received whole and verified is stored whatever the client
+	// does next. A client gone mid-body fails the body's reads instead.
+	ctx := context.WithoutCancel(r.Context())
 	has := map[*mount]bool{}
 	for _, m := range cands {
 		if _, err := m.vol.Stat(ctx, hash); err == nil {

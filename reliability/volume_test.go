@@ -13,7 +13,8 @@ import (
 
 // The on-disk layout of a keep server volume: a block is DIR/xyz/HASH,
 // xyz the hash's first three hex digits; anything else in a shard
-// directory (temporary files start with "tmp") is not a block.
+// directory (temporary files start with "tmp") is not a block. The root
+// also holds the volume's uuid and lock files.
 
 // volumeScan is what a volume directory holds.
 type volumeScan struct {
@@ -30,6 +31,9 @@ func scanVolume(dir string) (volumeScan, error) {
 		return v, err
 	}
 	for _, sub := range subs {
+		if n := sub.Name(); n == "keep-volume-uuid" || n == "keep-volume.lock" {
+			continue
+		}
 		if !sub.IsDir() || len(sub.Name()) != 3 || !isHex(sub.Name()) {
 			v.other = append(v.other, filepath.Join(dir, sub.Name()))
 			continue
