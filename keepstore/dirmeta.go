@@ -45,6 +45,14 @@ func (e *VolumeInUseError) Unwrap() error { return ErrVolumeInUse }
 // volumeUUIDForm is the form of an Arvados volume UUID.
 var volumeUUIDForm = regexp.MustCompile(`^[a-z0-9]{5}-nyw5e-[a-z0-9]{15}$`)
 
+// IsVolumeUUID reports whether s has the form of an Arvados volume UUID.
+func IsVolumeUUID(s string) bool { return volumeUUIDForm.MatchString(s) }
+
+// DerivedVolumeUUID derives a volume UUID from a name (a directory's
+// path, a bucket's URL): what a volume is called that keeps no UUID of
+// its own.
+func DerivedVolumeUUID(name string) string { return pathUUID(name) }
+
 // pathUUID derives a volume UUID from a directory's path: what volumes
 // were called before they kept a UUID, and what a read-only volume
 // without one is called.
@@ -53,8 +61,8 @@ func pathUUID(root string) string {
 	return "keep0-nyw5e-" + hex.EncodeToString(sum[:])[:15]
 }
 
-// newVolumeUUID returns a random volume UUID.
-func newVolumeUUID() string {
+// NewVolumeUUID returns a random volume UUID.
+func NewVolumeUUID() string {
 	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
 	b := []byte("keep0-nyw5e-" + strings.Repeat("0", 15))
 	r := make([]byte, 15)
@@ -75,7 +83,7 @@ func volumeUUID(root string, readOnly bool) (string, error) {
 	switch {
 	case err == nil:
 		id := strings.TrimSpace(string(b))
-		if !volumeUUIDForm.MatchString(id) {
+		if !IsVolumeUUID(id) {
 			return "", fmt.Errorf("%s holds %q, not a volume UUID (like keep0-nyw5e-0123456789abcde)", p, id)
 		}
 		return id, nil
@@ -84,7 +92,7 @@ func volumeUUID(root string, readOnly bool) (string, error) {
 	case readOnly:
 		return pathUUID(root), nil
 	}
-	id := newVolumeUUID()
+	id := NewVolumeUUID()
 	if hasBlockDirs(root) {
 		id = pathUUID(root)
 	}

@@ -101,7 +101,10 @@ func (s *Server) handleRead(w *response, r *http.Request, path string) {
 		w.WriteHeader(http.StatusOK)
 		abort(w)
 	case len(readErrs) > 0:
-		w.fail(http.StatusInternalServerError, "error reading block", errors.Join(readErrs...))
+		// A volume failing to read (a disk error, an object store out
+		// of reach) is a passing condition as far as the client can
+		// tell: 503 with Retry-After, so that it tries elsewhere.
+		w.fail(http.StatusServiceUnavailable, "volume unavailable: error reading block", errors.Join(readErrs...))
 	default:
 		w.fail(http.StatusNotFound, "Not Found", nil)
 	}

@@ -41,7 +41,7 @@ func (s *Server) writeIndex(w *response, r *http.Request, prefix string, mounts 
 	// Not the request's context, which net/http cancels when the client
 	// half-closes its connection: a client really gone fails the writes.
 	ctx := context.WithoutCancel(r.Context())
-	for _, shard := range indexShards(prefix) {
+	for _, shard := range indexShards(prefix, shardLen(mounts)) {
 		entries = entries[:0]
 		for _, m := range mounts {
 			err := m.vol.Index(ctx, shard, func(b BlockInfo) error {
@@ -86,15 +86,32 @@ func (s *Server) writeIndex(w *response, r *http.Request, prefix string, mounts 
 	bw.Flush()
 }
 
-// indexShards splits a listing into prefixes of at least three hex
-// digits, the granularity of a Directory volume's subdirectories.
-func indexShards(prefix string) []string {
-	if len(prefix) >= 3 {
+// shardLen returns the prefix length the listing of mounts is read in:
+// three hex digits, a Directory volume's subdirectories, when every
+// volume is a Directory; the whole listing at once for a single volume of
+// another kind, whose Index is sorted and needs no merge; else one hex
+// digit, so that an object store is asked 16 times rather than 4096,
+// holding a sixteenth of the listing in memory at a time.
+func shardLen(mounts []*mount) int {
+	for _, m := range mounts {
+		if _, ok := m.vol.(*Directory); !ok {
+			if len(mounts) == 1 {
+				return 0
+			}
+			return 1
+		}
+	}
+	return 3
+}
+
+// indexShards splits a listing into prefixes of at least n hex digits.
+func indexShards(prefix string, n int) []string {
+	if len(prefix) >= n {
 		return []string{prefix}
 	}
 	const hexDigits = "0123456789abcdef"
 	shards := []string{prefix}
-	for len(shards[0]) < 3 {
+	for len(shards[0]) < n {
 		next := make([]string, 0, len(shards)*16)
 		for _, s := range shards {
 			for _, c := range hexDigits {

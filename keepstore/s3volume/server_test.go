@@ -1,0 +1,182 @@
+package s3volume_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keepproject/keep/internal/s3test"
+	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keepstore/s3volume"
+	"github.com/keepproject/keep/locator"
+)
+
+// serve runs a keepstore server on v.
+func serve(t *testing.T, v *s3volume.Volume) *httptest.Server {
+	t.Helper()
+	ks, err := keepstore.New(keepstore.Config{
+		Volumes:     []keepstore.VolumeConfig{{Volume: v, Path: v.String()}},
+		SystemToken: "sys", SigningTTL: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(ks)
+	t.Cleanup(func() {
+		srv.Close()
+		ks.Close()
+	})
+	return srv
+}
+
+func do(t *testing.T, method, url, token string, body []byte) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	if body == nil {
+		req.Body = nil
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// keep server on an S3 volume, through HTTP: PUT, GET, HEAD, index,
+// mounts, trash and untrash; with the store down, a retryable 503.
+func TestServerOnS3(t *testing.T) {
+	defer http.DefaultClient.CloseIdleConnections()
+	s3srv := s3test.Start(t)
+	v := newVolume(t, s3srv, s3volume.Options{PrefixLength: 3})
+	srv := serve(t, v)
+	data := bytes.Repeat([]byte("served from S3 "), 100000)
+	loc := locator.New(data).String()
+	if code, body, h := do(t, "PUT", srv.URL+"/"+hashOf(data), "tok", data); code != 200 || h.Get("X-Keep-Replicas-Stored") != "1" || !strings.HasPrefix(body, loc) {
+		t.Fatalf("PUT: %d %q", code, body)
+	}
+	if code, body, _ := do(t, "GET", srv.URL+"/"+loc, "", nil); code != 200 || body != string(data) {
+		t.Errorf("GET: %d, %d bytes", code, len(body))
+	}
+	if code, _, h := do(t, "HEAD", srv.URL+"/"+loc, "", nil); code != 200 || h.Get("Content-Length") != fmt.Sprint(len(data)) {
+		t.Errorf("HEAD: %d", code)
+	}
+	if code, body, _ := do(t, "GET", srv.URL+"/index", "sys", nil); code != 200 || !strings.HasPrefix(body, loc+" ") || !strings.HasSuffix(body, "\n\n") {
+		t.Errorf("index: %d %q", code, body)
+	}
+	if code, body, _ := do(t, "GET", srv.URL+"/mounts", "sys", nil); code != 200 || !strings.Contains(body, v.UUID()) {
+		t.Errorf("mounts: %d %q", code, body)
+	}
+	if code, _, _ := do(t, "GET", srv.URL+"/"+locator.New([]byte("absent")).String(), "", nil); code != 404 {
+		t.Errorf("GET of a missing block: %d", code)
+	}
+	// DELETE keeps a block newer than the signing TTL.
+	if code, body, _ := do(t, "DELETE", srv.URL+"/"+loc, "sys", nil); code != 200 || !strings.Contains(body, `"copies_too_new": 1`) {
+		t.Errorf("DELETE of a new block: %d %q", code, body)
+	}
+
+	s3srv.Stop()
+	other := []byte("while the store is down")
+	code, body, h := do(t, "PUT", srv.URL+"/"+hashOf(other), "tok", other)
+	if code != 503 || h.Get("Retry-After") == "" {
+		t.Errorf("PUT with the store down: %d %q Retry-After %q, want 503 with Retry-After", code, body, h.Get("Retry-After"))
+	}
+	if code, body, h := do(t, "GET", srv.URL+"/"+loc, "", nil); code != 503 || h.Get("Retry-After") == "" {
+		t.Errorf("GET with the store down: %d %q, want 503 with Retry-After", code, body)
+	}
+	s3srv.Restart()
+	if code, body, _ := do(t, "GET", srv.URL+"/"+loc, "", nil); code != 200 || body != string(data) {
+		t.Errorf("GET after the store came back: %d", code)
+	}
+}
+
+// The store stopped during concurrent writes: every Put either
+// succeeded, and its block is there after the restart, or failed
+// retryably (neither full nor missing). Nothing is acknowledged that was
+// not stored.
+func TestStoreStoppedDuringWrites(t *testing.T) {
+	s3srv := s3test.Start(t)
+	v := newVolume(t, s3srv, s3volume.Options{})
+	const writers, each = 4, 12
+	var mu sync.Mutex
+	acked := map[string][]byte{}
+	failed := 0
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				data := bytes.Repeat([]byte(fmt.Sprintf("writer %d block %d ", w, i)), 20000)
+				err := v.Put(context.Background(), hashOf(data), bytes.NewReader(data), int64(len(data)))
+				mu.Lock()
+				switch {
+				case err == nil:
+					acked[hashOf(data)] = data
+				case errors.Is(err, keepstore.ErrFull), errors.Is(err, keepstore.ErrNotFound):
+					t.Errorf("Put with the store stopping: %v, want a retryable error", err)
+				default:
+					failed++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	s3srv.Stop()
+	time.Sleep(200 * time.Millisecond)
+	s3srv.Restart()
+	wg.Wait()
+	if failed == 0 {
+		t.Log("no Put failed: the stop fell between writes")
+	}
+	for h, data := range acked {
+		rc, _, err := v.Open(context.Background(), h)
+		if err != nil {
+			t.Errorf("acknowledged block %s missing after the restart: %v", h, err)
+			continue
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(got, data) {
+			t.Errorf("acknowledged block %s reads back %d bytes, want %d", h, len(got), len(data))
+		}
+	}
+	t.Logf("%d writes acknowledged, %d failed", len(acked), failed)
+}
+
+// A block written again within the race window of being trashed, and so
+// missing (the trash deleted the new write), is restored by EmptyTrash
+// instead of deleted.
+func TestRaceWindow(t *testing.T) {
+	s3srv := s3test.Start(t)
+	v := newVolume(t, s3srv, s3volume.Options{RaceWindow: time.Hour})
+	ctx := context.Background()
+	data := []byte("raced")
+	h := hashOf(data)
+	if err := v.Put(ctx, h, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	bi, _ := v.Stat(ctx, h)
+	if err := v.Trash(ctx, h, bi.Mtime, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := v.EmptyTrash(ctx, time.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Errorf("EmptyTrash of a block written within the race window = %d, %v; want 0", n, err)
+	}
+	if _, err := v.Stat(ctx, h); err != nil {
+		t.Errorf("block written within the race window not restored: %v", err)
+	}
+}
