@@ -16,10 +16,14 @@ import (
 
 	"github.com/keepproject/keep/internal/arvconfig"
 	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keepstore/s3volume"
 )
 
 const serverSummary = `Run a keepstore-compatible block server storing blocks in directories
-(layout DIR/xyz/HASH, as Arvados keepstore Directory volumes).
+(layout DIR/xyz/HASH, as Arvados keepstore Directory volumes) or S3
+buckets (--volume s3://BUCKET[/PREFIX]?endpoint=URL&region=R&prefix_length=N
+&credentials_file=F; credentials otherwise from the AWS environment; the
+layout of Arvados S3 volumes; see docs/s3.md).
 
 With --config, the settings come from an Arvados cluster configuration
 (/etc/arvados/config.yml), as keepstore reads it: this server is the entry
@@ -81,6 +85,50 @@ type serverOptions struct {
 	trashConcurrency   int           // 0: trash off
 	pullConcurrency    int
 	internalURL        string // the InternalURLs entry served, with --config
+	// s3 holds the options of the volumes that are S3 buckets, by index
+	// in volumes; openS3 opens them.
+	s3 map[int]s3volume.Options
+}
+
+// addS3 adds an S3 volume to be opened by openS3.
+func (o *serverOptions) addS3(vc keepstore.VolumeConfig, so s3volume.Options) {
+	if o.s3 == nil {
+		o.s3 = map[int]s3volume.Options{}
+	}
+	so.ReadOnly = so.ReadOnly || vc.ReadOnly
+	vc.ReadOnly = so.ReadOnly
+	vc.Path = so.String()
+	o.s3[len(o.volumes)] = so
+	o.volumes = append(o.volumes, vc)
+}
+
+// openS3 opens the S3 volumes, with the capacity given to every volume.
+func (o *serverOptions) openS3(ctx context.Context, capacity int64) error {
+	for i, so := range o.s3 {
+		so.Capacity = capacity
+		if so.UUID == "" {
+			so.UUID = o.volumes[i].ID
+		}
+		v, err := s3volume.Open(ctx, so)
+		if err != nil {
+			o.closeS3()
+			return err
+		}
+		o.volumes[i].Volume = v
+		if o.volumes[i].ID == "" {
+			o.volumes[i].ID = v.UUID()
+		}
+	}
+	return nil
+}
+
+// closeS3 closes the S3 volumes opened.
+func (o *serverOptions) closeS3() {
+	for i := range o.s3 {
+		if v, ok := o.volumes[i].Volume.(*s3volume.Volume); ok {
+			v.Close()
+		}
+	}
 }
 
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -91,7 +139,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	listen := fs.String("listen", "127.0.0.1:25107", "`address` to listen on; port 0 picks a free one (Arvados: the host and port of this server's Services.Keepstore.InternalURLs entry, or of its ListenURL)")
 	addrFile := fs.String("addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
 	var volumes, roVolumes srvDirs
-	fs.Var(&volumes, "volume", "store blocks in `dir` (repeatable); with --config, --volume and --read-only-volume replace the file's volumes (Arvados: Volumes, Driver Directory, DriverParameters.Root)")
+	fs.Var(&volumes, "volume", "store blocks in `dir` or s3://BUCKET URL (repeatable); with --config, --volume and --read-only-volume replace the file's volumes (Arvados: Volumes, Driver Directory, DriverParameters.Root)")
 	fs.Var(&roVolumes, "read-only-volume", "serve blocks from `dir` without writing (repeatable) (Arvados: Volumes.*.ReadOnly)")
 	capacity := fs.String("capacity", "", "limit each volume to `size` bytes of blocks (suffixes K, M, G, T = powers of 1024; KB, MB, GB, TB = powers of 1000)")
 	classes := fs.String("classes", "", "comma-separated storage `classes` of every volume, replacing those from --config; without either, \"default\" (Arvados: Volumes.*.StorageClasses)")
@@ -138,11 +186,19 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		capBytes = n
 	}
-	for _, dir := range volumes {
-		o.volumes = append(o.volumes, keepstore.VolumeConfig{Path: dir})
-	}
-	for _, dir := range roVolumes {
-		o.volumes = append(o.volumes, keepstore.VolumeConfig{Path: dir, ReadOnly: true})
+	for i, list := range [][]string{volumes, roVolumes} {
+		for _, dir := range list {
+			vc := keepstore.VolumeConfig{Path: dir, ReadOnly: i == 1}
+			if !strings.HasPrefix(dir, "s3://") {
+				o.volumes = append(o.volumes, vc)
+				continue
+			}
+			so, err := s3volume.ParseURL(dir)
+			if err != nil {
+				return err
+			}
+			o.addS3(vc, so)
+		}
 	}
 	if *keyFile != "" {
 		key, err := srvReadSecret(*keyFile)
@@ -191,16 +247,21 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	if err := o.openS3(ctx, capBytes); err != nil {
+		return err
+	}
 	cfg, err := o.storeConfig()
 	if err != nil {
+		o.closeS3()
 		return err
 	}
 	cfg.MaxConcurrentWrites, cfg.MinUploadRate, cfg.UploadGrace, cfg.Logger = *maxWrites, int64(minRate), *grace, log
 	ks, err := keepstore.New(cfg)
 	if err != nil {
+		o.closeS3()
 		return err
 	}
-	defer ks.Close()
+	defer ks.Close() // closes the volumes too
 
 	l, err := listenTLS(o.listen, o.tlsCert, o.tlsKey)
 	if err != nil {
@@ -280,11 +341,13 @@ func (o *serverOptions) fromArvados(c *arvconfig.Cluster, ks *arvconfig.Keepstor
 				o.volumes = append(o.volumes, keepstore.VolumeConfig{ID: v.UUID, Path: v.Root, ReadOnly: v.ReadOnly,
 					Replication: v.Replication, Classes: v.StorageClasses})
 			case strings.EqualFold(v.Driver, "S3"):
-				// S3: map v.Params to the S3 volume's options here
-				// once keepstore has one.
-				return fmt.Errorf("volume %s: S3 volumes: not yet supported by this build", v.UUID)
+				so, err := s3volume.ArvadosOptions(v.Params)
+				if err != nil {
+					return fmt.Errorf("volume %s: %w", v.UUID, err)
+				}
+				o.addS3(keepstore.VolumeConfig{ID: v.UUID, ReadOnly: v.ReadOnly, Replication: v.Replication, Classes: v.StorageClasses}, so)
 			default:
-				return fmt.Errorf("volume %s: driver %q is not supported (only Directory)", v.UUID, v.Driver)
+				return fmt.Errorf("volume %s: driver %q is not supported (only Directory and S3)", v.UUID, v.Driver)
 			}
 		}
 		if len(o.volumes) == 0 {

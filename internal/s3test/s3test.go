@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -169,6 +170,10 @@ func (s *Server) Restart() {
 	}
 }
 
+// Root returns the directory holding the buckets (versitygw's posix
+// backend keeps each object as a file under it).
+func (s *Server) Root() string { return s.root }
+
 // NewBucket creates a bucket with a fresh name and returns the name.
 func (s *Server) NewBucket(t testing.TB) string {
 	t.Helper()
@@ -177,4 +182,64 @@ func (s *Server) NewBucket(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return name
+}
+
+// TCPEndpoint returns an http:// URL on 127.0.0.1 that forwards to the
+// server, for programs that cannot dial its socket (the keep binary).
+// It listens on port 0 and stops when t ends.
+func (s *Server) TCPEndpoint(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	track := func(c net.Conn, add bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if add {
+			conns[c] = true
+		} else {
+			delete(conns, c)
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				track(c, true)
+				defer track(c, false)
+				up, err := net.Dial("unix", s.socket)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				done := make(chan struct{})
+				go func() { io.Copy(up, c); up.(*net.UnixConn).CloseWrite(); close(done) }()
+				io.Copy(c, up)
+				c.Close()
+				<-done
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return "http://" + l.Addr().String()
 }

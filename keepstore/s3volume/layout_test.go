@@ -286,3 +286,27 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+func TestArvadosOptions(t *testing.T) {
+	o, err := s3volume.ArvadosOptions(map[string]any{
+		"Bucket": "keep", "Endpoint": "s3.example.com", "Region": "eu-west-1", "AccessKeyID": "ak", "SecretAccessKey": "sk",
+		"PrefixLength": 3, "RaceWindow": "2h", "ConnectTimeout": "30s", "UsePathStyle": true, "IndexPageSize": 1000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Bucket != "keep" || o.Endpoint != "https://s3.example.com" || o.Region != "eu-west-1" || o.AccessKeyID != "ak" ||
+		o.SecretAccessKey != "sk" || o.PrefixLength != 3 || o.RaceWindow != 2*time.Hour || o.ConnectTimeout != 30*time.Second {
+		t.Errorf("ArvadosOptions = %+v", o)
+	}
+	for _, bad := range []map[string]any{
+		{},
+		{"Bucket": 3},
+		{"Bucket": "b", "PrefixLength": "three"},
+		{"Bucket": "b", "RaceWindow": "a while"},
+	} {
+		if _, err := s3volume.ArvadosOptions(bad); err == nil {
+			t.Errorf("ArvadosOptions(%v) succeeded", bad)
+		}
+	}
+}
