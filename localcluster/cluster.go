@@ -44,6 +44,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Capacity limits each server's volume, in bytes; 0 means no limit.
 	Capacity int64
+	// Volume, if set, gives server i its volume in place of the
+	// directory dir (Dir/server-N, created): an S3 bucket, say.
+	Volume func(i int, dir string) (keepstore.VolumeConfig, error)
 	// SystemToken opens the servers' management API (/index, /mounts,
 	// pull and trash lists), for keep check and keep balance. Empty
 	// means nobody may use it.
@@ -104,8 +107,15 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			c.Close()
 			return nil, err
 		}
+		vc := keepstore.VolumeConfig{Path: dir, Capacity: cfg.Capacity}
+		if cfg.Volume != nil {
+			if vc, err = cfg.Volume(i, dir); err != nil {
+				c.Close()
+				return nil, fmt.Errorf("server %d: %w", i, err)
+			}
+		}
 		ks, err := keepstore.New(keepstore.Config{
-			Volumes:     []keepstore.VolumeConfig{{Path: dir, Capacity: cfg.Capacity}},
+			Volumes:     []keepstore.VolumeConfig{vc},
 			SystemToken: cfg.SystemToken,
 			Logger:      cfg.Logger.With("server", i),
 		})

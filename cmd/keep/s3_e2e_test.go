@@ -5,8 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/keepproject/keep/internal/s3local"
 	"github.com/keepproject/keep/internal/s3test"
 	"github.com/keepproject/keep/keepclient"
 )
@@ -44,7 +46,7 @@ func TestE2EServerOnS3(t *testing.T) {
 	hash := strings.Fields(text)[1][:32]
 	for _, b := range buckets {
 		// versitygw's posix backend keeps objects as files.
-		if _, err := os.Stat(filepath.Join(s3srv.Root(), b, "keep", hash[:3], hash)); err != nil {
+		if _, err := os.Stat(filepath.Join(s3srv.Root, b, "keep", hash[:3], hash)); err != nil {
 			t.Errorf("block %s is not an object of bucket %s: %v", hash, b, err)
 		}
 	}
@@ -52,5 +54,45 @@ func TestE2EServerOnS3(t *testing.T) {
 	_, stderr, err = runKeep(t, env, nil, "server", "--listen", "127.0.0.1:0", "--volume", "s3://b?secret=x")
 	if exitCode(err) != 1 || !strings.Contains(stderr, "unknown parameter \"secret\"") {
 		t.Errorf("server with a bad S3 URL: %v\n%s", err, stderr)
+	}
+}
+
+// keep up --s3: the local cluster keeps its blocks in buckets of a local
+// S3 server it starts, and stops it at the end.
+func TestE2EUpS3(t *testing.T) {
+	if s3local.Binary() == "" {
+		t.Skipf("SKIPPING: %v", s3local.ErrNoServer)
+	}
+	env := testEnv(t)
+	dir, err := os.MkdirTemp("", "upS3") // short: it holds the S3 server's socket
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	d := startDaemon(t, env, "Press Ctrl-C", "up", "--s3", "--s3-server", s3local.Binary(), "--dir", dir, "--servers", "3")
+	src, content := randomFile(t, 3<<20)
+	svcFile := filepath.Join(dir, "services.json")
+	text, stderr, err := runKeep(t, env, nil, "put", "--services", svcFile, "--replicas", "2", src)
+	if err != nil {
+		t.Fatalf("put: %v\n%s", err, stderr)
+	}
+	out, stderr, err := runKeep(t, env, nil, "get", "--services", svcFile, writeManifest(t, text))
+	if err != nil || !bytes.Equal([]byte(out), content) {
+		t.Fatalf("get: %v\n%s", err, stderr)
+	}
+	hash := strings.Fields(text)[1][:32]
+	objects, _ := filepath.Glob(filepath.Join(dir, "s3", "data", "server-*", hash[:3], hash))
+	if len(objects) != 2 {
+		t.Errorf("block %s is an object of %d buckets, want 2: %v", hash, len(objects), objects)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.exited
+	if _, err := os.Stat(filepath.Join(dir, "s3", "s3.sock")); err == nil {
+		c := (&s3local.Server{Socket: filepath.Join(dir, "s3", "s3.sock")}).HTTPClient()
+		if resp, err := c.Get("http://s3.local/"); err == nil {
+			resp.Body.Close()
+			t.Error("the S3 server still answers after keep up stopped")
+		}
+		c.CloseIdleConnections()
 	}
 }

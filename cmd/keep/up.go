@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	iofs "io/fs"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +16,9 @@ import (
 	"github.com/keepproject/keep/keepclient"
 
 	"github.com/keepproject/keep/discovery"
+	"github.com/keepproject/keep/internal/s3local"
+	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keepstore/s3volume"
 	"github.com/keepproject/keep/localcluster"
 )
 
@@ -25,6 +30,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	proxy := fs.Bool("proxy", false, "also run a proxy; its services file is DIR/proxy-services.json")
 	capacity := fs.String("capacity", "", "per-server volume limit in `bytes`, as for 'keep server' (suffixes K, M, G, T = powers of 1024; KB, MB, GB, TB = powers of 1000); default none")
 	verbose := fs.Bool("v", false, "log every request")
+	useS3 := fs.Bool("s3", false, "keep the blocks in a local S3 server (versitygw, started in DIR/s3) rather than in directories: a bucket per server")
+	s3Bin := fs.String("s3-server", "", "with --s3: the versitygw `binary` (default: $KEEP_TEST_S3_SERVER, versitygw on PATH, or ~/.cache/keep-ci/bin/versitygw)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -56,7 +63,28 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := localcluster.Start(ctx, localcluster.Config{Dir: *dir, Servers: *servers, Proxy: *proxy, Capacity: capBytes, SystemToken: sysToken, Logger: log})
+	lc := localcluster.Config{Dir: *dir, Servers: *servers, Proxy: *proxy, Capacity: capBytes, SystemToken: sysToken, Logger: log}
+	if *useS3 {
+		s3srv, err := s3local.Start(*s3Bin, filepath.Join(*dir, "s3"))
+		if err != nil {
+			return err
+		}
+		defer s3srv.Stop()
+		lc.Volume = func(i int, _ string) (keepstore.VolumeConfig, error) {
+			bucket := fmt.Sprint("server-", i)
+			if err := s3srv.NewBucket(bucket); err != nil && !errors.Is(err, iofs.ErrExist) {
+				return keepstore.VolumeConfig{}, err
+			}
+			v, err := s3volume.Open(ctx, s3volume.Options{Bucket: bucket, Endpoint: s3srv.Endpoint(), Region: s3srv.Region,
+				AccessKeyID: s3srv.AccessKey, SecretAccessKey: s3srv.SecretKey, PrefixLength: 3, Capacity: capBytes})
+			if err != nil {
+				return keepstore.VolumeConfig{}, err
+			}
+			return keepstore.VolumeConfig{Volume: v, Path: v.String()}, nil
+		}
+		fmt.Fprintf(stdout, "keep up: S3 server on %s, buckets in %s\n", s3srv.Socket, s3srv.Root)
+	}
+	c, err := localcluster.Start(ctx, lc)
 	if err != nil {
 		return err
 	}

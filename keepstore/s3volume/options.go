@@ -26,7 +26,8 @@ type Options struct {
 	// Prefix, if set, starts every key of the volume (say "keep/"), so
 	// that several volumes can share a bucket. Arvados has none.
 	Prefix string
-	// Endpoint is the store's URL, such as http://127.0.0.1:9000; empty
+	// Endpoint is the store's URL, such as http://127.0.0.1:9000, or
+	// unix:///path/to/socket for a local server on a Unix socket; empty
 	// means AWS. Keys are always addressed path-style (UsePathStyle).
 	Endpoint string
 	// Region is the store's region; empty means us-east-1.
@@ -157,8 +158,8 @@ func ParseURL(s string) (Options, error) {
 		switch k {
 		case "endpoint":
 			e, err := url.Parse(val)
-			if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
-				return Options{}, fmt.Errorf("S3 volume %q: endpoint %q is not an http or https URL", s, val)
+			if err != nil || !(e.Scheme == "http" || e.Scheme == "https") && !(e.Scheme == "unix" && e.Path != "") || e.Scheme != "unix" && e.Host == "" {
+				return Options{}, fmt.Errorf("S3 volume %q: endpoint %q is not an http, https or unix (socket) URL", s, val)
 			}
 			o.Endpoint = val
 		case "region":

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -110,13 +111,23 @@ func Open(ctx context.Context, o Options) (*Volume, error) {
 		return nil, err
 	}
 	v := &Volume{opts: o, location: o.String()}
+	endpoint := o.Endpoint
 	if o.HTTPClient == nil {
-		v.httpC, v.ownHTTP = &http.Client{Transport: &http.Transport{
+		tr := &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			MaxIdleConnsPerHost:   64,
 			ResponseHeaderTimeout: o.ReadTimeout,
 			TLSHandshakeTimeout:   o.ConnectTimeout,
-		}}, true
+		}
+		if sock, ok := strings.CutPrefix(endpoint, "unix://"); ok {
+			// A local server on a Unix socket (keep up --s3): any host
+			// in the URL reaches it.
+			d := net.Dialer{Timeout: o.ConnectTimeout}
+			tr.Proxy = nil
+			tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "unix", sock) }
+			endpoint = "http://s3.local"
+		}
+		v.httpC, v.ownHTTP = &http.Client{Transport: tr}, true
 		cfg.HTTPClient = v.httpC
 	} else {
 		v.httpC = o.HTTPClient
@@ -124,8 +135,8 @@ func Open(ctx context.Context, o Options) (*Volume, error) {
 	}
 	v.client = s3.NewFromConfig(cfg, func(so *s3.Options) {
 		so.UsePathStyle = true
-		if o.Endpoint != "" {
-			so.BaseEndpoint = aws.String(o.Endpoint)
+		if endpoint != "" {
+			so.BaseEndpoint = aws.String(endpoint)
 		}
 	})
 	if _, err := v.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &o.Bucket}); err != nil {
