@@ -62,6 +62,11 @@ type Processes struct {
 	Command []string
 	// ReadyTimeout bounds a server's start-up. Default 30s.
 	ReadyTimeout time.Duration
+	// Volume, if set, gives server i the --volume argument to use in
+	// place of a directory under dir (an S3 URL, say), and the
+	// directory where its blocks can be counted as DIR/xyz/HASH, or ""
+	// if there is none.
+	Volume func(i int, dir string) (arg, blockDir string, err error)
 }
 
 var _ Launcher = Processes{}
@@ -110,7 +115,14 @@ func (p Processes) start(ctx context.Context, dir string, i int, timeout time.Du
 		return nil, err
 	}
 	addrFile := vol + ".addr"
-	args := append(append([]string(nil), p.Command[1:]...), "--listen", "127.0.0.1:0", "--volume", vol, "--addr-file", addrFile)
+	arg, blockDir := vol, vol
+	if p.Volume != nil {
+		var err error
+		if arg, blockDir, err = p.Volume(i, dir); err != nil {
+			return nil, fmt.Errorf("server %d: %w", i, err)
+		}
+	}
+	args := append(append([]string(nil), p.Command[1:]...), "--listen", "127.0.0.1:0", "--volume", arg, "--addr-file", addrFile)
 	cmd := exec.CommandContext(ctx, p.Command[0], args...)
 	// On cancellation (Ctrl-C) ask politely first; Wait kills the
 	// server if it has not exited after WaitDelay.
@@ -127,7 +139,7 @@ func (p Processes) start(ctx context.Context, dir string, i int, timeout time.Du
 		waitErr = cmd.Wait()
 		close(exited)
 	}()
-	srv := &Server{Dir: vol, PID: cmd.Process.Pid}
+	srv := &Server{Dir: blockDir, PID: cmd.Process.Pid}
 	srv.stop = sync.OnceValue(func() error {
 		cmd.Process.Signal(syscall.SIGTERM)
 		timer := time.NewTimer(10 * time.Second)

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"sync/atomic"
 
 	"github.com/keepproject/keep/bench"
 	"github.com/keepproject/keep/discovery"
+	"github.com/keepproject/keep/internal/s3local"
 	"github.com/keepproject/keep/keepclient"
 )
 
@@ -35,6 +38,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	discard := fs.Bool("get-discard", false, "discard data read back instead of writing it to a file")
 	inProcess := fs.Bool("in-process", false, "run the servers in this process (their CPU time then counts as the client's)")
 	serverBin := fs.String("server-bin", "", "keep `binary` to run servers with (default: this program)")
+	useS3 := fs.Bool("s3", false, "the servers keep their blocks in buckets of a local S3 server (versitygw) started for the run, rather than in directories")
+	s3Bin := fs.String("s3-server", "", "with --s3: the versitygw `binary` (default: as for keep up --s3)")
 	var cf clientFlags
 	cf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -90,7 +95,33 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			bin = exe
 		}
-		cfg.Launcher = bench.Processes{Command: []string{bin, "server"}}
+		p := bench.Processes{Command: []string{bin, "server"}}
+		if *useS3 {
+			s3dir, err := os.MkdirTemp(*dir, "keep-bench-s3")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(s3dir)
+			s3srv, err := s3local.Start(*s3Bin, s3dir)
+			if err != nil {
+				return err
+			}
+			defer s3srv.Stop()
+			creds := filepath.Join(s3dir, "credentials")
+			if err := os.WriteFile(creds, []byte(s3srv.AccessKey+" "+s3srv.SecretKey+"\n"), 0o600); err != nil {
+				return err
+			}
+			var buckets atomic.Int64
+			p.Volume = func(i int, _ string) (string, string, error) {
+				b := fmt.Sprintf("server-%d-%d", i, buckets.Add(1))
+				if err := s3srv.NewBucket(b); err != nil {
+					return "", "", err
+				}
+				return fmt.Sprintf("s3://%s?endpoint=%s&region=%s&prefix_length=3&credentials_file=%s", b, s3srv.Endpoint(), s3srv.Region, creds),
+					filepath.Join(s3srv.Root, b), nil
+			}
+		}
+		cfg.Launcher = p
 	}
 	var profiles []*os.File
 	for _, p := range []struct {
