@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -61,6 +62,7 @@ type Node struct {
 
 	srv     *http.Server
 	serving chan struct{} // closed when Serve returns
+	closer  io.Closer     // the handler, if it needs closing; nil otherwise
 	full    atomic.Bool
 	stop    sync.Once
 }
@@ -71,7 +73,6 @@ type Cluster struct {
 	Proxy   *Node // nil unless Config.Proxy
 
 	proxyClient *keepclient.Client
-	stores      []*keepstore.Server // closed after their nodes stop
 	unlock      func()
 }
 
@@ -123,7 +124,6 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			c.Close()
 			return nil, fmt.Errorf("server %d: %w", i, err)
 		}
-		c.stores = append(c.stores, ks)
 		n, err := startNode(cfg.Host, fmt.Sprintf("%s-bi6l4-%015d", cfg.ClusterID, i), keepclient.TypeDisk, ks)
 		if err != nil {
 			c.Close()
@@ -160,6 +160,7 @@ func startNode(host, uuid, typ string, h http.Handler) (*Node, error) {
 		serving: make(chan struct{}),
 	}
 	n.srv = &http.Server{Handler: n.faults(h), ReadHeaderTimeout: 30 * time.Second}
+	n.closer, _ = h.(io.Closer)
 	go func() {
 		defer close(n.serving)
 		n.srv.Serve(l)
@@ -190,6 +191,9 @@ func (n *Node) Stop() {
 		defer cancel()
 		n.srv.Shutdown(ctx)
 		<-n.serving
+		if n.closer != nil {
+			n.closer.Close() // a block server's workers and volume locks
+		}
 	})
 }
 
@@ -232,10 +236,6 @@ func (c *Cluster) Close() {
 	for _, n := range c.Servers {
 		n.Stop()
 	}
-	for _, ks := range c.stores {
-		ks.Close()
-	}
-	c.stores = nil
 	if c.unlock != nil {
 		c.unlock()
 		c.unlock = nil
