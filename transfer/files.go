@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -79,7 +80,7 @@ func putFiles(ctx context.Context, kc *keepclient.Client, inputs []Input, opts P
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
 	}
-	if lines := u.shortLines(); lines != nil {
+	if lines := u.shortLines(func(b int) string { return blockFiles(inputs, blocks[b]) }); lines != nil {
 		return nil, lines, nil
 	}
 	m := buildManifest(inputs, segs, u.locs)
@@ -208,3 +209,19 @@ func (p *bufferPool) get(ctx context.Context) ([]byte, error) {
 }
 
 func (p *bufferPool) put(b []byte) { p.free <- b[:cap(b)] }
+
+// blockFiles names the files a block holds part of, for messages: up to
+// three, then how many more.
+func blockFiles(inputs []Input, b span) string {
+	var names []string
+	for _, p := range b.pieces {
+		if n := inputs[p.input].Name; len(names) == 0 || names[len(names)-1] != n {
+			names = append(names, n)
+		}
+	}
+	what := "part of " + strings.Join(names[:min(len(names), 3)], ", ")
+	if len(names) > 3 {
+		what += fmt.Sprintf(" and %d more files", len(names)-3)
+	}
+	return what
+}

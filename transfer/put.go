@@ -115,8 +115,9 @@ func (u *uploads) set(i int, l locator.Locator) {
 	u.locs[i] = l
 }
 
-// shortLines returns one line per block that fell short, in block order.
-func (u *uploads) shortLines() []string {
+// shortLines returns one line per block that fell short, in block order,
+// each followed by what the block holds when files is not nil.
+func (u *uploads) shortLines(files func(block int) string) []string {
 	if len(u.failures) == 0 {
 		return nil
 	}
@@ -124,6 +125,9 @@ func (u *uploads) shortLines() []string {
 	lines := make([]string, len(u.failures))
 	for i, f := range u.failures {
 		lines[i] = f.line
+		if files != nil {
+			lines[i] += " (" + files(f.index) + ")"
+		}
 	}
 	return lines
 }
@@ -192,7 +196,7 @@ func putStream(ctx context.Context, kc *keepclient.Client, inputs []Input, opts 
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
 	}
-	if lines := u.shortLines(); lines != nil {
+	if lines := u.shortLines(nil); lines != nil {
 		return nil, lines, nil
 	}
 	m, err := packer.Manifest(u.locs)

@@ -280,7 +280,7 @@ func TestE2EServerKilled(t *testing.T) {
 	if stdout != "" {
 		t.Errorf("a manifest was printed: %q", stdout)
 	}
-	for _, want := range []string{"stored 3 of 4 replicas", "e2e00-bi6l4-000000000000001", "refused"} {
+	for _, want := range []string{"stored 3 of 4 replicas", "e2e00-bi6l4-000000000000001", "refused", "(part of " + filepath.Base(src) + ")"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
