@@ -10,19 +10,47 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/s3test"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keeptest"
 	"github.com/keepproject/keep/locator"
 )
 
-// The client's write and read rules, against real keep server processes.
+// volumeMaker returns a new volume for a server: its --volume argument,
+// and the directory where its blocks are files DIR/xyz/HASH.
+type volumeMaker func(t *testing.T) (arg, dir string)
+
+// The client's write and read rules, against real keep server processes
+// on directory volumes and on S3 buckets.
 func TestClientAgainstServerProcesses(t *testing.T) {
+	t.Run("directories", func(t *testing.T) {
+		clientAgainstServers(t, func(t *testing.T) (string, string) {
+			d := t.TempDir()
+			return d, d
+		})
+	})
+	t.Run("S3", func(t *testing.T) {
+		s3srv := s3test.Start(t)
+		endpoint := s3srv.TCPEndpoint(t)
+		creds := filepath.Join(t.TempDir(), "s3-credentials")
+		os.WriteFile(creds, []byte(s3srv.AccessKey+" "+s3srv.SecretKey), 0o600)
+		clientAgainstServers(t, func(t *testing.T) (string, string) {
+			b := s3srv.NewBucket(t)
+			// prefix_length 3: the posix backend keeps the object
+			// b/xyz/HASH as the file ROOT/b/xyz/HASH, a directory
+			// volume's layout.
+			return "s3://" + b + "?endpoint=" + endpoint + "&prefix_length=3&credentials_file=" + creds, filepath.Join(s3srv.Root, b)
+		})
+	})
+}
+
+func clientAgainstServers(t *testing.T, newVolume volumeMaker) {
 	env := testEnv(t)
 	var svcs []keepclient.Service
 	var dirs []string
 	for i := 0; i < 5; i++ {
-		dir := t.TempDir()
-		svc, _ := startServer(t, env, i, "--volume", dir)
+		arg, dir := newVolume(t)
+		svc, _ := startServer(t, env, i, "--volume", arg)
 		svcs = append(svcs, svc)
 		dirs = append(dirs, dir)
 	}
@@ -111,9 +139,10 @@ func TestClientAgainstServerProcesses(t *testing.T) {
 	})
 
 	t.Run("full and read-only servers", func(t *testing.T) {
-		fullDir, roDir := t.TempDir(), t.TempDir()
-		full, _ := startServer(t, env, 5, "--volume", fullDir, "--capacity", "1K")
-		ro, _ := startServer(t, env, 6, "--read-only-volume", roDir)
+		fullVol, _ := newVolume(t)
+		roVol, _ := newVolume(t)
+		full, _ := startServer(t, env, 5, "--volume", fullVol, "--capacity", "1K")
+		ro, _ := startServer(t, env, 6, "--read-only-volume", roVol)
 		ro.ReadOnly = true
 		all := append([]keepclient.Service{full, ro}, svcs...)
 		kc := newClient(t, all)
@@ -147,8 +176,8 @@ func TestClientAgainstServerProcesses(t *testing.T) {
 	})
 
 	t.Run("killed server", func(t *testing.T) {
-		dir := t.TempDir()
-		victim, d := startServer(t, env, 7, "--volume", dir)
+		vol, _ := newVolume(t)
+		victim, d := startServer(t, env, 7, "--volume", vol)
 		all := append([]keepclient.Service{victim}, svcs...)
 		kc := newClient(t, all)
 		d.kill()
