@@ -38,6 +38,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	discard := fs.Bool("get-discard", false, "discard data read back instead of writing it to a file")
 	inProcess := fs.Bool("in-process", false, "run the servers in this process (their CPU time then counts as the client's)")
 	serverBin := fs.String("server-bin", "", "keep `binary` to run servers with (default: this program)")
+	compareS3 := fs.Bool("compare-s3", false, "run twice, on directory volumes and then on S3 buckets (as --s3), and compare the rates")
 	useS3 := fs.Bool("s3", false, "the servers keep their blocks in buckets of a local S3 server (versitygw) started for the run, rather than in directories")
 	s3Bin := fs.String("s3-server", "", "with --s3: the versitygw `binary` (default: as for keep up --s3)")
 	var cf clientFlags
@@ -60,6 +61,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
+	var s3Launcher bench.Launcher // with --compare-s3
 	cfg := bench.Config{
 		Dir:            *dir,
 		FileBytes:      *size,
@@ -95,33 +97,19 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			bin = exe
 		}
-		p := bench.Processes{Command: []string{bin, "server"}}
-		if *useS3 {
-			s3dir, err := os.MkdirTemp(*dir, "keep-bench-s3")
+		cfg.Launcher = bench.Processes{Command: []string{bin, "server"}}
+		if *useS3 || *compareS3 {
+			p, stop, err := s3Processes(bin, *dir, *s3Bin)
 			if err != nil {
 				return err
 			}
-			defer os.RemoveAll(s3dir)
-			s3srv, err := s3local.Start(*s3Bin, s3dir)
-			if err != nil {
-				return err
-			}
-			defer s3srv.Stop()
-			creds := filepath.Join(s3dir, "credentials")
-			if err := os.WriteFile(creds, []byte(s3srv.AccessKey+" "+s3srv.SecretKey+"\n"), 0o600); err != nil {
-				return err
-			}
-			var buckets atomic.Int64
-			p.Volume = func(i int, _ string) (string, string, error) {
-				b := fmt.Sprintf("server-%d-%d", i, buckets.Add(1))
-				if err := s3srv.NewBucket(b); err != nil {
-					return "", "", err
-				}
-				return fmt.Sprintf("s3://%s?endpoint=%s&region=%s&prefix_length=3&credentials_file=%s", b, s3srv.Endpoint(), s3srv.Region, creds),
-					filepath.Join(s3srv.Root, b), nil
+			defer stop()
+			if *compareS3 {
+				s3Launcher = p
+			} else {
+				cfg.Launcher = p
 			}
 		}
-		cfg.Launcher = p
 	}
 	var profiles []*os.File
 	for _, p := range []struct {
@@ -144,6 +132,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if s3Launcher != nil {
+		if err := report.WriteTable(stdout); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "\nThe same on S3 buckets of a local versitygw:")
+		cfg.Launcher, cfg.CPUProfile, cfg.GetCPUProfile = s3Launcher, nil, nil
+		s3Report, err := bench.Run(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if err := s3Report.WriteTable(stdout); err != nil {
+			return err
+		}
+		writeComparison(stdout, report, s3Report)
+		return nil
+	}
 	for _, f := range profiles {
 		if err := f.Close(); err != nil {
 			return err
@@ -162,4 +166,54 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	return nil
+}
+
+// s3Processes returns a launcher of keep server processes whose volumes
+// are buckets of a local S3 server it starts, and a function stopping
+// that server.
+func s3Processes(bin, dir, s3Bin string) (bench.Processes, func(), error) {
+	s3dir, err := os.MkdirTemp(dir, "keep-bench-s3")
+	if err != nil {
+		return bench.Processes{}, nil, err
+	}
+	s3srv, err := s3local.Start(s3Bin, s3dir)
+	if err != nil {
+		os.RemoveAll(s3dir)
+		return bench.Processes{}, nil, err
+	}
+	stop := func() {
+		s3srv.Stop()
+		os.RemoveAll(s3dir)
+	}
+	creds := filepath.Join(s3dir, "credentials")
+	if err := os.WriteFile(creds, []byte(s3srv.AccessKey+" "+s3srv.SecretKey+"\n"), 0o600); err != nil {
+		stop()
+		return bench.Processes{}, nil, err
+	}
+	var buckets atomic.Int64
+	p := bench.Processes{Command: []string{bin, "server"}}
+	p.Volume = func(i int, _ string) (string, string, error) {
+		b := fmt.Sprintf("server-%d-%d", i, buckets.Add(1))
+		if err := s3srv.NewBucket(b); err != nil {
+			return "", "", err
+		}
+		return fmt.Sprintf("s3://%s?endpoint=%s&region=%s&prefix_length=3&credentials_file=%s", b, s3srv.Endpoint(), s3srv.Region, creds),
+			filepath.Join(s3srv.Root, b), nil
+	}
+	return p, stop, nil
+}
+
+// writeComparison prints the S3 rates over the directory rates, run by
+// run, for the runs both reports have.
+func writeComparison(w io.Writer, dir, s3 *bench.Report) {
+	fmt.Fprintf(w, "\nS3 over directory volumes, measured in this run:\n\n  %-28s %8s %8s %8s\n", "run", "dir MB/s", "S3 MB/s", "S3/dir")
+	rates := map[string]float64{}
+	for _, m := range append(append([]bench.Measurement(nil), dir.Put...), dir.Get...) {
+		rates[m.Name] = m.MBps
+	}
+	for _, m := range append(append([]bench.Measurement(nil), s3.Put...), s3.Get...) {
+		if d, ok := rates[m.Name]; ok && d > 0 {
+			fmt.Fprintf(w, "  %-28s %8.0f %8.0f %8.2f\n", m.Name, d, m.MBps, m.MBps/d)
+		}
+	}
 }
