@@ -106,6 +106,9 @@ func (o *serverOptions) addS3(vc keepstore.VolumeConfig, so s3volume.Options) {
 func (o *serverOptions) openS3(ctx context.Context, capacity int64) error {
 	for i, so := range o.s3 {
 		so.Capacity = capacity
+		if o.trashLifetime > 0 { // when trash Arvados wrote, with no deadline of ours, is due
+			so.TrashLifetime = o.trashLifetime
+		}
 		if so.UUID == "" {
 			so.UUID = o.volumes[i].ID
 		}

@@ -31,14 +31,19 @@ const InstallHint = "GOBIN=$HOME/.cache/keep-ci/bin go install github.com/versit
 var ErrNoServer = errors.New("no S3 server (versitygw) found; install one with: " + InstallHint + " (or set KEEP_TEST_S3_SERVER)")
 
 // Binary returns the path of versitygw: $KEEP_TEST_S3_SERVER, else on
-// PATH, else ~/.cache/keep-ci/bin/versitygw (where .ci/run installs it);
-// "" if none is found.
+// PATH, else ${KEEP_CI_CACHE:-~/.cache/keep-ci}/bin/versitygw (where
+// .ci/run installs it); "" if none is found.
 func Binary() string {
 	if p := os.Getenv("KEEP_TEST_S3_SERVER"); p != "" {
 		return p
 	}
 	if p, err := exec.LookPath("versitygw"); err == nil {
 		return p
+	}
+	if c := os.Getenv("KEEP_CI_CACHE"); c != "" {
+		if p := filepath.Join(c, "bin", "versitygw"); fileExists(p) {
+			return p
+		}
 	}
 	if home, err := os.UserHomeDir(); err == nil {
 		p := filepath.Join(home, ".cache", "keep-ci", "bin", "versitygw")
@@ -47,6 +52,11 @@ func Binary() string {
 		}
 	}
 	return ""
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // Server is a running S3 server.

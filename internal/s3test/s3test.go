@@ -1,6 +1,10 @@
 // Package s3test runs a real S3 server for tests (see internal/s3local:
 // versitygw on a Unix socket in a temporary directory, with random
 // credentials), skipping the test loudly when none is installed.
+//
+// A Unix socket keeps the port rule without a port: no port is chosen,
+// so no other program can be answering in the server's place, and the
+// random credentials are checked on every request anyway.
 package s3test
 
 import (
@@ -30,7 +34,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := s3local.Binary()
 	if bin == "" {
-		t.Skipf("SKIPPING: %v", s3local.ErrNoServer)
+		t.Skipf("SKIPPING S3 TESTS: %v", s3local.ErrNoServer)
 	}
 	// Socket paths are limited to about 100 bytes: use a short directory.
 	dir, err := os.MkdirTemp("", "s3test")

@@ -8,8 +8,9 @@ import (
 
 // ArvadosOptions reads the DriverParameters of an Arvados S3 volume
 // (Bucket, Endpoint, Region, AccessKeyID, SecretAccessKey, PrefixLength,
-// RaceWindow, ConnectTimeout, ReadTimeout; UsePathStyle is implied, and
-// IndexPageSize and UnsafeDelete do not apply).
+// IndexPageSize, RaceWindow, ConnectTimeout, ReadTimeout; UsePathStyle is
+// implied, and UnsafeDelete does not apply: a trash deadline not after now
+// always deletes at once).
 func ArvadosOptions(params map[string]any) (Options, error) {
 	var o Options
 	str := func(k string) (string, error) {
@@ -47,12 +48,17 @@ func ArvadosOptions(params map[string]any) (Options, error) {
 			return Options{}, err
 		}
 	}
-	switch v := params["PrefixLength"].(type) {
-	case nil:
-	case int:
-		o.PrefixLength = v
-	default:
-		return Options{}, fmt.Errorf("DriverParameters.PrefixLength is %v, not a number", v)
+	for _, f := range []struct {
+		key string
+		to  *int
+	}{{"PrefixLength", &o.PrefixLength}, {"IndexPageSize", &o.IndexPageSize}} {
+		switch v := params[f.key].(type) {
+		case nil:
+		case int:
+			*f.to = v
+		default:
+			return Options{}, fmt.Errorf("DriverParameters.%s is %v, not a number", f.key, v)
+		}
 	}
 	for _, f := range []struct {
 		key string

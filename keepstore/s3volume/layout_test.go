@@ -106,7 +106,7 @@ func TestArvadosLayout(t *testing.T) {
 	put(hashOf(b)[:3]+"/"+hashOf(b), b)
 	put("recent/"+hashOf(b)[:3]+"/"+hashOf(b), nil)
 	put("trash/"+hashOf(old)[:3]+"/"+hashOf(old), old)
-	v := newVolume(t, srv, s3volume.Options{Bucket: bucket, PrefixLength: 3, TrashLifetime: time.Hour, RaceWindow: -1})
+	v := newVolume(t, srv, s3volume.Options{Bucket: bucket, PrefixLength: 3, TrashLifetime: time.Hour})
 	for _, d := range [][]byte{a, b} {
 		rc, size, err := v.Open(context.Background(), hashOf(d))
 		if err != nil || size != int64(len(d)) {
@@ -278,12 +278,12 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("ParseURL(%q): %v", tt.in, err)
 			continue
 		}
-		got.TrashLifetime, got.RaceWindow, got.ConnectTimeout, got.ReadTimeout = 0, 0, 0, 0
+		got.TrashLifetime, got.RaceWindow, got.ConnectTimeout, got.ReadTimeout, got.IndexPageSize = 0, 0, 0, 0, 0
 		if tt.want.Region == "" {
 			tt.want.Region = "us-east-1"
 		}
 		if got != tt.want {
-			t.Errorf("ParseURL(%q) = %+v, want %+v", tt.in, got, tt.want)
+			t.Errorf("ParseURL(%q) = %#v, want %#v", tt.in, got, tt.want)
 		}
 	}
 }

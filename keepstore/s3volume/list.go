@@ -3,11 +3,13 @@ package s3volume
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/keepproject/keep/keepstore"
 	"github.com/keepproject/keep/locator"
@@ -39,69 +41,126 @@ func (v *Volume) hashOf(rel string) string {
 	return hash
 }
 
-// list calls fn for every object whose key starts with prefix, in key
-// order.
-func (v *Volume) list(ctx context.Context, prefix string, fn func(key string, size int64, modified time.Time) error) error {
-	pages := s3.NewListObjectsV2Paginator(v.client, &s3.ListObjectsV2Input{Bucket: &v.opts.Bucket, Prefix: &prefix})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return v.fail("listing", prefix+"*", err)
+// pastBlocks reports whether a key below the volume's prefix sorts after
+// every block's: data keys start with a hex digit, and recent/, trash/
+// and the uuid object all sort after "f", so a listing of blocks can stop
+// there instead of paging through the markers and the trash.
+func pastBlocks(rel string) bool { return rel != "" && rel[0] > 'f' }
+
+// lister reads a listing of the keys starting with dir+start, in key
+// order, one page at a time.
+type lister struct {
+	v     *Volume
+	dir   string // stripped from the keys returned
+	start string
+	pages *s3.ListObjectsV2Paginator
+	page  []types.Object
+	err   error // why the listing ended: io.EOF at its end
+}
+
+func (v *Volume) newLister(dir, start string) *lister {
+	return &lister{v: v, dir: dir, start: start, pages: s3.NewListObjectsV2Paginator(v.client, &s3.ListObjectsV2Input{
+		Bucket: &v.opts.Bucket, Prefix: aws.String(dir + start), MaxKeys: aws.Int32(int32(v.opts.IndexPageSize)),
+	})}
+}
+
+// next returns the next object's key below dir, its size and
+// LastModified; io.EOF at the end, or the error that ended the listing.
+func (l *lister) next(ctx context.Context) (rel string, size int64, modified time.Time, err error) {
+	for len(l.page) == 0 {
+		if l.err != nil {
+			return "", 0, time.Time{}, l.err
 		}
-		for _, o := range page.Contents {
-			if err := fn(aws.ToString(o.Key), aws.ToInt64(o.Size), aws.ToTime(o.LastModified)); err != nil {
-				return err
-			}
+		if !l.pages.HasMorePages() {
+			l.err = io.EOF
+			continue
+		}
+		page, err := l.pages.NextPage(ctx)
+		if err != nil {
+			l.err = l.v.fail("listing", l.dir+l.start+"*", err)
+			continue
+		}
+		l.page = page.Contents
+	}
+	o := l.page[0]
+	l.page = l.page[1:]
+	return strings.TrimPrefix(aws.ToString(o.Key), l.dir), aws.ToInt64(o.Size), aws.ToTime(o.LastModified), nil
+}
+
+// eachBlock calls fn for every data object whose hash starts with prefix,
+// in hash order, with its key below the volume's prefix.
+func (v *Volume) eachBlock(ctx context.Context, prefix string, fn func(rel, hash string, size int64, modified time.Time) error) error {
+	l := v.newLister(v.opts.Prefix, v.listRel(prefix))
+	for {
+		key, size, modified, err := l.next(ctx)
+		if err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if pastBlocks(key) {
+			return nil
+		}
+		h := v.hashOf(key)
+		if h == "" || !strings.HasPrefix(h, prefix) {
+			continue
+		}
+		if err := fn(key, h, size, modified); err != nil {
+			return err
 		}
 	}
-	return nil
 }
 
 // Index implements keepstore.Volume. Each block's time is its recent/
-// marker's, listed alongside.
+// marker's, read from a listing of the markers walked alongside that of
+// the blocks (both sort the same way), so memory stays one page of each
+// however big the bucket. An index of all blocks, or of one hex digit's,
+// also corrects the counts Usage reports (see counts).
 func (v *Volume) Index(ctx context.Context, prefix string, fn func(keepstore.BlockInfo) error) error {
 	if len(prefix) > 32 || strings.Trim(prefix, "0123456789abcdef") != "" {
 		return fmt.Errorf("invalid index prefix %q", prefix)
 	}
-	rel := v.listRel(prefix)
-	recentDir := v.opts.Prefix + "recent/"
-	recent := map[string]time.Time{}
-	err := v.list(ctx, recentDir+rel, func(key string, _ int64, mod time.Time) error {
-		if h := v.hashOf(strings.TrimPrefix(key, recentDir)); h != "" {
-			recent[h] = seconds(mod)
+	recount := v.counts.recount(prefix)
+	markers := v.newLister(v.opts.Prefix+"recent/", v.listRel(prefix))
+	var marker string // the last marker read, below recent/
+	var markerTime time.Time
+	err := v.eachBlock(ctx, prefix, func(rel, hash string, size int64, modified time.Time) error {
+		for marker < rel {
+			m, _, t, err := markers.next(ctx)
+			if err == io.EOF {
+				marker = "\xff" // after every key
+				break
+			} else if err != nil {
+				return err
+			}
+			marker, markerTime = m, t
 		}
+		mtime := modified
+		if marker == rel {
+			mtime = markerTime
+		}
+		recount.add(hash, size)
+		return fn(keepstore.BlockInfo{Hash: hash, Size: size, Mtime: seconds(mtime)})
+	})
+	if err != nil {
+		return err
+	}
+	recount.settle()
+	return nil
+}
+
+// count sets the usage counts from a listing of the bucket.
+func (v *Volume) count(ctx context.Context) error {
+	recount := v.counts.recount("")
+	err := v.eachBlock(ctx, "", func(_, hash string, size int64, _ time.Time) error {
+		recount.add(hash, size)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return v.list(ctx, v.opts.Prefix+rel, func(key string, size int64, mod time.Time) error {
-		h := v.hashOf(strings.TrimPrefix(key, v.opts.Prefix))
-		if h == "" || !strings.HasPrefix(h, prefix) {
-			return nil
-		}
-		mt, ok := recent[h]
-		if !ok {
-			mt = seconds(mod)
-		}
-		return fn(keepstore.BlockInfo{Hash: h, Size: size, Mtime: mt})
-	})
-}
-
-// count sets the usage counts from a listing of the bucket.
-func (v *Volume) count(ctx context.Context) error {
-	var used, blocks int64
-	err := v.list(ctx, v.opts.Prefix, func(key string, size int64, _ time.Time) error {
-		if v.hashOf(strings.TrimPrefix(key, v.opts.Prefix)) != "" {
-			used += size
-			blocks++
-		}
-		return nil
-	})
-	v.mu.Lock()
-	v.used, v.blocks = used, blocks
-	v.mu.Unlock()
-	return err
+	recount.settle()
+	return nil
 }
 
 // readUUID returns the volume's uuid: Options.UUID, else the one kept
@@ -117,9 +176,11 @@ func (v *Volume) readUUID(ctx context.Context) (string, error) {
 	out, err := v.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &v.opts.Bucket, Key: &key})
 	if err == nil {
 		defer out.Body.Close()
-		var b [64]byte
-		n, _ := out.Body.Read(b[:])
-		id := strings.TrimSpace(string(b[:n]))
+		b, err := io.ReadAll(io.LimitReader(out.Body, 64))
+		if err != nil {
+			return "", v.fail("reading", key, err)
+		}
+		id := strings.TrimSpace(string(b))
 		if !keepstore.IsVolumeUUID(id) {
 			return "", fmt.Errorf("S3 volume %s: %s holds %q, not a volume uuid", v.location, key, id)
 		}

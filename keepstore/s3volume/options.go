@@ -52,10 +52,16 @@ type Options struct {
 	// deadline, is due after it was trashed; 0 means 336 hours
 	// (Collections.BlobTrashLifetime's default).
 	TrashLifetime time.Duration
-	// RaceWindow: trash whose block was written again within this long
-	// of being trashed (a PUT racing the trash) is restored rather than
-	// deleted. 0 means 24 hours, as Arvados.
+	// RaceWindow guards trash written by Arvados, which records no
+	// mtime for EmptyTrash's race check: such a copy whose block's
+	// recent/ marker is within RaceWindow before the trashing, and
+	// whose block is missing, is restored rather than deleted. 0 means
+	// 24 hours, as Arvados; negative turns the guard off. Trash of ours
+	// needs no window (see EmptyTrash).
 	RaceWindow time.Duration
+	// IndexPageSize is how many keys each listing request asks for;
+	// 0 means 1000, the most S3 returns.
+	IndexPageSize int
 	// ConnectTimeout and ReadTimeout bound the TLS handshake and the wait
 	// for a response's headers; 0 means 1 minute and 10 minutes.
 	ConnectTimeout, ReadTimeout time.Duration
@@ -82,10 +88,15 @@ func (o *Options) check() error {
 		return errors.New("S3 volume: no bucket given")
 	case o.PrefixLength < 0 || o.PrefixLength > 32:
 		return fmt.Errorf("S3 volume %s: prefix length %d is not between 0 and 32", o, o.PrefixLength)
+	case o.IndexPageSize < 0 || o.IndexPageSize > 1000:
+		return fmt.Errorf("S3 volume %s: index page size %d is not between 1 and 1000", o, o.IndexPageSize)
 	case o.Capacity < 0:
 		return fmt.Errorf("S3 volume %s: negative capacity", o)
 	case o.Prefix != "" && !strings.HasSuffix(o.Prefix, "/"):
 		o.Prefix += "/"
+	}
+	if o.IndexPageSize == 0 {
+		o.IndexPageSize = 1000
 	}
 	if o.Region == "" {
 		o.Region = "us-east-1"

@@ -9,10 +9,11 @@
 //     touch and untrash: its LastModified is the block's modification
 //     time (S3 cannot change an object's own);
 //   - a trashed block is PREFIX+trash/KEY, a copy made before the block
-//     is deleted, with its deadline in the object's metadata
-//     (x-amz-meta-keep-trash-deadline, Unix seconds). A trash object
-//     without one (written by Arvados) is due its LastModified plus
-//     Options.TrashLifetime.
+//     is deleted, with its deadline and the mtime Trash verified in the
+//     object's metadata (x-amz-meta-keep-trash-deadline and
+//     x-amz-meta-keep-trash-mtime, Unix seconds). A trash object
+//     without a deadline (written by Arvados) is due its LastModified
+//     plus Options.TrashLifetime.
 //
 // Uploads stream with the block's MD5 as Content-MD5, so the store
 // itself refuses a body that arrives corrupt, and a block is
@@ -44,8 +45,12 @@ import (
 	"github.com/keepproject/keep/locator"
 )
 
-// trashDeadlineMeta is the metadata key of a trash object's deadline.
-const trashDeadlineMeta = "keep-trash-deadline"
+// Metadata of a trash copy: its deadline, and the block's mtime that
+// Trash verified (for EmptyTrash's race check), both in Unix seconds.
+const (
+	trashDeadlineMeta = "keep-trash-deadline"
+	trashMtimeMeta    = "keep-trash-mtime"
+)
 
 // uuidKey is the object holding the volume's uuid, under the prefix.
 const uuidKey = "keep-volume-uuid"
@@ -59,11 +64,10 @@ type Volume struct {
 	uuid     string
 	location string // bucket/prefix at endpoint, for messages
 
-	mu       sync.Mutex // protects the fields below
-	used     int64
-	blocks   int64
-	reserved int64
-	writing  map[string]*hashLock // by hash: writes in flight
+	counts counts
+
+	mu      sync.Mutex           // protects writing
+	writing map[string]*hashLock // by hash: writes in flight
 }
 
 // hashLock orders the writes of one block, so that each finds out
@@ -113,16 +117,18 @@ func Open(ctx context.Context, o Options) (*Volume, error) {
 	v := &Volume{opts: o, location: o.String()}
 	endpoint := o.Endpoint
 	if o.HTTPClient == nil {
+		d := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
 		tr := &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           d.DialContext,
 			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: o.ReadTimeout,
 			TLSHandshakeTimeout:   o.ConnectTimeout,
 		}
 		if sock, ok := strings.CutPrefix(endpoint, "unix://"); ok {
 			// A local server on a Unix socket (keep up --s3): any host
 			// in the URL reaches it.
-			d := net.Dialer{Timeout: o.ConnectTimeout}
 			tr.Proxy = nil
 			tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "unix", sock) }
 			endpoint = "http://s3.local"
@@ -252,11 +258,24 @@ func (v *Volume) Touch(ctx context.Context, hash string) error {
 	if v.opts.ReadOnly {
 		return keepstore.ErrReadOnly
 	}
-	key := v.dataKey(hash)
-	if _, err := v.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &v.opts.Bucket, Key: &key}); err != nil {
-		return v.fail("looking up", key, err)
+	// Under the block's lock, so that a Trash that has checked the
+	// mtime cannot delete the block after the touch.
+	defer v.lock(hash)()
+	if _, err := v.exists(ctx, hash); err != nil {
+		return err
 	}
 	return v.writeRecent(ctx, hash)
+}
+
+// exists looks up the data object of hash: its size, or an error
+// wrapping ErrNotFound.
+func (v *Volume) exists(ctx context.Context, hash string) (int64, error) {
+	key := v.dataKey(hash)
+	out, err := v.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &v.opts.Bucket, Key: &key})
+	if err != nil {
+		return 0, v.fail("looking up", key, err)
+	}
+	return aws.ToInt64(out.ContentLength), nil
 }
 
 // writeRecent writes the block's recent/ marker: now is its mtime.
@@ -292,17 +311,31 @@ func (v *Volume) Put(ctx context.Context, hash string, r io.Reader, size int64) 
 		exact = &exactReader{r: r, left: size}
 		body = exact
 	}
-	if err := v.reserve(size); err != nil {
+	if err := v.counts.reserve(v.opts.Capacity, size); err != nil {
 		return err
 	}
-	defer v.release(size)
+	defer v.counts.release(size)
 	defer v.lock(hash)()
-	existed := false
-	if _, err := v.Stat(ctx, hash); err == nil {
-		existed = true
+	_, err := v.exists(ctx, hash)
+	if err != nil && !isNotFound(err) {
+		return err
 	}
+	existed := err == nil
+	var added int64
+	if !existed {
+		added = 1
+	}
+	v.counts.begin(hash)
+	stored := false
+	defer func() {
+		if stored {
+			v.counts.end(hash, added*size, added)
+		} else {
+			v.counts.end(hash, 0, 0)
+		}
+	}()
 	key := v.dataKey(hash)
-	_, err := v.client.PutObject(ctx, &s3.PutObjectInput{
+	_, err = v.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: &v.opts.Bucket, Key: &key, Body: body, ContentLength: aws.Int64(size), ContentMD5: &contentMD5,
 	}, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
 	if err != nil {
@@ -314,16 +347,9 @@ func (v *Volume) Put(ctx context.Context, hash string, r io.Reader, size int64) 
 	if exact != nil && exact.err != nil {
 		return fmt.Errorf("writing block %s: %w", hash, exact.err)
 	}
-	if err := v.writeRecent(ctx, hash); err != nil {
-		return err
-	}
-	if !existed {
-		v.mu.Lock()
-		v.used += size
-		v.blocks++
-		v.mu.Unlock()
-	}
-	return nil
+	// The block is stored whole from here on, whatever the marker's fate.
+	stored = true
+	return v.writeRecent(ctx, hash)
 }
 
 // exactReader delivers exactly left bytes of r, then io.EOF. It fails
@@ -377,37 +403,14 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// reserve claims room for size bytes under the capacity, if any: a
-// block that could never fit is ErrFull, one that fits but for other
-// writes in flight ErrBusy.
-func (v *Volume) reserve(size int64) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	c := v.opts.Capacity
-	switch {
-	case c <= 0 || v.used+v.reserved+size <= c:
-		v.reserved += size
-		return nil
-	case v.used+size > c:
-		return fmt.Errorf("%w: capacity %d bytes reached (%d stored)", keepstore.ErrFull, c, v.used)
-	default:
-		return fmt.Errorf("%w: capacity %d bytes, %d stored and %d claimed by writes in flight", keepstore.ErrBusy, c, v.used, v.reserved)
-	}
-}
-
-func (v *Volume) release(size int64) {
-	v.mu.Lock()
-	v.reserved -= size
-	v.mu.Unlock()
-}
-
-// Usage implements keepstore.Volume. The counts come from the listing
-// at Open and the writes and trashing since, not from the store, so
-// they miss changes made by others. FreeBytes is unknown (-1).
+// Usage implements keepstore.Volume. It asks the store nothing: the
+// counts come from the listing at Open, or from the last Index of all
+// blocks or of one hex digit's that no write of ours overlapped (see
+// counts), plus this volume's writes, trashing and untrashing since.
+// Changes made by others (a second server on the bucket) show after the
+// next such Index. FreeBytes is unknown (-1): S3 has no such figure.
 func (v *Volume) Usage(ctx context.Context) (keepstore.Usage, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return keepstore.Usage{UsedBytes: v.used, Blocks: v.blocks, CapacityBytes: v.opts.Capacity, ReservedBytes: v.reserved, FreeBytes: -1}, nil
+	return v.counts.usage(v.opts.Capacity), nil
 }
 
 // fail maps an S3 error on key to the keepstore errors: a missing

@@ -40,9 +40,7 @@ func TestConformance(t *testing.T) {
 	for _, pl := range []int{0, 3} {
 		t.Run(map[int]string{0: "HASH", 3: "HASH[:3]/HASH"}[pl], func(t *testing.T) {
 			volumetest.Run(t, func(t *testing.T, o volumetest.Options) keepstore.Volume {
-				// No race window: the suite trashes blocks it has just
-				// written, which the window would restore.
-				return newVolume(t, srv, s3volume.Options{PrefixLength: pl, ReadOnly: o.ReadOnly, Capacity: o.Capacity, RaceWindow: -1})
+				return newVolume(t, srv, s3volume.Options{PrefixLength: pl, ReadOnly: o.ReadOnly, Capacity: o.Capacity})
 			})
 		})
 	}

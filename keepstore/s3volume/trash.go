@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -34,7 +34,10 @@ func (v *Volume) deleteObject(ctx context.Context, key string) error {
 }
 
 // Trash implements keepstore.Volume: the block is copied to trash/,
-// with its deadline in the copy's metadata, and then deleted.
+// with its deadline in the copy's metadata, and then deleted. A
+// deadline not after now deletes the block and its recent/ marker at
+// once, with no copy (Arvados allows that only with UnsafeDelete; here
+// the caller's deadline decides).
 func (v *Volume) Trash(ctx context.Context, hash string, mtime, deadline time.Time) error {
 	if err := checkHash(hash); err != nil {
 		return err
@@ -51,19 +54,30 @@ func (v *Volume) Trash(ctx context.Context, hash string, mtime, deadline time.Ti
 		return fmt.Errorf("%w: %s was modified at %s, listed as %s", keepstore.ErrChanged, hash,
 			bi.Mtime.UTC().Format(time.RFC3339), mtime.UTC().Format(time.RFC3339))
 	}
-	if deadline.After(time.Now()) {
-		meta := map[string]string{trashDeadlineMeta: strconv.FormatInt(deadline.Unix(), 10)}
+	atOnce := !deadline.After(time.Now())
+	if !atOnce {
+		meta := map[string]string{
+			trashDeadlineMeta: strconv.FormatInt(deadline.Unix(), 10),
+			trashMtimeMeta:    strconv.FormatInt(bi.Mtime.Unix(), 10),
+		}
 		if err := v.copyObject(ctx, v.dataKey(hash), v.trashKey(hash), meta); err != nil {
 			return err
 		}
 	}
+	v.counts.begin(hash)
 	if err := v.deleteObject(ctx, v.dataKey(hash)); err != nil {
+		// Whether the store deleted it is unknown: the next full
+		// Index corrects the counts.
+		v.counts.end(hash, 0, 0)
 		return err
 	}
-	v.mu.Lock()
-	v.used -= bi.Size
-	v.blocks--
-	v.mu.Unlock()
+	v.counts.end(hash, -bi.Size, -1)
+	if atOnce {
+		// The block is gone whatever becomes of its marker, and a
+		// marker without a block is ignored: a failure here is no
+		// failure of Trash.
+		v.deleteObject(ctx, v.recentKey(hash))
+	}
 	return nil
 }
 
@@ -89,43 +103,48 @@ func (v *Volume) Untrash(ctx context.Context, hash string) error {
 // restore moves the trashed copy of a block of size bytes back.
 func (v *Volume) restore(ctx context.Context, hash string, size int64) error {
 	defer v.lock(hash)()
-	_, statErr := v.Stat(ctx, hash)
-	if err := v.copyObject(ctx, v.trashKey(hash), v.dataKey(hash), nil); err != nil {
+	_, err := v.exists(ctx, hash)
+	if err != nil && !isNotFound(err) {
 		return err
 	}
+	var added int64
+	if err != nil {
+		added = 1
+	}
+	v.counts.begin(hash)
+	if err := v.copyObject(ctx, v.trashKey(hash), v.dataKey(hash), nil); err != nil {
+		v.counts.end(hash, 0, 0)
+		return err
+	}
+	v.counts.end(hash, added*size, added)
 	if err := v.writeRecent(ctx, hash); err != nil {
 		return err
 	}
-	if err := v.deleteObject(ctx, v.trashKey(hash)); err != nil {
-		return err
-	}
-	if isNotFound(statErr) {
-		v.mu.Lock()
-		v.used += size
-		v.blocks++
-		v.mu.Unlock()
-	}
-	return nil
+	return v.deleteObject(ctx, v.trashKey(hash))
 }
 
 // EmptyTrash implements keepstore.Volume. Trash past its deadline is
-// deleted, except when the block was written again within RaceWindow
-// of being trashed and is missing (a PUT raced the trash, as Arvados
-// guards against): that copy is restored instead.
+// deleted, with the block's recent/ marker unless the block has been
+// written again; but a copy whose block was written again while it was
+// being trashed, and so deleted by the trash (see raced), is restored
+// instead, as Arvados guards against a PUT racing the trash. It stops at
+// the first error; what is left waits for the next run.
 func (v *Volume) EmptyTrash(ctx context.Context, now time.Time) (int, error) {
 	if v.opts.ReadOnly {
 		return 0, keepstore.ErrReadOnly
 	}
-	trashDir := v.opts.Prefix + "trash/"
 	var due []string
-	err := v.list(ctx, trashDir, func(key string, _ int64, _ time.Time) error {
-		if h := v.hashOf(strings.TrimPrefix(key, trashDir)); h != "" {
+	l := v.newLister(v.opts.Prefix+"trash/", "")
+	for {
+		rel, _, _, err := l.next(ctx)
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			return 0, err
+		}
+		if h := v.hashOf(rel); h != "" {
 			due = append(due, h)
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
 	}
 	deleted := 0
 	for _, hash := range due {
@@ -141,7 +160,11 @@ func (v *Volume) EmptyTrash(ctx context.Context, now time.Time) (int, error) {
 		if !v.deadlineOf(out.Metadata, trashed).Before(now) {
 			continue
 		}
-		if v.raced(ctx, hash, trashed) {
+		raced, err := v.raced(ctx, hash, out.Metadata, trashed)
+		if err != nil {
+			return deleted, err
+		}
+		if raced {
 			if err := v.restore(ctx, hash, aws.ToInt64(out.ContentLength)); err != nil {
 				return deleted, err
 			}
@@ -151,21 +174,49 @@ func (v *Volume) EmptyTrash(ctx context.Context, now time.Time) (int, error) {
 			return deleted, err
 		}
 		deleted++
+		if _, err := v.exists(ctx, hash); isNotFound(err) {
+			// Best effort, as in Trash: a stray marker is harmless.
+			v.deleteObject(ctx, v.recentKey(hash))
+		}
 	}
 	return deleted, nil
 }
 
-// raced reports whether a block trashed at trashed was written again
-// within the race window and is now missing.
-func (v *Volume) raced(ctx context.Context, hash string, trashed time.Time) bool {
-	if v.opts.RaceWindow < 0 {
-		return false
-	}
+// raced reports whether the block of a trash copy (with metadata meta,
+// made at trashed) was written again after Trash checked its mtime, by
+// another server on the bucket between that check and the delete, so
+// that the delete removed a block just acknowledged: the recent/ marker
+// is newer than the mtime Trash verified, and the block is missing.
+//
+// Arvados records no such mtime. For its trash objects, a marker within
+// RaceWindow before the trashing stands for it (Arvados trashes only
+// blocks older than BlobSigningTTL, so a fresher marker means a race);
+// a negative RaceWindow turns that guess off.
+//
+// An error means the store could not say; the copy must then stay.
+func (v *Volume) raced(ctx context.Context, hash string, meta map[string]string, trashed time.Time) (bool, error) {
 	rk := v.recentKey(hash)
 	out, err := v.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &v.opts.Bucket, Key: &rk})
-	if err != nil || aws.ToTime(out.LastModified).Before(trashed.Add(-v.opts.RaceWindow)) {
-		return false
+	if err != nil {
+		if err := v.fail("looking up", rk, err); !isNotFound(err) {
+			return false, err
+		}
+		return false, nil // no marker, no write since
 	}
-	_, err = v.Stat(ctx, hash)
-	return isNotFound(err)
+	recent := seconds(aws.ToTime(out.LastModified))
+	if s, ok := meta[trashMtimeMeta]; ok {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err == nil && !recent.After(time.Unix(n, 0)) {
+			return false, nil
+		}
+	} else if v.opts.RaceWindow < 0 || recent.Before(trashed.Add(-v.opts.RaceWindow)) {
+		return false, nil
+	}
+	switch _, err := v.exists(ctx, hash); {
+	case isNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return false, nil
 }
