@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keepproject/keep/internal/flock"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -49,7 +50,7 @@ type Directory struct {
 	minFree  int64
 
 	uuid string
-	lock *os.File // holds the volume's lock; nil when read-only
+	lock *flock.Lock // the volume's lock; nil when read-only
 
 	mu       sync.Mutex      // protects the fields below, and renames of block files
 	used     int64           // total size of the block files
@@ -113,7 +114,7 @@ func (d *Directory) Close() error {
 	if d.lock == nil {
 		return nil
 	}
-	err := unlockVolume(d.lock)
+	err := d.lock.Unlock()
 	d.lock = nil
 	return err
 }

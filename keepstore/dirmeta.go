@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/keepproject/keep/internal/flock"
 )
 
 // Files in a Directory volume's root beside the block subdirectories.
@@ -24,6 +26,20 @@ const (
 // ErrVolumeInUse is wrapped by the error OpenDirectory returns when
 // another server holds the volume's lock.
 var ErrVolumeInUse = errors.New("volume in use by another server")
+
+// lockVolume takes the lock of the volume at root, so that no two
+// servers serve it at once.
+func lockVolume(root string) (*flock.Lock, error) {
+	l, err := flock.Take(filepath.Join(root, lockFileName))
+	var held *flock.HeldError
+	if errors.As(err, &held) {
+		return nil, &VolumeInUseError{Root: root, Holder: held.Holder}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: %w", root, err)
+	}
+	return l, nil
+}
 
 // VolumeInUseError says which volume is locked and by whom.
 type VolumeInUseError struct {

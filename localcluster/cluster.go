@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keepproject/keep/internal/flock"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keepproxy"
 	"github.com/keepproject/keep/keepstore"
@@ -73,7 +74,7 @@ type Cluster struct {
 	Proxy   *Node // nil unless Config.Proxy
 
 	proxyClient *keepclient.Client
-	unlock      func()
+	lock        *flock.Lock // of Config.Dir
 }
 
 // ErrInUse is returned by Start when another cluster runs in Config.Dir.
@@ -97,11 +98,19 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	unlock, err := lockDir(cfg.Dir)
+	lock, err := flock.Take(filepath.Join(cfg.Dir, ".lock"))
+	var held *flock.HeldError
+	if errors.As(err, &held) {
+		who := "another process"
+		if held.Holder != "" {
+			who = "process " + held.Holder
+		}
+		return nil, fmt.Errorf("%w: %s is in use by %s; stop it or choose another directory", ErrInUse, cfg.Dir, who)
+	}
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{unlock: unlock}
+	c := &Cluster{lock: lock}
 	for i := 0; i < cfg.Servers; i++ {
 		dir := filepath.Join(cfg.Dir, "server-"+strconv.Itoa(i))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -236,8 +245,8 @@ func (c *Cluster) Close() {
 	for _, n := range c.Servers {
 		n.Stop()
 	}
-	if c.unlock != nil {
-		c.unlock()
-		c.unlock = nil
+	if c.lock != nil {
+		c.lock.Unlock()
+		c.lock = nil
 	}
 }
