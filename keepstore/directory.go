@@ -328,14 +328,7 @@ func (d *Directory) checkRoom(size int64) error {
 // roomFor returns nil if n more bytes fit for a write that has already
 // claimed mine; d.mu must be held.
 func (d *Directory) roomFor(n, mine int64) error {
-	switch {
-	case d.capacity <= 0 || d.used+d.reserved+n <= d.capacity:
-		return nil
-	case d.used+mine+n > d.capacity:
-		return fmt.Errorf("%w: capacity %d bytes reached (%d stored)", ErrFull, d.capacity, d.used)
-	default:
-		return fmt.Errorf("%w: capacity %d bytes, %d stored and %d claimed by writes in flight", ErrBusy, d.capacity, d.used, d.reserved)
-	}
+	return CheckRoom(d.capacity, d.used, d.reserved, mine, n)
 }
 
 // reservation is the room one write has claimed on a Directory.

@@ -3,6 +3,7 @@ package keepstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -116,4 +117,22 @@ type Usage struct {
 	// FreeBytes is the space left on the underlying storage, or -1 when
 	// unknown.
 	FreeBytes int64 `json:"free_bytes"`
+}
+
+// CheckRoom is the capacity rule every volume applies: whether n more
+// bytes fit on a volume limited to capacity bytes (0 or less: no limit)
+// that holds used bytes of blocks and has claimed bytes promised to
+// writes in flight, mine of them to the write asking. It returns nil if
+// they fit; an error wrapping ErrFull if they could not fit even were
+// every other write to fail; else one wrapping ErrBusy, since room
+// claimed by uploads that may yet fail is no reason to answer "full".
+func CheckRoom(capacity, used, claimed, mine, n int64) error {
+	switch {
+	case capacity <= 0 || used+claimed+n <= capacity:
+		return nil
+	case used+mine+n > capacity:
+		return fmt.Errorf("%w: capacity %d bytes reached (%d stored)", ErrFull, capacity, used)
+	default:
+		return fmt.Errorf("%w: capacity %d bytes, %d stored and %d claimed by writes in flight", ErrBusy, capacity, used, claimed)
+	}
 }

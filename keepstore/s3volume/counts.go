@@ -1,7 +1,6 @@
 package s3volume
 
 import (
-	"fmt"
 	"sync"
 
 	"github.com/keepproject/keep/keepstore"
@@ -71,15 +70,11 @@ func (c *counts) reserve(capacity, size int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	used, _ := c.totalsLocked()
-	switch {
-	case capacity <= 0 || used+c.reserved+size <= capacity:
-		c.reserved += size
-		return nil
-	case used+size > capacity:
-		return fmt.Errorf("%w: capacity %d bytes reached (%d stored)", keepstore.ErrFull, capacity, used)
-	default:
-		return fmt.Errorf("%w: capacity %d bytes, %d stored and %d claimed by writes in flight", keepstore.ErrBusy, capacity, used, c.reserved)
+	if err := keepstore.CheckRoom(capacity, used, c.reserved, 0, size); err != nil {
+		return err
 	}
+	c.reserved += size
+	return nil
 }
 
 func (c *counts) release(size int64) {
