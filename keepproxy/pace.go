@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"time"
+
+	"github.com/keepproject/keep/internal/protocol"
 )
 
 // pacer is the low-speed rule for one request body or response body, as
@@ -47,12 +47,6 @@ func (p *pacer) progress(n int, now time.Time) bool {
 // minimum rate.
 var errSlow = errors.New("request body arrived too slowly")
 
-// isTimeout reports whether err is a connection deadline passing.
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-}
-
 // pacedBody reads a request body under the low-speed rule, moving the
 // connection's read deadline as quanta arrive. Where the connection has
 // no deadlines (an httptest.ResponseRecorder) it reads unpaced.
@@ -75,7 +69,7 @@ func (b *pacedBody) Read(p []byte) (int, error) {
 			b.rc.SetReadDeadline(b.pace.deadline())
 		}
 	}
-	if err != nil && isTimeout(err) {
+	if err != nil && protocol.IsTimeout(err) {
 		err = fmt.Errorf("%w: under %d bytes in %v", errSlow, b.pace.quantum, b.pace.window)
 	}
 	return n, err
@@ -118,7 +112,7 @@ func (w *respWriter) Write(b []byte) (int, error) {
 		total += n
 		b = b[n:]
 		if err != nil {
-			w.cut = w.cut || isTimeout(err)
+			w.cut = w.cut || protocol.IsTimeout(err)
 			return total, err
 		}
 		if w.pace.progress(n, time.Now()) {

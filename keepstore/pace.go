@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
+
+	"github.com/keepproject/keep/internal/protocol"
 )
 
 // longAgo is a read deadline in the past: a pending read fails at once.
@@ -42,12 +42,6 @@ func isSlowUpload(err error) (slow, evicted bool) {
 		return true, e.evicted
 	}
 	return false, false
-}
-
-// isTimeout reports whether err is a connection deadline passing.
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // upload is one PUT body as it arrives, held to the minimum upload rate.
@@ -141,7 +135,7 @@ func (u *upload) Read(p []byte) (int, error) {
 			u.rc.SetReadDeadline(time.Time{})
 			u.rc.SetWriteDeadline(time.Time{})
 		}
-	case u.evicted || (u.deadlines && isTimeout(err)):
+	case u.evicted || (u.deadlines && protocol.IsTimeout(err)):
 		u.finished = true
 		return n, u.slowErr()
 	default:
