@@ -250,8 +250,8 @@ func TestParseURL(t *testing.T) {
 		err  string
 	}{
 		{in: "s3://bucket", want: s3volume.Options{Bucket: "bucket"}},
-		{in: "s3://bucket/keep?endpoint=http://127.0.0.1:9000&region=eu-west-1&prefix_length=3&read_only=true&uuid=zzzzz-nyw5e-000000000000001&credentials_file=/etc/keep/s3",
-			want: s3volume.Options{Bucket: "bucket", Prefix: "keep/", Endpoint: "http://127.0.0.1:9000", Region: "eu-west-1", PrefixLength: 3, ReadOnly: true,
+		{in: "s3://bucket/keep?endpoint=http://s3.example:9000&region=eu-west-1&prefix_length=3&read_only=true&uuid=zzzzz-nyw5e-000000000000001&credentials_file=/etc/keep/s3",
+			want: s3volume.Options{Bucket: "bucket", Prefix: "keep/", Endpoint: "http://s3.example:9000", Region: "eu-west-1", PrefixLength: 3, ReadOnly: true,
 				UUID: "zzzzz-nyw5e-000000000000001", CredentialsFile: "/etc/keep/s3"}},
 		{in: "s3://key:secret@bucket", err: "credentials do not belong in the URL"},
 		{in: "http://bucket", err: "want s3://BUCKET"},

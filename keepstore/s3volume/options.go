@@ -26,7 +26,7 @@ type Options struct {
 	// Prefix, if set, starts every key of the volume (say "keep/"), so
 	// that several volumes can share a bucket. Arvados has none.
 	Prefix string
-	// Endpoint is the store's URL, such as http://127.0.0.1:9000, or
+	// Endpoint is the store's URL, such as https://s3.example.com, or
 	// unix:///path/to/socket for a local server on a Unix socket; empty
 	// means AWS. Keys are always addressed path-style (UsePathStyle).
 	Endpoint string
