@@ -63,37 +63,6 @@ func waitEvents(ctx context.Context, t *testing.T, events <-chan string, name st
 	}
 }
 
-// trickle opens a connection that sends a PUT announcing a whole block,
-// then one body byte, then a byte every tick until ctx ends or the
-// connection breaks. It returns the connection.
-func trickle(ctx context.Context, t *testing.T, addr string, tick time.Duration) net.Conn {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	hash := locator.New([]byte("never sent")).Hash
-	if _, err := fmt.Fprintf(conn, "PUT /%s HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer tok\r\nContent-Length: %d\r\n\r\nx", hash, locator.MaxBlockSize); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		tk := time.NewTicker(tick)
-		defer tk.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tk.C:
-				if _, err := conn.Write([]byte("x")); err != nil {
-					return
-				}
-			}
-		}
-	}()
-	return conn
-}
-
 // TestTricklersDoNotLockOut: 40 clients that announce 64 MiB PUTs and
 // trickle their bodies hold no write slot and almost no memory, so a
 // normal PUT and GET through the proxy succeed while they are all still
@@ -108,7 +77,7 @@ func TestTricklersDoNotLockOut(t *testing.T) {
 	tctx, stop := context.WithCancel(ctx)
 	var conns []net.Conn
 	for range tricklers {
-		conns = append(conns, trickle(tctx, t, srv.Listener.Addr().String(), 100*time.Millisecond))
+		conns = append(conns, keeptest.Trickle(tctx, t, srv.Listener.Addr().String(), "tok", 100*time.Millisecond))
 	}
 	waitEvents(ctx, t, events, "receiving", tricklers)
 
@@ -153,7 +122,7 @@ func TestSlowBodyGets408(t *testing.T) {
 	c := keeptest.NewCluster(t, 1)
 	srv, px := startProxyWith(t, c, keepproxy.Options{MinRate: 1 << 20, RateWindow: 200 * time.Millisecond}, nil)
 	ctx := hangGuard(t)
-	conn := trickle(ctx, t, srv.Listener.Addr().String(), 20*time.Millisecond)
+	conn := keeptest.Trickle(ctx, t, srv.Listener.Addr().String(), "tok", 20*time.Millisecond)
 	conn.SetReadDeadline(time.Now().Add(time.Minute)) // hang guard
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keeptest"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -23,20 +23,11 @@ type trickler struct {
 	resp chan *http.Response // the server's answer, if it gives one
 }
 
-// startTrickler opens a connection to addr, sends a PUT announcing a
-// 64 MiB block and its first body byte, then a byte every tick (never,
-// if tick is 0) until ctx ends or the connection breaks.
+// startTrickler starts a keeptest.Trickle client and reads the
+// server's answer, if it gives one, into the trickler's resp.
 func startTrickler(ctx context.Context, t *testing.T, addr string, tick time.Duration) *trickler {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	hash := locator.New([]byte("never sent")).Hash
-	if _, err := fmt.Fprintf(conn, "PUT /%s HTTP/1.1\r\nHost: keep\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\nx", hash, token, locator.MaxBlockSize); err != nil {
-		t.Fatal(err)
-	}
+	conn := keeptest.Trickle(ctx, t, addr, token, tick)
 	tr := &trickler{conn: conn, resp: make(chan *http.Response, 1)}
 	go func() {
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
@@ -47,22 +38,6 @@ func startTrickler(ctx context.Context, t *testing.T, addr string, tick time.Dur
 		}
 		close(tr.resp)
 	}()
-	if tick > 0 {
-		go func() {
-			tk := time.NewTicker(tick)
-			defer tk.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tk.C:
-					if _, err := conn.Write([]byte("x")); err != nil {
-						return
-					}
-				}
-			}
-		}()
-	}
 	return tr
 }
 
