@@ -157,6 +157,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	b.progress("measuring single-stream MD5 (best of 3 × 64 MiB)")
 	b.md5 = md5Rate()
 	r.MD5MBps = b.md5
+	r.MD5CPUPerGiB = ratio((1<<30)/1e6, b.md5)
 	r.ReadCeilingMBps = ReadCeiling(b.md5, b.cores)
 	b.progress("%.0f MB/s per core, %d cores", b.md5, b.cores)
 
@@ -431,7 +432,7 @@ func (b *bench) put(ctx context.Context, name string, kc *keepclient.Client, ser
 	if err != nil {
 		return Measurement{}, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	run := b.newMeasurement(name, replicas, nServers, size, u)
+	run := b.newMeasurement(name, replicas, nServers, size, int64(replicas)*size, u)
 	run.CeilingMBps = WriteCeiling(b.md5, b.cores, replicas)
 	run.CeilingRatio = ratio(run.MBps, run.CeilingMBps)
 	// Put has returned, so every upload it started has ended; but a
@@ -468,14 +469,16 @@ func (b *bench) get(ctx context.Context, name string, kc *keepclient.Client, ser
 	if err != nil {
 		return Measurement{}, fmt.Errorf("%s: %w", name, err)
 	}
-	run := b.newMeasurement(name, replicas, nServers, size, u)
+	run := b.newMeasurement(name, replicas, nServers, size, size, u)
 	run.CeilingMBps = ReadCeiling(b.md5, b.cores)
 	run.CeilingRatio = ratio(run.MBps, run.CeilingMBps)
 	b.progress("  %.0f MB/s (%.2f of the hash ceiling) in %.1fs", run.MBps, run.CeilingRatio, run.Seconds)
 	return run, nil
 }
 
-func (b *bench) newMeasurement(name string, replicas, servers int, size int64, u usage) Measurement {
+// newMeasurement fills in a Measurement of moving size bytes, of which
+// the servers handled (stored or served) serverBytes.
+func (b *bench) newMeasurement(name string, replicas, servers int, size, serverBytes int64, u usage) Measurement {
 	secs := u.wall.Seconds()
 	gib := float64(size) / (1 << 30)
 	r := Measurement{
@@ -490,6 +493,8 @@ func (b *bench) newMeasurement(name string, replicas, servers int, size int64, u
 	if u.serversKnown {
 		t := ratio((u.client + u.servers).Seconds(), gib)
 		r.TotalCPUPerGiB = &t
+		sc := ratio(u.servers.Seconds(), float64(serverBytes)/(1<<30))
+		r.ServerCPUPerGiB = &sc
 	}
 	if u.peak > 0 {
 		p := float64(u.peak) / (1 << 20)

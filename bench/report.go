@@ -19,6 +19,9 @@ type Report struct {
 	// MD5MBps is one core's crypto/md5 rate over a 64 MiB buffer, best
 	// of three.
 	MD5MBps float64 `json:"md5_mb_per_s_per_core"`
+	// MD5CPUPerGiB is what one MD5 pass over a GiB costs at that rate,
+	// in CPU-seconds: the unit the CPU goals are stated in.
+	MD5CPUPerGiB float64 `json:"md5_cpu_s_per_gib"`
 	// ReadCeilingMBps is ReadCeiling for this machine.
 	ReadCeilingMBps float64 `json:"read_ceiling_mb_per_s"`
 	Servers         string  `json:"servers"`
@@ -44,10 +47,14 @@ type Measurement struct {
 	// ReadCeiling) and CeilingRatio the fraction of it achieved.
 	CeilingMBps  float64 `json:"ceiling_mb_per_s"`
 	CeilingRatio float64 `json:"ceiling_ratio"`
-	// ClientCPUPerGiB is this process's CPU time per GiB; TotalCPUPerGiB
-	// adds the server processes'.
+	// ClientCPUPerGiB is this process's CPU time per GiB moved;
+	// TotalCPUPerGiB adds the server processes'.
 	ClientCPUPerGiB float64  `json:"client_cpu_s_per_gib"`
 	TotalCPUPerGiB  *float64 `json:"total_cpu_s_per_gib"`
+	// ServerCPUPerGiB is the server processes' CPU time per GiB they
+	// handled: per GiB stored for a put (Replicas × Bytes, the copies
+	// asked for), per GiB served for a get (Bytes).
+	ServerCPUPerGiB *float64 `json:"server_cpu_s_per_gib"`
 	// PeakClientMiB is this process's peak resident set during the run.
 	PeakClientMiB *float64 `json:"peak_client_mib"`
 	// StoredRatio is, for a put, the bytes the servers' volumes hold of
@@ -122,6 +129,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(&b, " N=%d %.0f,", p.Replicas, p.CeilingMBps)
 	}
 	fmt.Fprintf(&b, " get %.0f MB/s\n", r.ReadCeilingMBps)
+	fmt.Fprintf(&b, "one MD5 pass: %.2f CPU-s/GiB; client CPU per GiB moved, server CPU per GiB stored (put) or served (get)\n", r.MD5CPUPerGiB)
 	fmt.Fprintf(&b, "file %s, %d blocks in flight; MB = 10^6 bytes, CPU in CPU-seconds per GiB\n", sizeString(r.FileBytes), r.BlocksInFlight)
 	fmt.Fprintf(&b, "stored/N×size: bytes the volumes hold of the blocks a put wrote, over N × their size (1.000: exactly N copies)\n\n")
 
@@ -133,11 +141,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		width = max(width, len(m.Name))
 	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%-*s\tMB/s\tof ceiling\tvs healthy\tclient CPU\ttotal CPU\tpeak MiB\tstored/N×size\t\n", width, "run")
+	fmt.Fprintf(tw, "%-*s\tMB/s\tof ceiling\tvs healthy\tclient CPU\tserver CPU\ttotal CPU\tpeak MiB\tstored/N×size\t\n", width, "run")
 	row := func(r Measurement, vs string) {
-		fmt.Fprintf(tw, "%-*s\t%.0f\t%.2f\t%s\t%.2f\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%-*s\t%.0f\t%.2f\t%s\t%.2f\t%s\t%s\t%s\t%s\t\n",
 			width, r.Name, r.MBps, r.CeilingRatio, vs, r.ClientCPUPerGiB,
-			optional(r.TotalCPUPerGiB, "%.2f"), optional(r.PeakClientMiB, "%.0f"), optional(r.StoredRatio, "%.3f"))
+			optional(r.ServerCPUPerGiB, "%.2f"), optional(r.TotalCPUPerGiB, "%.2f"), optional(r.PeakClientMiB, "%.0f"), optional(r.StoredRatio, "%.3f"))
 	}
 	for _, p := range r.Put {
 		row(p, "-")

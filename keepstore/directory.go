@@ -34,6 +34,10 @@ type DirectoryOptions struct {
 	// free space than this. 0 means MaxBlockSize (64 MiB), as in Arvados;
 	// negative disables the check.
 	MinFreeBytes int64
+	// NoSync answers writes once the block is in the page cache, before
+	// it reaches the disk. It is for measuring what syncing costs: a
+	// crash can lose blocks the server has acknowledged.
+	NoSync bool
 }
 
 // Directory is a Volume keeping each block in a file ROOT/xyz/HASH, where
@@ -41,13 +45,15 @@ type DirectoryOptions struct {
 // Arvados keepstore's Directory (unix) volumes, so an existing Arvados
 // volume can be served as it is.
 //
-// Blocks are written to a temporary file in the same subdirectory,
-// fsynced, renamed into place, and the subdirectory fsynced.
+// Blocks are written to a temporary file in the same subdirectory in
+// chunks of 1 MiB, synced (fdatasync), renamed into place, and the
+// subdirectory fsynced.
 type Directory struct {
 	root     string
 	readOnly bool
 	capacity int64
 	minFree  int64
+	noSync   bool
 
 	uuid string
 	lock *flock.Lock // the volume's lock; nil when read-only
@@ -89,7 +95,7 @@ func OpenDirectory(root string, opts DirectoryOptions) (*Directory, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("volume %s is not a directory", abs)
 	}
-	d := &Directory{root: abs, readOnly: opts.ReadOnly, capacity: opts.Capacity, minFree: opts.MinFreeBytes, tmps: map[string]bool{}}
+	d := &Directory{root: abs, readOnly: opts.ReadOnly, capacity: opts.Capacity, minFree: opts.MinFreeBytes, noSync: opts.NoSync, tmps: map[string]bool{}}
 	if d.minFree == 0 {
 		d.minFree = locator.MaxBlockSize
 	}
@@ -265,7 +271,7 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 	}()
 
 	buf := getBuf()
-	n, err := io.CopyBuffer(reservingWriter{f, res}, readerOnly{r}, *buf)
+	n, err := copyChunks(f, r, *buf, res.grow)
 	putBuf(buf)
 	switch {
 	case err != nil:
@@ -275,8 +281,12 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}
-	if err := f.Sync(); err != nil {
-		return mapNoSpace(err)
+	if !d.noSync {
+		// fdatasync: for a new file, the data and the size and
+		// allocation needed to read it back; not its times.
+		if err := syncData(f); err != nil {
+			return mapNoSpace(err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return mapNoSpace(err)
@@ -298,6 +308,9 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 	d.reserved -= res.n // now counted in used
 	res.n = 0
 	d.mu.Unlock()
+	if d.noSync {
+		return nil
+	}
 	return syncDir(dir)
 }
 
@@ -355,19 +368,6 @@ func (r *reservation) release() {
 	r.d.reserved -= r.n
 	r.n = 0
 	r.d.mu.Unlock()
-}
-
-// reservingWriter claims room for each chunk before writing it.
-type reservingWriter struct {
-	w   io.Writer
-	res *reservation
-}
-
-func (w reservingWriter) Write(p []byte) (int, error) {
-	if err := w.res.grow(int64(len(p))); err != nil {
-		return 0, err
-	}
-	return w.w.Write(p)
 }
 
 // Index implements Volume.

@@ -183,6 +183,9 @@ type VolumeConfig struct {
 	// Volume, if set, is used instead of opening Path as a Directory,
 	// for other kinds of storage or for fault injection in tests.
 	Volume Volume
+	// NoSync is DirectoryOptions.NoSync, for measurements only; it is
+	// ignored when Volume is set.
+	NoSync bool
 }
 
 // Server is a keepstore-compatible block server. It implements
@@ -314,7 +317,7 @@ func newMount(i int, vc VolumeConfig) (*mount, error) {
 		if vc.Path == "" {
 			return nil, fmt.Errorf("volume %d: no directory given", i)
 		}
-		d, err := OpenDirectory(vc.Path, DirectoryOptions{ReadOnly: vc.ReadOnly, Capacity: vc.Capacity})
+		d, err := OpenDirectory(vc.Path, DirectoryOptions{ReadOnly: vc.ReadOnly, Capacity: vc.Capacity, NoSync: vc.NoSync})
 		if err != nil {
 			return nil, err // it names the volume
 		}

@@ -164,6 +164,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with the certificate in `file`; needs --tls-key (Arvados: TLS.Certificate, used when this server's URL is https)")
 	tlsKey := fs.String("tls-key", "", "private key `file` for --tls-cert (Arvados: TLS.Key)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error (Arvados: SystemLogs.LogLevel)")
+	noSync := fs.Bool("no-sync", false, "for measuring only: answer uploads to directory volumes before the data is on disk, so a crash can lose acknowledged blocks")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -191,7 +192,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	for i, list := range [][]string{volumes, roVolumes} {
 		for _, dir := range list {
-			vc := keepstore.VolumeConfig{Path: dir, ReadOnly: i == 1}
+			vc := keepstore.VolumeConfig{Path: dir, ReadOnly: i == 1, NoSync: *noSync}
 			if !strings.HasPrefix(dir, "s3://") {
 				o.volumes = append(o.volumes, vc)
 				continue

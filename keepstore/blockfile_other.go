@@ -1,0 +1,9 @@
+//go:build !linux
+
+package keepstore
+
+import "os"
+
+// syncData is fsync on systems where fdatasync is not known to be
+// enough.
+func syncData(f *os.File) error { return f.Sync() }
