@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 
 	"github.com/keepproject/keep/bench"
@@ -41,6 +42,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	compareS3 := fs.Bool("compare-s3", false, "run twice, on directory volumes and then on S3 buckets (as --s3), and compare the rates")
 	useS3 := fs.Bool("s3", false, "the servers keep their blocks in buckets of a local S3 server (versitygw) started for the run, rather than in directories")
 	s3Bin := fs.String("s3-server", "", "with --s3: the versitygw `binary` (default: as for keep up --s3)")
+	compareSync := fs.Bool("compare-sync", false, "run twice, with the servers syncing each block to disk before answering (as always) and then with 'keep server --no-sync', and compare the rates: what durable writes cost (put the volumes on a real disk with --dir)")
 	var cf clientFlags
 	cf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -61,7 +63,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
-	var s3Launcher bench.Launcher // with --compare-s3
+	if *compareSync && (*compareS3 || cf.services != "" || *inProcess) {
+		return usageError(fs, "--compare-sync runs its own server processes: it cannot be combined with --compare-s3, --services or --in-process")
+	}
+	var second bench.Launcher // with --compare-s3 or --compare-sync
+	var secondName, secondShort string
 	cfg := bench.Config{
 		Dir:            *dir,
 		FileBytes:      *size,
@@ -105,11 +111,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			defer stop()
 			if *compareS3 {
-				s3Launcher = p
+				second, secondName, secondShort = p, "The same on S3 buckets of a local versitygw:", "S3"
 			} else {
 				cfg.Launcher = p
 			}
 		}
+	}
+	if *compareSync {
+		p := cfg.Launcher.(bench.Processes)
+		p.Command = append(slices.Clone(p.Command), "--no-sync")
+		second, secondName, secondShort = p, "The same with the servers not syncing (keep server --no-sync):", "no-sync"
 	}
 	var profiles []*os.File
 	for _, p := range []struct {
@@ -132,20 +143,24 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if s3Launcher != nil {
+	if second != nil {
 		if err := report.WriteTable(stdout); err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "\nThe same on S3 buckets of a local versitygw:")
-		cfg.Launcher, cfg.CPUProfile, cfg.GetCPUProfile = s3Launcher, nil, nil
-		s3Report, err := bench.Run(ctx, cfg)
+		fmt.Fprintln(stdout, "\n"+secondName)
+		cfg.Launcher, cfg.CPUProfile, cfg.GetCPUProfile = second, nil, nil
+		other, err := bench.Run(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		if err := s3Report.WriteTable(stdout); err != nil {
+		if err := other.WriteTable(stdout); err != nil {
 			return err
 		}
-		writeComparison(stdout, report, s3Report)
+		if *compareSync {
+			writeComparison(stdout, "no-sync", "sync", other, report)
+		} else {
+			writeComparison(stdout, "dir", secondShort, report, other)
+		}
 		return nil
 	}
 	for _, f := range profiles {
@@ -203,17 +218,17 @@ func s3Processes(bin, dir, s3Bin string) (bench.Processes, func(), error) {
 	return p, stop, nil
 }
 
-// writeComparison prints the S3 rates over the directory rates, run by
-// run, for the runs both reports have.
-func writeComparison(w io.Writer, dir, s3 *bench.Report) {
-	fmt.Fprintf(w, "\nS3 over directory volumes, measured in this run:\n\n  %-28s %8s %8s %8s\n", "run", "dir MB/s", "S3 MB/s", "S3/dir")
+// writeComparison prints, run by run for the runs both reports have, the
+// rates of the report named b over those of the one named a.
+func writeComparison(w io.Writer, a, b string, ra, rb *bench.Report) {
+	fmt.Fprintf(w, "\n%s over %s, measured in this run:\n\n  %-28s %12s %12s %12s\n", b, a, "run", a+" MB/s", b+" MB/s", b+"/"+a)
 	rates := map[string]float64{}
-	for _, m := range append(append([]bench.Measurement(nil), dir.Put...), dir.Get...) {
+	for _, m := range append(append([]bench.Measurement(nil), ra.Put...), ra.Get...) {
 		rates[m.Name] = m.MBps
 	}
-	for _, m := range append(append([]bench.Measurement(nil), s3.Put...), s3.Get...) {
+	for _, m := range append(append([]bench.Measurement(nil), rb.Put...), rb.Get...) {
 		if d, ok := rates[m.Name]; ok && d > 0 {
-			fmt.Fprintf(w, "  %-28s %8.0f %8.0f %8.2f\n", m.Name, d, m.MBps, m.MBps/d)
+			fmt.Fprintf(w, "  %-28s %12.0f %12.0f %12.2f\n", m.Name, d, m.MBps, m.MBps/d)
 		}
 	}
 }
