@@ -175,7 +175,7 @@ func newHTTPClient(connect, expect time.Duration, conns int, insecure bool) *htt
 		Transport: &http.Transport{
 			TLSClientConfig:       &tls.Config{InsecureSkipVerify: insecure},
 			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:           dialer(&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}),
 			TLSHandshakeTimeout:   2 * connect,
 			ExpectContinueTimeout: expect,
 			MaxIdleConns:          4 * conns,

@@ -164,6 +164,37 @@ func (b *blockBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// writeTo writes at most limit bytes of the block, from where the body
+// has got to, to w: straight from the caller's buffer, sendChunk at a
+// time, with the checks and bookkeeping of Read (a replaced upload hands
+// over nothing more, and never its last byte). It returns the bytes
+// written; reaching the end of the block or the limit is success.
+func (b *blockBody) writeTo(w io.Writer, limit int64) (int64, error) {
+	data := b.u.data
+	var written int64
+	for written < limit && b.off < len(data) {
+		if b.u.body.Load() == bodyAborted {
+			return written, errReplaced
+		}
+		n := min(sendChunk, len(data)-b.off, int(min(limit-written, int64(len(data)))))
+		if b.off+n == len(data) && !b.u.completeBody() {
+			return written, errReplaced
+		}
+		m, err := w.Write(data[b.off : b.off+n])
+		b.off += m
+		written += int64(m)
+		b.u.sent.Store(int64(b.off))
+		if b.u.prog != nil && m > 0 {
+			b.u.prog.add(m)
+		}
+		b.w.kick()
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
 // Close records that the transport is done with the body.
 func (b *blockBody) Close() error {
 	b.once.Do(b.done)
