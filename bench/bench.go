@@ -493,6 +493,8 @@ func (b *bench) newMeasurement(name string, replicas, servers int, size, serverB
 	if u.serversKnown {
 		t := ratio((u.client + u.servers).Seconds(), gib)
 		r.TotalCPUPerGiB = &t
+	}
+	if u.serversKnown && u.serversSeparate {
 		sc := ratio(u.servers.Seconds(), float64(serverBytes)/(1<<30))
 		r.ServerCPUPerGiB = &sc
 	}
@@ -509,7 +511,11 @@ type usage struct {
 	client       time.Duration // this process's CPU time
 	servers      time.Duration // the server processes' CPU time
 	serversKnown bool
-	peak         int64 // this process's peak RSS in bytes; 0 if unknown
+	// serversSeparate is set when every server is a process of its own,
+	// so that servers is all of their CPU time and none of it is in
+	// client.
+	serversSeparate bool
+	peak            int64 // this process's peak RSS in bytes; 0 if unknown
 }
 
 // measure calls fn and returns its wall time, the CPU time of this
@@ -544,6 +550,12 @@ func measure(servers []*Server, profile io.Writer, fn func() error) (usage, erro
 	}
 	u.client = c1 - c0
 	u.servers, u.serversKnown = s1-s0, known && known1
+	u.serversSeparate = len(servers) > 0
+	for _, s := range servers {
+		if s.PID == 0 {
+			u.serversSeparate = false
+		}
+	}
 	if peakOK {
 		u.peak, _ = peakMemory()
 	}

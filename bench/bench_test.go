@@ -409,6 +409,15 @@ func TestRunInProcess(t *testing.T) {
 			t.Errorf("%s: incomplete %+v", p.Name, p)
 		}
 	}
+	for _, m := range append(append([]Measurement(nil), r.Put...), r.Get...) {
+		// In-process servers' CPU is the client's: none to report apart.
+		if m.ServerCPUPerGiB != nil {
+			t.Errorf("%s: server CPU %.2f reported for in-process servers", m.Name, *m.ServerCPUPerGiB)
+		}
+	}
+	if r.MD5CPUPerGiB <= 0 || math.Abs(r.MD5CPUPerGiB*r.MD5MBps-(1<<30)/1e6) > 1e-6 {
+		t.Errorf("one MD5 pass %.3f CPU-s/GiB at %.0f MB/s", r.MD5CPUPerGiB, r.MD5MBps)
+	}
 	if len(r.Put) != 3 || len(r.Get) != 3 {
 		t.Errorf("%d puts, %d gets", len(r.Put), len(r.Get))
 	}

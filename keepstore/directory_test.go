@@ -16,9 +16,13 @@ import (
 )
 
 func TestDirectoryConformance(t *testing.T) {
-	volumetest.Run(t, func(t *testing.T, o volumetest.Options) keepstore.Volume {
-		return openDir(t, t.TempDir(), keepstore.DirectoryOptions{ReadOnly: o.ReadOnly, Capacity: o.Capacity})
-	})
+	for _, noSync := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sync", true: "no-sync"}[noSync], func(t *testing.T) {
+			volumetest.Run(t, func(t *testing.T, o volumetest.Options) keepstore.Volume {
+				return openDir(t, t.TempDir(), keepstore.DirectoryOptions{ReadOnly: o.ReadOnly, Capacity: o.Capacity, NoSync: noSync})
+			})
+		})
+	}
 }
 
 func openDir(t *testing.T, root string, opts keepstore.DirectoryOptions) *keepstore.Directory {

@@ -47,7 +47,7 @@ func TestBenchQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	measurement := []string{"name", "replicas", "servers", "bytes", "seconds", "mb_per_s", "ceiling_mb_per_s",
-		"ceiling_ratio", "client_cpu_s_per_gib", "total_cpu_s_per_gib", "peak_client_mib", "stored_ratio"}
+		"ceiling_ratio", "client_cpu_s_per_gib", "server_cpu_s_per_gib", "total_cpu_s_per_gib", "peak_client_mib", "stored_ratio"}
 	// check reports each missing or null field of obj; nullable fields
 	// must be present but may be null.
 	check := func(where string, obj any, fields []string, nullable ...string) {
@@ -66,7 +66,7 @@ func TestBenchQuick(t *testing.T) {
 			}
 		}
 	}
-	check("report", r, []string{"date", "go_version", "cpu_model", "cores", "md5_mb_per_s_per_core",
+	check("report", r, []string{"date", "go_version", "cpu_model", "cores", "md5_mb_per_s_per_core", "md5_cpu_s_per_gib",
 		"read_ceiling_mb_per_s", "servers", "file_bytes", "blocks_in_flight", "put", "get", "faults", "small_files"})
 	// checkPut also wants the stored ratio at least 1: Put succeeded,
 	// so every block has at least N copies.
@@ -112,5 +112,38 @@ func TestBenchQuick(t *testing.T) {
 		if n, _ := s["files"].(float64); n != 2000 {
 			t.Errorf("small files: %v, want 2000 with --quick", n)
 		}
+	}
+}
+
+// TestBenchCompareSync runs "keep bench --compare-sync" on a small file:
+// the table appears twice, the second time from servers started with
+// --no-sync, followed by sync/no-sync for every put and get.
+func TestBenchCompareSync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a benchmark twice")
+	}
+	bin := keepBinary(t)
+	var stdout, stderr bytes.Buffer
+	err := runBench(context.Background(), []string{"--size", "4194304", "--small-files", "20", "--server-bin", bin, "--dir", t.TempDir(), "--compare-sync"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	t.Logf("\n%s", out)
+	if n := strings.Count(out, "server CPU  total CPU"); n != 2 {
+		t.Errorf("%d tables with server CPU, want 2", n)
+	}
+	_, cmp, ok := strings.Cut(out, "sync over no-sync, measured in this run:")
+	if !ok {
+		t.Fatal("no comparison")
+	}
+	for _, row := range []string{"put N=1, 4 servers", "put N=2, 4 servers", "put N=3, 4 servers", "get N=2 data"} {
+		if !strings.Contains(cmp, row) {
+			t.Errorf("comparison lacks %q", row)
+		}
+	}
+	var usage bytes.Buffer
+	if err := runBench(context.Background(), []string{"--compare-sync", "--compare-s3"}, &usage, &usage); err == nil || !strings.Contains(usage.String(), "cannot be combined") {
+		t.Errorf("--compare-sync --compare-s3: %v, %q", err, usage.String())
 	}
 }
