@@ -45,6 +45,29 @@ func (c *Client) GetWithProgress(ctx context.Context, loc locator.Locator, buf [
 	return data, err
 }
 
+// GetTo reads the block named by loc as Get does, but writes its content
+// to w at off as it arrives, through a buffer of 1 MiB, instead of
+// holding the whole block in memory: for writing a file, where a 64 MiB
+// buffer would be one more copy of every byte to fault in and write out.
+// Each answer is verified against the block hash when it ends, and what
+// an answer that turns out bad wrote is overwritten by the next
+// service's. It returns the block's size. When GetTo fails, w holds
+// partial or unverified content in [off, off+size): the caller must not
+// keep it.
+func (c *Client) GetTo(ctx context.Context, loc locator.Locator, w io.WriterAt, off int64, progress func(n int)) (int64, error) {
+	var size int64
+	var buf []byte
+	err := c.read(ctx, http.MethodGet, loc, func(resp *http.Response, wd *watchdog) error {
+		if buf == nil {
+			buf = make([]byte, streamChunk)
+		}
+		var err error
+		size, err = readBody(resp, loc, wd, progress, &writerAtSink{w: w, base: off, buf: buf})
+		return err
+	})
+	return size, err
+}
+
 // Head reports the size of the block named by loc, asking services in the
 // same order as Get.
 func (c *Client) Head(ctx context.Context, loc locator.Locator) (int64, error) {
@@ -82,6 +105,10 @@ func (c *Client) read(ctx context.Context, method string, loc locator.Locator, a
 			r, err := c.readOne(ctx, method, plan.svcs[i], loc, reqID, accept)
 			if err == nil {
 				return nil
+			}
+			if we := (*writeError)(nil); errors.As(err, &we) {
+				// Where the block goes failed, not the server.
+				return fmt.Errorf("writing block %s: %w", loc.Bare(), we.err)
 			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("reading block %s: %w", loc.Bare(), context.Cause(ctx))
@@ -147,6 +174,10 @@ func (c *Client) readOne(ctx context.Context, method string, s Service, loc loca
 		return fail(resp.StatusCode, firstLine(text), readRetryable(resp.StatusCode))
 	}
 	if err := accept(resp, wd); err != nil {
+		var we *writeError
+		if errors.As(err, &we) {
+			return ServiceResult{Service: s, Status: http.StatusOK, Message: err.Error()}, we
+		}
 		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
 			err = cause
 		}
@@ -157,45 +188,104 @@ func (c *Client) readOne(ctx context.Context, method string, s Service, loc loca
 	return ServiceResult{Service: s, Status: http.StatusOK}, nil
 }
 
+// streamChunk is the size of the reads of a GET body.
+const streamChunk = 1 << 20
+
+// A bodySink is where readBody puts a block's content as it arrives.
+type bodySink interface {
+	// start is called once the size is known and checked.
+	start(size int64)
+	// next returns where the n bytes at off in the block are to be read.
+	next(off int64, n int) []byte
+	// filled is called once they are there.
+	filled(p []byte, off int64) error
+}
+
+// bufferSink holds the block in buf, grown if needed.
+type bufferSink struct{ buf []byte }
+
+func (s *bufferSink) start(size int64) {
+	if int64(cap(s.buf)) < size {
+		s.buf = make([]byte, size)
+	}
+	s.buf = s.buf[:size]
+}
+func (s *bufferSink) next(off int64, n int) []byte   { return s.buf[off : off+int64(n)] }
+func (s *bufferSink) filled(p []byte, off int64) error { return nil }
+
+// writerAtSink writes the block to w at base through buf.
+type writerAtSink struct {
+	w    io.WriterAt
+	base int64
+	buf  []byte
+}
+
+func (s *writerAtSink) start(int64)                  {}
+func (s *writerAtSink) next(off int64, n int) []byte { return s.buf[:n] }
+func (s *writerAtSink) filled(p []byte, off int64) error {
+	if _, err := s.w.WriteAt(p, s.base+off); err != nil {
+		return &writeError{err}
+	}
+	return nil
+}
+
+// writeError is a failure to write what was read: the reader's, not the
+// server's, so no other server is tried.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
 // readVerified reads a GET body into buf (grown if needed), hashing as it
 // goes, and checks size and MD5 against loc.
 func readVerified(resp *http.Response, loc locator.Locator, buf []byte, wd *watchdog, progress func(int)) ([]byte, error) {
+	s := &bufferSink{buf: buf}
+	if _, err := readBody(resp, loc, wd, progress, s); err != nil {
+		return nil, err
+	}
+	return s.buf, nil
+}
+
+// readBody reads a GET body into sink in chunks, hashing as it goes, and
+// checks size and MD5 against loc. It returns the size.
+func readBody(resp *http.Response, loc locator.Locator, wd *watchdog, progress func(int), sink bodySink) (int64, error) {
 	size := resp.ContentLength
 	switch {
 	case size < 0 && loc.Size < 0:
-		return nil, errors.New("Content-Length missing and locator has no size")
+		return 0, errors.New("Content-Length missing and locator has no size")
 	case size < 0:
 		size = loc.Size
 	case loc.Size >= 0 && size != loc.Size:
-		return nil, fmt.Errorf("%w: Content-Length %d, locator says %d", errSize, size, loc.Size)
+		return 0, fmt.Errorf("%w: Content-Length %d, locator says %d", errSize, size, loc.Size)
 	}
 	if size > locator.MaxBlockSize {
-		return nil, fmt.Errorf("Content-Length %d exceeds the maximum block size", size)
+		return 0, fmt.Errorf("Content-Length %d exceeds the maximum block size", size)
 	}
-	if int64(cap(buf)) < size {
-		buf = make([]byte, size)
-	}
-	buf = buf[:size]
+	sink.start(size)
 	h := md5.New()
-	const chunk = 1 << 20
-	for off := 0; off < len(buf); {
-		end := min(off+chunk, len(buf))
-		n, err := io.ReadFull(resp.Body, buf[off:end])
-		h.Write(buf[off : off+n])
-		off += n
+	for off := int64(0); off < size; {
+		p := sink.next(off, int(min(streamChunk, size-off)))
+		n, err := io.ReadFull(resp.Body, p)
+		h.Write(p[:n])
+		if n > 0 {
+			if werr := sink.filled(p[:n], off); werr != nil {
+				return 0, werr
+			}
+		}
+		off += int64(n)
 		wd.kick()
 		if progress != nil && n > 0 {
 			progress(n)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("body ended after %d of %d bytes: %w", off, size, err)
+			return 0, fmt.Errorf("body ended after %d of %d bytes: %w", off, size, err)
 		}
 	}
 	if n, _ := resp.Body.Read(make([]byte, 1)); n > 0 {
-		return nil, fmt.Errorf("%w: body longer than %d bytes", errSize, size)
+		return 0, fmt.Errorf("%w: body longer than %d bytes", errSize, size)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != loc.Hash {
-		return nil, fmt.Errorf("%w: got md5 %s", errChecksum, got)
+		return 0, fmt.Errorf("%w: got md5 %s", errChecksum, got)
 	}
-	return buf, nil
+	return size, nil
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
 	"github.com/keepproject/keep/manifest"
@@ -106,7 +108,12 @@ func Get(ctx context.Context, kc *keepclient.Client, m *manifest.Manifest, out s
 		if err := os.MkdirAll(filepath.Dir(t.dst), 0o755); err != nil {
 			return err
 		}
-		sum, err := writeOne(ctx, t.file, pf.fetch, t.dst, opts.MD5 != nil)
+		var sum string
+		if opts.MD5 == nil && wholeBlocks(t.file) {
+			err = writeStreamed(ctx, kc, t.file, t.dst, ahead+1, pf.progress)
+		} else {
+			sum, err = writeOne(ctx, t.file, pf.fetch, t.dst, opts.MD5 != nil)
+		}
 		if err != nil {
 			return err
 		}
@@ -170,28 +177,87 @@ func checkExisting(targets []target, opts GetOptions) ([]target, error) {
 
 // writeOne writes f to dst and returns its MD5 if wantSum.
 func writeOne(ctx context.Context, f manifest.File, fetch manifest.FetchFunc, dst string, wantSum bool) (string, error) {
+	var sum func() string
+	err := writeTemp(dst, func(tmp *os.File) error {
+		var w io.Writer
+		w, sum = summing(tmp, wantSum)
+		if err := manifest.WriteFile(ctx, f, fetch, w); err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return sum(), nil
+}
+
+// wholeBlocks reports whether each of f's segments is a whole block of
+// known size, as in every file that started a block when it was stored
+// (any file of 64 MiB or more that keep put stored alone, for one).
+func wholeBlocks(f manifest.File) bool {
+	for _, s := range f.Segments {
+		if s.Length != 0 && (s.Offset != 0 || s.Block.Size < 0 || s.Length != s.Block.Size) {
+			return false
+		}
+	}
+	return true
+}
+
+// writeStreamed writes f, made of whole blocks, to dst: up to parallel
+// blocks at once, each written into the file at its place as it arrives
+// (keepclient.Client.GetTo), so that no block is held in memory. The
+// file is renamed into place only once every block has been verified.
+func writeStreamed(ctx context.Context, kc *keepclient.Client, f manifest.File, dst string, parallel int, progress *cappedProgress) error {
+	return writeTemp(dst, func(tmp *os.File) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(parallel)
+		var off int64
+		for _, s := range f.Segments {
+			if s.Length == 0 {
+				continue
+			}
+			at := off
+			g.Go(func() error {
+				n, err := kc.GetTo(gctx, s.Block, tmp, at, func(n int) { progress.add(int64(n)) })
+				if err == nil && n != s.Length {
+					err = fmt.Errorf("got %d bytes", n)
+				}
+				if err != nil {
+					return fmt.Errorf("writing a file: %q: block %s: %w", f.Path, s.Block.Bare(), err)
+				}
+				return nil
+			})
+			off += s.Length
+		}
+		return g.Wait()
+	})
+}
+
+// writeTemp creates a temporary file beside dst, calls fill with it, and
+// renames it to dst if fill succeeds; otherwise it removes it.
+func writeTemp(dst string, fill func(*os.File) error) error {
 	// A short temporary name, so that any name the directory can hold
 	// can be restored.
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".keep-get-*")
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer os.Remove(tmp.Name())
-	w, sum := summing(tmp, wantSum)
-	if err := manifest.WriteFile(ctx, f, fetch, w); err != nil {
+	if err := fill(tmp); err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("%s: %w", f.Path, err)
+		return err
 	}
 	// CreateTemp makes the file private; a restored file gets the mode
 	// os.Create would give it.
 	if err := tmp.Chmod(0o666 &^ umask()); err != nil {
 		tmp.Close()
-		return "", err
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return "", err
+		return err
 	}
-	return sum(), os.Rename(tmp.Name(), dst)
+	return os.Rename(tmp.Name(), dst)
 }
 
 // summing returns w, also hashing what is written to it if on, and a

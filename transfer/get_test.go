@@ -132,3 +132,55 @@ func TestGetLongNames(t *testing.T) {
 		}
 	}
 }
+
+// TestGetStreamedFile: a file made of whole blocks is written block by
+// block into place as the blocks arrive, several at once: its content
+// is exact past a corrupt copy, and a block that cannot be read leaves
+// neither the file nor a temporary file behind. A file sharing a block
+// with another (not whole blocks) comes out exact as well.
+func TestGetStreamedFile(t *testing.T) {
+	c := keeptest.NewCluster(t, 3)
+	kc := client(t, c, 2)
+	big := random(10 * 1024) // ten whole blocks; "small" starts the eleventh
+	root := tree(t, map[string][]byte{"big": big, "small": []byte("shares a block")})
+	in, _, err := transfer.CollectInputs([]string{filepath.Join(root, "big"), filepath.Join(root, "small")}, transfer.CollectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, short, err := transfer.Put(context.Background(), kc, in, transfer.PutOptions{BlockSize: 1024})
+	if err != nil || len(short) > 0 {
+		t.Fatalf("Put: %v %v", err, short)
+	}
+	blocks := m.Blocks()
+	if len(blocks) != 11 {
+		t.Fatalf("%d blocks, want 11", len(blocks))
+	}
+	// The first server asked for the third block answers corrupt data.
+	c.ProbeOrder(blocks[2].Hash)[0].SetCorrupt(true)
+
+	out := t.TempDir() + "/"
+	if err := transfer.Get(context.Background(), kc, m, out, nil, transfer.GetOptions{BlocksAhead: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(out, "big")); got != string(big) {
+		t.Errorf("big: %d bytes, not the file", len(got))
+	}
+	if got := readFile(t, filepath.Join(out, "small")); got != "shares a block" {
+		t.Errorf("small = %q", got)
+	}
+
+	// Lose every copy of the fifth block.
+	for _, s := range c.ProbeOrder(blocks[4].Hash) {
+		s.Delete(blocks[4].Hash)
+	}
+	out2 := t.TempDir()
+	dst := filepath.Join(out2, "big")
+	one := &manifest.Manifest{Files: []manifest.File{m.Files[0]}}
+	err = transfer.Get(context.Background(), kc, one, dst, nil, transfer.GetOptions{})
+	if err == nil || !strings.Contains(err.Error(), blocks[4].Bare().String()) {
+		t.Fatalf("Get with a block lost = %v, want an error naming it", err)
+	}
+	if left, _ := os.ReadDir(out2); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
