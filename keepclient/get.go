@@ -210,7 +210,7 @@ func (s *bufferSink) start(size int64) {
 	}
 	s.buf = s.buf[:size]
 }
-func (s *bufferSink) next(off int64, n int) []byte   { return s.buf[off : off+int64(n)] }
+func (s *bufferSink) next(off int64, n int) []byte     { return s.buf[off : off+int64(n)] }
 func (s *bufferSink) filled(p []byte, off int64) error { return nil }
 
 // writerAtSink writes the block to w at base through buf.
