@@ -28,7 +28,7 @@ func (c *recordingConn) Write(p []byte) (int, error) {
 }
 
 func newTestUpload(data []byte) (*upload, *watchdog, func()) {
-	u := &upload{data: data, cancel: func(error) {}}
+	u := &upload{src: &blockSource{data: data}, cancel: func(error) {}}
 	wd := newWatchdog(time.Hour, func(error) {})
 	return u, wd, wd.stop
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	mrand "math/rand/v2"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -80,7 +82,28 @@ func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (*PutRes
 	if hash == "" {
 		sum := md5.Sum(data)
 		hash = hex.EncodeToString(sum[:])
-	} else if err := locator.ParseHash(hash); err != nil {
+	}
+	return c.put(ctx, &blockSource{data: data}, hash, opts)
+}
+
+// PutFile is Put for the block that is the size bytes of f from off,
+// which opts.Hash must give. The block is never held in memory: each
+// upload reads it from f again, over plain HTTP straight from the file
+// to the socket (sendfile), which saves a copy of every byte sent and the
+// memory of a block buffer. f must not change until PutFile returns: a
+// server receiving other bytes than those hashed refuses them.
+func (c *Client) PutFile(ctx context.Context, f *os.File, off int64, size int, opts PutOptions) (*PutResult, error) {
+	if size > locator.MaxBlockSize {
+		return nil, fmt.Errorf("writing a block of %d bytes: %w", size, ErrTooLarge)
+	}
+	if opts.Hash == "" {
+		return nil, errors.New("writing a block from a file: no hash given")
+	}
+	return c.put(ctx, &blockSource{file: f, off: off, size: size}, opts.Hash, opts)
+}
+
+func (c *Client) put(ctx context.Context, src *blockSource, hash string, opts PutOptions) (*PutResult, error) {
+	if err := locator.ParseHash(hash); err != nil {
 		return nil, fmt.Errorf("writing a block: %w", err)
 	}
 	wanted := opts.Replicas
@@ -95,13 +118,13 @@ func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (*PutRes
 		classes = c.opts.StorageClasses
 	}
 	res := &PutResult{
-		Locator:   locator.Locator{Hash: hash, Size: int64(len(data))},
+		Locator:   locator.Locator{Hash: hash, Size: int64(src.len())},
 		RequestID: opts.RequestID,
 	}
 	if res.RequestID == "" {
 		res.RequestID = protocol.NewRequestID()
 	}
-	if len(data) == 0 {
+	if src.len() == 0 {
 		// Every reader can produce the empty block without asking a server.
 		res.Replicas = wanted
 		return res, nil
@@ -109,16 +132,16 @@ func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (*PutRes
 
 	var prog *sendProgress
 	if opts.Progress != nil {
-		prog = &sendProgress{size: int64(len(data)), per: int64(max(wanted, 1)), report: opts.Progress}
+		prog = &sendProgress{size: int64(src.len()), per: int64(max(wanted, 1)), report: opts.Progress}
 	}
 	w := &write{
 		prog:    prog,
 		c:       c,
 		hash:    hash,
-		data:    data,
+		src:     src,
 		res:     res,
 		running: make(map[int]*upload),
-		plan: newWritePlan(hash, int64(len(data)), c.svcs.get(), wanted, classes,
+		plan: newWritePlan(hash, int64(src.len()), c.svcs.get(), wanted, classes,
 			lagRule{factor: c.opts.LagFactor, least: c.opts.LagMin}, c.down.demote),
 	}
 	w.results = make(chan uploadDone, len(w.plan.svcs)+1)
@@ -130,7 +153,7 @@ func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (*PutRes
 type write struct {
 	c    *Client
 	hash string
-	data []byte
+	src  *blockSource
 	res  *PutResult
 	plan *writePlan
 
@@ -244,7 +267,7 @@ func (w *write) start(ctx context.Context) {
 		u := &upload{
 			svc:       w.plan.svcs[i],
 			hash:      w.hash,
-			data:      w.data,
+			src:       w.src,
 			requestID: w.res.RequestID,
 			desired:   desired,
 			prog:      w.prog,
@@ -340,7 +363,7 @@ func (w *write) drain() {
 
 func (w *write) insufficient() error {
 	e := &InsufficientReplicasError{
-		Locator:  locator.Locator{Hash: w.hash, Size: int64(len(w.data))}.String(),
+		Locator:  locator.Locator{Hash: w.hash, Size: int64(w.src.len())}.String(),
 		Wanted:   w.plan.wanted,
 		Stored:   w.plan.stored,
 		Passes:   w.plan.pass,

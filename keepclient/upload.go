@@ -78,7 +78,7 @@ const (
 type upload struct {
 	svc       Service
 	hash      string
-	data      []byte // shared by every upload of the block; read only
+	src       *blockSource // shared by every upload of the block; read only
 	requestID string
 	desired   int
 	classes   []string
@@ -129,11 +129,12 @@ func (u *upload) completeBody() bool {
 // transport to close every body it was given before returning: the
 // caller's buffer is never read after Put returns.
 type blockBody struct {
-	u    *upload
-	off  int
-	w    *watchdog
-	once sync.Once
-	done func() // marks the body closed in its upload's count
+	u       *upload
+	off     int
+	scratch []byte // for sending a file's block where sendfile cannot
+	w       *watchdog
+	once    sync.Once
+	done    func() // marks the body closed in its upload's count
 }
 
 // newBlockBody returns a body for u's block, counted in open until closed.
@@ -143,18 +144,20 @@ func newBlockBody(u *upload, w *watchdog, open *sync.WaitGroup) *blockBody {
 }
 
 func (b *blockBody) Read(p []byte) (int, error) {
-	data := b.u.data
-	if b.off >= len(data) {
+	size := b.u.src.len()
+	if b.off >= size {
 		return 0, io.EOF
 	}
 	if b.u.body.Load() == bodyAborted {
 		return 0, errReplaced
 	}
-	n := min(len(p), len(data)-b.off)
-	if b.off+n == len(data) && !b.u.completeBody() {
+	n := min(len(p), size-b.off)
+	if b.off+n == size && !b.u.completeBody() {
 		return 0, errReplaced // the last byte is never handed over once replaced
 	}
-	copy(p, data[b.off:b.off+n])
+	if err := b.u.src.readAt(p[:n], b.off); err != nil {
+		return 0, err
+	}
 	b.off += n
 	b.u.sent.Store(int64(b.off))
 	if b.u.prog != nil {
@@ -170,27 +173,26 @@ func (b *blockBody) Read(p []byte) (int, error) {
 // over nothing more, and never its last byte). It returns the bytes
 // written; reaching the end of the block or the limit is success.
 func (b *blockBody) writeTo(w io.Writer, limit int64) (int64, error) {
-	data := b.u.data
+	size := b.u.src.len()
 	var written int64
-	for written < limit && b.off < len(data) {
+	for written < limit && b.off < size {
 		if b.u.body.Load() == bodyAborted {
 			return written, errReplaced
 		}
-		n := min(sendChunk, len(data)-b.off, int(min(limit-written, int64(len(data)))))
-		if b.off+n == len(data) && !b.u.completeBody() {
+		n := int(min(int64(sendChunk), int64(size-b.off), limit-written))
+		if b.off+n == size && !b.u.completeBody() {
 			return written, errReplaced
 		}
-		m, err := w.Write(data[b.off : b.off+n])
-		b.off += m
-		written += int64(m)
-		b.u.sent.Store(int64(b.off))
-		if b.u.prog != nil && m > 0 {
-			b.u.prog.add(m)
-		}
-		b.w.kick()
-		if err != nil {
+		if err := b.u.src.sendTo(w, b.off, n, &b.scratch); err != nil {
 			return written, err
 		}
+		b.off += n
+		written += int64(n)
+		b.u.sent.Store(int64(b.off))
+		if b.u.prog != nil {
+			b.u.prog.add(n)
+		}
+		b.w.kick()
 	}
 	return written, nil
 }
@@ -211,7 +213,7 @@ func (c *Client) newUploadRequest(ctx context.Context, u *upload, body func() io
 		first.Close()
 		return nil, err
 	}
-	req.ContentLength = int64(len(u.data))
+	req.ContentLength = int64(u.src.len())
 	// A PUT of content-addressed data is idempotent: let the transport
 	// resend it on a fresh connection when a kept-alive one turns out to
 	// have been closed by the server. (A nil header value marks the
@@ -287,7 +289,7 @@ func (u *upload) run(ctx context.Context, c *Client) outcome {
 	}
 	// Drain a little more so the connection can be reused.
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	o, warnings := parseUpload(a, asked{hash: u.hash, size: int64(len(u.data)), desired: u.desired, maxRetryAfter: c.opts.MaxRetryAfter}, time.Now())
+	o, warnings := parseUpload(a, asked{hash: u.hash, size: int64(u.src.len()), desired: u.desired, maxRetryAfter: c.opts.MaxRetryAfter}, time.Now())
 	for _, w := range warnings {
 		c.log.Warn("untrusted answer: "+w, "service", u.svc.String(), "request_id", u.requestID)
 	}

@@ -59,6 +59,17 @@ func putFiles(ctx context.Context, kc *keepclient.Client, inputs []Input, opts P
 					continue
 				}
 			}
+			if len(b.pieces) == 1 {
+				// One file's range: the upload reads it from the file.
+				p := b.pieces[0]
+				j := job{index: i, file: &fileRange{src: inputs[p.input].Src, off: p.offset, size: p.length}, key: key}
+				select {
+				case jobs <- j:
+					continue
+				case <-gctx.Done():
+					return context.Cause(gctx)
+				}
+			}
 			buf, err := pool.get(gctx)
 			if err != nil {
 				return err
@@ -142,13 +153,8 @@ func (r *blockReader) read(b span, buf []byte) ([]byte, string, error) {
 		for off := int64(0); off < p.length; {
 			n := min(p.length-off, hashChunk)
 			chunk := buf[pos : pos+n]
-			got, err := f.ReadAt(chunk, p.offset+off)
-			if int64(got) < n {
-				in := r.inputs[p.input]
-				if err == io.EOF {
-					return nil, "", fmt.Errorf("%s is shorter than the %d bytes it had when the put started; it changed while being stored", in.Src, in.Size)
-				}
-				return nil, "", fmt.Errorf("reading %s: %w", in.Src, err)
+			if err := readFull(f, r.inputs[p.input].Src, chunk, p.offset+off); err != nil {
+				return nil, "", err
 			}
 			h.Write(chunk)
 			pos += n
@@ -156,6 +162,18 @@ func (r *blockReader) read(b span, buf []byte) ([]byte, string, error) {
 		}
 	}
 	return buf, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// readFull fills p from f (the file at path) at off.
+func readFull(f *os.File, path string, p []byte, off int64) error {
+	got, err := f.ReadAt(p, off)
+	if got < len(p) {
+		if err == io.EOF {
+			return fmt.Errorf("%s is shorter than when the put started; it changed while being stored", path)
+		}
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	return nil
 }
 
 func (r *blockReader) open(i int) (*os.File, error) {

@@ -2,6 +2,8 @@ package transfer
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -45,12 +47,20 @@ type PutOptions struct {
 	NoLookup bool
 }
 
-// job is one block to upload.
+// job is one block to upload: data in memory, or a range of one file.
 type job struct {
 	index int
 	data  []byte
-	hash  string // MD5 computed while reading, or "" if unknown
-	key   string // its resume cache key, or ""
+	file  *fileRange // the block is this range of a file; data is nil
+	hash  string     // MD5 computed while reading, or "" if unknown
+	key   string     // its resume cache key, or ""
+}
+
+// fileRange is a block that is one file's bytes [off, off+size).
+type fileRange struct {
+	src  string
+	off  int64
+	size int64
 }
 
 // uploads runs the workers that store blocks, collecting their locators
@@ -68,8 +78,12 @@ type uploads struct {
 func (u *uploads) start(g *errgroup.Group, ctx context.Context, jobs <-chan job, n int) {
 	for i := 0; i < n; i++ {
 		g.Go(func() error {
+			var scratch []byte // for hashing file ranges
 			for j := range jobs {
-				if err := u.store(ctx, j); err != nil {
+				if j.file != nil && scratch == nil {
+					scratch = make([]byte, hashChunk)
+				}
+				if err := u.store(ctx, j, scratch); err != nil {
 					return err
 				}
 			}
@@ -78,9 +92,36 @@ func (u *uploads) start(g *errgroup.Group, ctx context.Context, jobs <-chan job,
 	}
 }
 
-func (u *uploads) store(ctx context.Context, j job) error {
-	res, err := u.kc.Put(ctx, j.data, keepclient.PutOptions{Hash: j.hash, Progress: u.opts.Progress})
-	u.release(j.data)
+// putFile hashes the file range, reading it through scratch in chunks
+// that stay in the CPU cache, and stores it with keepclient.PutFile, so
+// that the block is never held in memory.
+func (u *uploads) putFile(ctx context.Context, r *fileRange, scratch []byte) (*keepclient.PutResult, error) {
+	f, err := os.Open(r.src)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := md5.New()
+	for off := int64(0); off < r.size; {
+		chunk := scratch[:min(r.size-off, int64(len(scratch)))]
+		if err := readFull(f, r.src, chunk, r.off+off); err != nil {
+			return nil, err
+		}
+		h.Write(chunk)
+		off += int64(len(chunk))
+	}
+	return u.kc.PutFile(ctx, f, r.off, int(r.size), keepclient.PutOptions{Hash: hex.EncodeToString(h.Sum(nil)), Progress: u.opts.Progress})
+}
+
+func (u *uploads) store(ctx context.Context, j job, scratch []byte) error {
+	var res *keepclient.PutResult
+	var err error
+	if j.file != nil {
+		res, err = u.putFile(ctx, j.file, scratch)
+	} else {
+		res, err = u.kc.Put(ctx, j.data, keepclient.PutOptions{Hash: j.hash, Progress: u.opts.Progress})
+		u.release(j.data)
+	}
 	var ire *keepclient.InsufficientReplicasError
 	switch {
 	case errors.As(err, &ire):
