@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,5 +158,55 @@ func TestBodyConnThroughTransport(t *testing.T) {
 	}
 	if !sawBlock.Load() {
 		t.Error("the transport never handed the block body to the connection's ReadFrom")
+	}
+}
+
+// TestFileSourceWithoutSendfile: a block that is a file's range goes
+// out whole through a connection that is not TCP (read through a
+// buffer) and through Read (as over TLS), and a file shorter than the
+// range is an error naming it.
+func TestFileSourceWithoutSendfile(t *testing.T) {
+	data := make([]byte, 2*sendChunk+99)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	path := t.TempDir() + "/in"
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const off = 1000
+	want := data[off:]
+	newBody := func(size int) (*blockBody, *sync.WaitGroup, func()) {
+		u, wd, stop := newTestUpload(nil)
+		u.src = &blockSource{file: f, off: off, size: size}
+		var open sync.WaitGroup
+		return newBlockBody(u, wd, &open), &open, stop
+	}
+
+	body, _, stop := newBody(len(want))
+	rc := &recordingConn{}
+	n, err := (&bodyConn{rc}).ReadFrom(&io.LimitedReader{R: body, N: int64(len(want))})
+	stop()
+	if err != nil || n != int64(len(want)) || !bytes.Equal(rc.buf.Bytes(), want) {
+		t.Errorf("ReadFrom of a file range = %d, %v; equal %v", n, err, bytes.Equal(rc.buf.Bytes(), want))
+	}
+
+	body, _, stop = newBody(len(want))
+	got, err := io.ReadAll(body)
+	stop()
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("Read of a file range: %d bytes, %v", len(got), err)
+	}
+
+	body, _, stop = newBody(len(want) + 1) // one byte past the end of the file
+	_, err = io.ReadAll(body)
+	stop()
+	if err == nil || !strings.Contains(err.Error(), "shorter than when the put started") || !strings.Contains(err.Error(), path) {
+		t.Errorf("Read past the end of the file: %v", err)
 	}
 }
