@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"testing/iotest"
 )
@@ -79,3 +80,27 @@ func TestCopyChunksFailures(t *testing.T) {
 type failingWriter struct{ err error }
 
 func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// TestWritebackFile: writing through writebackFile (which starts each
+// chunk's writeback as it goes) leaves exactly the bytes written, at
+// their offsets.
+func TestWritebackFile(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "block")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data := make([]byte, 3<<20+5)
+	rand.NewChaCha8([32]byte{3}).Read(data)
+	w := &writebackFile{f: f}
+	if n, err := copyChunks(w, bytes.NewReader(data), make([]byte, 1<<20), func(int64) error { return nil }); err != nil || n != int64(len(data)) {
+		t.Fatalf("copyChunks = %d, %v", n, err)
+	}
+	if err := syncData(f); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(f.Name())
+	if err != nil || !bytes.Equal(got, data) || w.off != int64(len(data)) {
+		t.Errorf("file holds %d bytes (%v), offset %d; want the %d written", len(got), err, w.off, len(data))
+	}
+}

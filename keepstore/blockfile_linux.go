@@ -27,3 +27,13 @@ func syncData(f *os.File) error {
 	}
 	return nil
 }
+
+// startWriteback asks the kernel to start writing the range to disk,
+// without waiting (sync_file_range with SYNC_FILE_RANGE_WRITE). It
+// makes nothing durable by itself, and its errors are left to the sync
+// that follows, which reports any that matter.
+func startWriteback(f *os.File, off, n int64) {
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE) })
+	}
+}

@@ -46,8 +46,8 @@ type DirectoryOptions struct {
 // volume can be served as it is.
 //
 // Blocks are written to a temporary file in the same subdirectory in
-// chunks of 1 MiB, synced (fdatasync), renamed into place, and the
-// subdirectory fsynced.
+// chunks of 1 MiB, each one's writeback started as it is written,
+// synced (fdatasync), renamed into place, and the subdirectory fsynced.
 type Directory struct {
 	root     string
 	readOnly bool
@@ -270,8 +270,12 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 		d.mu.Unlock()
 	}()
 
+	var dst io.Writer = f
+	if !d.noSync {
+		dst = &writebackFile{f: f}
+	}
 	buf := getBuf()
-	n, err := copyChunks(f, r, *buf, res.grow)
+	n, err := copyChunks(dst, r, *buf, res.grow)
 	putBuf(buf)
 	switch {
 	case err != nil:
