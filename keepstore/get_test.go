@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -98,4 +99,36 @@ func TestReadFallback(t *testing.T) {
 		os.WriteFile(filepath.Join(on, h[:3], h), data, 0o644)
 		os.WriteFile(filepath.Join(other, h[:3], h), []byte("fallback dat4"), 0o644)
 	}
+}
+
+// TestGetSendsWholeBlock: a block of several chunks comes back exact over
+// a plain connection (each chunk sent from the file, sendfile) and over
+// TLS (written from the buffer), with Content-Length and the bytes
+// counted in the log.
+func TestGetSendsWholeBlock(t *testing.T) {
+	ts := start(t, keepstore.Config{})
+	data := make([]byte, 3<<20+4321)
+	for i := range data {
+		data[i] = byte(i*7 + i>>12)
+	}
+	ts.put(t, data)
+	loc := "/" + hashOf(data) + "+" + strconv.Itoa(len(data))
+	tlsSrv := httptest.NewTLSServer(ts.srv)
+	defer tlsSrv.Close()
+	for _, c := range []struct {
+		name   string
+		url    string
+		client *http.Client
+	}{{"plain", ts.URL, ts.Client()}, {"TLS", tlsSrv.URL, tlsSrv.Client()}} {
+		resp, err := c.client.Get(c.url + loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || resp.ContentLength != int64(len(data)) || !bytes.Equal(got, data) {
+			t.Errorf("%s: GET = %d, Content-Length %d, %d bytes (%v), equal %v", c.name, resp.StatusCode, resp.ContentLength, len(got), err, bytes.Equal(got, data))
+		}
+	}
+	ts.log.waitFor(t, "bytes_out="+strconv.Itoa(len(data)))
 }

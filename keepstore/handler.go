@@ -47,6 +47,23 @@ func (w *response) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom passes r to the underlying writer's ReadFrom, which net/http
+// turns into sendfile(2) for a file on a plain connection.
+func (w *response) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(writerOnly{w.ResponseWriter}, r)
+	}
+	w.bytes += n
+	return n, err
+}
+
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *response) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
