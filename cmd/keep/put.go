@@ -33,7 +33,7 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fset := newFlagSet("put", "PATH...", "Write files and directories to Keep as replicated blocks and print the\nmanifest on stdout. Small files share blocks. A directory's files are\nstored under its base name; '-' reads stdin as a file named 'stdin'.\nSymbolic links are followed; sockets, FIFOs, devices and dangling links\ninside directories are skipped with a warning.", stderr)
 	replicas := fset.Int("replicas", 2, "copies of each block to store")
 	classes := fset.String("classes", "", "comma-separated storage classes, each needing --replicas copies")
-	inflight := fset.Int("blocks-in-flight", 4, "blocks uploaded at once (memory: about (this + 1) × 64 MiB)")
+	inflight := fset.Int("blocks-in-flight", 4, "blocks uploaded at once (memory: up to (this + 1) × 64 MiB for blocks packed from several files or read from stdin; a block of one file is sent from the file)")
 	noFollow := fset.Bool("no-follow-links", false, "store no symbolic links (by default a link stores what it points to, as arv-put does)")
 	var exclude repeated
 	fset.Var(&exclude, "exclude", "skip files and directories matching `pattern` (repeatable): '*.tmp' matches names anywhere, 'sub/*.tmp' paths below a directory argument")
