@@ -1,11 +1,7 @@
 package keepproxy_test
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -21,51 +17,18 @@ func rawPut(path, body string, headers ...string) string {
 	return rawReq("PUT", path, append([]string{fmt.Sprintf("Content-Length: %d", len(body))}, headers...), body)
 }
 
-// rawReq builds a request with a token unless headers hold an
-// Authorization line ("Authorization:" alone sends none).
+// rawReq builds a request with the test token (keeptest.RawRequest).
 func rawReq(method, path string, headers []string, body string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: proxy\r\n", method, path)
-	auth := true
-	for _, h := range headers {
-		if strings.HasPrefix(h, "Authorization:") {
-			auth = false
-			if h == "Authorization:" {
-				continue
-			}
-		}
-		b.WriteString(h + "\r\n")
-	}
-	if auth {
-		b.WriteString("Authorization: Bearer tok\r\n")
-	}
-	b.WriteString("\r\n" + body)
-	return b.String()
+	return keeptest.RawRequest(method, path, "tok", headers, body)
 }
 
 // exchange sends raw on a new connection (closing the sending side after
-// it when halfClose) and reads one response.
+// it when halfClose) and returns the response's status and body
+// (keeptest.RawExchange).
 func exchange(t *testing.T, addr, raw string, halfClose bool) (int, string) {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(time.Minute)) // hang guard only
-	if _, err := io.WriteString(conn, raw); err != nil {
-		t.Fatal(err)
-	}
-	if halfClose {
-		conn.(*net.TCPConn).CloseWrite()
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("reading the response: %v", err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(msg)
+	resp, body := keeptest.RawExchange(t, addr, raw, halfClose)
+	return resp.StatusCode, body
 }
 
 // TestProxyHostileRequests: each hostile request gets its status, none

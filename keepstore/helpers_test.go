@@ -1,14 +1,12 @@
 package keepstore_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keeptest"
 )
 
 const (
@@ -163,29 +162,12 @@ func (ts *testServer) files(t *testing.T) []string {
 }
 
 // raw sends a hand-written request over a fresh TCP connection and
-// returns the response. If halfClose, the sending side is closed after
-// the request so the server sees the body end.
+// returns the response (keeptest.RawExchange). If halfClose, the sending
+// side is closed after the request so the server sees the body end.
 func (ts *testServer) raw(t *testing.T, req string, halfClose bool) (int, string) {
 	t.Helper()
-	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(conn, req); err != nil {
-		t.Fatal(err)
-	}
-	if halfClose {
-		conn.(*net.TCPConn).CloseWrite()
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("reading response to %q: %v", firstLine(req), err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	resp, body := keeptest.RawExchange(t, ts.Listener.Addr().String(), req, halfClose)
+	return resp.StatusCode, body
 }
 
 func firstLine(s string) string {

@@ -1,10 +1,7 @@
 package keepstore_test
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keeptest"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -29,28 +27,9 @@ type hostileEnv struct {
 	exp    string // its 8 hex digits of expiry
 }
 
-// hreq formats a request with a Host header, a bearer token unless
-// headers hold an Authorization line ("Authorization:" alone sends
-// none), the header lines given, and body as it is (no Content-Length
-// unless given).
+// hreq formats a request with the test token (keeptest.RawRequest).
 func hreq(method, target string, headers []string, body string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: keep\r\n", method, target)
-	auth := true
-	for _, h := range headers {
-		if strings.HasPrefix(h, "Authorization:") {
-			auth = false
-			if h == "Authorization:" {
-				continue
-			}
-		}
-		b.WriteString(h + "\r\n")
-	}
-	if auth {
-		b.WriteString("Authorization: Bearer " + token + "\r\n")
-	}
-	b.WriteString("\r\n" + body)
-	return b.String()
+	return keeptest.RawRequest(method, target, token, headers, body)
 }
 
 // hput formats a PUT of body with its true Content-Length.
@@ -63,39 +42,6 @@ func hget(target string, headers ...string) string { return hreq("GET", target, 
 
 // hchunked encodes body as one chunk and the last chunk.
 func hchunked(body string) string { return fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body) }
-
-// hostileExchange sends req on a new connection and reads one response.
-// The request is written from a goroutine, so that a server answering
-// before it has read everything (a header too large, a body refused) is
-// still heard; when halfClose, the sending side is closed after it. The
-// body read is capped at 1 MiB: an answer that large is a failure anyway.
-func hostileExchange(t *testing.T, addr, req string, halfClose bool) (*http.Response, string) {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetDeadline(time.Now().Add(time.Minute)) // hang guard only
-	wrote := make(chan struct{})
-	go func() {
-		defer close(wrote)
-		if _, err := io.WriteString(conn, req); err == nil && halfClose {
-			conn.(*net.TCPConn).CloseWrite()
-		}
-	}()
-	defer func() {
-		conn.Close()
-		<-wrote
-	}()
-	method, _, _ := strings.Cut(req, " ")
-	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method})
-	if err != nil {
-		t.Fatalf("reading the response to %.80q: %v", firstLine(req), err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp, string(body)
-}
 
 // hostileRow is one hostile request and the answer it must get.
 type hostileRow struct {
@@ -396,7 +342,7 @@ func TestHostileRequests(t *testing.T) {
 				ts = nosys
 			}
 			before := ts.files(t)
-			resp, body := hostileExchange(t, ts.Listener.Addr().String(), tt.req(e), tt.halfClose)
+			resp, body := keeptest.RawExchange(t, ts.Listener.Addr().String(), tt.req(e), tt.halfClose)
 			t.Logf("answer: %d %.200q", resp.StatusCode, body)
 			if (resp.StatusCode != tt.code && (tt.orCode == 0 || resp.StatusCode != tt.orCode)) || !strings.Contains(body, tt.body) {
 				want := fmt.Sprint(tt.code)
@@ -418,7 +364,7 @@ func TestHostileRequests(t *testing.T) {
 			}
 			hostileWaitFiles(t, ts, want)
 
-			resp, body = hostileExchange(t, ts.Listener.Addr().String(), hget(good), false)
+			resp, body = keeptest.RawExchange(t, ts.Listener.Addr().String(), hget(good), false)
 			if resp.StatusCode != 200 || body != data {
 				t.Errorf("normal GET after the row: %d %.100q", resp.StatusCode, body)
 			}
