@@ -1,7 +1,6 @@
 package keepclient
 
 import (
-	"fmt"
 	"net"
 	"os"
 
@@ -38,7 +37,7 @@ func sendFile(c *net.TCPConn, f *os.File, off int64, n int) error {
 					serr = err
 					return true
 				case m == 0:
-					serr = fmt.Errorf("%s is shorter than when the put started; it changed while being stored", f.Name())
+					serr = errShrunk(f)
 					return true
 				}
 			}

@@ -32,11 +32,16 @@ func (s *blockSource) readAt(p []byte, at int) error {
 	n, err := s.file.ReadAt(p, s.off+int64(at))
 	if n < len(p) {
 		if err == io.EOF || err == nil {
-			return fmt.Errorf("%s is shorter than when the put started; it changed while being stored", s.file.Name())
+			return errShrunk(s.file)
 		}
 		return fmt.Errorf("reading %s: %w", s.file.Name(), err)
 	}
 	return nil
+}
+
+// errShrunk says f ended before the block it was to hold.
+func errShrunk(f *os.File) error {
+	return fmt.Errorf("%s is shorter than when the put started; it changed while being stored", f.Name())
 }
 
 // sendTo writes the n bytes at at to w: from memory, straight from the

@@ -144,6 +144,45 @@ func newBlockBody(u *upload, w *watchdog, open *sync.WaitGroup) *blockBody {
 }
 
 func (b *blockBody) Read(p []byte) (int, error) {
+	n, err := b.next(len(p))
+	if err != nil {
+		return 0, err
+	}
+	if err := b.u.src.readAt(p[:n], b.off); err != nil {
+		return 0, err
+	}
+	b.advance(n)
+	return n, nil
+}
+
+// writeTo writes at most limit bytes of the block, from where the body
+// has got to, to w: straight from the caller's buffer (or file),
+// sendChunk at a time, with the same rules as Read. It returns the bytes
+// written; reaching the end of the block or the limit is success.
+func (b *blockBody) writeTo(w io.Writer, limit int64) (int64, error) {
+	var written int64
+	for written < limit {
+		n, err := b.next(int(min(int64(sendChunk), limit-written)))
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return written, err
+		}
+		if err := b.u.src.sendTo(w, b.off, n, &b.scratch); err != nil {
+			return written, err
+		}
+		b.advance(n)
+		written += int64(n)
+	}
+	return written, nil
+}
+
+// next returns how many of the body's next bytes, at most max, may be
+// handed over now: io.EOF at the end of the block, errReplaced once the
+// upload has been replaced. The last byte is never handed over once
+// replaced: taking it marks the body complete, after which it cannot be.
+func (b *blockBody) next(max int) (int, error) {
 	size := b.u.src.len()
 	if b.off >= size {
 		return 0, io.EOF
@@ -151,50 +190,21 @@ func (b *blockBody) Read(p []byte) (int, error) {
 	if b.u.body.Load() == bodyAborted {
 		return 0, errReplaced
 	}
-	n := min(len(p), size-b.off)
+	n := min(max, size-b.off)
 	if b.off+n == size && !b.u.completeBody() {
-		return 0, errReplaced // the last byte is never handed over once replaced
+		return 0, errReplaced
 	}
-	if err := b.u.src.readAt(p[:n], b.off); err != nil {
-		return 0, err
-	}
+	return n, nil
+}
+
+// advance records that n more bytes were handed over.
+func (b *blockBody) advance(n int) {
 	b.off += n
 	b.u.sent.Store(int64(b.off))
 	if b.u.prog != nil {
 		b.u.prog.add(n)
 	}
 	b.w.kick()
-	return n, nil
-}
-
-// writeTo writes at most limit bytes of the block, from where the body
-// has got to, to w: straight from the caller's buffer, sendChunk at a
-// time, with the checks and bookkeeping of Read (a replaced upload hands
-// over nothing more, and never its last byte). It returns the bytes
-// written; reaching the end of the block or the limit is success.
-func (b *blockBody) writeTo(w io.Writer, limit int64) (int64, error) {
-	size := b.u.src.len()
-	var written int64
-	for written < limit && b.off < size {
-		if b.u.body.Load() == bodyAborted {
-			return written, errReplaced
-		}
-		n := int(min(int64(sendChunk), int64(size-b.off), limit-written))
-		if b.off+n == size && !b.u.completeBody() {
-			return written, errReplaced
-		}
-		if err := b.u.src.sendTo(w, b.off, n, &b.scratch); err != nil {
-			return written, err
-		}
-		b.off += n
-		written += int64(n)
-		b.u.sent.Store(int64(b.off))
-		if b.u.prog != nil {
-			b.u.prog.add(n)
-		}
-		b.w.kick()
-	}
-	return written, nil
 }
 
 // Close records that the transport is done with the body.
