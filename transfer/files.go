@@ -150,16 +150,10 @@ func (r *blockReader) read(b span, buf []byte) ([]byte, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		for off := int64(0); off < p.length; {
-			n := min(p.length-off, hashChunk)
-			chunk := buf[pos : pos+n]
-			if err := readFull(f, r.inputs[p.input].Src, chunk, p.offset+off); err != nil {
-				return nil, "", err
-			}
-			h.Write(chunk)
-			pos += n
-			off += n
+		if err := readHashed(h, f, r.inputs[p.input].Src, buf[pos:pos+p.length], p.offset); err != nil {
+			return nil, "", err
 		}
+		pos += p.length
 	}
 	return buf, hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"hash"
 	"io"
+	"os"
 )
 
 // streamHasher computes the MD5 of each block of a packed stream while
@@ -21,6 +22,21 @@ type streamHasher struct {
 // hashChunk is the most read from a file at once, so that each chunk is
 // hashed while still in cache.
 const hashChunk = 1 << 20
+
+// readHashed fills dst from f (the file at path) at off, in reads of at
+// most hashChunk, each hashed into h while it is still in cache.
+func readHashed(h hash.Hash, f *os.File, path string, dst []byte, off int64) error {
+	for len(dst) > 0 {
+		chunk := dst[:min(len(dst), hashChunk)]
+		if err := readFull(f, path, chunk, off); err != nil {
+			return err
+		}
+		h.Write(chunk)
+		dst = dst[len(chunk):]
+		off += int64(len(chunk))
+	}
+	return nil
+}
 
 func newStreamHasher(blockSize int) *streamHasher {
 	return &streamHasher{blockSize: int64(blockSize), h: md5.New()}

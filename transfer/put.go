@@ -104,10 +104,9 @@ func (u *uploads) putFile(ctx context.Context, r *fileRange, scratch []byte) (*k
 	h := md5.New()
 	for off := int64(0); off < r.size; {
 		chunk := scratch[:min(r.size-off, int64(len(scratch)))]
-		if err := readFull(f, r.src, chunk, r.off+off); err != nil {
+		if err := readHashed(h, f, r.src, chunk, r.off+off); err != nil {
 			return nil, err
 		}
-		h.Write(chunk)
 		off += int64(len(chunk))
 	}
 	return u.kc.PutFile(ctx, f, r.off, int(r.size), keepclient.PutOptions{Hash: hex.EncodeToString(h.Sum(nil)), Progress: u.opts.Progress})
