@@ -35,14 +35,7 @@ func TestE2EServerOnS3(t *testing.T) {
 	svcFile := filepath.Join(t.TempDir(), "services.json")
 	os.WriteFile(svcFile, data, 0o644)
 	src, content := randomFile(t, 5<<20)
-	text, stderr, err := runKeep(t, env, nil, "put", "--services", svcFile, "--replicas", "2", src)
-	if err != nil {
-		t.Fatalf("put: %v\n%s", err, stderr)
-	}
-	out, stderr, err := runKeep(t, env, nil, "get", "--services", svcFile, writeManifest(t, text))
-	if err != nil || !bytes.Equal([]byte(out), content) {
-		t.Fatalf("get: %v\n%s", err, stderr)
-	}
+	text := putGetBack(t, env, svcFile, src, content)
 	hash := strings.Fields(text)[1][:32]
 	for _, b := range buckets {
 		// versitygw's posix backend keeps objects as files.
@@ -51,7 +44,7 @@ func TestE2EServerOnS3(t *testing.T) {
 		}
 	}
 	// A bad S3 URL is one sentence, not a Go error chain.
-	_, stderr, err = runKeep(t, env, nil, "server", "--listen", "127.0.0.1:0", "--volume", "s3://b?secret=x")
+	_, stderr, err := runKeep(t, env, nil, "server", "--listen", "127.0.0.1:0", "--volume", "s3://b?secret=x")
 	if exitCode(err) != 1 || !strings.Contains(stderr, "unknown parameter \"secret\"") {
 		t.Errorf("server with a bad S3 URL: %v\n%s", err, stderr)
 	}
@@ -72,14 +65,7 @@ func TestE2EUpS3(t *testing.T) {
 	d := startDaemon(t, env, "Press Ctrl-C", "up", "--s3", "--s3-server", s3local.Binary(), "--dir", dir, "--servers", "3")
 	src, content := randomFile(t, 3<<20)
 	svcFile := filepath.Join(dir, "services.json")
-	text, stderr, err := runKeep(t, env, nil, "put", "--services", svcFile, "--replicas", "2", src)
-	if err != nil {
-		t.Fatalf("put: %v\n%s", err, stderr)
-	}
-	out, stderr, err := runKeep(t, env, nil, "get", "--services", svcFile, writeManifest(t, text))
-	if err != nil || !bytes.Equal([]byte(out), content) {
-		t.Fatalf("get: %v\n%s", err, stderr)
-	}
+	text := putGetBack(t, env, svcFile, src, content)
 	hash := strings.Fields(text)[1][:32]
 	objects, _ := filepath.Glob(filepath.Join(dir, "s3", "data", "server-*", hash[:3], hash))
 	if len(objects) != 2 {
@@ -95,4 +81,20 @@ func TestE2EUpS3(t *testing.T) {
 		}
 		c.CloseIdleConnections()
 	}
+}
+
+// putGetBack puts src at 2 replicas on the services of svcFile, reads it
+// back with keep get, fails t unless it is content, and returns the
+// manifest.
+func putGetBack(t *testing.T, env []string, svcFile, src string, content []byte) string {
+	t.Helper()
+	text, stderr, err := runKeep(t, env, nil, "put", "--services", svcFile, "--replicas", "2", src)
+	if err != nil {
+		t.Fatalf("put: %v\n%s", err, stderr)
+	}
+	out, stderr, err := runKeep(t, env, nil, "get", "--services", svcFile, writeManifest(t, text))
+	if err != nil || !bytes.Equal([]byte(out), content) {
+		t.Fatalf("get: %v\n%s", err, stderr)
+	}
+	return text
 }
