@@ -16,6 +16,7 @@ import (
 	"github.com/keepproject/keep/internal/s3test"
 	"github.com/keepproject/keep/keepstore"
 	"github.com/keepproject/keep/keepstore/s3volume"
+	"github.com/keepproject/keep/keepstore/volumetest"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -161,27 +162,23 @@ func TestStoreStoppedDuringWrites(t *testing.T) {
 		t.Error("no Put failed with the store stopped")
 	}
 	for h, data := range acked {
-		rc, _, err := v.Open(context.Background(), h)
+		got, err := volumetest.Read(t, v, h)
 		if err != nil {
 			t.Errorf("acknowledged block %s missing after the restart: %v", h, err)
 			continue
 		}
-		got, _ := io.ReadAll(rc)
-		rc.Close()
 		if !bytes.Equal(got, data) {
 			t.Errorf("acknowledged block %s reads back %d bytes, want %d", h, len(got), len(data))
 		}
 	}
 	for h, data := range failed {
-		rc, _, err := v.Open(context.Background(), h)
+		got, err := volumetest.Read(t, v, h)
 		if errors.Is(err, keepstore.ErrNotFound) {
 			continue
 		} else if err != nil {
-			t.Errorf("Open(%s) after the restart: %v", h, err)
+			t.Errorf("reading %s after the restart: %v", h, err)
 			continue
 		}
-		got, _ := io.ReadAll(rc)
-		rc.Close()
 		if !bytes.Equal(got, data) {
 			t.Errorf("block %s, whose Put failed, is stored partly: %d bytes of %d", h, len(got), len(data))
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"slices"
 	"strconv"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/keepproject/keep/internal/s3test"
 	"github.com/keepproject/keep/keepstore"
 	"github.com/keepproject/keep/keepstore/s3volume"
+	"github.com/keepproject/keep/keepstore/volumetest"
 )
 
 // exists reports whether the bucket holds key.
@@ -43,14 +43,9 @@ func wantGone(t *testing.T, v *s3volume.Volume, hash string) {
 
 func readBack(t *testing.T, v *s3volume.Volume, hash string) []byte {
 	t.Helper()
-	rc, _, err := v.Open(context.Background(), hash)
+	b, err := volumetest.Read(t, v, hash)
 	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("reading: %v", err)
+		t.Fatalf("reading %s: %v", hash, err)
 	}
 	return b
 }

@@ -33,14 +33,14 @@ func testTrash(t *testing.T, newVolume NewFunc) {
 	if err := v.Trash(ctx, b.Hash, mt.Add(-time.Second), later); !errors.Is(err, keepstore.ErrChanged) {
 		t.Errorf("Trash with a stale mtime = %v, want ErrChanged", err)
 	}
-	if got, err := read(t, v, b.Hash); err != nil || string(got) != string(b.Data) {
+	if got, err := Read(t, v, b.Hash); err != nil || string(got) != string(b.Data) {
 		t.Fatalf("block after a refused Trash: %v", err)
 	}
 	if err := v.Trash(ctx, b.Hash, mt, later); err != nil {
 		t.Fatalf("Trash: %v", err)
 	}
 	wantAbsent(t, v, b.Hash)
-	if got, err := read(t, v, other.Hash); err != nil || string(got) != string(other.Data) {
+	if got, err := Read(t, v, other.Hash); err != nil || string(got) != string(other.Data) {
 		t.Errorf("other block after Trash: %v", err)
 	}
 	if err := v.Trash(ctx, b.Hash, mt, later); !errors.Is(err, keepstore.ErrNotFound) {
@@ -69,7 +69,7 @@ func testUntrash(t *testing.T, newVolume NewFunc) {
 	if err := v.Untrash(ctx, b.Hash); err != nil {
 		t.Fatalf("Untrash: %v", err)
 	}
-	if got, err := read(t, v, b.Hash); err != nil || string(got) != string(b.Data) {
+	if got, err := Read(t, v, b.Hash); err != nil || string(got) != string(b.Data) {
 		t.Errorf("untrashed block: %v", err)
 	}
 	if bi := stat(t, v, b.Hash); bi.Mtime.Before(before) {

@@ -126,7 +126,9 @@ func put(t *testing.T, v keepstore.Volume, b Block) {
 	}
 }
 
-func read(t *testing.T, v keepstore.Volume, hash string) ([]byte, error) {
+// Read returns the whole block hash of v, failing t (but going on) if
+// it is not as long as Open said.
+func Read(t *testing.T, v keepstore.Volume, hash string) ([]byte, error) {
 	t.Helper()
 	rc, size, err := v.Open(context.Background(), hash)
 	if err != nil {
@@ -171,7 +173,7 @@ func testPutOpenStat(t *testing.T, newVolume NewFunc) {
 	b := NewBlock("put", 10000)
 	before := time.Now().Add(-2 * time.Second)
 	put(t, v, b)
-	got, err := read(t, v, b.Hash)
+	got, err := Read(t, v, b.Hash)
 	if err != nil || !bytes.Equal(got, b.Data) {
 		t.Fatalf("Open after Put: %d bytes, %v", len(got), err)
 	}
@@ -191,7 +193,7 @@ func testEmptyBlock(t *testing.T, newVolume NewFunc) {
 	v := newVolume(t, Options{})
 	b := NewBlock("x", 0)
 	put(t, v, b)
-	if got, err := read(t, v, b.Hash); err != nil || len(got) != 0 {
+	if got, err := Read(t, v, b.Hash); err != nil || len(got) != 0 {
 		t.Errorf("Open empty block: %q, %v", got, err)
 	}
 }
@@ -405,7 +407,7 @@ func testConcurrent(t *testing.T, newVolume NewFunc) {
 			t.Error(err)
 		}
 	}
-	if got, err := read(t, v, same.Hash); err != nil || !bytes.Equal(got, same.Data) {
+	if got, err := Read(t, v, same.Hash); err != nil || !bytes.Equal(got, same.Data) {
 		t.Errorf("block written concurrently reads back wrong: %v", err)
 	}
 	if u := usage(t, v); u.Blocks != 9 || u.UsedBytes != 3000+8*1000 {
