@@ -24,6 +24,29 @@ func corrupt(t *testing.T, dir string, data, bad []byte) {
 	}
 }
 
+// takeTrashed checks that dir's trash holds exactly one copy of data's
+// block, the corrupt copy bad, and removes it. Each corrupt copy is
+// checked and taken out as soon as it is trashed: a trashed copy's name
+// carries its deadline in whole seconds, so whether two copies trashed
+// one after the other leave one file or two depends on whether a second
+// ticked over between them.
+func takeTrashed(t *testing.T, dir, what string, data, bad []byte) {
+	t.Helper()
+	h := hashOf(data)
+	trashed, _ := filepath.Glob(filepath.Join(dir, h[:3], h+".trash.*"))
+	if len(trashed) != 1 {
+		t.Errorf("%s: trashed copies %v, want one", what, trashed)
+	}
+	for _, p := range trashed {
+		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, bad) {
+			t.Errorf("%s: trashed copy %s holds %d bytes (%v), want the %d corrupt ones", what, p, len(got), err, len(bad))
+		}
+		os.Remove(p)
+	}
+}
+
+// TestCorruptBlock: a copy that fails its hash on GET or HEAD is never
+// sent whole, and is moved to the trash, once.
 func TestCorruptBlock(t *testing.T) {
 	ts := start(t, keepstore.Config{})
 	small := []byte("foo")
@@ -51,6 +74,7 @@ func TestCorruptBlock(t *testing.T) {
 		if code, body, _ := ts.do(t, "HEAD", loc, "", nil); code != http.StatusNotFound {
 			t.Errorf("%s: HEAD after a corrupt GET = %d %q, want 404 (copy moved aside)", c.name, code, body)
 		}
+		takeTrashed(t, ts.dirs[0], c.name+" after GET", c.data, c.bad)
 		corrupt(t, ts.dirs[0], c.data, c.bad)
 		if code, body, _ := ts.do(t, "HEAD", loc, "", nil); code != http.StatusBadGateway {
 			t.Errorf("%s: HEAD of corrupt block = %d %q, want 502", c.name, code, body)
@@ -58,10 +82,7 @@ func TestCorruptBlock(t *testing.T) {
 		if code, _, _ := ts.do(t, "HEAD", loc, "", nil); code != http.StatusNotFound {
 			t.Errorf("%s: HEAD after a corrupt HEAD = %d, want 404 (copy moved aside)", c.name, code)
 		}
-		trashed, _ := filepath.Glob(filepath.Join(ts.dirs[0], hashOf(c.data)[:3], hashOf(c.data)+".trash.*"))
-		if len(trashed) != 1 {
-			t.Errorf("%s: trashed copies %v, want one", c.name, trashed)
-		}
+		takeTrashed(t, ts.dirs[0], c.name+" after HEAD", c.data, c.bad)
 	}
 	if _, body, _ := ts.do(t, "GET", "/metrics", mgmtToken, nil); !strings.Contains(body, "keepstore_corrupt_blocks_total 4") {
 		t.Errorf("metrics do not count 4 corrupt copies:\n%s", body)
