@@ -1,6 +1,6 @@
 // Package protocol is the Keep wire vocabulary shared by the client, the
 // block server, the proxy and the test servers: header names, the
-// storage-classes headers, bearer tokens, request ids, log-safe paths
+// storage-classes and volumes headers, bearer tokens, request ids, log-safe paths
 // and the rule for which statuses a client may retry.
 //
 // Every parser here treats its input as hostile: it runs in time linear
@@ -29,6 +29,13 @@ const (
 	HeaderSignature        = "X-Keep-Signature"
 	HeaderRequestID        = "X-Request-Id"
 	HeaderRetryAfter       = "Retry-After"
+
+	// HeaderVolumesStored is ours, not Arvados's: on a successful PUT,
+	// the volumes (mounts) that hold the block afterwards, each with the
+	// replicas it counts for (its Replication), "uuid=n, uuid=m" (see
+	// ParseVolumes). It lets a client count storage devices rather than
+	// answers: two servers sharing a bucket name the same volume.
+	HeaderVolumesStored = "X-Keep-Volumes-Stored"
 )
 
 // Bounds on what the parsers accept.
@@ -42,6 +49,13 @@ const (
 	// cluster stores a block anywhere near this many times; a larger
 	// value is an error, not a count.
 	MaxReplicas = 1 << 16
+	// MaxVolumes is the most distinct volumes one X-Keep-Volumes-Stored
+	// may name. A block is normally on one volume of a server, a few
+	// when storage classes ask for more.
+	MaxVolumes = 64
+	// MaxVolumeIDLen is the longest volume uuid accepted, in bytes. An
+	// Arvados volume uuid has 27.
+	MaxVolumeIDLen = 256
 	// MaxRetryAfter is the longest Retry-After honoured; longer values
 	// are cut to it.
 	MaxRetryAfter = 24 * time.Hour
@@ -135,6 +149,59 @@ func FormatConfirmed(m map[string]int) string {
 	}
 	return b.String()
 }
+
+// ParseVolumes parses X-Keep-Volumes-Stored, "uuid=n, uuid=m", into
+// replicas per volume uuid. A uuid named more than once is one volume: it
+// counts once, with the largest count given. An empty value, a malformed
+// item, a uuid that ValidVolumeID refuses, a count outside
+// [0, MaxReplicas] or more than MaxVolumes volumes is an error.
+func ParseVolumes(h string) (map[string]int, error) {
+	if strings.TrimSpace(h) == "" {
+		return nil, malformed(HeaderVolumesStored, "empty")
+	}
+	out := make(map[string]int)
+	for part := range strings.SplitSeq(h, ",") {
+		id, num, ok := strings.Cut(strings.TrimSpace(part), "=")
+		id = strings.TrimSpace(id)
+		switch {
+		case !ok:
+			return nil, malformed(HeaderVolumesStored, fmt.Sprintf("%q has no count", short(part)))
+		case len(id) > MaxVolumeIDLen:
+			return nil, malformed(HeaderVolumesStored, fmt.Sprintf("volume uuid of %d bytes (at most %d)", len(id), MaxVolumeIDLen))
+		case !ValidVolumeID(id):
+			return nil, malformed(HeaderVolumesStored, fmt.Sprintf("bad volume uuid in %q", short(part)))
+		}
+		n, err := parseCount(num)
+		if err != nil {
+			return nil, malformed(HeaderVolumesStored, fmt.Sprintf("volume %q: %v", short(id), err))
+		}
+		old, dup := out[id]
+		if !dup && len(out) == MaxVolumes {
+			return nil, malformed(HeaderVolumesStored, fmt.Sprintf("more than %d volumes", MaxVolumes))
+		}
+		out[id] = max(old, n)
+	}
+	return out, nil
+}
+
+// ValidVolumeID reports whether X-Keep-Volumes-Stored can name the
+// volume id: 1 to MaxVolumeIDLen bytes of printable ASCII other than
+// space, ',' and '='. Arvados volume uuids (zzzzz-nyw5e-...) are.
+func ValidVolumeID(id string) bool {
+	if id == "" || len(id) > MaxVolumeIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x21 || c > 0x7e || c == ',' || c == '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// FormatVolumes formats replicas per volume for X-Keep-Volumes-Stored,
+// sorted by uuid: "a=1, b=2". Every uuid must satisfy ValidVolumeID.
+func FormatVolumes(m map[string]int) string { return FormatConfirmed(m) }
 
 // ParseReplicas parses a replica count header (X-Keep-Replicas-Stored,
 // X-Keep-Desired-Replicas): a decimal integer in [0, MaxReplicas].

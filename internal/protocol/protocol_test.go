@@ -107,6 +107,82 @@ func TestParseConfirmed(t *testing.T) {
 	}
 }
 
+func TestParseVolumes(t *testing.T) {
+	long := strings.Repeat("v", MaxVolumeIDLen)
+	tests := []struct {
+		in   string
+		want string // "" means an error
+	}{
+		{"zzzzz-nyw5e-000000000000000=1", "map[zzzzz-nyw5e-000000000000000:1]"},
+		{" b=2 , a=1 ", "map[a:1 b:2]"},
+		{"a=1, a=2", "map[a:2]"}, // one volume, counted once
+		{"a=2, a=1", "map[a:2]"},
+		{"a=0", "map[a:0]"},
+		{fmt.Sprintf("a=%d", MaxReplicas), fmt.Sprintf("map[a:%d]", MaxReplicas)},
+		{long + "=1", fmt.Sprintf("map[%s:1]", long)},
+		{long + "v=1", ""},
+		{"", ""},
+		{"  ", ""},
+		{"a", ""},
+		{"=1", ""},
+		{"a=", ""},
+		{"a=x", ""},
+		{"a=-1", ""},
+		{"a=+1", ""},
+		{"a=1.5", ""},
+		{fmt.Sprintf("a=%d", MaxReplicas+1), ""},
+		{"a=9223372036854775807", ""},
+		{"a=99999999999999999999999999", ""},
+		{"a=1, a=9223372036854775807", ""},
+		{"a b=1", ""},
+		{"a=b=1", ""},
+		{"a\x00=1", ""},
+		{"caf\u00e9=1", ""},
+		{"a=1,", ""},
+		{manyVolumes(MaxVolumes), fmt.Sprint(MaxVolumes)},
+		{manyVolumes(MaxVolumes + 1), ""},
+		{manyVolumes(MaxVolumes) + ", v0=1", fmt.Sprint(MaxVolumes)}, // a repeat is not one more
+	}
+	for _, tt := range tests {
+		m, err := ParseVolumes(tt.in)
+		got := fmt.Sprint(m)
+		if len(m) > 2 {
+			got = fmt.Sprint(len(m))
+		}
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("ParseVolumes(%.60q) = %v, want an error", tt.in, got)
+			} else if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), HeaderVolumesStored) {
+				t.Errorf("ParseVolumes(%.60q): error %q does not name the header", tt.in, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseVolumes(%.60q) = %v, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// manyVolumes returns an X-Keep-Volumes-Stored value naming n volumes.
+func manyVolumes(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("v%d=1", i)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func TestFormatVolumes(t *testing.T) {
+	m := map[string]int{"zzzzz-nyw5e-000000000000001": 2, "zzzzz-nyw5e-000000000000000": 1}
+	got := FormatVolumes(m)
+	if got != "zzzzz-nyw5e-000000000000000=1, zzzzz-nyw5e-000000000000001=2" {
+		t.Errorf("FormatVolumes = %q", got)
+	}
+	if again, err := ParseVolumes(got); err != nil || fmt.Sprint(again) != fmt.Sprint(m) {
+		t.Errorf("round trip: %v, %v", again, err)
+	}
+}
+
 func TestFormatConfirmed(t *testing.T) {
 	if got := FormatConfirmed(map[string]int{"b": 2, "a": 1}); got != "a=1, b=2" {
 		t.Errorf("FormatConfirmed = %q", got)
@@ -324,6 +400,31 @@ func FuzzParseReplicas(f *testing.F) {
 		n, err := ParseReplicas(h)
 		if err == nil && (n < 0 || n > MaxReplicas) {
 			t.Fatalf("ParseReplicas(%q) = %d", h, n)
+		}
+	})
+}
+
+func FuzzParseVolumes(f *testing.F) {
+	f.Add("zzzzz-nyw5e-000000000000000=1")
+	f.Add("a=1, b=2, a=3")
+	f.Add("a=1, a=9223372036854775807")
+	f.Add(manyVolumes(MaxVolumes + 1))
+	f.Fuzz(func(t *testing.T, h string) {
+		m, err := ParseVolumes(h)
+		if err != nil {
+			return
+		}
+		if len(m) == 0 || len(m) > MaxVolumes {
+			t.Fatalf("%d volumes from %q", len(m), h)
+		}
+		for id, n := range m {
+			if n < 0 || n > MaxReplicas || !ValidVolumeID(id) {
+				t.Fatalf("volume %q count %d from %q", id, n, h)
+			}
+		}
+		again, err := ParseVolumes(FormatVolumes(m))
+		if err != nil || fmt.Sprint(again) != fmt.Sprint(m) {
+			t.Fatalf("round trip: %v -> %v, %v", m, again, err)
 		}
 	})
 }
