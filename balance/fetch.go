@@ -10,8 +10,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
@@ -37,42 +41,96 @@ const maxIndexLine = 1024
 // maxMountsBody bounds a /mounts answer.
 const maxMountsBody = 1 << 20
 
-// Fetch reads every server's mounts and index. A server that cannot be
-// read, or whose index ends early, is marked incomplete (and its error
-// returned, joined with the others); what was read of it still counts.
-// A server without GET /mounts (an older keepstore, or ours before the
-// management API) is read through GET /index as one mount with uuid "",
-// which trash lists take to mean every mount.
+// fetchers bounds the servers and volumes read at once.
+const fetchers = 16
+
+// Fetch reads every server's mounts, then every volume's index once: a
+// volume that several servers list is read from the first of them, or
+// if that fails, the next. A server that cannot be read, or a volume
+// whose index ends early through every server listing it, leaves those
+// servers marked incomplete (and the error returned, joined with the
+// others); what was read still counts. A server without GET /mounts (an
+// older keepstore, or ours before the management API) is read through
+// GET /index as one mount with uuid "", which trash lists take to mean
+// every mount.
 func (c *Client) Fetch(ctx context.Context, svcs []keepclient.Service) (Inventory, error) {
-	inv := Inventory{Copies: make(map[string][]Copy)}
-	var errs []error
+	inv := Inventory{Servers: make([]Server, len(svcs)), Copies: make(map[string][]Copy)}
+	errs := make([]error, len(svcs))
+	var g errgroup.Group
+	g.SetLimit(fetchers)
 	for i, svc := range svcs {
-		srv := Server{Service: svc, Complete: true}
-		mounts, err := c.mounts(ctx, svc)
-		if errors.Is(err, errNoMounts) {
-			mounts = []Mount{{AllowWrite: !svc.ReadOnly, AllowTrash: !svc.ReadOnly, Replication: 1}}
-			err = nil
-		}
-		if err != nil {
-			srv.Complete = false
-			errs = append(errs, fmt.Errorf("%s: %w", svc, err))
-		}
-		srv.Mounts = mounts
-		for _, m := range mounts {
-			path := "/index"
-			if m.UUID != "" {
-				path = "/mounts/" + url.PathEscape(m.UUID) + "/blocks"
+		g.Go(func() error {
+			inv.Servers[i] = Server{Service: svc, Complete: true}
+			mounts, err := c.mounts(ctx, svc)
+			if errors.Is(err, errNoMounts) {
+				mounts = []Mount{{AllowWrite: !svc.ReadOnly, AllowTrash: !svc.ReadOnly, Replication: 1}}
+				err = nil
 			}
-			err := c.index(ctx, svc.URL()+path, func(hash string, size, mtime int64) {
-				inv.Copies[hash] = append(inv.Copies[hash], Copy{Server: i, Mount: m.UUID, Size: size, Mtime: mtime})
-			})
 			if err != nil {
-				srv.Complete = false
-				errs = append(errs, fmt.Errorf("%s: index of mount %q: %w", svc, m.UUID, err))
+				inv.Servers[i].Complete = false
+				errs[i] = fmt.Errorf("%s: %w", svc, err)
+			}
+			inv.Servers[i].Mounts = mounts
+			return nil
+		})
+	}
+	g.Wait()
+
+	// Each volume once, through the servers that list it in turn.
+	type vol struct {
+		uuid    string
+		servers []int
+	}
+	var vols []*vol
+	byUUID := make(map[string]*vol)
+	for i, s := range inv.Servers {
+		for _, m := range s.Mounts {
+			v := byUUID[m.UUID]
+			if v == nil || m.UUID == "" {
+				v = &vol{uuid: m.UUID}
+				vols = append(vols, v)
+				if m.UUID != "" {
+					byUUID[m.UUID] = v
+				}
+			}
+			if !slices.Contains(v.servers, i) {
+				v.servers = append(v.servers, i)
 			}
 		}
-		inv.Servers = append(inv.Servers, srv)
 	}
+	var mu sync.Mutex // guards inv.Copies, inv.Servers[].Complete and errs
+	for _, v := range vols {
+		g.Go(func() error {
+			var tries []error
+			for _, si := range v.servers {
+				svc := svcs[si]
+				path := "/index"
+				if v.uuid != "" {
+					path = "/mounts/" + url.PathEscape(v.uuid) + "/blocks"
+				}
+				err := c.index(ctx, svc.URL()+path, func(hash string, size, mtime int64) {
+					mu.Lock()
+					inv.Copies[hash] = append(inv.Copies[hash], Copy{Server: si, Mount: v.uuid, Size: size, Mtime: mtime})
+					mu.Unlock()
+				})
+				if err == nil {
+					return nil
+				}
+				tries = append(tries, fmt.Errorf("%s: index of mount %q: %w", svc, v.uuid, err))
+				if ctx.Err() != nil {
+					break
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, si := range v.servers {
+				inv.Servers[si].Complete = false
+			}
+			errs = append(errs, tries...)
+			return nil
+		})
+	}
+	g.Wait()
 	return inv, errors.Join(errs...)
 }
 

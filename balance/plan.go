@@ -19,7 +19,14 @@
 //     written);
 //   - when any server's index could not be read completely, no trash is
 //     sent at all: a block missing from a partial index might be the one
-//     copy that makes the others extra.
+//     copy that makes the others extra;
+//   - copies are counted a volume at a time: a volume (a mount uuid)
+//     that several servers list holds one copy, is trashed at most once,
+//     and is never the target of a pull for a block it holds; one device
+//     id under two uuids is refused as a configuration error;
+//   - copies on different volumes with identical mtimes may be one file
+//     seen twice (an NFS export, a bucket under two uuids): none is
+//     trashed while another is kept, and at most one is trashed in a run.
 //
 // A block no manifest references is garbage: once all its copies are
 // older than the signing TTL they are all trashed (they stay recoverable
@@ -27,6 +34,7 @@
 package balance
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -61,13 +69,17 @@ func (s *Server) writable() bool {
 
 // Copy is one stored copy of a block, as an index lists it.
 type Copy struct {
-	Server int    // index into Inventory.Servers
-	Mount  string // mount uuid
+	Server int    // index into Inventory.Servers of the server whose index listed it
+	Mount  string // mount (volume) uuid; "" for a server read through GET /index
 	Size   int64
 	Mtime  int64 // UnixNano, as the index gives it
 }
 
 // Inventory is what the servers hold.
+//
+// A volume (a mount uuid) may be listed by several servers, as a bucket
+// or an NFS export served by each is; it is one volume, holding one copy
+// of a block however many servers, or indexes, list it.
 type Inventory struct {
 	Servers []Server
 	// Copies lists the copies of each block, by hash.
@@ -126,11 +138,19 @@ type Plan struct {
 	Trash map[string][]TrashItem
 	// Summary counts the blocks of each class.
 	Summary [numClasses]Tally
-	// Blocks lists the class of every block, by hash.
-	Blocks map[string]Class
+	// Blocks lists the state of every block, by hash.
+	Blocks map[string]BlockState
 	// TrashWithheld reports that some index was incomplete, so no trash
 	// was planned.
 	TrashWithheld bool
+}
+
+// BlockState is how one block stands.
+type BlockState struct {
+	Class Class
+	// Replicas counts its copies a volume at a time: the sum of the
+	// replication of the volumes holding it.
+	Replicas int
 }
 
 // Options are the parameters of a balance run.
@@ -142,9 +162,15 @@ type Options struct {
 	SigningTTL time.Duration
 }
 
-// Compute decides the pulls and trash that bring inv to want.
-func Compute(inv Inventory, want Want, opts Options) *Plan {
-	p := &Plan{Pulls: make(map[string][]PullItem), Trash: make(map[string][]TrashItem), Blocks: make(map[string]Class)}
+// Compute decides the pulls and trash that bring inv to want. It refuses
+// an inventory in which one device appears under two volume uuids
+// (*DeviceConflictError).
+func Compute(inv Inventory, want Want, opts Options) (*Plan, error) {
+	l, err := newLayout(inv)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Pulls: make(map[string][]PullItem), Trash: make(map[string][]TrashItem), Blocks: make(map[string]BlockState)}
 	complete := true
 	var writable []keepclient.Service
 	byURL := make(map[string]int)
@@ -177,158 +203,212 @@ func Compute(inv Inventory, want Want, opts Options) *Plan {
 		if !referenced && len(copies) > 0 {
 			size = copies[0].Size
 		}
-		b := block{hash: h, size: size, wanted: w.Replicas, copies: copies, servers: inv.Servers}
+		b := block{hash: h, size: size, wanted: w.Replicas, l: l}
 		if !referenced {
 			b.wanted = 0
 		}
+		b.gather(copies)
 		ideal := keepclient.ProbeOrder(h, writable)
 		class := b.decide(p, ideal, byURL, oldest, complete)
-		p.Blocks[h] = class
+		p.Blocks[h] = BlockState{Class: class, Replicas: b.have}
 		p.Summary[class].Blocks++
 		p.Summary[class].Bytes += size
 	}
 	if p.TrashWithheld {
 		p.Trash = nil // not even empty lists: they would clear the servers' lists
 	}
-	return p
+	return p, nil
+}
+
+// held is one volume holding a block.
+type held struct {
+	vol   int
+	mtime int64 // the newest any index gave
+	mixed bool  // indexes gave different mtimes: it changed while read, keep it
 }
 
 // block is one block being decided.
 type block struct {
-	hash    string
-	size    int64
-	wanted  int
-	copies  []Copy
-	servers []Server
+	hash   string
+	size   int64
+	wanted int
+	l      *layout
+	held   []held // one per volume holding it
+	have   int    // replicas: the sum of the holding volumes' replication
+	// sources are the servers a pull may fetch it from: every server
+	// listing a volume that holds it.
+	sources []string
 }
 
 func (b *block) locator() string { return locator.Locator{Hash: b.hash, Size: b.size}.String() }
 
-// replicasOn returns the replicas the copies on server i count for.
-func (b *block) replicasOn(i int) int {
-	n := 0
-	for _, c := range b.copies {
-		if c.Server == i {
-			n += b.servers[i].replication(c.Mount)
+// gather groups copies into the volumes holding them: a volume listed by
+// several servers, or twice in one index, holds one copy.
+func (b *block) gather(copies []Copy) {
+	for _, c := range copies {
+		v, ok := b.l.lookup(c)
+		if !ok {
+			continue // a server index outside the inventory
+		}
+		if i := b.holding(v); i >= 0 {
+			h := &b.held[i]
+			h.mixed = h.mixed || h.mtime != c.Mtime
+			h.mtime = max(h.mtime, c.Mtime)
+			continue
+		}
+		b.held = append(b.held, held{vol: v, mtime: c.Mtime})
+		b.have += b.l.vols[v].replication
+	}
+	for si, s := range b.l.servers {
+		for _, v := range b.l.onServer[si] {
+			if b.holding(v) >= 0 {
+				b.sources = append(b.sources, s.Service.URL())
+				break
+			}
 		}
 	}
-	return n
 }
 
-func (s *Server) replication(mount string) int {
-	for _, m := range s.Mounts {
-		if m.UUID == mount {
-			return max(m.Replication, 1)
+// holding returns the index in b.held of volume v, or -1.
+func (b *block) holding(v int) int {
+	for i, h := range b.held {
+		if h.vol == v {
+			return i
 		}
 	}
-	return 1
-}
-
-func (s *Server) canTrash(mount string) bool {
-	if s.Service.ReadOnly {
-		return false
-	}
-	for _, m := range s.Mounts {
-		if m.UUID == mount {
-			return m.AllowTrash && m.AllowWrite
-		}
-	}
-	return false
+	return -1
 }
 
 // decide classifies the block and adds its pulls and trash to p.
 func (b *block) decide(p *Plan, ideal []keepclient.Service, byURL map[string]int, oldest int64, complete bool) Class {
-	have := 0
-	holders := make(map[int]bool)
-	for _, c := range b.copies {
-		if !holders[c.Server] {
-			holders[c.Server] = true
-			have += b.replicasOn(c.Server)
-		}
-	}
-	var sources []string
-	for i := range b.servers {
-		if holders[i] {
-			sources = append(sources, b.servers[i].Service.URL())
-		}
-	}
-
 	if b.wanted == 0 {
 		// Garbage: trash every copy once none is young.
-		for _, c := range b.copies {
-			if c.Mtime > oldest {
+		for _, h := range b.held {
+			if h.mtime > oldest || h.mixed {
 				return Unreferenced
 			}
 		}
 		if complete {
-			for _, c := range b.copies {
-				b.trash(p, c)
-			}
+			b.trash(p, b.held)
 		}
 		return Unreferenced
 	}
-	if have == 0 {
+	if b.have == 0 {
 		return Lost
 	}
 
-	// The ideal places: the first writable servers in probe order, as
-	// many as it takes to hold the wanted replicas.
-	placed, inIdeal := 0, make(map[int]bool)
-	var missing []int // ideal servers without a copy
-	for _, s := range ideal {
+	// The ideal places: walking the writable servers in probe order,
+	// the volumes that hold the block, or for a server with none, one
+	// of its writable volumes that does not, until they hold the wanted
+	// replicas. A volume counts once, at the first server listing it: a
+	// server whose volumes are all counted adds nothing.
+	placed, pulls := 0, 0
+	counted := make(map[int]bool, len(b.held)+b.wanted)
+	for _, svc := range ideal {
 		if placed >= b.wanted {
 			break
 		}
-		i := byURL[s.URL()]
-		inIdeal[i] = true
-		if holders[i] {
-			placed += b.replicasOn(i)
-		} else {
-			missing = append(missing, i)
-			placed++ // a pull there will add (at least) one
+		si := byURL[svc.URL()]
+		found := false
+		for _, v := range b.l.onServer[si] {
+			if !counted[v] && b.holding(v) >= 0 {
+				counted[v], found = true, true
+				placed += b.l.vols[v].replication
+			}
 		}
-	}
-	for _, i := range missing {
-		p.Pulls[b.servers[i].Service.URL()] = append(p.Pulls[b.servers[i].Service.URL()],
-			PullItem{Locator: b.locator(), Servers: sources})
+		if found {
+			continue
+		}
+		var room []int // volumes a pull through this server could add
+		for _, v := range b.l.onServer[si] {
+			if !counted[v] && slices.Contains(b.l.vols[v].writeVia, si) {
+				room = append(room, v)
+			}
+		}
+		if len(room) == 0 {
+			continue
+		}
+		b.l.mountOrder(b.hash, room)
+		v := room[0]
+		counted[v] = true
+		placed += b.l.vols[v].replication
+		pulls++
+		url := svc.URL()
+		from := slices.DeleteFunc(slices.Clone(b.sources), func(s string) bool { return s == url })
+		if len(from) == 0 {
+			from = b.sources // it lists a volume holding the block: it may read it from itself
+		}
+		p.Pulls[url] = append(p.Pulls[url], PullItem{Locator: b.locator(), Servers: from, MountUUID: b.l.vols[v].uuid})
 	}
 
 	class := OK
 	switch {
-	case have < b.wanted:
+	case b.have < b.wanted:
 		class = Under
-	case len(missing) > 0:
+	case pulls > 0:
 		class = Misplaced
-	case have > b.wanted:
+	case b.have > b.wanted:
 		class = Over
 	}
-	if len(missing) > 0 || !complete {
+	if pulls > 0 || !complete || b.have < b.wanted {
 		// Extra copies go only once the wanted ones are confirmed in
 		// their ideal places.
 		return class
 	}
-	// Every ideal server holds it: copies elsewhere are extra. Trash
-	// them, oldest rules first, never going below the wanted count.
-	keep := have
-	for _, c := range b.copies {
-		if inIdeal[c.Server] || c.Mtime > oldest || !b.servers[c.Server].canTrash(c.Mount) {
-			continue
-		}
-		r := b.servers[c.Server].replication(c.Mount)
-		if keep-r < b.wanted {
-			continue
-		}
-		keep -= r
-		b.trash(p, c)
+	// Every ideal place holds it: copies elsewhere are extra. Trash them
+	// without going below the wanted count, counting copies with one
+	// mtime as one: they may be one file seen twice (an NFS export, a
+	// bucket under two uuids), which trashing one of them would trash.
+	// So a set of copies with one mtime counts for the least replication
+	// among them, and is trashed only when none of them is kept.
+	type sameMtime struct {
+		mtime  int64
+		weight int  // the least replication of its volumes
+		kept   bool // one of them is in an ideal place, young, or cannot be trashed
+		pick   held // the one to trash
 	}
+	var sets []sameMtime
+	sure := 0
+	for _, h := range b.held {
+		vol := b.l.vols[h.vol]
+		i := slices.IndexFunc(sets, func(s sameMtime) bool { return s.mtime == h.mtime })
+		if i < 0 {
+			sets = append(sets, sameMtime{mtime: h.mtime, weight: vol.replication, pick: h})
+			i = len(sets) - 1
+			sure += vol.replication
+		} else if vol.replication < sets[i].weight {
+			sure -= sets[i].weight - vol.replication
+			sets[i].weight = vol.replication
+		}
+		if counted[h.vol] || h.mtime > oldest || h.mixed || vol.trashVia < 0 {
+			sets[i].kept = true
+		}
+	}
+	var extra []held
+	for _, s := range sets {
+		if s.kept || sure-s.weight < b.wanted {
+			continue
+		}
+		sure -= s.weight
+		extra = append(extra, s.pick)
+	}
+	b.trash(p, extra)
 	return class
 }
 
-func (b *block) trash(p *Plan, c Copy) {
-	s := &b.servers[c.Server]
-	if !s.canTrash(c.Mount) {
-		return
+// trash adds trash items for the copies on the given volumes. Of copies
+// with one mtime only the first is trashed in a run: if they are one
+// file seen twice, asking twice is redundant; if not, the next run
+// trashes the others.
+func (b *block) trash(p *Plan, hs []held) {
+	var done []int64
+	for _, h := range hs {
+		vol := b.l.vols[h.vol]
+		if vol.trashVia < 0 || slices.Contains(done, h.mtime) {
+			continue
+		}
+		done = append(done, h.mtime)
+		url := b.l.servers[vol.trashVia].Service.URL()
+		p.Trash[url] = append(p.Trash[url], TrashItem{Locator: b.locator(), BlockMtime: h.mtime, MountUUID: vol.uuid})
 	}
-	url := s.Service.URL()
-	p.Trash[url] = append(p.Trash[url], TrashItem{Locator: b.locator(), BlockMtime: c.Mtime, MountUUID: c.Mount})
 }

@@ -51,11 +51,13 @@ func order(servers []Server, hash string) []int {
 	return out
 }
 
-// on returns copies of a block on the given servers, with mtime.
+// on returns copies of a block on the given servers' first mounts, with
+// mtime plus the server's index in nanoseconds: distinct copies written
+// at different times, as copies usually are (see TestComputeSameMtime).
 func on(servers []Server, mtime int64, at ...int) []Copy {
 	var out []Copy
 	for _, i := range at {
-		out = append(out, Copy{Server: i, Mount: servers[i].Mounts[0].UUID, Size: 3, Mtime: mtime})
+		out = append(out, Copy{Server: i, Mount: servers[i].Mounts[0].UUID, Size: 3, Mtime: mtime + int64(i)})
 	}
 	return out
 }
@@ -119,8 +121,8 @@ func TestCompute(t *testing.T) {
 			if tt.wanted > 0 {
 				want[h] = Wanted{Size: 3, Replicas: tt.wanted}
 			}
-			p := Compute(inv, want, Options{Now: now, SigningTTL: ttl})
-			if got := p.Blocks[h]; got != tt.class {
+			p := compute(t, inv, want)
+			if got := p.Blocks[h].Class; got != tt.class {
 				t.Errorf("class %v, want %v", got, tt.class)
 			}
 			if got := lists(servers, p); got != tt.lists {
@@ -147,6 +149,16 @@ func TestCompute(t *testing.T) {
 	}
 }
 
+// compute runs Compute at now with the test TTL.
+func compute(t *testing.T, inv Inventory, want Want) *Plan {
+	t.Helper()
+	p, err := Compute(inv, want, Options{Now: now, SigningTTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func sorted(s ...string) string {
 	sort.Strings(s)
 	return strings.Join(s, " ")
@@ -163,11 +175,11 @@ func TestComputeIncompleteIndexSendsNoTrash(t *testing.T) {
 		h:         on(s, old, o[0], o[1], o[2]),
 		hashes[2]: on(s, old, 0),
 	}}
-	p := Compute(inv, Want{h: {Size: 3, Replicas: 2}}, Options{Now: now, SigningTTL: ttl})
+	p := compute(t, inv, Want{h: {Size: 3, Replicas: 2}})
 	if p.Trash != nil || !p.TrashWithheld {
 		t.Errorf("trash %v with an incomplete index", p.Trash)
 	}
-	if p.Blocks[h] != Over || p.Blocks[hashes[2]] != Unreferenced {
+	if p.Blocks[h].Class != Over || p.Blocks[hashes[2]].Class != Unreferenced {
 		t.Errorf("classes %v", p.Blocks)
 	}
 }
@@ -211,7 +223,7 @@ func check(t *testing.T, s []Server, h string, copies []Copy, wanted int) {
 	if wanted > 0 {
 		want[h] = Wanted{Size: 3, Replicas: wanted}
 	}
-	p := Compute(inv, want, Options{Now: now, SigningTTL: ttl})
+	p := compute(t, inv, want)
 	holders := map[string]Copy{}
 	for _, c := range copies {
 		holders[s[c.Server].Service.URL()] = c

@@ -1,0 +1,133 @@
+package balance
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+)
+
+// A volume is one storage device: a mount uuid, however many servers
+// list it. Copies, replicas, pulls and trash are counted per volume, so
+// that a bucket or an NFS export served by several servers counts once.
+type volume struct {
+	uuid        string // "" for a server read through GET /index
+	replication int    // the least any server reports, at least 1
+	servers     []int  // the servers that list it, in inventory order
+	writeVia    []int  // the servers through which it may be written
+	trashVia    int    // the first server through which it may be trashed, or -1
+}
+
+// layout is the inventory's servers grouped into volumes, worked out once
+// per run.
+type layout struct {
+	servers  []Server
+	vols     []volume
+	index    map[string]int // volume by key (see volumeKey)
+	onServer [][]int        // the volumes each server lists
+}
+
+// volumeKey names the volume a copy on mount of server lies on: the
+// mount uuid, or for a server without GET /mounts (whose one mount has
+// no uuid) a key of that server alone.
+func volumeKey(mount string, server int) string {
+	if mount == "" {
+		return "\x00" + strconv.Itoa(server)
+	}
+	return mount
+}
+
+// DeviceConflictError reports one storage device listed under two volume
+// uuids. Balancing would count its copies twice, and trashing "the
+// extra" one could trash the only one: it is a configuration error, as
+// Arvados keep-balance also treats it.
+type DeviceConflictError struct {
+	DeviceID     string
+	First, Other string // "volume uuid on server"
+}
+
+func (e *DeviceConflictError) Error() string {
+	return fmt.Sprintf("device %s is listed as volume %s and as volume %s; one device must have one volume uuid (a configuration error: fix the servers' volume uuids before balancing)", e.DeviceID, e.First, e.Other)
+}
+
+// newLayout groups the inventory's mounts into volumes, and refuses an
+// inventory where one device id appears under two volume uuids. Copies
+// on a mount their server does not list (an index can name anything)
+// get a volume of their own that counts once and is never written or
+// trashed.
+func newLayout(inv Inventory) (*layout, error) {
+	l := &layout{servers: inv.Servers, index: make(map[string]int), onServer: make([][]int, len(inv.Servers))}
+	type seen struct{ uuid, where string }
+	device := make(map[string]seen)
+	for si, s := range inv.Servers {
+		for _, m := range s.Mounts {
+			if m.DeviceID != "" && m.UUID != "" {
+				where := fmt.Sprintf("%s on %s", m.UUID, s.Service)
+				first, ok := device[m.DeviceID]
+				if ok && first.uuid != m.UUID {
+					return nil, &DeviceConflictError{DeviceID: m.DeviceID, First: first.where, Other: where}
+				}
+				if !ok {
+					device[m.DeviceID] = seen{m.UUID, where}
+				}
+			}
+			vol := &l.vols[l.volume(m.UUID, si)]
+			if r := max(m.Replication, 1); vol.replication == 0 || r < vol.replication {
+				vol.replication = r
+			}
+			if !s.Service.ReadOnly && m.AllowWrite {
+				vol.writeVia = append(vol.writeVia, si)
+				if m.AllowTrash && vol.trashVia < 0 {
+					vol.trashVia = si
+				}
+			}
+		}
+	}
+	for _, copies := range inv.Copies {
+		for _, c := range copies {
+			if c.Server >= 0 && c.Server < len(l.servers) {
+				l.volume(c.Mount, c.Server)
+			}
+		}
+	}
+	for i := range l.vols {
+		l.vols[i].replication = max(l.vols[i].replication, 1)
+	}
+	return l, nil
+}
+
+// volume returns the index of the volume that mount of server lies on,
+// adding it, or server to its list, if need be.
+func (l *layout) volume(mount string, server int) int {
+	key := volumeKey(mount, server)
+	v, ok := l.index[key]
+	if !ok {
+		v = len(l.vols)
+		l.vols = append(l.vols, volume{uuid: mount, trashVia: -1})
+		l.index[key] = v
+	}
+	if vol := &l.vols[v]; !slices.Contains(vol.servers, server) {
+		vol.servers = append(vol.servers, server)
+		l.onServer[server] = append(l.onServer[server], v)
+	}
+	return v
+}
+
+// lookup returns the volume a copy lies on.
+func (l *layout) lookup(c Copy) (int, bool) {
+	v, ok := l.index[volumeKey(c.Mount, c.Server)]
+	return v, ok
+}
+
+// mountOrder sorts volume indexes in a block's order among a server's
+// mounts: the order in which our server picks a mount for a block when
+// a pull names none.
+func (l *layout) mountOrder(hash string, vols []int) {
+	weight := func(v int) string {
+		sum := md5.Sum([]byte(hash + l.vols[v].uuid))
+		return hex.EncodeToString(sum[:])
+	}
+	sort.SliceStable(vols, func(i, j int) bool { return weight(vols[i]) < weight(vols[j]) })
+}
