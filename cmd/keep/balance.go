@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -15,12 +16,18 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var af adminFlags
 	af.register(fs)
 	commit := fs.Bool("commit", false, "send the pull and trash lists (default: only show them)")
-	ttl := fs.Duration("signing-ttl", keepstore.DefaultSigningTTL, "the servers' signature lifetime (Collections.BlobSigningTTL): copies younger than this are never trashed")
+	ttl := fs.Duration("signing-ttl", keepstore.DefaultSigningTTL, "the servers' signature lifetime (Collections.BlobSigningTTL): copies younger than this are never trashed (default: from --config, else 336h)")
+	configFile := fs.String("config", "", "read the signing TTL from the servers' Arvados cluster configuration `file` (Collections.BlobSigningTTL), as keep server --config does")
+	clusterID := fs.String("cluster", "", "the cluster `id` to use when the --config file configures several")
 	paths, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if err := af.checkPaths(fs, paths); err != nil {
+		return err
+	}
+	signingTTL, ttlFrom, err := balanceTTL(fs, *ttl, *configFile, *clusterID)
+	if err != nil {
 		return err
 	}
 	start := time.Now()
@@ -31,8 +38,12 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if ferr != nil {
 		fmt.Fprintf(stderr, "keep balance: %v\n", ferr)
 	}
-	p := balance.Compute(inv, want, balance.Options{Now: start, SigningTTL: *ttl})
+	p, err := balance.Compute(inv, want, balance.Options{Now: start, SigningTTL: signingTTL})
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "%d servers, %d blocks referenced, %d stored\n", len(inv.Servers), len(want), len(inv.Copies))
+	fmt.Fprintf(stdout, "signing TTL %v (%s): copies younger than that are not trashed\n", signingTTL, ttlFrom)
 	printSummary(stdout, p, balance.OK, balance.Under, balance.Lost, balance.Over, balance.Misplaced, balance.Unreferenced)
 	fmt.Fprintln(stdout)
 	pulls, trash := 0, 0
@@ -57,4 +68,30 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "sent %d pulls and %d trash items\n", pulls, trash)
 	return nil
+}
+
+// balanceTTL returns the signing TTL balance uses and where it came
+// from: --signing-ttl if given, else the --config file's
+// Collections.BlobSigningTTL, else the servers' default.
+func balanceTTL(fs *flag.FlagSet, flagTTL time.Duration, configFile, clusterID string) (time.Duration, string, error) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case set["cluster"] && configFile == "":
+		return 0, "", usageError(fs, "--cluster needs --config")
+	case flagTTL <= 0:
+		return 0, "", usageError(fs, "--signing-ttl must be positive")
+	case set["signing-ttl"]:
+		return flagTTL, "--signing-ttl", nil
+	case configFile != "":
+		c, err := loadArvadosConfig(configFile, clusterID)
+		if err != nil {
+			return 0, "", fmt.Errorf("--config %s: %w", configFile, err)
+		}
+		if c.Collections.BlobSigningTTL > 0 {
+			return time.Duration(c.Collections.BlobSigningTTL), "Collections.BlobSigningTTL in " + configFile, nil
+		}
+		return flagTTL, "the default; " + configFile + " does not set Collections.BlobSigningTTL", nil
+	}
+	return flagTTL, "the default; give --config or --signing-ttl if the servers use another", nil
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -195,20 +196,20 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		fmt.Fprintf(stderr, "keep check: some indexes could not be read whole; copies may be missing from the table: %v\n", err)
 	}
-	p := balance.Compute(inv, want, balance.Options{})
+	p, cerr := balance.Compute(inv, want, balance.Options{})
+	if cerr != nil {
+		return cerr
+	}
 	hashes := make([]string, 0, len(want))
 	for h := range want {
 		hashes = append(hashes, h)
 	}
 	sort.Strings(hashes)
-	fmt.Fprintf(stdout, "%-44s %6s %6s  %-16s %s\n", "block", "wanted", "copies", "state", "servers")
+	fmt.Fprintf(stdout, "%-44s %6s %6s  %-16s %s\n", "block", "wanted", "copies", "state", "volumes")
 	for _, h := range hashes {
-		var holders []string
-		for _, c := range inv.Copies[h] {
-			holders = append(holders, inv.Servers[c.Server].Service.String())
-		}
 		loc := locator.Locator{Hash: h, Size: want[h].Size}
-		fmt.Fprintf(stdout, "%-44s %6d %6d  %-16s %s\n", loc, want[h].Replicas, len(holders), p.Blocks[h], strings.Join(holders, " "))
+		st := p.Blocks[h]
+		fmt.Fprintf(stdout, "%-44s %6d %6d  %-16s %s\n", loc, want[h].Replicas, st.Replicas, st.Class, strings.Join(volumeHolders(inv, h), " "))
 	}
 	printSummary(stdout, p, balance.OK, balance.Under, balance.Lost, balance.Over, balance.Misplaced)
 	if n := p.Summary[balance.Under].Blocks + p.Summary[balance.Lost].Blocks; n > 0 {
@@ -218,6 +219,35 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("some indexes could not be read whole")
 	}
 	return nil
+}
+
+// volumeHolders describes the volumes holding a block, each once, as
+// "uuid@server,server" (the servers that list it), or the server alone
+// for one read through GET /index.
+func volumeHolders(inv balance.Inventory, hash string) []string {
+	var out []string
+	seen := map[string]int{}
+	for _, c := range inv.Copies[hash] {
+		srv := inv.Servers[c.Server].Service.String()
+		if c.Mount == "" {
+			out = append(out, srv)
+			continue
+		}
+		if _, ok := seen[c.Mount]; ok {
+			continue
+		}
+		var via []string
+		for _, s := range inv.Servers {
+			for _, m := range s.Mounts {
+				if m.UUID == c.Mount && !slices.Contains(via, s.Service.String()) {
+					via = append(via, s.Service.String())
+				}
+			}
+		}
+		seen[c.Mount] = len(out)
+		out = append(out, c.Mount+"@"+strings.Join(via, ","))
+	}
+	return out
 }
 
 func printSummary(w io.Writer, p *balance.Plan, classes ...balance.Class) {
