@@ -121,12 +121,23 @@ func TestStoreStoppedDuringWrites(t *testing.T) {
 		done    = make(chan struct{}) // closed when every writer is done
 		once    [2]sync.Once
 	)
+	failedOnce := func() bool {
+		select {
+		case <-restart:
+			return true
+		default:
+			return false
+		}
+	}
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range each {
+			// Past its share a writer goes on until a Put has failed, so
+			// that writes still come when the store stops, however long
+			// stopping it takes; 10 shares bound a store that never does.
+			for i := 0; i < 10*each && (i < each || !failedOnce()); i++ {
 				data := bytes.Repeat([]byte(fmt.Sprintf("writer %d block %d ", w, i)), 20000)
 				err := v.Put(context.Background(), hashOf(data), bytes.NewReader(data), int64(len(data)))
 				mu.Lock()
