@@ -241,6 +241,11 @@ func TestTrashList(t *testing.T) {
 	if st.Done != 1 || st.Skipped != 3 || st.Failed != 0 {
 		t.Errorf("trash list status %+v, want 1 done, 3 skipped", st)
 	}
+	// An item finished in the status is counted in the metrics already.
+	if _, body, _ := ts.do(t, "GET", "/metrics", mgmtToken, nil); !strings.Contains(body, `keepstore_work_items_total{list="trash",outcome="done"} 1`) ||
+		!strings.Contains(body, `keepstore_work_items_total{list="trash",outcome="skipped"} 3`) {
+		t.Errorf("metrics once the status shows the list done:\n%s", grepLines(body, "work_items"))
+	}
 	served := func(name string) bool {
 		code, _, _ := ts.do(t, "GET", "/"+locator.New(blocks[name]).String(), "", nil)
 		return code == 200

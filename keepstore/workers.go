@@ -34,8 +34,10 @@ func (s *Server) startWorkers() {
 				return
 			}
 			o, err := s.trashItem(ctx, it, time.Now())
-			s.trashes.finish(o, err)
+			// Counted before the list records it finished, so that
+			// whoever sees it finished in the status sees it counted.
 			s.metrics.workItem("trash", o)
+			s.trashes.finish(o, err)
 		}
 	})
 	work(s.pullConcurrency, func() {
@@ -45,8 +47,8 @@ func (s *Server) startWorkers() {
 				return
 			}
 			o, err := s.pullItem(ctx, it)
-			s.pulls.finish(o, err)
 			s.metrics.workItem("pull", o)
+			s.pulls.finish(o, err)
 		}
 	})
 	if s.trashInterval > 0 {
