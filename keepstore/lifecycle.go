@@ -33,7 +33,7 @@ func (s *Server) handleMounts(w *response, r *http.Request) {
 		}
 		out = append(out, protocol.Mount{
 			UUID:           m.id,
-			DeviceID:       host + ":" + m.path,
+			DeviceID:       deviceID(m, host),
 			ReadOnly:       m.readOnly,
 			AllowWrite:     !m.readOnly,
 			AllowTrash:     !m.readOnly && s.trashOn,
@@ -42,6 +42,16 @@ func (s *Server) handleMounts(w *response, r *http.Request) {
 		})
 	}
 	writeJSON(w, out)
+}
+
+// deviceID names the storage under a mount, for keep-balance to tell one
+// device listed under two uuids: what the volume says if it knows (an S3
+// bucket names itself the same on every host), else host:path.
+func deviceID(m *mount, host string) string {
+	if d, ok := m.vol.(interface{ DeviceID() string }); ok {
+		return d.DeviceID()
+	}
+	return host + ":" + m.path
 }
 
 // handleMountIndex serves GET /mounts/UUID/blocks[/PREFIX][?prefix=P]:

@@ -126,10 +126,13 @@ func (c *balanceCluster) ideal(hash string, n int) []int {
 	return out
 }
 
-// ageAll makes every block file older than the signing TTL.
+// ageAll makes every block file older than the signing TTL, with an
+// mtime of its server's own: copies written at one instant would look
+// like one file seen twice, which balance never trashes while another is
+// kept.
 func (c *balanceCluster) ageAll() {
-	old := time.Now().Add(-time.Hour)
-	for _, d := range c.dirs {
+	for i, d := range c.dirs {
+		old := time.Now().Add(-time.Hour - time.Duration(i)*time.Second)
 		filepath.WalkDir(d, func(p string, e os.DirEntry, err error) error {
 			if err == nil && !e.IsDir() && len(e.Name()) == 32 {
 				os.Chtimes(p, old, old)
@@ -364,5 +367,36 @@ func TestE2EBalanceCollections(t *testing.T) {
 	}
 	if out, err := c.run("check", "--collections", mf); exitCode(err) != 2 || !strings.Contains(out, "takes no MANIFEST") {
 		t.Errorf("check --collections with a manifest: %v\n%s", err, out)
+	}
+}
+
+// keep balance takes the signing TTL from --config as the servers do,
+// and says which it used: with the servers' 1m, hour-old garbage is
+// trashed; with the default 336h it is not.
+func TestE2EBalanceSigningTTLFromConfig(t *testing.T) {
+	c := newBalanceCluster(t, 2)
+	keepMf, _ := c.put([]byte("kept"), 2)
+	c.put([]byte("garbage"), 2)
+	c.ageAll()
+	config := filepath.Join(t.TempDir(), "config.yml")
+	os.WriteFile(config, []byte("Clusters:\n  zzzzz:\n    Collections:\n      BlobSigningTTL: "+e2eSigningTTL+"\n"), 0o644)
+	base := []string{"balance", "--services", c.svcFile, "--system-token-file", c.tokenFile}
+	tests := []struct {
+		args  []string
+		ttl   string
+		trash string
+	}{
+		{[]string{"--config", config}, "signing TTL 1m0s (Collections.BlobSigningTTL in " + config + ")", "0 pulls and 2 trash items"},
+		{nil, "signing TTL 336h0m0s (the default; give --config or --signing-ttl", "0 pulls and 0 trash items"},
+		{[]string{"--config", config, "--signing-ttl", "500h"}, "signing TTL 500h0m0s (--signing-ttl)", "0 pulls and 0 trash items"},
+	}
+	for _, tt := range tests {
+		out, stderr, err := runKeep(t, c.env, nil, append(append(slices.Clone(base), tt.args...), keepMf)...)
+		if err != nil || !strings.Contains(out, tt.ttl) || !strings.Contains(out, tt.trash) {
+			t.Errorf("balance %v: %v\n%s%s\nwant %q and %q", tt.args, err, out, stderr, tt.ttl, tt.trash)
+		}
+	}
+	if _, stderr, err := runKeep(t, c.env, nil, append(base, "--cluster", "zzzzz", keepMf)...); exitCode(err) != 2 || !strings.Contains(stderr, "--cluster needs --config") {
+		t.Errorf("--cluster without --config: %v\n%s", err, stderr)
 	}
 }

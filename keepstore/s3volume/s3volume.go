@@ -172,6 +172,11 @@ func (v *Volume) Close() error {
 // or given in Options.UUID.
 func (v *Volume) UUID() string { return v.uuid }
 
+// DeviceID names the bucket and prefix at their endpoint, the same from
+// every server, so that keep-balance can tell one bucket listed under two
+// volume uuids.
+func (v *Volume) DeviceID() string { return v.location }
+
 // String describes the volume for messages: bucket, prefix and endpoint.
 func (v *Volume) String() string { return v.location }
 
