@@ -7,8 +7,9 @@
 // request is recorded, so tests can assert exactly what a client sent, to
 // which server and in what order. Knobs on each Server inject the faults a
 // client must survive: scripted status codes, full or read-only servers,
-// odd replica and storage-class headers, delays, stalls, slow reads,
-// connection resets, corrupt data and dead servers.
+// odd replica, storage-class and volume headers (servers that seem to
+// share a volume), delays, stalls, answers held until the test releases
+// them, slow reads, connection resets, corrupt data and dead servers.
 //
 // A typical test:
 //
@@ -24,7 +25,7 @@
 // NewCluster closes the cluster when the test ends. Start does the same
 // without a testing.TB; its caller must call Close.
 //
-// Waiting for events: WaitRequests, WaitStalled and WaitIdle block until
-// the cluster reaches a state (or a context ends), so tests never need to
-// sleep.
+// Waiting for events: WaitRequests, WaitStalled, WaitHeld and WaitIdle
+// block until the cluster reaches a state (or a context ends), so tests
+// never need to sleep.
 package keeptest

@@ -170,11 +170,22 @@ func (k *call) put() {
 		body = resp.Body
 	}
 
-	h := k.w.Header()
 	k.s.mu.Lock()
 	k.s.blocks[l.Hash] = data
+	k.s.mu.Unlock()
+	k.stored(resp, classes)
+	k.reply(http.StatusOK, body)
+}
+
+// stored sets the headers of a successful PUT answered with resp that
+// requested classes: replicas, classes confirmed and, with SetVolume,
+// volumes.
+func (k *call) stored(resp Response, classes []string) {
+	h := k.w.Header()
+	k.s.mu.Lock()
 	repl, sendRepl, count := k.s.replicasHeader(resp)
 	confirmed, sendClasses := k.s.classesHeader(classes, count)
+	volume := k.s.volume
 	k.s.mu.Unlock()
 	if sendRepl {
 		h.Set(protocol.HeaderReplicasStored, repl)
@@ -182,7 +193,9 @@ func (k *call) put() {
 	if sendClasses {
 		h.Set(protocol.HeaderClassesConfirmed, confirmed)
 	}
-	k.reply(http.StatusOK, body)
+	if _, scripted := resp.Header[http.CanonicalHeaderKey(protocol.HeaderVolumesStored)]; volume != "" && !scripted {
+		h.Set(protocol.HeaderVolumesStored, volume+"="+strconv.Itoa(count))
+	}
 }
 
 // putDiscard verifies and acknowledges an upload like put, keeping only
@@ -204,15 +217,8 @@ func (k *call) putDiscard(hash string, resp Response, classes []string) {
 	k.s.mu.Lock()
 	k.s.blocks[hash] = nil
 	k.s.discarded[hash] = n
-	repl, sendRepl, count := k.s.replicasHeader(resp)
-	confirmed, sendClasses := k.s.classesHeader(classes, count)
 	k.s.mu.Unlock()
-	if sendRepl {
-		k.w.Header().Set(protocol.HeaderReplicasStored, repl)
-	}
-	if sendClasses {
-		k.w.Header().Set(protocol.HeaderClassesConfirmed, confirmed)
-	}
+	k.stored(resp, classes)
 	k.reply(http.StatusOK, locator.Locator{Hash: hash, Size: n}.String()+"\n")
 }
 
@@ -298,9 +304,12 @@ func (k *call) get() {
 	}
 }
 
-// preamble carries out the Delay and Reset of the scripted answer.
+// preamble carries out the Delay, Hold and Reset of the scripted answer.
 func (k *call) preamble() {
 	if k.resp.Delay > 0 && k.pause(k.resp.Delay) != nil {
+		k.abort()
+	}
+	if k.resp.Hold != nil && k.wait(k.resp.Hold) != nil {
 		k.abort()
 	}
 	if k.resp.Reset {
@@ -368,6 +377,29 @@ func (k *call) pause(d time.Duration) error {
 		defer t.Stop()
 		timeout = t.C
 	}
+	return k.until(timeout, nil)
+}
+
+// wait waits until hold is closed. It returns errGone if the client went
+// away or the cluster closed first.
+func (k *call) wait(hold <-chan struct{}) error {
+	k.s.mu.Lock()
+	k.s.held++
+	k.s.mu.Unlock()
+	k.s.c.notify()
+	defer func() {
+		k.s.mu.Lock()
+		k.s.held--
+		k.s.mu.Unlock()
+		k.s.c.notify()
+	}()
+	return k.until(nil, hold)
+}
+
+// until waits until timeout fires or hold is closed (a nil channel never
+// is). It returns errGone if the client went away or the cluster closed
+// first.
+func (k *call) until(timeout <-chan time.Time, hold <-chan struct{}) error {
 	var poll <-chan time.Time
 	if canWatchPeer && k.conn != nil {
 		t := time.NewTicker(peerPoll)
@@ -377,6 +409,8 @@ func (k *call) pause(d time.Duration) error {
 	for {
 		select {
 		case <-timeout:
+			return nil
+		case <-hold:
 			return nil
 		case <-k.r.Context().Done():
 			return errGone

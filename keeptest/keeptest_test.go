@@ -344,6 +344,42 @@ func TestReplicasHeader(t *testing.T) {
 	}
 }
 
+func TestVolumesHeader(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		setup func(*Server)
+		want  string // "-" means absent
+	}{
+		{"default", func(*Server) {}, "-"},
+		{"set", func(s *Server) { s.SetVolume("zzzzz-nyw5e-000000000000000") }, "zzzzz-nyw5e-000000000000000=1"},
+		{"with replicas", func(s *Server) { s.SetVolume("v"); s.SetReplicas(2) }, "v=2"},
+		{"replicas omitted", func(s *Server) { s.SetVolume("v"); s.SetReplicas(-1) }, "v=1"},
+		{"unset", func(s *Server) { s.SetVolume("v"); s.SetVolume("") }, "-"},
+		{"scripted header wins", func(s *Server) {
+			s.SetVolume("v")
+			s.Script(Response{Header: http.Header{"X-Keep-Volumes-Stored": {"w=x"}}})
+		}, "w=x"},
+		{"discarding", func(s *Server) { s.c.Discard(true); s.SetVolume("v") }, "v=1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := NewCluster(t, 1)
+			s := c.Server(0)
+			tt.setup(s)
+			res := putFoo(t, newClient(t), s)
+			got := "-"
+			if v := res.header.Values("X-Keep-Volumes-Stored"); len(v) > 0 {
+				got = strings.Join(v, "; ")
+			}
+			if res.status != 200 || got != tt.want {
+				t.Errorf("%d %q, want %q", res.status, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestClassesHeader(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -425,6 +461,56 @@ func TestDelay(t *testing.T) {
 	}
 	if el := time.Since(start); el < d {
 		t.Errorf("answered after %v, want at least %v", el, d)
+	}
+}
+
+// A held request is answered when, and only when, its Hold is closed,
+// and has read none of its body meanwhile.
+func TestHold(t *testing.T) {
+	t.Parallel()
+	c := NewCluster(t, 1)
+	s := c.Server(0)
+	hold := make(chan struct{})
+	s.Script(Response{Hold: hold})
+	errc := startPut(waitCtx(t), newClient(t), s, foo, "Expect", "100-continue")
+	if err := s.WaitHeld(waitCtx(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Requests(); len(r) != 1 || r[0].Status != 0 || r[0].BodyRead != 0 {
+		t.Fatalf("held request %+v", r)
+	}
+	close(hold)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Requests(); r[0].Status != 200 || !s.Has(fooHash) || s.Held() != 0 {
+		t.Errorf("after the hold: %+v, stored %v, held %d", r, s.Has(fooHash), s.Held())
+	}
+}
+
+// A hold ends, with no answer, when the client goes away.
+func TestHoldEndsWhenClientGoesAway(t *testing.T) {
+	t.Parallel()
+	if !canWatchPeer {
+		t.Skip("servers cannot see a client hang up mid-upload on this platform")
+	}
+	c := NewCluster(t, 1)
+	s := c.Server(0)
+	s.Script(Response{Hold: make(chan struct{})})
+	ctx, cancel := context.WithCancel(waitCtx(t))
+	errc := startPut(ctx, newClient(t), s, foo, "Expect", "100-continue")
+	if err := s.WaitHeld(waitCtx(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("PUT: %v", err)
+	}
+	if err := c.WaitIdle(waitCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Requests(); r[0].Status != 0 || s.Has(fooHash) {
+		t.Errorf("abandoned held request %+v, stored %v", r, s.Has(fooHash))
 	}
 }
 

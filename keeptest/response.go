@@ -37,8 +37,8 @@ type Request struct {
 
 // Response scripts how a Server answers one request (see Server.Script,
 // Server.ScriptGet and Server.SetDefault). The zero Response means normal
-// behaviour. The steps happen in this order: Delay, then Reset, then
-// Stall, then Status, then normal processing (at Rate).
+// behaviour. The steps happen in this order: Delay, then Hold, then
+// Reset, then Stall, then Status, then normal processing (at Rate).
 type Response struct {
 	// Status, if non-zero and not 200, is answered at once with Body as
 	// the text, without reading the request body, so a client that sent
@@ -60,6 +60,14 @@ type Response struct {
 	// Delay is how long to wait before doing anything else. The wait ends
 	// early, with no answer, if the client goes away or the cluster closes.
 	Delay time.Duration
+	// Hold, if not nil, makes the server wait until it is closed before
+	// doing anything else (after Delay), so before reading any of a PUT
+	// body: the test decides when the answer comes,
+	// so that answers of several servers arrive in a chosen order without
+	// timing. Server.WaitHeld tells when a request has got there. The
+	// wait ends early, with no answer, if the client goes away or the
+	// cluster closes.
+	Hold <-chan struct{}
 	// Stall makes the server stop without answering until the client
 	// disconnects or the cluster closes; the handler then ends and the
 	// connection is closed. For a PUT it first reads StallAfter bytes of

@@ -38,6 +38,7 @@ type Server struct {
 	classes     []string
 	classesMode int
 	classesRaw  string
+	volume      string // X-Keep-Volumes-Stored names it; "" omits the header
 	full        bool
 	corrupt     bool
 	putScript   []Response
@@ -50,6 +51,7 @@ type Server struct {
 	putCount    int
 	inFlight    int // handlers running
 	stalled     int // handlers in a Stall
+	held        int // handlers waiting for a Hold
 }
 
 func newServer(c *Cluster, uuid string) *Server {
@@ -152,6 +154,20 @@ func (s *Server) OmitClasses() {
 	s.mu.Unlock()
 }
 
+// SetVolume makes a successful PUT name the volume the server stored the
+// block on, as our keepstore does: "X-Keep-Volumes-Stored: uuid=R", R
+// being the count it confirms storage classes with (its
+// X-Keep-Replicas-Stored, at least 1). Servers given the same uuid answer
+// like servers sharing a volume (an S3 bucket), though each keeps its own
+// copy, so Holders lists them all. "" (the default) sends no such header,
+// like an Arvados keepstore. A scripted Response.Header value for it
+// replaces the one SetVolume sends.
+func (s *Server) SetVolume(uuid string) {
+	s.mu.Lock()
+	s.volume = uuid
+	s.mu.Unlock()
+}
+
 // SetFull makes every PUT answer 507 Insufficient Storage without reading
 // the body.
 func (s *Server) SetFull(full bool) {
@@ -232,6 +248,19 @@ func (s *Server) Stalled() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stalled
+}
+
+// Held returns how many requests are waiting for their Response.Hold now.
+func (s *Server) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
+// WaitHeld blocks until at least n requests to this server wait for their
+// Response.Hold, or ctx ends.
+func (s *Server) WaitHeld(ctx context.Context, n int) error {
+	return s.c.wait(ctx, func() bool { return s.Held() >= n })
 }
 
 // WaitStalled blocks until at least n requests to this server are stalled,
