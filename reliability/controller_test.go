@@ -8,9 +8,11 @@ import (
 	"time"
 )
 
-// killEvent is one SIGKILL the controller sent.
+// killEvent is one SIGKILL the controller sent, at some instant between
+// from and at.
 type killEvent struct {
 	server int
+	from   time.Time // before the signal was sent
 	at     time.Time // once the process was gone
 }
 
@@ -66,11 +68,16 @@ func (ctl *controller) run() {
 		if s == nil {
 			return
 		}
+		// The kill is made and recorded with ctl.mu held, so that
+		// killsBetween, called once a put has ended, sees every kill
+		// begun before then, however late this goroutine runs.
+		ctl.mu.Lock()
+		from := time.Now()
 		s.kill()
-		at := time.Now()
+		ctl.kills = append(ctl.kills, killEvent{server: s.index, from: from, at: time.Now()})
+		ctl.mu.Unlock()
 		cut := ctl.removeTemps(s)
 		ctl.mu.Lock()
-		ctl.kills = append(ctl.kills, killEvent{server: s.index, at: at})
 		ctl.cut += cut
 		switch {
 		case n == ctl.fillAt:
@@ -142,13 +149,14 @@ func (ctl *controller) pick() *server {
 	return live[ctl.rng.IntN(len(live))]
 }
 
-// killsBetween returns the kills sent from start to end.
+// killsBetween returns the kills that may have fallen between start and
+// end.
 func (ctl *controller) killsBetween(start, end time.Time) []killEvent {
 	ctl.mu.Lock()
 	defer ctl.mu.Unlock()
 	var out []killEvent
 	for _, k := range ctl.kills {
-		if !k.at.Before(start) && !k.at.After(end) {
+		if !k.at.Before(start) && !k.from.After(end) {
 			out = append(out, k)
 		}
 	}
