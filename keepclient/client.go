@@ -4,16 +4,28 @@
 // The heart of the package is Put, the replicated write: it stores a block
 // on N services in their rendezvous (probe) order, surviving slow, full,
 // failing and read-only services, and reports per service what happened
-// when it cannot. N disk services are written at once, each upload asked
-// for one replica; with any other kind of service (a proxy) one upload at
-// a time is asked for all that is missing. A failure starts the next
-// service. An upload that lags behind the block's others is abandoned
-// before its last body byte is sent, so its server cannot store it, and
-// the next service starts in its place. Answers count for at most what
-// their upload asked. So, without storage classes, the replicas stored
-// plus those asked of uploads in flight never exceed N, at any moment.
-// (An upload whose answer is lost after its whole body was sent is
-// counted as failed and may still have been stored: no client can know.)
+// when it cannot. Every upload tells its server the whole N wanted
+// (X-Keep-Desired-Replicas), as the Arvados clients do. Disk services are
+// written several at once, each upload filling a share of the N: one
+// replica, or what the service's last successful upload counted for (a
+// volume with Replication 2 counts for two); with any other kind of
+// service (a proxy) one upload at a time is asked for all that is
+// missing. A failure starts the next service. An upload that lags behind
+// the block's others is abandoned before its last body byte is sent, so
+// its server cannot store it, and the next service starts in its place.
+//
+// An answer counts for its X-Keep-Replicas-Stored, or, when it names the
+// volumes holding the block (X-Keep-Volumes-Stored, which our servers
+// send), for the replicas on volumes no earlier answer of the write
+// named, so that servers sharing a volume count once; never for more than
+// is still missing. An upload starts only while the replicas counted plus
+// those asked of uploads in flight stay within N. So, without storage
+// classes, the uploads in flight plus those that counted for something
+// never exceed N; beyond them, only uploads that counted for nothing
+// store the block: to a volume counted already, or still in flight when
+// other answers counted for more than they asked. (An upload whose answer
+// is lost after its whole body was sent is counted as failed and may
+// still have been stored: no client can know.)
 //
 // Every decision of the write is made by a pure plan (schedule.go) from
 // what has happened so far, with the clock and upload progress passed
@@ -106,13 +118,14 @@ type Options struct {
 // Client writes and reads blocks. It is safe for concurrent use and
 // should be reused: it owns connection pools and the request limit.
 type Client struct {
-	opts  Options
-	disk  *http.Client // for disk services
-	proxy *http.Client // for every other service
-	slots chan struct{}
-	log   *slog.Logger
-	svcs  *serviceSet
-	down  *downList
+	opts   Options
+	disk   *http.Client // for disk services
+	proxy  *http.Client // for every other service
+	slots  chan struct{}
+	log    *slog.Logger
+	svcs   *serviceSet
+	down   *downList
+	yields *yieldList
 	// header is added to every request; set only by WithHeader.
 	header http.Header
 }
@@ -160,13 +173,14 @@ func New(opts Options) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Client{
-		opts:  opts,
-		disk:  newHTTPClient(opts.ConnectTimeout, opts.ExpectContinueTimeout, opts.MaxRequests, opts.Insecure),
-		proxy: newHTTPClient(10*opts.ConnectTimeout, opts.ExpectContinueTimeout, opts.MaxRequests, opts.Insecure),
-		slots: make(chan struct{}, opts.MaxRequests),
-		log:   log,
-		svcs:  newServiceSet(opts.Services),
-		down:  newDownList(opts.DownHold, time.Now),
+		opts:   opts,
+		disk:   newHTTPClient(opts.ConnectTimeout, opts.ExpectContinueTimeout, opts.MaxRequests, opts.Insecure),
+		proxy:  newHTTPClient(10*opts.ConnectTimeout, opts.ExpectContinueTimeout, opts.MaxRequests, opts.Insecure),
+		slots:  make(chan struct{}, opts.MaxRequests),
+		log:    log,
+		svcs:   newServiceSet(opts.Services),
+		down:   newDownList(opts.DownHold, time.Now),
+		yields: newYieldList(),
 	}, nil
 }
 

@@ -38,11 +38,15 @@ type PutOptions struct {
 
 // Attempt records one upload made by a write.
 type Attempt struct {
-	Service  Service
-	Pass     int
-	Status   int    // HTTP status; 0 when no response arrived
-	Message  string // server's explanation or transport error
-	Replicas int    // replicas counted for this upload (at most what it asked for)
+	Service Service
+	Pass    int
+	Status  int    // HTTP status; 0 when no response arrived
+	Message string // server's explanation or transport error
+	// Replicas is what the write counted the upload for: its answer's
+	// replicas on volumes no earlier answer named (all of them when it
+	// named none), within what was still missing. An upload to a volume
+	// already counted counts for 0.
+	Replicas int
 	Duration time.Duration
 	// Replaced reports that the upload was abandoned because it lagged,
 	// before its body was sent whole (so the service cannot have stored
@@ -55,12 +59,17 @@ type PutResult struct {
 	// Locator is the locator a server returned, signed when the servers
 	// sign; hash+size when none did.
 	Locator locator.Locator
-	// Replicas is the number of replicas stored, counting each upload for
-	// at most the replicas it asked for: never more than wanted.
+	// Replicas is the number of replicas stored, counting each volume
+	// once (when servers name their volumes) and never more than wanted.
 	Replicas int
 	// Classes holds replicas confirmed per storage class, if any server
 	// reported them.
 	Classes map[string]int
+	// Volumes holds the volumes that hold the block, by uuid, with the
+	// replicas each holds, as the servers named them in
+	// X-Keep-Volumes-Stored; nil unless every server that stored the
+	// block named its volumes. A proxy passes it on to its client.
+	Volumes map[string]int
 	// Attempts lists every upload in order of completion.
 	Attempts []Attempt
 	// RequestID is the X-Request-Id the write used.
@@ -142,7 +151,8 @@ func (c *Client) put(ctx context.Context, src *blockSource, hash string, opts Pu
 		res:     res,
 		running: make(map[int]*upload),
 		plan: newWritePlan(hash, int64(src.len()), c.svcs.get(), wanted, classes,
-			lagRule{factor: c.opts.LagFactor, least: c.opts.LagMin}, c.down.demote),
+			lagRule{factor: c.opts.LagFactor, least: c.opts.LagMin},
+			serviceHistory{demote: c.down.demote, expect: c.yields.expect}),
 	}
 	w.results = make(chan uploadDone, len(w.plan.svcs)+1)
 	return w.run(ctx)
@@ -169,11 +179,17 @@ type uploadDone struct {
 }
 
 func (w *write) run(ctx context.Context) (*PutResult, error) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
 	err := w.passes(ctx)
-	// Uploads still running were replaced, or were cut short by an error
-	// or the caller: stop them, and count whatever they stored anyway.
-	cancel()
+	// Uploads still running were replaced, were cut short by an error or
+	// the caller, or are no longer needed because other answers counted
+	// for more than asked: stop them, and count whatever they stored
+	// anyway.
+	cause := err
+	if cause == nil {
+		cause = errNotNeeded
+	}
+	cancel(cause)
 	w.drain()
 	if err == nil && w.prog != nil {
 		w.prog.finish()
@@ -182,6 +198,7 @@ func (w *write) run(ctx context.Context) (*PutResult, error) {
 	if len(w.plan.confirmed) > 0 {
 		w.res.Classes = maps.Clone(w.plan.confirmed)
 	}
+	w.res.Volumes = w.plan.stores()
 	return w.res, err
 }
 
@@ -260,7 +277,7 @@ func (w *write) progress(i int) progress {
 // start starts every upload the plan allows now.
 func (w *write) start(ctx context.Context) {
 	for {
-		i, desired, ok := w.plan.next()
+		i, _, ok := w.plan.next()
 		if !ok {
 			return
 		}
@@ -269,7 +286,7 @@ func (w *write) start(ctx context.Context) {
 			hash:      w.hash,
 			src:       w.src,
 			requestID: w.res.RequestID,
-			desired:   desired,
+			desired:   w.plan.wanted,
 			prog:      w.prog,
 			classes:   w.plan.pendingClasses(),
 			i:         i,
@@ -342,9 +359,9 @@ func (w *write) finish(d uploadDone) {
 		return
 	}
 	delete(w.running, u.i)
-	w.plan.record(u.i, o)
+	a.Replicas = w.plan.record(u.i, o)
 	if o.ok() {
-		a.Replicas = min(o.replicas, u.desired)
+		w.c.yields.note(u.svc.URL(), o.worth())
 		if w.res.Locator.Hints == nil && o.locator != "" {
 			if l, err := locator.Parse(o.locator); err == nil {
 				w.res.Locator = l
@@ -385,7 +402,7 @@ func (w *write) insufficient() error {
 			Status:    o.status,
 			Message:   o.msg,
 			Retryable: !o.ok() && o.retryable(),
-			Replicas:  o.replicas,
+			Replicas:  o.counted,
 		})
 	}
 	return e

@@ -120,15 +120,17 @@ func TestPutHeaders(t *testing.T) {
 	for _, r := range reqs {
 		h := r.Header
 		if h.Get("Expect") != "100-continue" || h.Get("Authorization") != "Bearer tok" ||
-			h.Get("X-Request-Id") != "req-abc" || h.Get("X-Keep-Desired-Replicas") != "1" {
-			// Each of the N concurrent disk uploads asks for, and counts
-			// for, one replica.
+			h.Get("X-Request-Id") != "req-abc" || h.Get("X-Keep-Desired-Replicas") != "2" {
+			// Every upload tells the server the whole N wanted, as the
+			// Arvados clients do.
 			t.Errorf("headers %v", h)
 		}
 	}
 }
 
-func TestPutDesiredReplicasIsWhatIsStillMissing(t *testing.T) {
+// In proxy mode too, every upload sends the whole N: a proxy writes that
+// many in all, and its answer counts for what is still missing.
+func TestPutDesiredReplicasIsTheWholeN(t *testing.T) {
 	c := keeptest.NewCluster(t, 3)
 	data, hash := block("desired")
 	order := c.ProbeOrder(hash)
@@ -137,15 +139,19 @@ func TestPutDesiredReplicasIsWhatIsStillMissing(t *testing.T) {
 	}
 	order[0].SetReplicas(2)
 	kc := newClient(t, c)
-	if _, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 3}); err != nil {
+	res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 3})
+	if err != nil {
 		t.Fatal(err)
 	}
 	reqs := c.PutRequests()
-	if len(reqs) != 2 || reqs[0].Header.Get("X-Keep-Desired-Replicas") != "3" || reqs[1].Header.Get("X-Keep-Desired-Replicas") != "1" {
+	if len(reqs) != 2 || reqs[0].Header.Get("X-Keep-Desired-Replicas") != "3" || reqs[1].Header.Get("X-Keep-Desired-Replicas") != "3" {
 		for _, r := range reqs {
 			t.Logf("%s desired %s", r.Server, r.Header.Get("X-Keep-Desired-Replicas"))
 		}
-		t.Error("want desired replicas 3 then 1")
+		t.Error("want desired replicas 3 then 3")
+	}
+	if res.Replicas != 3 || res.Attempts[0].Replicas != 2 || res.Attempts[1].Replicas != 1 {
+		t.Errorf("replicas %d, attempts %+v; want 3, counted 2 then 1", res.Replicas, res.Attempts)
 	}
 }
 
@@ -214,7 +220,7 @@ func TestPutSecondPassStoresOnlyMissing(t *testing.T) {
 	if len(pass2) != 1 || pass2[0].Service.UUID != order[2].UUID() || pass2[0].Status != 200 {
 		t.Errorf("pass 2 attempts %+v, want one successful upload to %s", pass2, order[2].UUID())
 	}
-	if got := c.PutRequests(); len(got) != 4 || got[3].Header.Get("X-Keep-Desired-Replicas") != "1" {
+	if got := c.PutRequests(); len(got) != 4 || got[3].Header.Get("X-Keep-Desired-Replicas") != "3" {
 		t.Errorf("%d PUTs; last wants %s", len(got), got[len(got)-1].Header.Get("X-Keep-Desired-Replicas"))
 	}
 }
@@ -429,7 +435,7 @@ func TestPutReplicasHeader(t *testing.T) {
 		{"malformed counts 1", func(s *keeptest.Server) { s.SetReplicasHeader("lots") }, 1, "malformed X-Keep-Replicas-Stored"},
 		{"negative counts 1", func(s *keeptest.Server) { s.SetReplicasHeader("-3") }, 1, "malformed X-Keep-Replicas-Stored"},
 		{"huge counts 1", func(s *keeptest.Server) { s.SetReplicasHeader("9223372036854775807") }, 1, "malformed X-Keep-Replicas-Stored"},
-		{"2 of 1 asked counts 1", func(s *keeptest.Server) { s.SetReplicas(2) }, 1, "more than the 1 asked for"},
+		{"2 count the 1 wanted", func(s *keeptest.Server) { s.SetReplicas(2) }, 1, ""},
 		{"0 counts 0", func(s *keeptest.Server) { s.SetReplicas(0) }, 1, ""}, // and the next server is written
 	}
 	for _, tt := range tests {

@@ -24,18 +24,20 @@ type answer struct {
 	elapsed   time.Duration
 }
 
-// asked is what an upload asked of its service: the limits on what its
-// answer may count for.
+// asked is what an upload asked of its service: what its answer must
+// match.
 type asked struct {
 	hash          string
 	size          int64
-	desired       int           // X-Keep-Desired-Replicas sent
 	maxRetryAfter time.Duration // longest Retry-After worth waiting for
 }
 
-// parseUpload interprets an upload's answer. It counts at most the
-// replicas the upload asked for, in total and per class, and returns, as
-// warnings to log, what in the answer was out of range or malformed.
+// parseUpload interprets an upload's answer: what the server claims, each
+// count within [0, protocol.MaxReplicas]; what the claims are worth is
+// writePlan.record's to decide. It returns, as warnings to log, what in
+// the answer was out of range or malformed. A malformed header counts as
+// an absent one, except X-Keep-Replicas-Stored, which then counts 1 (as
+// absent), as the Arvados clients count it.
 func parseUpload(a answer, q asked, now time.Time) (o outcome, warnings []string) {
 	o = outcome{status: a.status, msg: firstLine(a.body), elapsed: a.elapsed}
 	warn := func(format string, args ...any) { warnings = append(warnings, fmt.Sprintf(format, args...)) }
@@ -57,31 +59,28 @@ func parseUpload(a answer, q asked, now time.Time) (o outcome, warnings []string
 	o.replicas = 1
 	if h := a.header.Get(protocol.HeaderReplicasStored); h != "" {
 		n, err := protocol.ParseReplicas(h)
-		switch {
-		case err != nil:
+		if err != nil {
 			warn("malformed %s %q; counting 1", protocol.HeaderReplicasStored, short(h))
-		case n > q.desired:
-			warn("%s %d is more than the %d asked for; counting %d", protocol.HeaderReplicasStored, n, q.desired, q.desired)
-			o.replicas = q.desired
-		default:
+		} else {
 			o.replicas = n
 		}
 	}
-	o.replicas = min(o.replicas, q.desired)
 
 	if vs, present := a.header[http.CanonicalHeaderKey(protocol.HeaderClassesConfirmed)]; present {
-		h := strings.Join(vs, ", ")
-		counts, err := protocol.ParseConfirmed(h)
+		counts, err := protocol.ParseConfirmed(strings.Join(vs, ", "))
 		if err != nil {
 			warn("%v; not tracking classes", err)
 		} else {
-			for c, n := range counts {
-				if n > q.desired {
-					warn("%s says %s=%d, more than the %d asked for; counting %d", protocol.HeaderClassesConfirmed, short(c), n, q.desired, q.desired)
-					counts[c] = q.desired
-				}
-			}
 			o.classes = counts
+		}
+	}
+
+	if vs, present := a.header[http.CanonicalHeaderKey(protocol.HeaderVolumesStored)]; present {
+		volumes, err := protocol.ParseVolumes(strings.Join(vs, ", "))
+		if err != nil {
+			warn("%v; counting the answer as if it named no volumes", err)
+		} else {
+			o.volumes = volumes
 		}
 	}
 

@@ -6,13 +6,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keepproject/keep/internal/protocol"
 )
 
 func TestParseUpload(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	const hash = testHash
 	good := hash + "+3+Aabc@5f000000\n"
-	q := asked{hash: hash, size: 3, desired: 2, maxRetryAfter: time.Minute}
+	q := asked{hash: hash, size: 3, maxRetryAfter: time.Minute}
 	hdr := func(kv ...string) http.Header {
 		h := http.Header{}
 		for i := 0; i < len(kv); i += 2 {
@@ -25,6 +27,7 @@ func TestParseUpload(t *testing.T) {
 		a         answer
 		replicas  int
 		classes   string // fmt of the map; "map[]" for nil
+		volumes   string // fmt of the map; "" for not checked, "map[]" for nil
 		locator   string
 		retry     time.Duration
 		retryable bool
@@ -33,15 +36,23 @@ func TestParseUpload(t *testing.T) {
 	}{
 		{name: "plain 200", a: answer{status: 200, body: []byte(good)}, replicas: 1, classes: "map[]", locator: strings.TrimSpace(good)},
 		{name: "replicas 2", a: answer{status: 200, header: hdr("X-Keep-Replicas-Stored", "2"), body: []byte(good)}, replicas: 2, classes: "map[]", locator: strings.TrimSpace(good)},
-		{name: "replicas beyond asked", a: answer{status: 200, header: hdr("X-Keep-Replicas-Stored", "5"), body: []byte(good)}, replicas: 2, classes: "map[]", locator: strings.TrimSpace(good), warn: "more than the 2 asked for"},
+		// What an answer is worth to the write is the plan's to decide.
+		{name: "replicas 5", a: answer{status: 200, header: hdr("X-Keep-Replicas-Stored", "5"), body: []byte(good)}, replicas: 5, classes: "map[]", locator: strings.TrimSpace(good)},
 		{name: "replicas overflow", a: answer{status: 200, header: hdr("X-Keep-Replicas-Stored", "9223372036854775807"), body: []byte(good)}, replicas: 1, classes: "map[]", locator: strings.TrimSpace(good), warn: "malformed"},
 		{name: "replicas negative", a: answer{status: 200, header: hdr("X-Keep-Replicas-Stored", "-1"), body: []byte(good)}, replicas: 1, classes: "map[]", locator: strings.TrimSpace(good), warn: "malformed"},
 		{name: "replicas zero", a: answer{status: 200, header: hdr("X-Keep-Replicas-Stored", "0"), body: []byte(good)}, replicas: 0, classes: "map[]", locator: strings.TrimSpace(good)},
 		{name: "classes", a: answer{status: 200, header: hdr("X-Keep-Storage-Classes-Confirmed", "hot=1, cold=1"), body: []byte(good)}, replicas: 1, classes: "map[cold:1 hot:1]", locator: strings.TrimSpace(good)},
 		{name: "classes in two headers", a: answer{status: 200, header: hdr("X-Keep-Storage-Classes-Confirmed", "hot=1", "X-Keep-Storage-Classes-Confirmed", "cold=1"), body: []byte(good)}, replicas: 1, classes: "map[cold:1 hot:1]", locator: strings.TrimSpace(good)},
-		{name: "classes beyond asked", a: answer{status: 200, header: hdr("X-Keep-Storage-Classes-Confirmed", "hot=7"), body: []byte(good)}, replicas: 1, classes: "map[hot:2]", locator: strings.TrimSpace(good), warn: "more than the 2 asked for"},
+		{name: "classes 7", a: answer{status: 200, header: hdr("X-Keep-Storage-Classes-Confirmed", "hot=7"), body: []byte(good)}, replicas: 1, classes: "map[hot:7]", locator: strings.TrimSpace(good)},
 		{name: "classes overflow", a: answer{status: 200, header: hdr("X-Keep-Storage-Classes-Confirmed", "default=1, default=9223372036854775807"), body: []byte(good)}, replicas: 1, classes: "map[]", locator: strings.TrimSpace(good), warn: "not tracking classes"},
 		{name: "classes empty", a: answer{status: 200, header: hdr("X-Keep-Storage-Classes-Confirmed", ""), body: []byte(good)}, replicas: 1, classes: "map[]", locator: strings.TrimSpace(good), warn: "not tracking classes"},
+		{name: "no volumes", a: answer{status: 200, body: []byte(good)}, replicas: 1, volumes: "map[]", locator: strings.TrimSpace(good)},
+		{name: "volumes", a: answer{status: 200, header: hdr("X-Keep-Replicas-Stored", "3", "X-Keep-Volumes-Stored", "v1=1, v2=2"), body: []byte(good)}, replicas: 3, volumes: "map[v1:1 v2:2]", locator: strings.TrimSpace(good)},
+		{name: "volumes in two headers", a: answer{status: 200, header: hdr("X-Keep-Volumes-Stored", "v1=1", "X-Keep-Volumes-Stored", "v2=1"), body: []byte(good)}, replicas: 1, volumes: "map[v1:1 v2:1]", locator: strings.TrimSpace(good)},
+		{name: "volume named twice", a: answer{status: 200, header: hdr("X-Keep-Volumes-Stored", "v1=1, v1=1"), body: []byte(good)}, replicas: 1, volumes: "map[v1:1]", locator: strings.TrimSpace(good)},
+		{name: "volumes malformed", a: answer{status: 200, header: hdr("X-Keep-Volumes-Stored", "v1"), body: []byte(good)}, replicas: 1, volumes: "map[]", locator: strings.TrimSpace(good), warn: "as if it named no volumes"},
+		{name: "volumes empty", a: answer{status: 200, header: hdr("X-Keep-Volumes-Stored", ""), body: []byte(good)}, replicas: 1, volumes: "map[]", locator: strings.TrimSpace(good), warn: "as if it named no volumes"},
+		{name: "volume count overflow", a: answer{status: 200, header: hdr("X-Keep-Volumes-Stored", "v1=1, v2=9223372036854775807"), body: []byte(good)}, replicas: 1, volumes: "map[]", locator: strings.TrimSpace(good), warn: "as if it named no volumes"},
 		{name: "locator of another block", a: answer{status: 200, body: []byte("37b51d194a7513e45b56f6524f2d51f2+3\n")}, replicas: 1, classes: "map[]", warn: "names another block"},
 		{name: "locator of another size", a: answer{status: 200, body: []byte(hash + "+4\n")}, replicas: 1, classes: "map[]", warn: "names another block"},
 		{name: "garbage body", a: answer{status: 200, body: []byte("<html>")}, replicas: 1, classes: "map[]", warn: "unusable locator"},
@@ -69,6 +80,9 @@ func TestParseUpload(t *testing.T) {
 			if tt.classes != "" && fmt.Sprint(o.classes) != tt.classes {
 				t.Errorf("classes %v, want %s", o.classes, tt.classes)
 			}
+			if tt.volumes != "" && fmt.Sprint(o.volumes) != tt.volumes {
+				t.Errorf("volumes %v, want %s", o.volumes, tt.volumes)
+			}
 			if !o.ok() && o.retryable() != tt.retryable {
 				t.Errorf("retryable %v, want %v", o.retryable(), tt.retryable)
 			}
@@ -83,32 +97,55 @@ func TestParseUpload(t *testing.T) {
 	}
 }
 
-// FuzzParseUpload: whatever a server answers, the outcome counts between
-// 0 and the replicas asked for, in total and per class.
+// FuzzParseUpload: whatever a server answers, its counts are in range,
+// and in a write that has counted a replica on a volume already, it
+// counts for between 0 and what is still missing, in total and per
+// class, so that the write never counts more than it wants.
 func FuzzParseUpload(f *testing.F) {
-	f.Add(200, "1", "default=1", testHash+"+3\n", "")
-	f.Add(200, "9223372036854775807", "default=1, default=9223372036854775807", "x", "")
-	f.Add(503, "", "", "busy", "5")
-	f.Fuzz(func(t *testing.T, status int, replicas, classes, body, retryAfter string) {
+	f.Add(200, "1", "default=1", "v2=1", testHash+"+3\n", "")
+	f.Add(200, "9223372036854775807", "default=1, default=9223372036854775807", "v1=1, v1=65536", "x", "")
+	f.Add(200, "65536", "default=65536", "v2=65536, v3=65536", "x", "")
+	f.Add(503, "", "", "", "busy", "5")
+	f.Fuzz(func(t *testing.T, status int, replicas, classes, volumes, body, retryAfter string) {
 		h := http.Header{}
 		h.Set("X-Keep-Replicas-Stored", replicas)
 		h.Set("X-Keep-Storage-Classes-Confirmed", classes)
+		h.Set("X-Keep-Volumes-Stored", volumes)
 		h.Set("Retry-After", retryAfter)
-		q := asked{hash: testHash, size: 3, desired: 2, maxRetryAfter: time.Minute}
+		q := asked{hash: testHash, size: 3, maxRetryAfter: time.Minute}
 		o, _ := parseUpload(answer{status: status, header: h, body: []byte(body)}, q, time.Unix(0, 0))
-		if o.replicas < 0 || o.replicas > q.desired {
-			t.Fatalf("counted %d replicas, asked for %d", o.replicas, q.desired)
+		if o.replicas < 0 || o.replicas > protocol.MaxReplicas || o.worth() < 0 || o.worth() > o.replicas {
+			t.Fatalf("replicas %d, worth %d", o.replicas, o.worth())
 		}
 		for c, n := range o.classes {
-			if n < 0 || n > q.desired {
+			if n < 0 || n > protocol.MaxReplicas {
 				t.Fatalf("class %q counted %d", c, n)
 			}
+		}
+		if len(o.volumes) > protocol.MaxVolumes {
+			t.Fatalf("%d volumes", len(o.volumes))
 		}
 		if o.retryAfter < 0 || o.retryAfter > q.maxRetryAfter {
 			t.Fatalf("retry after %v", o.retryAfter)
 		}
 		if o.locator != "" && !strings.HasPrefix(o.locator, testHash+"+3") {
 			t.Fatalf("locator %q accepted", o.locator)
+		}
+
+		const wanted = 3
+		p := plan(disks(3), wanted, "default")
+		first, _, _ := p.next()
+		p.record(first, outcome{status: 200, replicas: 1, classes: map[string]int{"default": 1}, volumes: map[string]int{"v1": 1}})
+		i, _, _ := p.next()
+		before := p.stored
+		n := p.record(i, o)
+		if n < 0 || n > wanted-before || p.stored != before+n || (!o.ok() && n != 0) {
+			t.Fatalf("counted %d with %d of %d stored before; now %d", n, before, wanted, p.stored)
+		}
+		for c, k := range p.confirmed {
+			if k < 0 || k > wanted {
+				t.Fatalf("class %q confirmed %d of %d", c, k, wanted)
+			}
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package keepclient
 
 import (
+	"maps"
 	"time"
 
 	"github.com/keepproject/keep/internal/protocol"
@@ -17,13 +18,17 @@ const (
 	retryLater                 // retryable answer, or replaced; eligible in the next pass
 )
 
-// outcome is the result of one upload, as the plan sees it. Counts in it
-// are already bounded by what the upload asked for (see parseUpload).
+// outcome is the result of one upload, as the plan sees it. The counts
+// in it are what the server claimed, each within [0, protocol.MaxReplicas]
+// (see parseUpload); what they are worth to the write is the plan's to
+// decide (writePlan.record).
 type outcome struct {
 	status     int            // HTTP status, 0 when there was no response
 	msg        string         // short reason: response text or transport error
-	replicas   int            // replicas counted for this upload (on 200)
+	replicas   int            // X-Keep-Replicas-Stored (on 200; missing or malformed: 1)
 	classes    map[string]int // replicas confirmed per class; nil when not confirmed
+	volumes    map[string]int // replicas per volume holding the block; nil when not named
+	counted    int            // replicas the write counted for it (set by writePlan.record)
 	locator    string         // usable locator from the response body (on 200), or ""
 	retryAfter time.Duration  // from a 503 with a usable Retry-After
 	replaced   bool           // abandoned for lag before its body was sent
@@ -32,6 +37,20 @@ type outcome struct {
 }
 
 func (o outcome) ok() bool { return o.status == 200 }
+
+// worth is the replicas a successful answer would count for in a write
+// that had counted none of its volumes: what the service stores for one
+// upload, which later writes expect of it (see writePlan.next).
+func (o outcome) worth() int {
+	if o.volumes == nil {
+		return o.replicas
+	}
+	sum := 0
+	for _, n := range o.volumes {
+		sum = min(sum+n, protocol.MaxReplicas)
+	}
+	return min(sum, o.replicas)
+}
 
 // retryable reports whether a failed upload may be tried again in a later
 // pass (protocol.Retryable); an upload replaced for lag always may.
@@ -67,15 +86,24 @@ type replacement struct {
 // writePlan decides, from what has happened so far in one write, which
 // service to upload to next, with how many replicas asked of it, and
 // which lagging upload to replace. It does no I/O and reads no clock:
-// time and progress are passed in. It is not safe for concurrent use: the
-// goroutine running the write owns it.
+// time, progress and what earlier writes learnt of each service are
+// passed in. It is not safe for concurrent use: the goroutine running the
+// write owns it.
 //
-// Its invariant: the replicas counted as stored plus the replicas asked
-// of in-flight uploads never exceed the replicas wanted (per class, when
-// classes are tracked), because every upload's count is capped at what
-// it asked for and what is asked of in-flight uploads never exceeds what
-// is missing. A replaced upload asked for something but can store
-// nothing: its body was never sent whole.
+// Answers are untrusted and may count for more than their upload asked (a
+// volume with Replication 2), or for nothing (a volume already counted,
+// which another server shares). So its invariants are these: the
+// replicas counted never exceed the replicas wanted (per class, when
+// classes are tracked); an upload starts only while the replicas counted
+// plus those asked of uploads in flight, its own included, stay within
+// what is wanted; and so, since every upload in flight asks for at least
+// one and every upload that counted counted at least one, the uploads in
+// flight plus the uploads that counted never exceed the replicas wanted
+// (without classes). Beyond those, only uploads that counted for nothing
+// store the block: to a volume already counted (the same object again),
+// or still in flight when other answers counted for more than asked, and
+// so turned out not to be needed. A replaced upload asked for something
+// but can store nothing: its body was never sent whole.
 type writePlan struct {
 	size   int64     // block size
 	svcs   []Service // writable services in probe order
@@ -83,11 +111,14 @@ type writePlan struct {
 	last   []outcome // most recent outcome per service
 	tried  []bool    // whether the service was ever sent an upload
 	budget []int     // replicas asked of the service's in-flight upload
+	expect []int     // replicas the service's last successful upload counted for, in earlier writes (0: unknown)
 
 	wanted     int
 	stored     int
 	classes    []string       // classes asked for, in order
 	confirmed  map[string]int // replicas confirmed per class
+	volumes    map[string]int // volumes successful answers named, with the most replicas each was said to hold
+	unnamed    bool           // some successful answer named no volumes
 	tracking   bool           // classes asked for and every server confirms them
 	oneAtATime bool           // some writable service is not a disk: proxy mode
 	inflight   int            // uploads in flight
@@ -98,21 +129,32 @@ type writePlan struct {
 	replaced   int           // uploads replaced for lag
 	lag        lagRule
 
-	// demote, if set, reorders the probe order (moving services known to
-	// be down to the end).
-	demote func([]Service) []Service
+	// history is what earlier writes learnt of the services.
+	history serviceHistory
 }
 
-func newWritePlan(hash string, size int64, svcs []Service, wanted int, classes []string, lag lagRule, demote func([]Service) []Service) *writePlan {
+// serviceHistory is what a plan may know of services from earlier
+// writes. Either func may be nil.
+type serviceHistory struct {
+	// demote reorders the probe order, moving services known to be down
+	// to the end.
+	demote func([]Service) []Service
+	// expect returns the replicas the service at url counted for in its
+	// last successful upload, or 0 when unknown.
+	expect func(url string) int
+}
+
+func newWritePlan(hash string, size int64, svcs []Service, wanted int, classes []string, lag lagRule, history serviceHistory) *writePlan {
 	p := &writePlan{
 		size:      size,
 		wanted:    wanted,
 		classes:   classes,
 		confirmed: make(map[string]int),
+		volumes:   make(map[string]int),
 		tracking:  len(classes) > 0,
 		pass:      1,
 		lag:       lag,
-		demote:    demote,
+		history:   history,
 	}
 	p.setServices(hash, svcs)
 	return p
@@ -133,11 +175,11 @@ func (p *writePlan) setServices(hash string, svcs []Service) {
 		}
 	}
 	ordered := ProbeOrder(hash, writable)
-	if p.demote != nil {
-		ordered = p.demote(ordered)
+	if p.history.demote != nil {
+		ordered = p.history.demote(ordered)
 	}
 	n := len(ordered)
-	state, last, tried := make([]svcState, n), make([]outcome, n), make([]bool, n)
+	state, last, tried, expect := make([]svcState, n), make([]outcome, n), make([]bool, n), make([]int, n)
 	p.oneAtATime = false
 	for i, s := range ordered {
 		if j, ok := old[s.URL()]; ok {
@@ -146,8 +188,11 @@ func (p *writePlan) setServices(hash string, svcs []Service) {
 		if !s.IsDisk() {
 			p.oneAtATime = true
 		}
+		if p.history.expect != nil {
+			expect[i] = p.history.expect(s.URL())
+		}
 	}
-	p.svcs, p.state, p.last, p.tried, p.budget = ordered, state, last, tried, make([]int, n)
+	p.svcs, p.state, p.last, p.tried, p.budget, p.expect = ordered, state, last, tried, make([]int, n), expect
 }
 
 // need is the number of replicas still missing: for class tracking, the
@@ -184,31 +229,35 @@ func (p *writePlan) pendingClasses() []string {
 }
 
 // next returns the index of the service to upload to now and the
-// replicas to ask of it (its X-Keep-Desired-Replicas, and the most its
-// answer will count for), and marks it in flight; or it reports false
-// when no upload should start: the write is done, in-flight uploads
-// already cover what is missing, or every service has had its turn this
-// pass. Disk services are asked for one replica each, so that N of them
-// run at once; in proxy mode one upload at a time is asked for
-// everything missing.
-func (p *writePlan) next() (i, desired int, ok bool) {
+// replicas asked of it: the share of what is missing that the upload is
+// expected to fill, so that no other upload starts for it. It marks the
+// service in flight; or it reports false when no upload should start:
+// the write is done, in-flight uploads already cover what is missing, or
+// every service has had its turn this pass. A disk service is asked for
+// what its last successful upload counted for (one when unknown), so
+// that about N replicas' worth of them run at once and a service known
+// to store two replicas takes the place of two; in proxy mode one upload
+// at a time is asked for everything missing. What is asked is the plan's
+// own reckoning: every upload tells the server the whole N wanted.
+func (p *writePlan) next() (i, ask int, ok bool) {
 	free := p.need() - p.asked
 	if free <= 0 || (p.oneAtATime && p.inflight > 0) {
 		return 0, 0, false
 	}
-	desired = 1
-	if p.oneAtATime {
-		desired = free
-	}
 	for i, st := range p.state {
-		if st == untried {
-			p.state[i] = inFlight
-			p.tried[i] = true
-			p.budget[i] = desired
-			p.inflight++
-			p.asked += desired
-			return i, desired, true
+		if st != untried {
+			continue
 		}
+		ask = free
+		if !p.oneAtATime {
+			ask = min(max(p.expect[i], 1), free)
+		}
+		p.state[i] = inFlight
+		p.tried[i] = true
+		p.budget[i] = ask
+		p.inflight++
+		p.asked += ask
+		return i, ask, true
 	}
 	return 0, 0, false
 }
@@ -236,36 +285,79 @@ func (p *writePlan) settle(i int) {
 	p.budget[i] = 0
 }
 
-// record notes the outcome of the upload to service i. Counts beyond
-// what the upload asked for are not counted (parseUpload caps them; this
-// is the plan's own guard).
-func (p *writePlan) record(i int, o outcome) {
-	budget := p.budget[i]
+// record notes the outcome of the upload to service i and returns the
+// replicas it counted for. An answer naming its volumes counts for the
+// replicas of the volumes no earlier answer of the write named, so that
+// two servers sharing a volume count once; one naming none counts for its
+// X-Keep-Replicas-Stored. Either way it counts for no more than its
+// X-Keep-Replicas-Stored and what is still missing, so never more than
+// wanted in all. A success that counts for nothing leaves the service
+// done with, and the next one takes its turn.
+func (p *writePlan) record(i int, o outcome) int {
 	p.settle(i)
-	p.last[i] = o
 	if !o.ok() {
+		p.last[i] = o
 		if o.retryable() {
 			p.state[i] = retryLater
 			p.retryAfter = max(p.retryAfter, o.retryAfter)
 		} else {
 			p.state[i] = failed
 		}
-		return
+		return 0
 	}
 	p.state[i] = succeeded
-	p.stored += min(o.replicas, budget)
 	if p.fastest == 0 || o.elapsed < p.fastest {
 		p.fastest = o.elapsed
 	}
+
+	// fresh: the replicas on volumes not counted before; old: those on
+	// volumes already counted, which cannot count again.
+	fresh, old := o.replicas, 0
+	if o.volumes == nil {
+		p.unnamed = true
+	} else {
+		fresh = 0
+		for v, n := range o.volumes {
+			prev, seen := p.volumes[v]
+			if seen {
+				old = min(old+n, protocol.MaxReplicas)
+			} else {
+				fresh = min(fresh+n, protocol.MaxReplicas)
+			}
+			p.volumes[v] = max(prev, n)
+		}
+	}
+	// avail: the replicas this answer adds, whatever is missing.
+	avail := min(fresh, o.replicas)
+	o.counted = max(min(avail, p.wanted-p.stored), 0)
+	p.stored += o.counted
+	p.last[i] = o
+
 	if o.classes == nil {
 		// A server that does not confirm classes turns tracking off
 		// for the rest of the write; replicas are counted instead.
 		p.tracking = false
-		return
+		return o.counted
 	}
 	for c, n := range o.classes {
-		p.confirmed[c] += min(n, budget)
+		// As many as old of the class's copies may be on volumes
+		// already counted, and no class has more copies than the
+		// answer adds.
+		n = min(max(n-old, 0), avail)
+		p.confirmed[c] += max(min(n, p.wanted-p.confirmed[c]), 0)
 	}
+	return o.counted
+}
+
+// stores returns the volumes the write's successful answers named, with
+// the replicas each holds, or nil unless every successful answer named
+// its volumes (an answer naming none says nothing of where its copies
+// are).
+func (p *writePlan) stores() map[string]int {
+	if p.unnamed || len(p.volumes) == 0 {
+		return nil
+	}
+	return maps.Clone(p.volumes)
 }
 
 // lagging returns the in-flight uploads to replace at now, given each

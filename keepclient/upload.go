@@ -23,6 +23,10 @@ var errStalled = errors.New("stalled")
 // errReplaced is the cancellation cause of an upload replaced for lag.
 var errReplaced = errors.New("replaced by an upload to the next service: lagging")
 
+// errNotNeeded is the cancellation cause of an upload still running when
+// its write had counted every replica wanted.
+var errNotNeeded = errors.New("not needed: the write already counted every replica wanted")
+
 // watchdog cancels a request when kick has not been called for d.
 type watchdog struct {
 	d       time.Duration
@@ -80,7 +84,7 @@ type upload struct {
 	hash      string
 	src       *blockSource // shared by every upload of the block; read only
 	requestID string
-	desired   int
+	desired   int // X-Keep-Desired-Replicas: the write's N
 	classes   []string
 	prog      *sendProgress // nil unless the caller wants progress
 
@@ -280,7 +284,7 @@ func (u *upload) run(ctx context.Context, c *Client) outcome {
 	resp, err := c.httpFor(u.svc).Do(req)
 	c.down.note(u.svc.URL(), err)
 	if err != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, errStalled) || errors.Is(cause, errReplaced) {
+		if cause := context.Cause(ctx); errors.Is(cause, errStalled) || errors.Is(cause, errReplaced) || errors.Is(cause, errNotNeeded) {
 			err = cause
 		}
 		return outcome{msg: transportMessage(err), final: isCertError(err), elapsed: time.Since(start)}
@@ -299,7 +303,7 @@ func (u *upload) run(ctx context.Context, c *Client) outcome {
 	}
 	// Drain a little more so the connection can be reused.
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	o, warnings := parseUpload(a, asked{hash: u.hash, size: int64(u.src.len()), desired: u.desired, maxRetryAfter: c.opts.MaxRetryAfter}, time.Now())
+	o, warnings := parseUpload(a, asked{hash: u.hash, size: int64(u.src.len()), maxRetryAfter: c.opts.MaxRetryAfter}, time.Now())
 	for _, w := range warnings {
 		c.log.Warn("untrusted answer: "+w, "service", u.svc.String(), "request_id", u.requestID)
 	}
