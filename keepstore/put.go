@@ -85,6 +85,9 @@ func (s *Server) handlePut(w *response, r *http.Request, path string) {
 	h := w.Header()
 	h.Set(protocol.HeaderReplicasStored, strconv.Itoa(p.replicas))
 	h.Set(protocol.HeaderClassesConfirmed, protocol.FormatConfirmed(p.done))
+	if v, ok := p.volumes(); ok {
+		h.Set(protocol.HeaderVolumesStored, v)
+	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	signed := s.signer.Sign(locator.Locator{Hash: loc.Hash, Size: body.n}, tok, time.Now().Add(s.signer.TTL))
 	io.WriteString(w, signed.String()+"\n")
@@ -387,6 +390,22 @@ func (p *progress) wants(m *mount) bool {
 }
 
 func (p *progress) holds(m *mount) bool { return slices.Contains(p.holders, m) }
+
+// volumes returns the X-Keep-Volumes-Stored value naming the volumes
+// counted in replicas, each with its Replication, so that a client can
+// tell two servers sharing a volume from two copies; false when a volume
+// id cannot be named in the header (the client then counts the answer as
+// it would an Arvados keepstore's).
+func (p *progress) volumes() (string, bool) {
+	m := make(map[string]int, len(p.holders))
+	for _, h := range p.holders {
+		if !protocol.ValidVolumeID(h.id) {
+			return "", false
+		}
+		m[h.id] += h.replication
+	}
+	return protocol.FormatVolumes(m), len(m) > 0
+}
 
 func (p *progress) add(m *mount) {
 	p.replicas += m.replication

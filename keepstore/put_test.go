@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keepstore"
 	"github.com/keepproject/keep/locator"
 )
@@ -285,6 +288,105 @@ func TestStorageClasses(t *testing.T) {
 		if len(on) != len(tt.dirs) || (len(on) > 0 && (on[0] != tt.dirs[0] || on[len(on)-1] != tt.dirs[len(tt.dirs)-1])) {
 			t.Errorf("classes %q: block on volumes %v, want %v", tt.header, on, tt.dirs)
 		}
+	}
+}
+
+// TestPutVolumesStored: a successful PUT names, in X-Keep-Volumes-Stored,
+// the volumes holding the block afterwards, each with its Replication:
+// their sum is X-Keep-Replicas-Stored.
+func TestPutVolumesStored(t *testing.T) {
+	vols := dirVolumes(t, 3)
+	vols[0].ID = "zzzzz-nyw5e-000000000000000"
+	vols[1].ID, vols[1].Classes = "zzzzz-nyw5e-000000000000001", []string{"a"}
+	vols[2].ID, vols[2].Classes, vols[2].Replication = "zzzzz-nyw5e-000000000000002", []string{"b"}, 2
+	ts := start(t, keepstore.Config{Volumes: vols})
+	tests := []struct {
+		name, classes, replicas, volumes string
+	}{
+		{"one volume", "", "1", "zzzzz-nyw5e-000000000000000=1"},
+		{"its replication", "b", "2", "zzzzz-nyw5e-000000000000002=2"},
+		{"two volumes for two classes", "a, b", "3", "zzzzz-nyw5e-000000000000001=1, zzzzz-nyw5e-000000000000002=2"},
+	}
+	for _, tt := range tests {
+		data := []byte("volumes " + tt.name)
+		var hdr []string
+		if tt.classes != "" {
+			hdr = []string{"X-Keep-Storage-Classes", tt.classes}
+		}
+		// The second PUT finds the copies the first made, and names them.
+		for _, when := range []string{"stored", "found stored"} {
+			_, h := ts.put(t, data, hdr...)
+			if h.Get("X-Keep-Replicas-Stored") != tt.replicas || h.Get("X-Keep-Volumes-Stored") != tt.volumes {
+				t.Errorf("%s, %s: replicas %q volumes %q; want %s %q", tt.name, when,
+					h.Get("X-Keep-Replicas-Stored"), h.Get("X-Keep-Volumes-Stored"), tt.replicas, tt.volumes)
+			}
+		}
+	}
+
+	// A volume id the header cannot carry: no header, so that clients
+	// count the answer as they count an Arvados keepstore's.
+	odd := dirVolumes(t, 1)
+	odd[0].ID = "vol one"
+	ts = start(t, keepstore.Config{Volumes: odd})
+	if _, h := ts.put(t, []byte("odd volume id")); h.Get("X-Keep-Replicas-Stored") != "1" || len(h.Values("X-Keep-Volumes-Stored")) != 0 {
+		t.Errorf("volume %q: replicas %q volumes %q; want 1 and no header", odd[0].ID, h.Get("X-Keep-Replicas-Stored"), h.Values("X-Keep-Volumes-Stored"))
+	}
+}
+
+// diskServices describes the servers as the disk services of a cluster.
+func diskServices(servers ...*testServer) []keepclient.Service {
+	var out []keepclient.Service
+	for i, ts := range servers {
+		addr := ts.Listener.Addr().(*net.TCPAddr)
+		out = append(out, keepclient.Service{UUID: fmt.Sprintf("zzzzz-bi6l4-%015d", i), Host: addr.IP.String(), Port: addr.Port, Type: keepclient.TypeDisk})
+	}
+	return out
+}
+
+// TestClientCountsVolumes writes with our client to real servers: a
+// volume with Replication 2 holds two of the replicas wanted, and a
+// volume two servers share (an S3 bucket, say) holds one, however many
+// servers answer for it.
+func TestClientCountsVolumes(t *testing.T) {
+	replicated := dirVolumes(t, 1)
+	replicated[0].Replication = 2
+	shared := keepstore.VolumeConfig{Volume: mustDir(t, t.TempDir())}
+	tests := []struct {
+		name    string
+		servers []keepstore.Config
+		stored  int
+		puts    int
+	}{
+		{"one server, a volume of replication 2", []keepstore.Config{{Volumes: replicated}}, 2, 1},
+		{"two servers sharing a volume", []keepstore.Config{{Volumes: []keepstore.VolumeConfig{shared}}, {Volumes: []keepstore.VolumeConfig{shared}}}, 1, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var servers []*testServer
+			for _, cfg := range tt.servers {
+				servers = append(servers, start(t, cfg))
+			}
+			kc, err := keepclient.New(keepclient.Options{Services: diskServices(servers...), Token: token, RetryDelay: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(kc.Close)
+			data := []byte("counted by volume: " + tt.name)
+			res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 2})
+			var ire *keepclient.InsufficientReplicasError
+			switch {
+			case tt.stored == 2 && err != nil:
+				t.Fatalf("Put: %v", err)
+			case tt.stored < 2 && !errors.As(err, &ire):
+				t.Fatalf("Put: %v, want an InsufficientReplicasError", err)
+			}
+			if res.Replicas != tt.stored || len(res.Attempts) != tt.puts {
+				t.Errorf("stored %d in %d uploads, want %d in %d (attempts %+v)", res.Replicas, len(res.Attempts), tt.stored, tt.puts, res.Attempts)
+			}
+		})
+	}
+	if f := listFiles(t, shared.Volume.(*keepstore.Directory).Root()); len(f) != 1 {
+		t.Errorf("shared volume holds %v, want one block file", f)
 	}
 }
 
