@@ -48,6 +48,7 @@ type DeviceConflictError struct {
 	First, Other string // "volume uuid on server"
 }
 
+// Error says which device, under which uuids, on which servers.
 func (e *DeviceConflictError) Error() string {
 	return fmt.Sprintf("device %s is listed as volume %s and as volume %s; one device must have one volume uuid (a configuration error: fix the servers' volume uuids before balancing)", e.DeviceID, e.First, e.Other)
 }
