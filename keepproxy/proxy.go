@@ -4,7 +4,13 @@
 //
 // A proxy is listed to clients as a non-disk service, so they send it one
 // upload at a time and count the replicas it reports in
-// X-Keep-Replicas-Stored.
+// X-Keep-Replicas-Stored. It writes X-Keep-Desired-Replicas copies in
+// all, the whole number the client wants (as the Arvados clients send
+// it), counting, as any keepclient write does, the copies already on the
+// servers' volumes; when every server behind it named its volumes, it
+// names them in X-Keep-Volumes-Stored too, so that a client writing
+// through two proxies in front of the same servers counts each volume
+// once.
 //
 // # Hostile and faulty clients
 //
@@ -38,8 +44,8 @@ import (
 	"github.com/keepproject/keep/locator"
 )
 
-// DefaultReplicas is the number of copies written when a request has no
-// X-Keep-Desired-Replicas header.
+// DefaultReplicas is the number of copies written in all when a request
+// has no X-Keep-Desired-Replicas header.
 const DefaultReplicas = 2
 
 // Defaults for Options.

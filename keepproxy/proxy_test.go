@@ -265,6 +265,97 @@ func TestClientThroughProxy(t *testing.T) {
 	}
 }
 
+// The proxy names the volumes its servers stored the block on, when
+// every one of them named its volumes.
+func TestProxyPassesVolumes(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(order []*keeptest.Server)
+		volumes string // "-" for no header
+	}{
+		{"every server names its volume", func(o []*keeptest.Server) {
+			o[0].SetVolume("zzzzz-nyw5e-000000000000000")
+			o[1].SetVolume("zzzzz-nyw5e-000000000000001")
+			o[1].SetReplicas(2)
+		}, "zzzzz-nyw5e-000000000000000=1, zzzzz-nyw5e-000000000000001=2"},
+		{"one names none", func(o []*keeptest.Server) { o[0].SetVolume("zzzzz-nyw5e-000000000000000") }, "-"},
+		{"none does", func([]*keeptest.Server) {}, "-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := keeptest.NewCluster(t, 3)
+			data := []byte("volumes through the proxy: " + tt.name)
+			order := c.ProbeOrder(locator.New(data).Hash)
+			tt.setup(order)
+			order[2].SetFull(true) // both answers are needed for 3 in all
+			p := startProxy(t, c)
+			resp := put(t, p.URL, data, map[string]string{"X-Keep-Desired-Replicas": "3"})
+			got := "-"
+			if v := resp.Header.Values("X-Keep-Volumes-Stored"); len(v) > 0 {
+				got = strings.Join(v, "; ")
+			}
+			if resp.StatusCode != 200 || got != tt.volumes {
+				t.Errorf("status %d, volumes %q; want 200, %q", resp.StatusCode, got, tt.volumes)
+			}
+		})
+	}
+}
+
+// A client writing through two proxies in front of the same servers
+// counts each volume once: the second proxy, asked for the whole N,
+// writes what is missing and names the volumes the first one used too.
+func TestClientThroughTwoProxiesCountsVolumes(t *testing.T) {
+	tests := []struct {
+		name    string
+		servers int
+		stored  int
+		holders int
+	}{
+		// The first proxy stores one of two (the second server fails it
+		// on every pass); the second stores the other.
+		{"two servers", 2, 2, 2},
+		// Both proxies can store on the one volume only: one of two.
+		{"one server", 1, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := keeptest.NewCluster(t, tt.servers)
+			data := []byte("through two proxies: " + tt.name)
+			hash := locator.New(data).Hash
+			for i, s := range c.Servers() {
+				s.SetVolume(fmt.Sprintf("zzzzz-nyw5e-%015d", i))
+			}
+			if tt.servers > 1 {
+				// Each proxy's client makes 3 passes.
+				c.ProbeOrder(hash)[1].Script(keeptest.Response{Status: 500}, keeptest.Response{Status: 500}, keeptest.Response{Status: 500})
+			}
+			var proxies []keepclient.Service
+			for i := range 2 {
+				p := startProxy(t, c)
+				host, port, _ := net.SplitHostPort(p.Listener.Addr().String())
+				pn, _ := strconv.Atoi(port)
+				proxies = append(proxies, keepclient.Service{UUID: fmt.Sprintf("zzzzz-bi6l4-proxy%010d", i), Host: host, Port: pn, Type: keepclient.TypeProxy})
+			}
+			kc, err := keepclient.New(keepclient.Options{Services: proxies, Token: "tok", RetryDelay: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer kc.Close()
+			res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 2})
+			var ire *keepclient.InsufficientReplicasError
+			switch {
+			case tt.stored == 2 && err != nil:
+				t.Fatalf("Put: %v", err)
+			case tt.stored < 2 && (!errors.As(err, &ire) || ire.Stored != tt.stored):
+				t.Fatalf("Put: %v, want %d stored of 2", err, tt.stored)
+			}
+			if res.Replicas != tt.stored || len(res.Attempts) != 2 || len(c.Holders(hash)) != tt.holders {
+				t.Errorf("stored %d in %d uploads on %d servers; want %d in 2 on %d (attempts %+v)", res.Replicas, len(res.Attempts), len(c.Holders(hash)), tt.stored, tt.holders, res.Attempts)
+			}
+		})
+	}
+}
+
 func TestProxyBusy(t *testing.T) {
 	c := keeptest.NewCluster(t, 1)
 	c.Server(0).Script(keeptest.Response{Stall: true})

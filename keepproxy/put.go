@@ -114,6 +114,12 @@ func (p *Proxy) put(w http.ResponseWriter, r *http.Request, rc *http.ResponseCon
 		if len(res.Classes) > 0 {
 			w.Header().Set(protocol.HeaderClassesConfirmed, protocol.FormatConfirmed(res.Classes))
 		}
+		// The volumes, when every server behind named them: a client
+		// writing through two proxies in front of the same servers
+		// then counts each volume once.
+		if len(res.Volumes) > 0 {
+			w.Header().Set(protocol.HeaderVolumesStored, protocol.FormatVolumes(res.Volumes))
+		}
 		if err != nil {
 			p.log.Warn("stored fewer replicas than desired", "request_id", reqID, "err", err)
 		}
