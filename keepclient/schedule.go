@@ -72,7 +72,7 @@ type lagRule struct {
 type progress struct {
 	begun     time.Time // when the request started; zero while it waits for a request slot
 	sent      int64     // body bytes handed to the transport
-	complete  bool      // the whole body has been handed over: never replaced
+	complete  bool      // the whole body has been handed over, or the request has ended: never replaced
 	knownSlow bool      // the client found the service down or slow recently
 }
 

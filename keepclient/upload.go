@@ -69,12 +69,16 @@ func (p *progressReader) Read(b []byte) (int, error) {
 
 // States of an upload's body. An upload moves from sending to exactly one
 // of the others, once: complete when the transport is handed the last
-// byte, aborted when the writer replaces it first. So an aborted upload
-// never delivered its whole body, and no server can have stored it.
+// byte, aborted when the writer replaces it first, ended when its request
+// ends (answered or failed) before either. So an aborted upload never
+// delivered its whole body, and no server can have stored it; and an
+// upload whose request has ended is never replaced: its outcome stands
+// (a refused connection is a refusal, not a lag).
 const (
 	bodySending int32 = iota
 	bodyComplete
 	bodyAborted
+	bodyEnded
 )
 
 // upload is one PUT of a block to one service: what the writer asked,
@@ -90,7 +94,7 @@ type upload struct {
 
 	begun  atomic.Int64 // UnixNano when the request started; 0 while it waits for a slot
 	sent   atomic.Int64 // body bytes handed to the transport
-	body   atomic.Int32 // bodySending, bodyComplete or bodyAborted
+	body   atomic.Int32 // bodySending, bodyComplete, bodyAborted or bodyEnded
 	cancel context.CancelCauseFunc
 
 	// Owned by the writer's goroutine.
@@ -106,7 +110,8 @@ func (u *upload) progress(knownSlow bool) progress {
 		p.begun = time.Unix(0, b)
 	}
 	p.sent = u.sent.Load()
-	p.complete = u.body.Load() == bodyComplete
+	st := u.body.Load()
+	p.complete = st == bodyComplete || st == bodyEnded
 	p.knownSlow = knownSlow
 	return p
 }
@@ -282,6 +287,9 @@ func (u *upload) run(ctx context.Context, c *Client) outcome {
 		return outcome{msg: err.Error()}
 	}
 	resp, err := c.httpFor(u.svc).Do(req)
+	// Before the service is marked down, which would make the upload
+	// look like one to replace for lag.
+	u.body.CompareAndSwap(bodySending, bodyEnded)
 	c.down.note(u.svc.URL(), err)
 	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, errStalled) || errors.Is(cause, errReplaced) || errors.Is(cause, errNotNeeded) {
