@@ -21,7 +21,8 @@ type ServiceResult struct {
 	Message string
 	// Retryable reports whether another pass would try the service again.
 	Retryable bool
-	// Replicas is what the service reported storing (writes only).
+	// Replicas is what the write counted the service's last answer for
+	// (writes only): see Attempt.Replicas.
 	Replicas int
 }
 
