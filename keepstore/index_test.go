@@ -145,7 +145,7 @@ func TestManagementEndpoints(t *testing.T) {
 		"Access-Control-Allow-Origin":   "*",
 		"Access-Control-Allow-Methods":  "GET, HEAD, PUT, OPTIONS",
 		"Access-Control-Allow-Headers":  "Authorization, Content-Length, Content-Type, X-Keep-Desired-Replicas, X-Keep-Signature, X-Keep-Storage-Classes",
-		"Access-Control-Expose-Headers": "X-Keep-Locator, X-Keep-Replicas-Stored, X-Keep-Storage-Classes-Confirmed",
+		"Access-Control-Expose-Headers": "X-Keep-Locator, X-Keep-Replicas-Stored, X-Keep-Storage-Classes-Confirmed, X-Keep-Volumes-Stored",
 		"Access-Control-Max-Age":        "86486400",
 	} {
 		if resp.StatusCode != 200 || resp.Header.Get(k) != v {
