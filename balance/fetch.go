@@ -114,6 +114,11 @@ func (c *Client) Fetch(ctx context.Context, svcs []keepclient.Service) (Inventor
 					mu.Unlock()
 				})
 				if err == nil {
+					if len(tries) > 0 {
+						mu.Lock()
+						inv.Warnings = append(inv.Warnings, tries...)
+						mu.Unlock()
+					}
 					return nil
 				}
 				tries = append(tries, fmt.Errorf("%s: index of mount %q: %w", svc, v.uuid, err))

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/keepproject/keep/keepclient"
@@ -106,5 +107,70 @@ func TestFetchFromServer(t *testing.T) {
 	bad := &Client{Token: "nope"}
 	if inv, err := bad.Fetch(context.Background(), svcs[:1]); err == nil || inv.Servers[0].Complete {
 		t.Errorf("wrong token: %v", err)
+	}
+}
+
+// A volume several servers list is read once, from the first; if that
+// read fails, from the next; if every one fails, all those servers are
+// incomplete.
+func TestFetchSharedVolumeOnce(t *testing.T) {
+	line := hashes[0] + "+3 1700000000000000000\n\n"
+	type fake struct {
+		fail  bool
+		reads atomic.Int32
+	}
+	start := func(f *fake) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/mounts":
+				fmt.Fprint(w, `[{"uuid":"zzzzz-nyw5e-shared000000000","device_id":"bucket","allow_write":true,"allow_trash":true,"replication":1}]`)
+			case "/mounts/zzzzz-nyw5e-shared000000000/blocks":
+				f.reads.Add(1)
+				if f.fail {
+					http.Error(w, "disk on fire", http.StatusInternalServerError)
+					return
+				}
+				fmt.Fprint(w, line)
+			default:
+				http.NotFound(w, r)
+			}
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	tests := []struct {
+		name          string
+		fail          [2]bool
+		reads         [2]int32
+		copies        int
+		complete, err bool
+	}{
+		{"read once, from the first", [2]bool{false, false}, [2]int32{1, 0}, 1, true, false},
+		{"the first fails: from the second", [2]bool{true, false}, [2]int32{1, 1}, 1, true, false},
+		{"both fail: both incomplete", [2]bool{true, true}, [2]int32{1, 1}, 0, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fakes := [2]*fake{{fail: tt.fail[0]}, {fail: tt.fail[1]}}
+			svcs := []keepclient.Service{service(t, start(fakes[0]), 0), service(t, start(fakes[1]), 1)}
+			inv, err := (&Client{Token: "sys"}).Fetch(context.Background(), svcs)
+			if (err != nil) != tt.err || err != nil && !strings.Contains(err.Error(), "disk on fire") {
+				t.Errorf("error %v", err)
+			}
+			if warned := len(inv.Warnings) > 0; warned != (tt.fail[0] && !tt.fail[1]) || warned && !strings.Contains(inv.Warnings[0].Error(), "disk on fire") {
+				t.Errorf("warnings %v", inv.Warnings)
+			}
+			if got := [2]int32{fakes[0].reads.Load(), fakes[1].reads.Load()}; got != tt.reads {
+				t.Errorf("index reads %v, want %v", got, tt.reads)
+			}
+			if got := len(inv.Copies[hashes[0]]); got != tt.copies {
+				t.Errorf("%d copies listed, want %d", got, tt.copies)
+			}
+			for i, s := range inv.Servers {
+				if s.Complete != tt.complete {
+					t.Errorf("server %d complete: %v", i, s.Complete)
+				}
+			}
+		})
 	}
 }

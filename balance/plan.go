@@ -84,6 +84,9 @@ type Inventory struct {
 	Servers []Server
 	// Copies lists the copies of each block, by hash.
 	Copies map[string][]Copy
+	// Warnings are failures Fetch got past: a shared volume's index
+	// that one server could not give and another did.
+	Warnings []error
 }
 
 // Want is the live set: the replicas wanted for each referenced block, by

@@ -97,6 +97,9 @@ func (f *adminFlags) inventory(ctx context.Context, paths []string, stderr io.Wr
 		copies += len(cs)
 	}
 	fmt.Fprintf(stderr, "keep: %d copies of %d blocks listed in %v\n", copies, len(inv.Copies), time.Since(start).Round(time.Millisecond))
+	for _, w := range inv.Warnings {
+		fmt.Fprintf(stderr, "keep: warning: %v (read through another server instead)\n", w)
+	}
 	return inv, want, c, err
 }
 
