@@ -94,7 +94,8 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // Routes: PUT /HASH[+hints]; GET and HEAD /LOCATOR or //LOCATOR;
 // OPTIONS anything (CORS). With the SystemToken: GET /index[/PREFIX],
 // GET /mounts, GET /mounts/UUID/blocks[?prefix=P], PUT /pull, PUT
-// /trash, PUT /untrash/LOCATOR, TOUCH /LOCATOR, DELETE /LOCATOR. With
+// /trash, GET /pull and GET /trash (what became of the current lists),
+// PUT /untrash/LOCATOR, TOUCH /LOCATOR, DELETE /LOCATOR. With
 // the ManagementToken: GET /_status (JSON), GET /metrics (Prometheus),
 // GET /_health/ping. Anything else, including unknown methods, gets 400
 // Bad Request as from Arvados keepstore.
@@ -190,6 +191,10 @@ func (s *Server) route(w *response, r *http.Request) {
 		s.handlePullList(w, r)
 	case p == "/trash" && r.Method == http.MethodPut:
 		s.handleTrashList(w, r)
+	case p == "/pull" && get:
+		s.handleListReport(w, r, s.pulls.current)
+	case p == "/trash" && get:
+		s.handleListReport(w, r, s.trashes.current)
 	case strings.HasPrefix(p, "/untrash/") && r.Method == http.MethodPut:
 		admin(func() { s.handleUntrash(w, r, strings.TrimPrefix(p, "/untrash/")) })
 	case r.Method == "TOUCH" && isLoc && !double:

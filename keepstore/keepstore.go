@@ -263,8 +263,8 @@ func New(cfg Config) (*Server, error) {
 		trashConcurrency: cmp.Or(cfg.TrashConcurrency, DefaultTrashConcurrency),
 		pullConcurrency:  cmp.Or(cfg.PullConcurrency, DefaultPullConcurrency),
 		pullClient:       cfg.PullClient,
-		trashes:          newWorkList[protocol.TrashItem](),
-		pulls:            newWorkList[protocol.PullItem](),
+		trashes:          newWorkList(func(it protocol.TrashItem) (string, string) { return it.Locator, it.MountUUID }),
+		pulls:            newWorkList(func(it protocol.PullItem) (string, string) { return it.Locator, it.MountUUID }),
 	}
 	if s.pullClient == nil {
 		s.pullClient = &http.Client{Timeout: 10 * time.Minute}

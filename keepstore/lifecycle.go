@@ -122,6 +122,16 @@ func (s *Server) handleTrashList(w *response, r *http.Request) {
 	fmt.Fprintf(w, "Received %d trash requests\n", len(items))
 }
 
+// handleListReport answers GET /pull or GET /trash: what became of the
+// items of the current list (a route of ours; Arvados keepstore has
+// none).
+func (s *Server) handleListReport(w *response, r *http.Request, report func() protocol.ListReport) {
+	if !s.checkSystemToken(w, r) {
+		return
+	}
+	writeJSON(w, report())
+}
+
 // readList decodes a JSON list from the request body, or answers 400.
 func readList(w *response, r *http.Request, v any) bool {
 	body := http.MaxBytesReader(w, r.Body, maxListBytes)

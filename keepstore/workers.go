@@ -29,7 +29,7 @@ func (s *Server) startWorkers() {
 	}
 	work(s.trashConcurrency, func() {
 		for {
-			it, ok := s.trashes.next()
+			it, t, ok := s.trashes.next()
 			if !ok {
 				return
 			}
@@ -37,18 +37,18 @@ func (s *Server) startWorkers() {
 			// Counted before the list records it finished, so that
 			// whoever sees it finished in the status sees it counted.
 			s.metrics.workItem("trash", o)
-			s.trashes.finish(o, err)
+			s.trashes.finish(it, t, o, err)
 		}
 	})
 	work(s.pullConcurrency, func() {
 		for {
-			it, ok := s.pulls.next()
+			it, t, ok := s.pulls.next()
 			if !ok {
 				return
 			}
 			o, err := s.pullItem(ctx, it)
 			s.metrics.workItem("pull", o)
-			s.pulls.finish(o, err)
+			s.pulls.finish(it, t, o, err)
 		}
 	})
 	if s.trashInterval > 0 {

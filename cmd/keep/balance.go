@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/balance"
+	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keepstore"
 )
 
@@ -16,6 +17,7 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var af adminFlags
 	af.register(fs)
 	commit := fs.Bool("commit", false, "send the pull and trash lists (default: only show them)")
+	wait := fs.Bool("wait", false, "with --commit: wait until the servers have worked their pull lists, report each pull that failed, and exit non-zero if any did")
 	ttl := fs.Duration("signing-ttl", keepstore.DefaultSigningTTL, "the servers' signature lifetime (Collections.BlobSigningTTL): copies younger than this are never trashed (default: from --config, else 336h)")
 	configFile := fs.String("config", "", "read the signing TTL from the servers' Arvados cluster configuration `file` (Collections.BlobSigningTTL), as keep server --config does")
 	clusterID := fs.String("cluster", "", "the cluster `id` to use when the --config file configures several")
@@ -59,14 +61,72 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if p.TrashWithheld {
 		fmt.Fprintln(stdout, "no trash lists: some index could not be read whole")
 	}
+	// What became of the last run's pulls: read before new lists
+	// replace them.
+	var svcs []keepclient.Service
+	for _, s := range inv.Servers {
+		if _, ok := p.Pulls[s.Service.URL()]; ok {
+			svcs = append(svcs, s.Service)
+		}
+	}
+	short := balance.StillShort(p, client.PullReports(ctx, svcs))
+	for _, f := range short {
+		fmt.Fprintf(stdout, "still short: %s: the last pull to %s failed: %s\n", f.Locator, f.Server, f.Error)
+	}
+	var failed error
+	if len(short) > 0 {
+		failed = fmt.Errorf("%d blocks are still short because a pull to them failed (listed above)", len(short))
+	}
 	if !*commit {
 		fmt.Fprintf(stdout, "dry run: %d pulls and %d trash items not sent (--commit sends them)\n", pulls, trash)
-		return nil
+		return failed
 	}
 	if err := client.Send(ctx, p); err != nil {
 		return fmt.Errorf("sending the lists: %w", err)
 	}
 	fmt.Fprintf(stdout, "sent %d pulls and %d trash items\n", pulls, trash)
+	if *wait && pulls > 0 {
+		if err := waitPulls(ctx, client, svcs, stdout, stderr); err != nil {
+			return err
+		}
+	}
+	return failed
+}
+
+// waitPulls waits until every server has worked its pull list, then
+// lists the pulls that failed; it fails if any did.
+func waitPulls(ctx context.Context, c *balance.Client, svcs []keepclient.Service, stdout, stderr io.Writer) error {
+	var last time.Time
+	reports, err := c.WaitPulls(ctx, svcs, func(queued, working int) {
+		if now := time.Now(); now.Sub(last) >= 10*time.Second {
+			fmt.Fprintf(stderr, "keep balance: waiting for the pulls: %d queued, %d in progress\n", queued, working)
+			last = now
+		}
+	})
+	if err != nil {
+		return err
+	}
+	n, unknown := 0, 0
+	for _, r := range reports {
+		if r.Err != nil {
+			unknown++
+			continue
+		}
+		for _, f := range r.Failures {
+			fmt.Fprintf(stdout, "pull failed: %s to %s: %s\n", f.Locator, r.Service, f.Error)
+		}
+		if more := r.Failed - len(r.Failures); more > 0 {
+			fmt.Fprintf(stdout, "%s: %d more pulls failed\n", r.Service, more)
+		}
+		n += max(r.Failed, len(r.Failures))
+	}
+	if unknown > 0 {
+		fmt.Fprintf(stdout, "%d servers do not report on their pull lists (GET /pull): their pulls are not known\n", unknown)
+	}
+	if n > 0 {
+		return fmt.Errorf("%d pulls failed (listed above)", n)
+	}
+	fmt.Fprintln(stdout, "every pull was worked and none failed")
 	return nil
 }
 

@@ -400,3 +400,36 @@ func TestE2EBalanceSigningTTLFromConfig(t *testing.T) {
 		t.Errorf("--cluster without --config: %v\n%s", err, stderr)
 	}
 }
+
+// A pull that fails is reported, not lost: balance --wait lists it with
+// the server's reason and exits non-zero, and the next run says the
+// block is still short because of it.
+func TestE2EBalanceFailedPull(t *testing.T) {
+	c := newBalanceCluster(t, 2)
+	mf, hash := c.put(bytes.Repeat([]byte("corrupt source "), 100000), 1)
+	live, _ := c.holders(hash)
+	if len(live) != 1 {
+		t.Fatalf("block on %v", live)
+	}
+	path := filepath.Join(c.dirs[live[0]], hash[:3], hash)
+	data, _ := os.ReadFile(path)
+	data[0] ^= 0xff // the only copy goes bad: every pull of it fails
+	os.WriteFile(path, data, 0o644)
+	out, err := c.run("balance", "--replicas", "2", "--commit", "--wait", mf)
+	if exitCode(err) != 1 || !strings.Contains(out, "pull failed: "+hash) || !strings.Contains(out, "1 pulls failed") {
+		t.Fatalf("balance --wait with a failing pull: %v\n%s", err, out)
+	}
+	out, err = c.run("balance", "--replicas", "2", mf)
+	if exitCode(err) != 1 || !strings.Contains(out, "still short: "+hash) || !strings.Contains(out, "the last pull to "+c.svcs[1-live[0]].UUID+" failed") {
+		t.Fatalf("balance after the failed pull: %v\n%s", err, out)
+	}
+
+	// A pull that works: --wait says so and exits 0.
+	mf2, _ := c.put(bytes.Repeat([]byte("healthy "), 100000), 1)
+	if out, err := c.run("balance", "--replicas", "2", "--commit", "--wait", mf2); err != nil || !strings.Contains(out, "every pull was worked and none failed") {
+		t.Fatalf("balance --wait: %v\n%s", err, out)
+	}
+	if out, err := c.run("check", "--replicas", "2", mf2); err != nil {
+		t.Errorf("check after balance --wait: %v\n%s", err, out)
+	}
+}

@@ -32,3 +32,31 @@ type TrashItem struct {
 	BlockMtime int64  `json:"block_mtime"`
 	MountUUID  string `json:"mount_uuid"`
 }
+
+// ListReport is what became of the items of a server's current pull or
+// trash list, as GET /pull and GET /trash report it: the list the last
+// PUT sent, counted from when it arrived.
+type ListReport struct {
+	Items      int `json:"items"`       // items the list had when it arrived
+	Queued     int `json:"queued"`      // not yet started
+	InProgress int `json:"in_progress"` // being worked on
+	Done       int `json:"done"`
+	Skipped    int `json:"skipped"` // left alone by rule (too new, changed, already there)
+	Failed     int `json:"failed"`
+	// Failures are the first MaxReportedFailures items that failed, with
+	// the reason.
+	Failures []ItemFailure `json:"failures"`
+}
+
+// MaxReportedFailures bounds ListReport.Failures.
+const MaxReportedFailures = 1000
+
+// ItemFailure is one list item that failed, and why.
+type ItemFailure struct {
+	Locator   string `json:"locator"`
+	MountUUID string `json:"mount_uuid"`
+	Error     string `json:"error"`
+}
+
+// Finished reports whether every item of the list has been worked.
+func (r ListReport) Finished() bool { return r.Queued == 0 && r.InProgress == 0 }
