@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keeptest"
 	"github.com/keepproject/keep/manifest"
@@ -140,6 +141,24 @@ func (c *balanceCluster) ageAll() {
 			return nil
 		})
 	}
+}
+
+// getJSON reads a management API document with token.
+func getJSON(url, token string, v any) error {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // waitFor polls cond until it holds.
@@ -320,7 +339,17 @@ func TestE2EBalanceUnreadableIndex(t *testing.T) {
 	if !strings.Contains(out, "no trash lists") || !strings.Contains(out, "0 trash items") {
 		t.Errorf("balance with a server down: %v\n%s", err, out)
 	}
-	time.Sleep(500 * time.Millisecond) // what was sent has had time to act
+	// No server got a trash list (nothing trashes without one), so the
+	// garbage is where it was, whenever this looks.
+	for i, svc := range c.svcs {
+		if i == down {
+			continue
+		}
+		var r protocol.ListReport
+		if err := getJSON(svc.URL()+"/trash", "balance-system-token", &r); err != nil || r.Items != 0 {
+			t.Errorf("%s: trash report %+v, %v; want no list received", svc, r, err)
+		}
+	}
 	if live, _ := c.holders(dropHash); !slices.Equal(live, before) {
 		t.Errorf("garbage on %v after a balance with a server down, want it left on %v", live, before)
 	}

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"crypto/md5"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +15,6 @@ import (
 	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/internal/s3test"
 	"github.com/keepproject/keep/keepclient"
-	"github.com/keepproject/keep/keepstore"
 )
 
 // sharedCluster is three keep server processes on a real S3 server:
@@ -49,7 +46,7 @@ func newSharedCluster(t *testing.T) *sharedCluster {
 	c.buckets = [2]string{c.s3.NewBucket(t), c.s3.NewBucket(t)}
 	for i, b := range []string{c.buckets[0], c.buckets[0], c.buckets[1]} {
 		url := "s3://" + b + "/keep?endpoint=" + endpoint + "&region=" + c.s3.Region + "&prefix_length=3&credentials_file=" + creds
-		svc, _ := startServer(t, c.env, i, "--volume", url, "--system-token-file", c.tokenFile, "--management-token-file", c.tokenFile,
+		svc, _ := startServer(t, c.env, i, "--volume", url, "--system-token-file", c.tokenFile,
 			"--signing-ttl", sharedTTL, "--blob-trash-lifetime", sharedTrashLifetime, "--blob-trash-check-interval", "200ms")
 		c.svcs = append(c.svcs, svc)
 	}
@@ -116,15 +113,14 @@ func (c *sharedCluster) admin(cmd string, args ...string) (string, error) {
 // lists to the end.
 func (c *sharedCluster) listsDone() bool {
 	for _, s := range c.svcs {
-		var st struct {
-			Pull  keepstore.WorkStatus `json:"pull_queue"`
-			Trash keepstore.WorkStatus `json:"trash_queue"`
-		}
-		if err := c.get(s.URL()+"/_status", &st); err != nil {
-			c.t.Fatal(err)
-		}
-		if st.Pull.Queued+st.Pull.InProgress+st.Trash.Queued+st.Trash.InProgress > 0 {
-			return false
+		for _, list := range []string{"/pull", "/trash"} {
+			var r protocol.ListReport
+			if err := c.get(s.URL()+list, &r); err != nil {
+				c.t.Fatal(err)
+			}
+			if !r.Finished() {
+				return false
+			}
 		}
 	}
 	return true
@@ -132,17 +128,7 @@ func (c *sharedCluster) listsDone() bool {
 
 // get reads a management API document with the system token.
 func (c *sharedCluster) get(url string, v any) error {
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Authorization", "Bearer shared-system-token")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	return getJSON(url, "shared-system-token", v)
 }
 
 // waitFor polls cond until it holds, for at most a minute.
