@@ -59,9 +59,9 @@ func TestPutConnectTimeout(t *testing.T) {
 	}
 	kc := newClient(t, c, func(o *keepclient.Options) {
 		o.Services = svcs
-		o.ConnectTimeout = 200 * time.Millisecond
-		o.StallTimeout = time.Minute // only the connect timeout can end it
-		o.LagMin = time.Hour         // nor replacement for lag
+		o.ConnectTimeout = 2 * time.Second // the healthy servers always connect in that time; the black hole never does
+		o.StallTimeout = time.Minute       // only the connect timeout can end it
+		o.LagMin = time.Hour               // nor replacement for lag
 	})
 	res, err := kc.Put(context.Background(), data, keepclient.PutOptions{Replicas: 2})
 	if err != nil || res.Replicas != 2 {

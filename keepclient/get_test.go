@@ -171,7 +171,9 @@ func TestGetStall(t *testing.T) {
 	order[0].Store(data)
 	order[0].ScriptGet(keeptest.Response{Stall: true})
 	order[1].Store(data)
-	kc := newClient(t, c, func(o *keepclient.Options) { o.StallTimeout = 200 * time.Millisecond })
+	// Long enough that the healthy server never trips it on a loaded
+	// machine; the stalled one always does.
+	kc := newClient(t, c, func(o *keepclient.Options) { o.StallTimeout = 2 * time.Second })
 	got, err := kc.Get(context.Background(), loc, nil)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("Get: %v", err)
