@@ -215,6 +215,16 @@ func (c *Client) Close() {
 // Services returns a copy of the services the client currently uses.
 func (c *Client) Services() []Service { return append([]Service(nil), c.svcs.get()...) }
 
+// SetServices replaces the services the client uses, for c and every
+// client made from it by WithToken or WithHeader: reads and writes that
+// start from now on use svcs; those in progress keep the list they
+// started with (until a refresh, when Options.Refresh is set). The
+// caller validates the list; an empty one makes every
+// read and write fail. A long-running user, such as a proxy, calls it when
+// its services file or API server lists other services (discovery's
+// Resolver.Watch).
+func (c *Client) SetServices(svcs []Service) { c.svcs.set(svcs) }
+
 func (c *Client) httpFor(s Service) *http.Client {
 	if s.IsDisk() {
 		return c.disk
