@@ -22,7 +22,9 @@
 // line naming the source and, where it helps, the fix.
 //
 // Answers are cached in memory by the Resolver only; nothing is cached on
-// disk, so each process asks its source once and again on Refresh.
+// disk, so each process asks its source once and again on Refresh (and
+// on each look of Watch, which long-running processes use to follow a
+// changing list).
 package discovery
 
 import (
