@@ -12,6 +12,9 @@
 // through two proxies in front of the same servers counts each volume
 // once.
 //
+// GET /_health/ping answers {"health": "OK", "version": ...}, naming
+// the running build (package internal/version).
+//
 // # Hostile and faulty clients
 //
 // Reads and writes have separate limits (Options.MaxReads and
@@ -33,13 +36,14 @@
 package keepproxy
 
 import (
-	"io"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/keepproject/keep/internal/protocol"
+	"github.com/keepproject/keep/internal/version"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
 )
@@ -254,7 +258,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rc *http.ResponseC
 	}
 	if r.URL.Path == "/_health/ping" {
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"health":"OK"}`+"\n")
+		json.NewEncoder(w).Encode(health{Health: "OK", Version: version.String()})
 		return
 	}
 	tok, rerr := token(r.Header)
@@ -277,6 +281,13 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rc *http.ResponseC
 		w.Header().Set("Allow", "GET, HEAD, PUT, OPTIONS")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
+}
+
+// health is the answer to /_health/ping: "health" as Arvados services
+// and their monitors expect, and which build is running.
+type health struct {
+	Health  string `json:"health"`
+	Version string `json:"version"`
 }
 
 // busy answers 503 with Retry-After.

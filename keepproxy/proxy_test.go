@@ -3,6 +3,7 @@ package keepproxy_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/version"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keepproxy"
 	"github.com/keepproject/keep/keeptest"
@@ -382,4 +384,22 @@ func TestProxyBusy(t *testing.T) {
 	}
 	c.Close()
 	<-done
+}
+
+// TestProxyHealth: /_health/ping answers {"health": "OK"}, as monitors of
+// Arvados services expect, and names the running build.
+func TestProxyHealth(t *testing.T) {
+	srv := startProxy(t, keeptest.NewCluster(t, 1))
+	resp, err := http.Get(srv.URL + "/_health/ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h struct{ Health, Version string }
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET /_health/ping: %d %v", resp.StatusCode, err)
+	}
+	if h.Health != "OK" || h.Version != version.String() || h.Version == "" {
+		t.Errorf("GET /_health/ping = %+v, want health OK and version %q", h, version.String())
+	}
 }
