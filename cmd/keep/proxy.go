@@ -12,9 +12,17 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"time"
 
+	"github.com/keepproject/keep/discovery"
 	"github.com/keepproject/keep/internal/arvconfig"
+	"github.com/keepproject/keep/internal/version"
+	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keepproxy"
 )
 
@@ -38,7 +46,15 @@ cluster configuration (/etc/arvados/config.yml): this proxy is the entry
 of Services.Keepproxy.InternalURLs named by --internal-url, else the only
 one on this host, served over HTTPS when that URL is https. Flags given
 as well override the file. The block servers are found as without it
-(--services, ARVADOS_KEEP_SERVICES, ARVADOS_API_HOST).`
+(--services, ARVADOS_KEEP_SERVICES, ARVADOS_API_HOST).
+
+A changed list of block servers is taken without a restart: the
+--services file is read again (and the API server asked again) every
+--services-check, and at once on SIGHUP. Each change is logged with the
+servers added, removed and updated. A list that cannot be read or parsed,
+or is empty, is logged as an error and the previous list stays in use;
+replace the file by renaming a new one over it, so that it is never read
+half-written.`
 
 func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("proxy", "", proxySummary, stderr)
@@ -55,6 +71,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	bufIdle := fs.Duration("buffer-idle", keepproxy.DefaultBufferIdle, "keep an unused block buffer this long before returning its memory")
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with the certificate in `file` (needs --tls-key) (Arvados: TLS.Certificate, used when this proxy's URL is https)")
 	tlsKey := fs.String("tls-key", "", "private key `file` for --tls-cert (Arvados: TLS.Key)")
+	servicesCheck := fs.Duration("services-check", 5*time.Second, "look for a changed list of block servers this often (read the --services file again, or ask the API server); 0: only on SIGHUP")
 	var cf clientFlags
 	cf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -64,6 +81,9 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "keep proxy: takes no arguments, and --tls-cert needs --tls-key")
 		fs.Usage()
 		return errUsage
+	}
+	if *servicesCheck < 0 {
+		return usageError(fs, "--services-check %v: want 0 (only on SIGHUP) or more", *servicesCheck)
 	}
 	opts := keepproxy.Options{MaxWrites: *maxWrites, MaxReads: *maxReads, MinRate: *minRate, RateWindow: *window, BufferIdle: *bufIdle}
 	if err := checkProxyFlags(fs, &opts, *maxBlocks); err != nil {
@@ -98,10 +118,14 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	attrs := []any{"addr", l.Addr().String(), "tls", pc.tlsCert != "", "services", res.Source(), "count", len(kc.Services())}
+	attrs := []any{"addr", l.Addr().String(), "tls", pc.tlsCert != "", "services", res.Source(), "count", len(kc.Services()), "version", version.String()}
 	if pc.internalURL != "" {
 		attrs = append(attrs, "internal_url", pc.internalURL)
 	}
+	// Watching (and SIGHUP handled) before "listening" is logged, so
+	// that whoever waits for that line may send SIGHUP.
+	stopWatch := watchServices(ctx, res, kc, *servicesCheck, log)
+	defer stopWatch()
 	log.Info("keep proxy listening", attrs...)
 	px := keepproxy.NewWithOptions(kc, opts)
 	defer px.Close()
@@ -114,6 +138,71 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}, log)
+}
+
+// watchServices follows the proxy's list of block servers until ctx
+// ends or the returned function is called (which waits for it to stop):
+// every interval (0: never) and on SIGHUP it reads the list again; a
+// changed list goes to kc and to the log, with what changed; a list that
+// cannot be had is logged as an error and the previous one kept.
+func watchServices(ctx context.Context, res *discovery.Resolver, kc *keepclient.Client, every time.Duration, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	kick := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reading the list of keep services again", "services", res.Source())
+				select {
+				case kick <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	})
+	wg.Go(func() {
+		res.Watch(ctx, discovery.WatchConfig{
+			Every: every,
+			Kick:  kick,
+			Changed: func(c discovery.Change) {
+				if !c.Changed() {
+					log.Info("keep services unchanged", "services", res.Source(), "count", len(c.Services))
+					return
+				}
+				kc.SetServices(c.Services)
+				log.Info("keep services changed; writing to the new list", "services", res.Source(), "count", len(c.Services),
+					"added", describeServices(c.Added), "removed", describeServices(c.Removed), "updated", describeServices(c.Updated))
+			},
+			Failed: func(err error) {
+				log.Error("keep services could not be read again; still using the previous list", "count", len(kc.Services()), "err", err)
+			},
+		})
+	})
+	return func() {
+		cancel()
+		signal.Stop(hup)
+		wg.Wait()
+	}
+}
+
+// describeServices names services for a log line: "uuid host:port",
+// comma-separated, with "(read-only)" where it applies.
+func describeServices(svcs []keepclient.Service) string {
+	var parts []string
+	for _, s := range svcs {
+		d := s.String() + " " + net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+		if s.ReadOnly {
+			d += " (read-only)"
+		}
+		parts = append(parts, d)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // proxyConfig is where the proxy listens and how, from the flags and
