@@ -11,10 +11,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"sort"
 	"syscall"
+
+	"github.com/keepproject/keep/internal/version"
 )
 
 // command is one subcommand: it parses its own flags from args.
@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"bench":   {"measure put/get throughput against a local cluster", runBench},
 		"check":   {"show which servers hold each block of manifests, against the wanted count", runCheck},
 		"balance": {"pull and trash blocks to bring them to their wanted copies (dry run unless --commit)", runBalance},
+		"version": {"print which build of keep this is (also: keep --version)", runVersion},
 	}
 }
 
@@ -71,9 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		args = []string{args[1], "--help"} // keep help put = keep put --help
-	case "--version", "-version", "version":
-		fmt.Fprintln(stdout, version())
-		return 0
+	case "--version", "-version":
+		args = append([]string{"version"}, args[1:]...)
 	}
 	name := args[0]
 	cmd, ok := commands()[name]
@@ -107,21 +107,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// version describes this build: the module version (or "devel") and VCS
-// revision when known, and the Go version.
-func version() string {
-	v, rev := "devel", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				rev = " " + s.Value[:12]
-			}
-		}
+// runVersion prints which build this is, as the servers' start-up logs
+// and health answers name it.
+func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", "", "Print which build of keep this is: its module version, else the VCS revision\nand time it was built from (\"+dirty\" when the tree had changes), else\n\"devel\"; then the Go version.", stderr)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
 	}
-	return fmt.Sprintf("keep %s%s (%s)", v, rev, runtime.Version())
+	if len(pos) != 0 {
+		return usageError(fs, "takes no arguments")
+	}
+	fmt.Fprintln(stdout, "keep", version.String())
+	return nil
 }
 
 // errUsage reports a command-line mistake already explained on stderr.
