@@ -38,6 +38,11 @@ type DirectoryOptions struct {
 	// it reaches the disk. It is for measuring what syncing costs: a
 	// crash can lose blocks the server has acknowledged.
 	NoSync bool
+	// UUID, if set, is the UUID the configuration gives the volume (an
+	// Arvados config's key under Volumes). A volume keeping none is
+	// given this one (kept in the volume if it is writable); one keeping
+	// another is refused with a *UUIDMismatchError.
+	UUID string
 }
 
 // Directory is a Volume keeping each block in a file ROOT/xyz/HASH, where
@@ -75,8 +80,13 @@ var _ Volume = (*Directory)(nil)
 // lock, it deletes every temporary file left by interrupted writes. A
 // read-only volume takes no lock and removes nothing.
 //
-// The volume's UUID is kept in ROOT/volume-uuid, created on first open
-// of a writable volume, so that it moves with the disk.
+// The volume's UUID is kept in ROOT/keep-volume-uuid, created on first
+// open of a writable volume, so that it moves with the disk and stays
+// the same whether the server is configured by flags or a config file
+// (see DirectoryOptions.UUID).
+//
+// A root that does not exist, or cannot be read for an I/O error, is a
+// missing disk rather than a mistake: the error wraps ErrVolumeMissing.
 //
 // OpenDirectory scans the volume once to count the blocks and bytes
 // stored.
@@ -88,7 +98,9 @@ func OpenDirectory(root string, opts DirectoryOptions) (*Directory, error) {
 	fi, err := os.Stat(abs)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("volume %s: no such directory (create it, or mount its disk)", root)
+		return nil, MissingVolume(fmt.Errorf("volume %s: no such directory (create it, or mount its disk)", root))
+	case isDiskError(err):
+		return nil, MissingVolume(fmt.Errorf("volume %s: %w", root, err))
 	case err != nil:
 		return nil, fmt.Errorf("volume %s: %w", root, err)
 	}
@@ -104,12 +116,19 @@ func OpenDirectory(root string, opts DirectoryOptions) (*Directory, error) {
 			return nil, err
 		}
 	}
-	if d.uuid, err = volumeUUID(abs, d.readOnly); err != nil {
+	if d.uuid, err = volumeUUID(abs, d.readOnly, opts.UUID); err != nil {
 		d.Close()
+		var mismatch *UUIDMismatchError
+		if errors.As(err, &mismatch) {
+			return nil, err // it names the volume
+		}
 		return nil, fmt.Errorf("volume %s: %w", abs, err)
 	}
 	if err := d.scan(); err != nil {
 		d.Close()
+		if isDiskError(err) {
+			return nil, MissingVolume(fmt.Errorf("volume %s: %w", abs, err))
+		}
 		return nil, fmt.Errorf("volume %s: %w", abs, err)
 	}
 	return d, nil
@@ -433,6 +452,14 @@ func (d *Directory) Usage(ctx context.Context) (Usage, error) {
 	free, err := freeBytes(d.root)
 	u.FreeBytes = free
 	return u, err
+}
+
+// isDiskError reports whether err is the storage failing under a
+// volume (an I/O error, a device or network filesystem gone) rather than
+// a mistake in its configuration.
+func isDiskError(err error) bool {
+	return errors.Is(err, syscall.EIO) || errors.Is(err, syscall.ENXIO) || errors.Is(err, syscall.ENODEV) ||
+		errors.Is(err, syscall.ESTALE) || errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.EHOSTDOWN)
 }
 
 func mapNotExist(err error) error {

@@ -1,6 +1,7 @@
 package keepstore
 
 import (
+	"cmp"
 	"crypto/md5"
 	"crypto/rand"
 	"encoding/hex"
@@ -90,10 +91,18 @@ func NewVolumeUUID() string {
 }
 
 // volumeUUID reads the UUID kept in root, creating it if the volume is
-// writable and has none. A volume created before volumes kept UUIDs
-// gets the one derived from its path, so that its blocks keep their
-// places; a new one gets a random UUID.
-func volumeUUID(root string, readOnly bool) (string, error) {
+// writable and has none. want, if set, is the UUID the configuration
+// gives the volume: it is what a volume without one gets, and a volume
+// keeping another is refused (*UUIDMismatchError), since serving it
+// under a new UUID would make keep balance take it for a new, empty
+// volume. Without want, a volume created before volumes kept UUIDs gets
+// the one derived from its path, so that its blocks keep their places;
+// a new one gets a random UUID. A read-only volume keeping none is
+// called want, else by its path, and nothing is written.
+func volumeUUID(root string, readOnly bool, want string) (string, error) {
+	if want != "" && !IsVolumeUUID(want) {
+		return "", fmt.Errorf("the configured uuid %q is not a volume UUID (like zzzzz-nyw5e-0123456789abcde)", want)
+	}
 	p := filepath.Join(root, uuidFileName)
 	b, err := os.ReadFile(p)
 	switch {
@@ -102,15 +111,22 @@ func volumeUUID(root string, readOnly bool) (string, error) {
 		if !IsVolumeUUID(id) {
 			return "", fmt.Errorf("%s holds %q, not a volume UUID (like keep0-nyw5e-0123456789abcde)", p, id)
 		}
+		if want != "" && id != want {
+			return "", &UUIDMismatchError{Root: root, Kept: id, Configured: want}
+		}
 		return id, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return "", err
 	case readOnly:
-		return pathUUID(root), nil
+		return cmp.Or(want, pathUUID(root)), nil
 	}
-	id := NewVolumeUUID()
-	if hasBlockDirs(root) {
+	id := want
+	switch {
+	case id != "":
+	case hasBlockDirs(root):
 		id = pathUUID(root)
+	default:
+		id = NewVolumeUUID()
 	}
 	tmp := p + ".new"
 	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
@@ -120,6 +136,25 @@ func volumeUUID(root string, readOnly bool) (string, error) {
 		return "", err
 	}
 	return id, syncDir(root)
+}
+
+// UUIDMismatchError is the error opening a volume that keeps a UUID
+// other than the one its configuration names: a volume served with
+// flags, then named afresh in a cluster config, say. Serving it under
+// the new UUID would make keep balance see a new, empty volume and the
+// old one gone, so the server refuses to start until one of them is
+// changed to the other.
+type UUIDMismatchError struct {
+	Root       string // the volume's directory (or S3 location)
+	Kept       string // the UUID kept in the volume
+	Configured string // the UUID the configuration names
+}
+
+func (e *UUIDMismatchError) Error() string {
+	return fmt.Sprintf("volume %s keeps the uuid %s (in its %s) but the configuration names it %s; "+
+		"a changed uuid makes keep balance take it for a new, empty volume. "+
+		"Name it %s in the configuration, or if %s is right (the volume was served under it before it kept its uuid), write %s into %s",
+		e.Root, e.Kept, uuidFileName, e.Configured, e.Kept, e.Configured, e.Configured, uuidFileName)
 }
 
 // hasBlockDirs reports whether root has any block subdirectory.

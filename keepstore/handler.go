@@ -97,7 +97,8 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // /trash, GET /pull and GET /trash (what became of the current lists),
 // PUT /untrash/LOCATOR, TOUCH /LOCATOR, DELETE /LOCATOR. With
 // the ManagementToken: GET /_status (JSON), GET /metrics (Prometheus),
-// GET /_health/ping. Anything else, including unknown methods, gets 400
+// GET /_health/ping ({"health": "OK", "version": ...}; "ERROR" and an
+// "error" while a volume is missing). Anything else, including unknown methods, gets 400
 // Bad Request as from Arvados keepstore.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -171,7 +172,7 @@ func (s *Server) route(w *response, r *http.Request) {
 				w.fail(http.StatusNotFound, "Not Found", nil)
 				return
 			}
-			writeJSON(w, map[string]string{"health": "OK"})
+			writeJSON(w, s.health())
 		}
 	case p == "/metrics" && get:
 		if s.checkManagementToken(w, r) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keepproject/keep/internal/version"
 	"github.com/keepproject/keep/keepstore"
 )
 
@@ -92,7 +93,8 @@ func TestManagementEndpoints(t *testing.T) {
 
 	code, body, h := ts.do(t, "GET", "/_health/ping", mgmtToken, nil)
 	if code != 200 || strings.TrimSpace(body) != `{
-  "health": "OK"
+  "health": "OK",
+  "version": "`+version.String()+`"
 }` || h.Get("Content-Type") != "application/json" {
 		t.Errorf("health = %d %q", code, body)
 	}

@@ -177,8 +177,12 @@ type VolumeConfig struct {
 	// reported in X-Keep-Replicas-Stored; 0 means 1.
 	Replication int
 	// ID names the volume in rendezvous ordering, logs and metrics. Empty
-	// means one derived from Path; IDs must be unique and stable, or
-	// writes go to different volumes after a restart.
+	// means the one the volume keeps (a Directory's keep-volume-uuid
+	// file), else one derived from Path; IDs must be unique and stable,
+	// or writes go to different volumes after a restart. An ID of the
+	// form of an Arvados volume UUID is kept in a Directory that keeps
+	// none, and a Directory keeping another is refused (see
+	// DirectoryOptions.UUID).
 	ID string
 	// Volume, if set, is used instead of opening Path as a Directory,
 	// for other kinds of storage or for fault injection in tests.
@@ -186,12 +190,18 @@ type VolumeConfig struct {
 	// NoSync is DirectoryOptions.NoSync, for measurements only; it is
 	// ignored when Volume is set.
 	NoSync bool
+	// Missing, if set, is why a volume opened outside New (an S3
+	// bucket, say) could not be: an error wrapping ErrVolumeMissing.
+	// The server starts without the volume and reports it, as it does a
+	// Directory whose disk is missing.
+	Missing error
 }
 
 // Server is a keepstore-compatible block server. It implements
 // http.Handler and is safe for concurrent use.
 type Server struct {
 	mounts      []*mount
+	missing     []missingVolume // configured, but could not be opened
 	signer      locator.Signer
 	requireSigs bool
 	systemToken string
@@ -228,12 +238,26 @@ type mount struct {
 	replication int
 }
 
+// missingVolume is a configured volume the server could not open.
+type missingVolume struct {
+	id       string // as configured; "" when only the volume knew it
+	path     string
+	readOnly bool
+	err      error // wraps ErrVolumeMissing
+}
+
 func (m *mount) hasClass(c string) bool {
 	_, ok := slices.BinarySearch(m.classes, c)
 	return ok
 }
 
 // New returns a server for cfg, opening its Directory volumes.
+//
+// A volume whose storage is missing (its error wraps ErrVolumeMissing:
+// a Directory's root does not exist, or VolumeConfig.Missing is set) is
+// left out, logged, and reported in Status, /_health/ping and the
+// metrics; New fails only when every volume is missing, or when any
+// volume is configured wrongly.
 func New(cfg Config) (*Server, error) {
 	if len(cfg.Volumes) == 0 {
 		return nil, errors.New("no volumes configured")
@@ -280,6 +304,10 @@ func New(cfg Config) (*Server, error) {
 	ids := map[string]bool{}
 	for i, vc := range cfg.Volumes {
 		m, err := newMount(i, vc)
+		if errors.Is(err, ErrVolumeMissing) {
+			s.missing = append(s.missing, missingVolume{id: vc.ID, path: vc.Path, readOnly: vc.ReadOnly, err: err})
+			continue
+		}
 		if err == nil && ids[m.id] {
 			err = fmt.Errorf("volume %d: the volume ID %s is taken by another volume", i, m.id)
 			if c, ok := m.vol.(io.Closer); ok && vc.Volume == nil {
@@ -293,6 +321,20 @@ func New(cfg Config) (*Server, error) {
 		ids[m.id] = true
 		s.mounts = append(s.mounts, m)
 	}
+	if len(s.mounts) == 0 {
+		errs := make([]error, len(s.missing))
+		for i, mv := range s.missing {
+			errs[i] = mv.err
+		}
+		return nil, fmt.Errorf("no volume could be opened: %w", errors.Join(errs...))
+	}
+	for _, mv := range s.missing {
+		attrs := []any{"path", mv.path, "error", mv.err.Error()}
+		if mv.id != "" {
+			attrs = append(attrs, "volume", mv.id)
+		}
+		s.log.Error("volume missing: serving the other volumes without it; restart the server once it is back", attrs...)
+	}
 	s.metrics = newMetrics(s)
 	s.startWorkers()
 	return s, nil
@@ -302,6 +344,12 @@ func New(cfg Config) (*Server, error) {
 func newMount(i int, vc VolumeConfig) (*mount, error) {
 	if vc.Replication < 0 || vc.Capacity < 0 {
 		return nil, fmt.Errorf("volume %d: negative replication or capacity", i)
+	}
+	if vc.Missing != nil {
+		if !errors.Is(vc.Missing, ErrVolumeMissing) {
+			return nil, fmt.Errorf("volume %d: %w", i, vc.Missing)
+		}
+		return nil, vc.Missing
 	}
 	m := &mount{id: vc.ID, path: vc.Path, vol: vc.Volume, readOnly: vc.ReadOnly, replication: max(vc.Replication, 1)}
 	for _, c := range vc.Classes {
@@ -317,7 +365,11 @@ func newMount(i int, vc VolumeConfig) (*mount, error) {
 		if vc.Path == "" {
 			return nil, fmt.Errorf("volume %d: no directory given", i)
 		}
-		d, err := OpenDirectory(vc.Path, DirectoryOptions{ReadOnly: vc.ReadOnly, Capacity: vc.Capacity, NoSync: vc.NoSync})
+		opts := DirectoryOptions{ReadOnly: vc.ReadOnly, Capacity: vc.Capacity, NoSync: vc.NoSync}
+		if IsVolumeUUID(vc.ID) {
+			opts.UUID = vc.ID // kept in the volume, or checked against the one kept
+		}
+		d, err := OpenDirectory(vc.Path, opts)
 		if err != nil {
 			return nil, err // it names the volume
 		}

@@ -7,12 +7,19 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/locator"
 )
+
+// HeaderVolumesMissing is ours, not Arvados': on GET /mounts, the
+// number of configured volumes the server could not open and leaves out
+// of the list. Their blocks are unknown, so keep balance counts the
+// server's inventory incomplete and withholds trash.
+const HeaderVolumesMissing = "X-Keep-Volumes-Missing"
 
 // maxListBytes bounds the body of PUT /pull and PUT /trash: some four
 // million items, more than keep-balance sends a server in one run.
@@ -25,6 +32,13 @@ func (s *Server) handleMounts(w *response, r *http.Request) {
 		return
 	}
 	host, _ := os.Hostname()
+	// A missing volume is left out, so that a keep-balance (ours or
+	// Arvados') counts none of its blocks, rather than reading its
+	// index, failing, and stopping; the header tells ours the server's
+	// inventory is incomplete, so that it withholds trash.
+	if len(s.missing) > 0 {
+		w.Header().Set(HeaderVolumesMissing, strconv.Itoa(len(s.missing)))
+	}
 	out := make([]protocol.Mount, 0, len(s.mounts))
 	for _, m := range s.mounts {
 		classes := make(map[string]bool, len(m.classes))
@@ -68,6 +82,12 @@ func (s *Server) handleMountIndex(w *response, r *http.Request, rest string) {
 	}
 	m := s.mount(uuid)
 	if m == nil {
+		for _, mv := range s.missing {
+			if mv.id == uuid && uuid != "" {
+				w.fail(http.StatusServiceUnavailable, fmt.Sprintf("mount %q is missing on this server: %v", uuid, mv.err), nil)
+				return
+			}
+		}
 		w.fail(http.StatusNotFound, fmt.Sprintf("no mount %q on this server", uuid), nil)
 		return
 	}

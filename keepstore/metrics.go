@@ -137,6 +137,8 @@ var (
 		"Free space on the volume's filesystem (-1: unknown).", []string{"volume", "path"}, nil)
 	volReservedDesc = prometheus.NewDesc("keepstore_volume_reserved_bytes",
 		"Bytes received by writes in flight to the volume, not yet stored.", []string{"volume", "path"}, nil)
+	volMissingDesc = prometheus.NewDesc("keepstore_volumes_missing",
+		"Configured volumes the server could not open at start and serves without (see /_status).", nil, nil)
 )
 
 // volumeCollector reads volume usage at scrape time.
@@ -148,6 +150,7 @@ func (c volumeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- volCapacityDesc
 	ch <- volFreeDesc
 	ch <- volReservedDesc
+	ch <- volMissingDesc
 }
 
 func (c volumeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -160,4 +163,5 @@ func (c volumeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(v.d, prometheus.GaugeValue, float64(v.n), m.id, m.path)
 		}
 	}
+	ch <- prometheus.MustNewConstMetric(volMissingDesc, prometheus.GaugeValue, float64(len(c.s.missing)))
 }

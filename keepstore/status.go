@@ -1,10 +1,17 @@
 package keepstore
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/keepproject/keep/internal/version"
+)
 
 // Status is the server state served as JSON at /_status.
 type Status struct {
-	// Volumes describes each volume, in configuration order.
+	// Volumes describes each volume served, in configuration order,
+	// then each missing one (see VolumeStatus.Missing).
 	Volumes []VolumeStatus `json:"volumes"`
 	// MaxConcurrentRequests is the configured limit on reads and index
 	// listings.
@@ -38,7 +45,13 @@ type VolumeStatus struct {
 	Replication int `json:"replication"`
 	// Usage is the volume's occupancy.
 	Usage
-	// Error is why Usage could not be fully read, if it could not.
+	// Missing reports a configured volume the server could not open at
+	// start (its disk not mounted, its bucket unreachable) and serves
+	// without; Error says why. ID is empty when only the volume itself
+	// knew it.
+	Missing bool `json:"missing,omitempty"`
+	// Error is why Usage could not be fully read, if it could not, or
+	// why a missing volume could not be opened.
 	Error string `json:"error,omitempty"`
 }
 
@@ -63,5 +76,32 @@ func (s *Server) Status(ctx context.Context) Status {
 		}
 		st.Volumes = append(st.Volumes, vs)
 	}
+	for _, mv := range s.missing {
+		st.Volumes = append(st.Volumes, VolumeStatus{ID: mv.id, Path: mv.path, ReadOnly: mv.readOnly, Missing: true,
+			Usage: Usage{FreeBytes: -1}, Error: mv.err.Error()})
+	}
 	return st
+}
+
+// health is the /_health/ping answer: Arvados' "health" ("OK", or
+// "ERROR" with "error" saying why) and the build serving it.
+type health struct {
+	Health  string `json:"health"`
+	Error   string `json:"error,omitempty"`
+	Version string `json:"version"`
+}
+
+// health reports "ERROR" while a configured volume is missing: the
+// server serves the others, but its operator has a disk to bring back.
+func (s *Server) health() health {
+	h := health{Health: "OK", Version: version.String()}
+	if n := len(s.missing); n > 0 {
+		msgs := make([]string, n)
+		for i, mv := range s.missing {
+			msgs[i] = mv.err.Error()
+		}
+		h.Health = "ERROR"
+		h.Error = fmt.Sprintf("%d of %d volumes missing, serving the others: %s", n, n+len(s.mounts), strings.Join(msgs, "; "))
+	}
+	return h
 }

@@ -91,7 +91,22 @@ var (
 	// ErrChanged means a block was written or touched since the caller
 	// looked at it, so Trash left it alone.
 	ErrChanged = errors.New("block changed since it was listed")
+	// ErrVolumeMissing is wrapped by the error opening a volume whose
+	// storage is absent or unreachable (an unmounted disk, a bucket
+	// whose endpoint does not answer), as opposed to one configured
+	// wrongly. New starts without such a volume, as long as another
+	// opens, and reports it.
+	ErrVolumeMissing = errors.New("volume missing")
 )
+
+// MissingVolume returns err marked as the error of a missing volume:
+// errors.Is(…, ErrVolumeMissing) holds, and the message is err's.
+func MissingVolume(err error) error { return missingError{err} }
+
+type missingError struct{ err error }
+
+func (e missingError) Error() string   { return e.err.Error() }
+func (e missingError) Unwrap() []error { return []error{ErrVolumeMissing, e.err} }
 
 // BlockInfo describes one stored block.
 type BlockInfo struct {

@@ -105,7 +105,8 @@ var _ keepstore.Volume = (*Volume)(nil)
 
 // Open connects to the bucket, checks that it is reachable, reads (or,
 // on a writable volume, creates) the volume's uuid, and counts the
-// blocks stored by listing them.
+// blocks stored by listing them. When the endpoint does not answer, or
+// answers with a server error, the error wraps keepstore.ErrVolumeMissing.
 func Open(ctx context.Context, o Options) (*Volume, error) {
 	if err := o.check(); err != nil {
 		return nil, err
@@ -147,6 +148,11 @@ func Open(ctx context.Context, o Options) (*Volume, error) {
 	})
 	if _, err := v.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &o.Bucket}); err != nil {
 		v.Close()
+		if unreachable(err) {
+			// An endpoint down is a missing disk, not a mistake: the
+			// server starts without the volume and reports it.
+			return nil, keepstore.MissingVolume(v.fail("reaching the bucket", "", err))
+		}
 		return nil, v.fail("reaching the bucket", "", err)
 	}
 	if v.uuid, err = v.readUUID(ctx); err != nil {
@@ -445,6 +451,22 @@ func (v *Volume) fail(what, key string, err error) error {
 		return fmt.Errorf("%w: %s: %v", keepstore.ErrFull, where, err)
 	}
 	return fmt.Errorf("%s: %w", where, err)
+}
+
+// unreachable reports whether err from a request means the store did
+// not answer (a network error: connection refused, no route, timeout)
+// or answered that it is failing (a 5xx status), rather than refusing
+// the request as configured (no such bucket, access denied).
+func unreachable(err error) bool {
+	var ne net.Error
+	var status interface{ HTTPStatusCode() int }
+	switch {
+	case errors.As(err, &status) && status.HTTPStatusCode() != 0: // 0: no answer
+		return status.HTTPStatusCode() >= 500
+	case errors.As(err, &ne):
+		return true
+	}
+	return false
 }
 
 // isFullCode reports whether an S3 error code means the store is full.
