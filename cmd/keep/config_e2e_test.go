@@ -124,6 +124,7 @@ func (c *cfgCluster) write(t *testing.T, edit ...string) string {
 type cfgProcess struct {
 	base string // http[s]://127.0.0.1:PORT
 	log  *logWatch
+	stop func() // kills the process and waits until it is gone
 }
 
 // startCfgProcess runs keep with args plus --addr-file, waits until it
@@ -143,10 +144,11 @@ func startCfgProcess(t *testing.T, scheme string, args ...string) *cfgProcess {
 		cmd.Wait()
 		close(exited)
 	}()
-	t.Cleanup(func() {
+	p.stop = func() {
 		cmd.Process.Kill()
 		<-exited
-	})
+	}
+	t.Cleanup(p.stop)
 	p.log.waitFor(t, `listening" addr=`)
 	port := readPort(t, addrFile)
 	if port == 0 {

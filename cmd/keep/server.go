@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/internal/arvconfig"
+	"github.com/keepproject/keep/internal/version"
 	"github.com/keepproject/keep/keepstore"
 	"github.com/keepproject/keep/keepstore/s3volume"
 )
@@ -103,6 +104,8 @@ func (o *serverOptions) addS3(vc keepstore.VolumeConfig, so s3volume.Options) {
 }
 
 // openS3 opens the S3 volumes, with the capacity given to every volume.
+// A bucket that cannot be reached is marked missing, for the server to
+// start without it and report it; any other failure is returned.
 func (o *serverOptions) openS3(ctx context.Context, capacity int64) error {
 	for i, so := range o.s3 {
 		so.Capacity = capacity
@@ -113,6 +116,10 @@ func (o *serverOptions) openS3(ctx context.Context, capacity int64) error {
 			so.UUID = o.volumes[i].ID
 		}
 		v, err := s3volume.Open(ctx, so)
+		if errors.Is(err, keepstore.ErrVolumeMissing) && ctx.Err() == nil {
+			o.volumes[i].Missing = err
+			continue
+		}
 		if err != nil {
 			o.closeS3()
 			return err
@@ -250,6 +257,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("log level %q: want debug, info, warn or error", o.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log.Info("keep server starting", "version", version.String())
 
 	if err := o.openS3(ctx, capBytes); err != nil {
 		return err
@@ -277,18 +285,23 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	ro := 0
-	for _, v := range o.volumes {
-		if v.ReadOnly {
+	ro, missing := 0, 0
+	for _, v := range ks.Status(ctx).Volumes {
+		switch {
+		case v.Missing:
+			missing++
+		case v.ReadOnly:
 			ro++
 		}
 	}
 	attrs := []any{"addr", l.Addr().String(), "tls", o.tlsCert != "",
-		"volumes", len(o.volumes) - ro, "read_only_volumes", ro, "signing", len(o.signingKey) > 0, "require_signatures", o.requireSigs,
+		"volumes", len(o.volumes) - ro - missing, "read_only_volumes", ro, "missing_volumes", missing,
+		"signing", len(o.signingKey) > 0, "require_signatures", o.requireSigs,
 		"trash", o.trash && o.trashConcurrency > 0, "management_routes", o.managementToken != ""}
 	if o.internalURL != "" {
 		attrs = append(attrs, "internal_url", o.internalURL)
 	}
+	attrs = append(attrs, "version", version.String())
 	log.Info("keep server listening", attrs...)
 	return serve(ctx, l, ks, log)
 }
