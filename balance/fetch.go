@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
 )
@@ -61,10 +62,13 @@ func (c *Client) Fetch(ctx context.Context, svcs []keepclient.Service) (Inventor
 	for i, svc := range svcs {
 		g.Go(func() error {
 			inv.Servers[i] = Server{Service: svc, Complete: true}
-			mounts, err := c.mounts(ctx, svc)
+			mounts, missing, err := c.mounts(ctx, svc)
 			if errors.Is(err, errNoMounts) {
 				mounts = []Mount{{AllowWrite: !svc.ReadOnly, AllowTrash: !svc.ReadOnly, Replication: 1}}
 				err = nil
+			}
+			if err == nil && missing > 0 {
+				err = fmt.Errorf("%d volume(s) missing (see its /_status): their blocks are unknown", missing)
 			}
 			if err != nil {
 				inv.Servers[i].Complete = false
@@ -150,33 +154,45 @@ func (c *Client) get(ctx context.Context, u string) (*http.Response, error) {
 	return c.http().Do(req)
 }
 
-func (c *Client) mounts(ctx context.Context, svc keepclient.Service) ([]Mount, error) {
+// mounts reads a server's GET /mounts, and how many volumes it says are
+// missing from the list (protocol.HeaderVolumesMissing).
+func (c *Client) mounts(ctx context.Context, svc keepclient.Service) ([]Mount, int, error) {
 	resp, err := c.get(ctx, svc.URL()+"/mounts")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMountsBody+1))
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, 0, err
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest:
-		return nil, errNoMounts
+		return nil, 0, errNoMounts
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("GET /mounts: %s: %s", resp.Status, firstLine(body))
+		return nil, 0, fmt.Errorf("GET /mounts: %s: %s", resp.Status, firstLine(body))
 	case len(body) > maxMountsBody:
-		return nil, fmt.Errorf("GET /mounts: answer over %d bytes", maxMountsBody)
+		return nil, 0, fmt.Errorf("GET /mounts: answer over %d bytes", maxMountsBody)
 	}
 	var ms []Mount
 	if err := json.Unmarshal(body, &ms); err != nil {
-		return nil, fmt.Errorf("GET /mounts: %w", err)
+		return nil, 0, fmt.Errorf("GET /mounts: %w", err)
 	}
 	for _, m := range ms {
 		if m.UUID == "" {
-			return nil, errors.New("GET /mounts: a mount without a uuid")
+			return nil, 0, errors.New("GET /mounts: a mount without a uuid")
 		}
 	}
-	return ms, nil
+	missing := 0
+	if h := resp.Header.Get(protocol.HeaderVolumesMissing); h != "" {
+		// Anything but a plain count is taken as "some": the safe
+		// reading withholds trash.
+		if n, err := strconv.Atoi(h); err == nil && n >= 0 {
+			missing = n
+		} else {
+			missing = 1
+		}
+	}
+	return ms, missing, nil
 }
 
 // index reads one index, calling add for each line. The index must end

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keepstore"
 )
@@ -170,6 +171,37 @@ func TestFetchSharedVolumeOnce(t *testing.T) {
 				if s.Complete != tt.complete {
 					t.Errorf("server %d complete: %v", i, s.Complete)
 				}
+			}
+		})
+	}
+}
+
+// A server that says some of its volumes are missing is incomplete: their
+// blocks are unknown, so no trash is sent; what it does list still counts.
+func TestFetchMissingVolumes(t *testing.T) {
+	for _, header := range []string{"", "0", "1", "lots", "-3"} {
+		t.Run(header, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/mounts":
+					if header != "" {
+						w.Header().Set(protocol.HeaderVolumesMissing, header)
+					}
+					fmt.Fprint(w, `[{"uuid":"zzzzz-nyw5e-present00000000","allow_write":true,"allow_trash":true,"replication":1}]`)
+				case "/mounts/zzzzz-nyw5e-present00000000/blocks":
+					fmt.Fprintf(w, "%s+3 1700000000000000000\n\n", hashes[0])
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			defer srv.Close()
+			inv, err := (&Client{Token: "sys"}).Fetch(context.Background(), []keepclient.Service{service(t, srv, 0)})
+			complete := header == "" || header == "0"
+			if inv.Servers[0].Complete != complete || (err == nil) != complete || err != nil && !strings.Contains(err.Error(), "missing") {
+				t.Errorf("complete %v, error %v", inv.Servers[0].Complete, err)
+			}
+			if len(inv.Copies[hashes[0]]) != 1 {
+				t.Errorf("the present volume's copies: %+v", inv.Copies)
 			}
 		})
 	}

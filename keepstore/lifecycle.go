@@ -15,11 +15,9 @@ import (
 	"github.com/keepproject/keep/locator"
 )
 
-// HeaderVolumesMissing is ours, not Arvados': on GET /mounts, the
-// number of configured volumes the server could not open and leaves out
-// of the list. Their blocks are unknown, so keep balance counts the
-// server's inventory incomplete and withholds trash.
-const HeaderVolumesMissing = "X-Keep-Volumes-Missing"
+// HeaderVolumesMissing is protocol.HeaderVolumesMissing: on GET /mounts,
+// the number of configured volumes left out because they are missing.
+const HeaderVolumesMissing = protocol.HeaderVolumesMissing
 
 // maxListBytes bounds the body of PUT /pull and PUT /trash: some four
 // million items, more than keep-balance sends a server in one run.

@@ -36,6 +36,12 @@ const (
 	// ParseVolumes). It lets a client count storage devices rather than
 	// answers: two servers sharing a bucket name the same volume.
 	HeaderVolumesStored = "X-Keep-Volumes-Stored"
+
+	// HeaderVolumesMissing is ours, not Arvados': on GET /mounts, the
+	// number of configured volumes the server could not open and leaves
+	// out of the list. Their blocks are unknown, so keep balance counts
+	// the server's inventory incomplete and withholds trash.
+	HeaderVolumesMissing = "X-Keep-Volumes-Missing"
 )
 
 // Bounds on what the parsers accept.
