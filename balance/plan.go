@@ -238,9 +238,6 @@ type block struct {
 	l      *layout
 	held   []held // one per volume holding it
 	have   int    // replicas: the sum of the holding volumes' replication
-	// sources are the servers a pull may fetch it from: every server
-	// listing a volume that holds it.
-	sources []string
 }
 
 func (b *block) locator() string { return locator.Locator{Hash: b.hash, Size: b.size}.String() }
@@ -262,14 +259,34 @@ func (b *block) gather(copies []Copy) {
 		b.held = append(b.held, held{vol: v, mtime: c.Mtime})
 		b.have += b.l.vols[v].replication
 	}
-	for si, s := range b.l.servers {
-		for _, v := range b.l.onServer[si] {
-			if b.holding(v) >= 0 {
-				b.sources = append(b.sources, s.Service.URL())
-				break
+}
+
+// sources returns the servers a pull to the server at url may fetch the
+// block from, in inventory order: every other server listing a volume
+// that holds it, or url itself when it is the only one (it lists such a
+// volume).
+func (b *block) sources(url string) []string {
+	var listing []int
+	for _, h := range b.held {
+		for _, si := range b.l.vols[h.vol].servers {
+			if !slices.Contains(listing, si) {
+				listing = append(listing, si)
 			}
 		}
 	}
+	slices.Sort(listing)
+	var all, others []string
+	for _, si := range listing {
+		u := b.l.servers[si].Service.URL()
+		all = append(all, u)
+		if u != url {
+			others = append(others, u)
+		}
+	}
+	if len(others) == 0 {
+		return all
+	}
+	return others
 }
 
 // holding returns the index in b.held of volume v, or -1.
@@ -337,11 +354,7 @@ func (b *block) decide(p *Plan, ideal []keepclient.Service, byURL map[string]int
 		placed += b.l.vols[v].replication
 		pulls++
 		url := svc.URL()
-		from := slices.DeleteFunc(slices.Clone(b.sources), func(s string) bool { return s == url })
-		if len(from) == 0 {
-			from = b.sources // it lists a volume holding the block: it may read it from itself
-		}
-		p.Pulls[url] = append(p.Pulls[url], PullItem{Locator: b.locator(), Servers: from, MountUUID: b.l.vols[v].uuid})
+		p.Pulls[url] = append(p.Pulls[url], PullItem{Locator: b.locator(), Servers: b.sources(url), MountUUID: b.l.vols[v].uuid})
 	}
 
 	class := OK
