@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,27 +80,7 @@ func (c *Client) Fetch(ctx context.Context, svcs []keepclient.Service) (Inventor
 	g.Wait()
 
 	// Each volume once, through the servers that list it in turn.
-	type vol struct {
-		uuid    string
-		servers []int
-	}
-	var vols []*vol
-	byUUID := make(map[string]*vol)
-	for i, s := range inv.Servers {
-		for _, m := range s.Mounts {
-			v := byUUID[m.UUID]
-			if v == nil || m.UUID == "" {
-				v = &vol{uuid: m.UUID}
-				vols = append(vols, v)
-				if m.UUID != "" {
-					byUUID[m.UUID] = v
-				}
-			}
-			if !slices.Contains(v.servers, i) {
-				v.servers = append(v.servers, i)
-			}
-		}
-	}
+	vols := groupVolumes(inv.Servers).vols
 	var mu sync.Mutex // guards inv.Copies, inv.Servers[].Complete and errs
 	for _, v := range vols {
 		g.Go(func() error {

@@ -1,12 +1,11 @@
 package balance
 
 import (
-	"crypto/md5"
-	"encoding/hex"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
+
+	"github.com/keepproject/keep/internal/protocol"
 )
 
 // A volume is one storage device: a mount uuid, however many servers
@@ -59,21 +58,52 @@ func (e *DeviceConflictError) Error() string {
 // get a volume of their own that counts once and is never written or
 // trashed.
 func newLayout(inv Inventory) (*layout, error) {
-	l := &layout{servers: inv.Servers, index: make(map[string]int), onServer: make([][]int, len(inv.Servers))}
-	type seen struct{ uuid, where string }
-	device := make(map[string]seen)
-	for si, s := range inv.Servers {
-		for _, m := range s.Mounts {
-			if m.DeviceID != "" && m.UUID != "" {
-				where := fmt.Sprintf("%s on %s", m.UUID, s.Service)
-				first, ok := device[m.DeviceID]
-				if ok && first.uuid != m.UUID {
-					return nil, &DeviceConflictError{DeviceID: m.DeviceID, First: first.where, Other: where}
-				}
-				if !ok {
-					device[m.DeviceID] = seen{m.UUID, where}
+	if err := checkDevices(inv.Servers); err != nil {
+		return nil, err
+	}
+	l := groupVolumes(inv.Servers)
+	for _, copies := range inv.Copies {
+		for _, c := range copies {
+			if c.Server >= 0 && c.Server < len(l.servers) {
+				if v := l.volume(c.Mount, c.Server); l.vols[v].replication == 0 {
+					l.vols[v].replication = 1
 				}
 			}
+		}
+	}
+	return l, nil
+}
+
+// checkDevices returns a *DeviceConflictError if one device id appears
+// under two volume uuids.
+func checkDevices(servers []Server) error {
+	type seen struct{ uuid, where string }
+	device := make(map[string]seen)
+	for _, s := range servers {
+		for _, m := range s.Mounts {
+			if m.DeviceID == "" || m.UUID == "" {
+				continue
+			}
+			where := fmt.Sprintf("%s on %s", m.UUID, s.Service)
+			first, ok := device[m.DeviceID]
+			if ok && first.uuid != m.UUID {
+				return &DeviceConflictError{DeviceID: m.DeviceID, First: first.where, Other: where}
+			}
+			if !ok {
+				device[m.DeviceID] = seen{m.UUID, where}
+			}
+		}
+	}
+	return nil
+}
+
+// groupVolumes groups the servers' mounts into volumes: one per mount
+// uuid, however many servers list it, and one per server read through
+// GET /index.
+func groupVolumes(servers []Server) *layout {
+	l := &layout{servers: servers, index: make(map[string]int), onServer: make([][]int, len(servers))}
+	for si, s := range servers {
+		for _, m := range s.Mounts {
 			vol := &l.vols[l.volume(m.UUID, si)]
 			if r := max(m.Replication, 1); vol.replication == 0 || r < vol.replication {
 				vol.replication = r
@@ -86,17 +116,7 @@ func newLayout(inv Inventory) (*layout, error) {
 			}
 		}
 	}
-	for _, copies := range inv.Copies {
-		for _, c := range copies {
-			if c.Server >= 0 && c.Server < len(l.servers) {
-				l.volume(c.Mount, c.Server)
-			}
-		}
-	}
-	for i := range l.vols {
-		l.vols[i].replication = max(l.vols[i].replication, 1)
-	}
-	return l, nil
+	return l
 }
 
 // volume returns the index of the volume that mount of server lies on,
@@ -124,11 +144,7 @@ func (l *layout) lookup(c Copy) (int, bool) {
 
 // mountOrder sorts volume indexes in a block's order among a server's
 // mounts: the order in which our server picks a mount for a block when
-// a pull names none.
+// a pull names none (protocol.SortMounts).
 func (l *layout) mountOrder(hash string, vols []int) {
-	weight := func(v int) string {
-		sum := md5.Sum([]byte(hash + l.vols[v].uuid))
-		return hex.EncodeToString(sum[:])
-	}
-	sort.SliceStable(vols, func(i, j int) bool { return weight(vols[i]) < weight(vols[j]) })
+	protocol.SortMounts(hash, vols, func(v int) string { return l.vols[v].uuid })
 }

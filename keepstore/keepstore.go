@@ -25,8 +25,6 @@ package keepstore
 import (
 	"cmp"
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -405,22 +403,11 @@ func (s *Server) Close() error {
 }
 
 // rendezvous returns ms ordered for block hash: by md5(hash+id)
-// ascending, keepstore's own volume order. Spreading blocks this way
-// needs no shared state and moves few blocks when volumes change.
+// ascending, keepstore's own volume order (protocol.SortMounts).
+// Spreading blocks this way needs no shared state and moves few blocks
+// when volumes change.
 func rendezvous(hash string, ms []*mount) []*mount {
-	type weighted struct {
-		w string
-		m *mount
-	}
-	ws := make([]weighted, len(ms))
-	for i, m := range ms {
-		sum := md5.Sum([]byte(hash + m.id))
-		ws[i] = weighted{hex.EncodeToString(sum[:]), m}
-	}
-	sort.SliceStable(ws, func(i, j int) bool { return ws[i].w < ws[j].w })
-	out := make([]*mount, len(ws))
-	for i, w := range ws {
-		out[i] = w.m
-	}
+	out := slices.Clone(ms)
+	protocol.SortMounts(hash, out, func(m *mount) string { return m.id })
 	return out
 }

@@ -1,9 +1,12 @@
 package protocol
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -427,4 +430,24 @@ func FuzzParseVolumes(f *testing.F) {
 			t.Fatalf("round trip: %v -> %v, %v", m, again, err)
 		}
 	})
+}
+
+// SortMounts orders mounts by md5(hash+uuid), smallest first, the order
+// a server uses, whatever order they come in.
+func TestSortMounts(t *testing.T) {
+	hash := "acbd18db4cc2f85cedef654fccc4a4d8"
+	uuids := []string{"zzzzz-nyw5e-000000000000000", "zzzzz-nyw5e-000000000000001", "zzzzz-nyw5e-000000000000002", "zzzzz-nyw5e-000000000000003"}
+	weight := func(u string) string {
+		sum := md5.Sum([]byte(hash + u))
+		return hex.EncodeToString(sum[:])
+	}
+	want := slices.Clone(uuids)
+	slices.SortFunc(want, func(a, b string) int { return strings.Compare(weight(a), weight(b)) })
+	for _, in := range [][]string{uuids, want, {uuids[3], uuids[1], uuids[0], uuids[2]}} {
+		got := slices.Clone(in)
+		SortMounts(hash, got, func(u string) string { return u })
+		if !slices.Equal(got, want) {
+			t.Errorf("SortMounts(%v) = %v, want %v", in, got, want)
+		}
+	}
 }
