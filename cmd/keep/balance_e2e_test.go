@@ -95,11 +95,19 @@ func (c *balanceCluster) put(data []byte, replicas int) (string, string) {
 // run runs keep balance or keep check with the cluster's settings.
 func (c *balanceCluster) run(cmd string, args ...string) (string, error) {
 	c.t.Helper()
-	all := append([]string{cmd, "--services", c.svcFile, "--system-token-file", c.tokenFile}, args...)
+	return runAdmin(c.t, c.env, c.svcFile, c.tokenFile, e2eSigningTTL, cmd, args...)
+}
+
+// runAdmin runs keep check or keep balance on the services of svcFile
+// with the system token in tokenFile (and balance with the signing TTL
+// ttl), and returns its output and error output together.
+func runAdmin(t *testing.T, env []string, svcFile, tokenFile, ttl, cmd string, args ...string) (string, error) {
+	t.Helper()
+	all := []string{cmd, "--services", svcFile, "--system-token-file", tokenFile}
 	if cmd == "balance" {
-		all = append([]string{cmd, "--signing-ttl", e2eSigningTTL}, all[1:]...)
+		all = append(all, "--signing-ttl", ttl)
 	}
-	out, stderr, err := runKeep(c.t, c.env, nil, all...)
+	out, stderr, err := runKeep(t, env, nil, append(all, args...)...)
 	return out + stderr, err
 }
 
@@ -164,9 +172,15 @@ func getJSON(url, token string, v any) error {
 // waitFor polls cond until it holds.
 func (c *balanceCluster) waitFor(what string, cond func() bool) {
 	c.t.Helper()
+	waitUntil(c.t, what, cond)
+}
+
+// waitUntil polls cond until it holds, failing t after a minute.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
 	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out waiting until %s", what)
+			t.Fatalf("timed out waiting until %s", what)
 		}
 	}
 }

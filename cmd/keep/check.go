@@ -209,10 +209,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	sort.Strings(hashes)
 	fmt.Fprintf(stdout, "%-44s %6s %6s  %-16s %s\n", "block", "wanted", "copies", "state", "volumes")
+	listing := volumeServers(inv)
 	for _, h := range hashes {
 		loc := locator.Locator{Hash: h, Size: want[h].Size}
 		st := p.Blocks[h]
-		fmt.Fprintf(stdout, "%-44s %6d %6d  %-16s %s\n", loc, want[h].Replicas, st.Replicas, st.Class, strings.Join(volumeHolders(inv, h), " "))
+		fmt.Fprintf(stdout, "%-44s %6d %6d  %-16s %s\n", loc, want[h].Replicas, st.Replicas, st.Class, strings.Join(volumeHolders(inv, listing, h), " "))
 	}
 	printSummary(stdout, p, balance.OK, balance.Under, balance.Lost, balance.Over, balance.Misplaced)
 	if n := p.Summary[balance.Under].Blocks + p.Summary[balance.Lost].Blocks; n > 0 {
@@ -226,29 +227,32 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // volumeHolders describes the volumes holding a block, each once, as
 // "uuid@server,server" (the servers that list it), or the server alone
-// for one read through GET /index.
-func volumeHolders(inv balance.Inventory, hash string) []string {
+// for one read through GET /index. listing maps each mount uuid to the
+// servers that list it (see volumeServers).
+func volumeHolders(inv balance.Inventory, listing map[string][]string, hash string) []string {
 	var out []string
-	seen := map[string]int{}
+	seen := map[string]bool{}
 	for _, c := range inv.Copies[hash] {
-		srv := inv.Servers[c.Server].Service.String()
-		if c.Mount == "" {
-			out = append(out, srv)
-			continue
+		switch {
+		case c.Mount == "":
+			out = append(out, inv.Servers[c.Server].Service.String())
+		case !seen[c.Mount]:
+			seen[c.Mount] = true
+			out = append(out, c.Mount+"@"+strings.Join(listing[c.Mount], ","))
 		}
-		if _, ok := seen[c.Mount]; ok {
-			continue
-		}
-		var via []string
-		for _, s := range inv.Servers {
-			for _, m := range s.Mounts {
-				if m.UUID == c.Mount && !slices.Contains(via, s.Service.String()) {
-					via = append(via, s.Service.String())
-				}
+	}
+	return out
+}
+
+// volumeServers maps each mount uuid to the servers that list it.
+func volumeServers(inv balance.Inventory) map[string][]string {
+	out := map[string][]string{}
+	for _, s := range inv.Servers {
+		for _, m := range s.Mounts {
+			if !slices.Contains(out[m.UUID], s.Service.String()) {
+				out[m.UUID] = append(out[m.UUID], s.Service.String())
 			}
 		}
-		seen[c.Mount] = len(out)
-		out = append(out, c.Mount+"@"+strings.Join(via, ","))
 	}
 	return out
 }

@@ -98,17 +98,6 @@ func (c *sharedCluster) in(hash string) string {
 	return out
 }
 
-// admin runs check or balance with the cluster's services and token.
-func (c *sharedCluster) admin(cmd string, args ...string) (string, error) {
-	c.t.Helper()
-	all := append([]string{cmd, "--services", c.svcFile, "--system-token-file", c.tokenFile}, args...)
-	if cmd == "balance" {
-		all = append(all[:1], append([]string{"--signing-ttl", sharedTTL}, all[1:]...)...)
-	}
-	out, stderr, err := runKeep(c.t, c.env, nil, all...)
-	return out + stderr, err
-}
-
 // listsDone reports whether every server has worked its pull and trash
 // lists to the end.
 func (c *sharedCluster) listsDone() bool {
@@ -129,16 +118,6 @@ func (c *sharedCluster) listsDone() bool {
 // get reads a management API document with the system token.
 func (c *sharedCluster) get(url string, v any) error {
 	return getJSON(url, "shared-system-token", v)
-}
-
-// waitFor polls cond until it holds, for at most a minute.
-func (c *sharedCluster) waitFor(what string, cond func() bool) {
-	c.t.Helper()
-	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out waiting until %s", what)
-		}
-	}
 }
 
 // Two servers sharing a bucket are one volume to put, check and balance:
@@ -177,7 +156,7 @@ func TestE2ESharedBucket(t *testing.T) {
 		t.Fatalf("put --replicas 1: buckets %q and %q, want A", c.in(one), c.in(garbage))
 	}
 
-	out, err := c.admin("check", "--replicas", "2", twoMf, oneMf)
+	out, err := runAdmin(t, c.env, c.svcFile, c.tokenFile, sharedTTL, "check", "--replicas", "2", twoMf, oneMf)
 	if exitCode(err) != 1 || !strings.Contains(out, "ok:                      1 blocks") || !strings.Contains(out, "under-replicated:        1 blocks") {
 		t.Fatalf("check --replicas 2: %v\n%s", err, out)
 	}
@@ -190,11 +169,11 @@ func TestE2ESharedBucket(t *testing.T) {
 	// Wanted 1, everything old: the shared object is one copy and stays;
 	// the garbage is trashed once, then deleted.
 	time.Sleep(3 * time.Second) // older than the 2 s signing TTL: a fixed age, not a race
-	out, err = c.admin("balance", "--replicas", "1", "--commit", twoMf, oneMf)
+	out, err = runAdmin(t, c.env, c.svcFile, c.tokenFile, sharedTTL, "balance", "--replicas", "1", "--commit", twoMf, oneMf)
 	if err != nil {
 		t.Fatalf("balance --replicas 1: %v\n%s", err, out)
 	}
-	c.waitFor("the servers have worked their lists", c.listsDone)
+	waitUntil(t, "the servers have worked their lists", c.listsDone)
 	if c.in(garbage) != "" || c.in(one) != "A" || c.in(two) == "" {
 		t.Fatalf("after balance --replicas 1: garbage in %q (want none), the one-copy block in %q (want A), the two-copy block in %q", c.in(garbage), c.in(one), c.in(two))
 	}
@@ -206,18 +185,18 @@ func TestE2ESharedBucket(t *testing.T) {
 
 	// Wanted 2: the one-copy block is pulled into bucket B (never a
 	// second copy onto A), and check is satisfied.
-	out, err = c.admin("balance", "--replicas", "2", "--commit", twoMf, oneMf)
+	out, err = runAdmin(t, c.env, c.svcFile, c.tokenFile, sharedTTL, "balance", "--replicas", "2", "--commit", twoMf, oneMf)
 	if err != nil || !strings.Contains(out, "sent") {
 		t.Fatalf("balance --replicas 2: %v\n%s", err, out)
 	}
-	c.waitFor("the servers have worked their lists", c.listsDone)
-	if out, err := c.admin("check", "--replicas", "2", twoMf, oneMf); err != nil {
+	waitUntil(t, "the servers have worked their lists", c.listsDone)
+	if out, err := runAdmin(t, c.env, c.svcFile, c.tokenFile, sharedTTL, "check", "--replicas", "2", twoMf, oneMf); err != nil {
 		t.Errorf("check --replicas 2 after balance: %v\n%s", err, out)
 	}
 	if c.in(one) != "AB" || c.in(two) != "AB" {
 		t.Errorf("after balance --replicas 2: buckets %q and %q, want both in A and B", c.in(one), c.in(two))
 	}
-	out, _ = c.admin("check", "--replicas", "2", oneMf)
+	out, _ = runAdmin(t, c.env, c.svcFile, c.tokenFile, sharedTTL, "check", "--replicas", "2", oneMf)
 	if !bytes.Contains([]byte(out), []byte(mounts[0][0].UUID+"@"+c.svcs[0].UUID+","+c.svcs[1].UUID)) {
 		t.Errorf("check does not name bucket A's volume with both its servers:\n%s", out)
 	}
