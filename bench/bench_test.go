@@ -353,7 +353,7 @@ func TestReadyWriter(t *testing.T) {
 		t.Fatal("ready before the marker")
 	default:
 	}
-	io.WriteString(w, "ening on 127.0.0.1:1234")
+	io.WriteString(w, "ening on the address given")
 	select {
 	case <-w.ready:
 		t.Fatal("ready before the line ended")
