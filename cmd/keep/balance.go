@@ -134,8 +134,7 @@ func waitPulls(ctx context.Context, c *balance.Client, svcs []keepclient.Service
 // from: --signing-ttl if given, else the --config file's
 // Collections.BlobSigningTTL, else the servers' default.
 func balanceTTL(fs *flag.FlagSet, flagTTL time.Duration, configFile, clusterID string) (time.Duration, string, error) {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := flagsSet(fs)
 	switch {
 	case set["cluster"] && configFile == "":
 		return 0, "", usageError(fs, "--cluster needs --config")

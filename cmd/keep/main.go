@@ -143,6 +143,15 @@ func newFlagSet(name, argsUsage, summary string, stderr io.Writer) *flag.FlagSet
 	return fs
 }
 
+// flagsSet returns the names of the flags the command line set, for
+// options whose default comes from elsewhere (a config file) unless a
+// flag says.
+func flagsSet(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
 // parse parses args with fs, allowing flags after positional arguments
 // ("keep get MANIFEST -o DIR"), and returns the positional arguments.
 // After "--" everything is positional.

@@ -220,8 +220,7 @@ type proxyConfig struct {
 // fromArvados fills in pc from an Arvados config.yml, leaving alone
 // whatever a flag set on fs gave.
 func (pc *proxyConfig) fromArvados(fs *flag.FlagSet, path, clusterID, given string) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := flagsSet(fs)
 	c, err := loadArvadosConfig(path, clusterID)
 	if err != nil {
 		return err
@@ -245,8 +244,7 @@ func (pc *proxyConfig) fromArvados(fs *flag.FlagSet, path, clusterID, given stri
 // checkProxyFlags applies --max-blocks and refuses values that are not
 // positive.
 func checkProxyFlags(fs *flag.FlagSet, opts *keepproxy.Options, maxBlocks int) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := flagsSet(fs)
 	if set["max-blocks"] {
 		if maxBlocks < 1 {
 			return fmt.Errorf("--max-blocks %d: want at least 1", maxBlocks)

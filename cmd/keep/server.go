@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -175,8 +174,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := flagsSet(fs)
 	if fs.NArg() != 0 || (len(volumes)+len(roVolumes) == 0 && *configFile == "") || (*tlsCert == "") != (*tlsKey == "") {
 		fmt.Fprintln(stderr, "keep server: need --config or at least one --volume or --read-only-volume, no arguments, and --tls-cert with --tls-key")
 		fs.Usage()
