@@ -30,7 +30,9 @@
 //
 // A block no manifest references is garbage: once all its copies are
 // older than the signing TTL they are all trashed (they stay recoverable
-// until the servers' trash lifetime ends).
+// until the servers' trash lifetime ends) — unless
+// Options.KeepUnreferenced says the live set may not be whole, when
+// garbage is counted and kept.
 package balance
 
 import (
@@ -163,6 +165,13 @@ type Options struct {
 	// SigningTTL is the permission signature lifetime (Arvados
 	// Collections.BlobSigningTTL): no copy younger than this is trashed.
 	SigningTTL time.Duration
+	// KeepUnreferenced plans no trash for blocks the live set wants no
+	// copy of (none references them, or those that do want 0
+	// replicas), for a live set not known to be whole (some manifest
+	// files, not every collection): such blocks are still classed
+	// Unreferenced and counted in the summary. Extra copies of wanted
+	// blocks are trashed as usual.
+	KeepUnreferenced bool
 }
 
 // Compute decides the pulls and trash that bring inv to want. It refuses
@@ -212,7 +221,7 @@ func Compute(inv Inventory, want Want, opts Options) (*Plan, error) {
 		}
 		b.gather(copies)
 		ideal := keepclient.ProbeOrder(h, writable)
-		class := b.decide(p, ideal, byURL, oldest, complete)
+		class := b.decide(p, ideal, byURL, oldest, complete, opts.KeepUnreferenced)
 		p.Blocks[h] = BlockState{Class: class, Replicas: b.have}
 		p.Summary[class].Blocks++
 		p.Summary[class].Bytes += size
@@ -299,10 +308,14 @@ func (b *block) holding(v int) int {
 	return -1
 }
 
-// decide classifies the block and adds its pulls and trash to p.
-func (b *block) decide(p *Plan, ideal []keepclient.Service, byURL map[string]int, oldest int64, complete bool) Class {
+// decide classifies the block and adds its pulls and trash to p;
+// keepGarbage keeps every copy of a block wanted 0 times.
+func (b *block) decide(p *Plan, ideal []keepclient.Service, byURL map[string]int, oldest int64, complete, keepGarbage bool) Class {
 	if b.wanted == 0 {
 		// Garbage: trash every copy once none is young.
+		if keepGarbage {
+			return Unreferenced
+		}
 		for _, h := range b.held {
 			if h.mtime > oldest || h.mixed {
 				return Unreferenced

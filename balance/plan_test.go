@@ -149,6 +149,70 @@ func TestCompute(t *testing.T) {
 	}
 }
 
+// With KeepUnreferenced, a block the live set wants no copy of (none
+// references it, or those that do want 0) is counted as unreferenced
+// and kept, however old; a referenced block's extra copy is still
+// trimmed. Without it, the same garbage is trashed.
+func TestComputeKeepUnreferenced(t *testing.T) {
+	s := cluster(5)
+	h, g := hashes[0], hashes[1] // h: referenced, wanted 2, one copy extra; g: garbage
+	oh, og := order(s, h), order(s, g)
+	trimH := fmt.Sprint("T", oh[4], ":", h[:4])
+	trashG := sorted(trimH, fmt.Sprint("T", og[2], ":", g[:4]), fmt.Sprint("T", og[3], ":", g[:4]))
+	tests := []struct {
+		name     string
+		keep     bool
+		gWant    *Wanted // nil: no manifest references g
+		gMtime   int64
+		complete bool
+		lists    string // trash, as "T<server>:<hash prefix>"
+	}{
+		{"kept: old garbage", true, nil, old, true, trimH},
+		{"kept: a block wanted 0 times", true, &Wanted{Size: 3}, old, true, trimH},
+		{"kept: young garbage", true, nil, young, true, trimH},
+		{"kept, and no trash at all from an incomplete index", true, nil, old, false, ""},
+		{"collected: old garbage", false, nil, old, true, trashG},
+		{"collected: a block wanted 0 times", false, &Wanted{Size: 3}, old, true, trashG},
+		{"not collected: young garbage", false, nil, young, true, trimH},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			servers := cluster(5)
+			servers[0].Complete = tt.complete
+			inv := Inventory{Servers: servers, Copies: map[string][]Copy{
+				h: on(servers, old, oh[0], oh[1], oh[4]),
+				g: on(servers, tt.gMtime, og[2], og[3]),
+			}}
+			want := Want{h: {Size: 3, Replicas: 2}}
+			if tt.gWant != nil {
+				want[g] = *tt.gWant
+			}
+			p, err := Compute(inv, want, Options{Now: now, SigningTTL: ttl, KeepUnreferenced: tt.keep})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for i, srv := range servers {
+				for _, it := range p.Trash[srv.Service.URL()] {
+					got = append(got, fmt.Sprint("T", i, ":", it.Locator[:4]))
+				}
+				if n := len(p.Pulls[srv.Service.URL()]); n > 0 {
+					t.Errorf("%d pulls to server %d", n, i)
+				}
+			}
+			if l := sorted(got...); l != tt.lists {
+				t.Errorf("trash %q, want %q", l, tt.lists)
+			}
+			if p.Blocks[g].Class != Unreferenced || p.Blocks[h].Class != Over {
+				t.Errorf("classes: garbage %v, referenced %v", p.Blocks[g].Class, p.Blocks[h].Class)
+			}
+			if u := p.Summary[Unreferenced]; u.Blocks != 1 || u.Bytes != 3 {
+				t.Errorf("unreferenced in the summary: %+v, want 1 block of 3 bytes", u)
+			}
+		})
+	}
+}
+
 // compute runs Compute at now with the test TTL.
 func compute(t *testing.T, inv Inventory, want Want) *Plan {
 	t.Helper()
