@@ -1,6 +1,6 @@
 // Package arvapi reads what keep needs from an Arvados API server: the
-// collections, whose manifests and wanted replication make the live set
-// that keep balance keeps. Answers are untrusted input: pages are
+// collections (trashed ones and old versions included), whose manifests
+// and wanted replication make the live set that keep balance keeps. Answers are untrusted input: pages are
 // bounded, must advance, and a malformed one is an error, never a
 // shorter list.
 package arvapi
@@ -60,10 +60,14 @@ type Collection struct {
 	ReplicationDesired *int `json:"replication_desired"`
 }
 
-// Collections calls fn for every collection that is not in the trash,
-// in uuid order, and stops at the first error fn returns. It pages by
-// uuid, so collections created meanwhile may or may not be seen; one
-// that existed throughout is seen exactly once.
+// Collections calls fn for every collection the API server still holds,
+// in uuid order, and stops at the first error fn returns: those in the
+// trash too, until they are deleted (their delete_at), since they can be
+// untrashed until then and need their blocks, and old versions of
+// collections (include_trash and include_old_versions, as Arvados
+// keep-balance asks). It pages by uuid, so collections created meanwhile
+// may or may not be seen; one that existed throughout is seen exactly
+// once.
 func (c *Client) Collections(ctx context.Context, fn func(Collection) error) error {
 	last := ""
 	for {
@@ -96,6 +100,8 @@ func (c *Client) page(ctx context.Context, last string) ([]Collection, error) {
 	q.Set("order", `["uuid asc"]`)
 	q.Set("select", `["uuid","manifest_text","replication_desired"]`)
 	q.Set("count", "none")
+	q.Set("include_trash", "true")
+	q.Set("include_old_versions", "true")
 	if last != "" {
 		f, _ := json.Marshal([][]string{{"uuid", ">", last}})
 		q.Set("filters", string(f))

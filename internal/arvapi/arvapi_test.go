@@ -15,6 +15,14 @@ import (
 // server pages: ordered by uuid, after the "uuid >" filter, limit per
 // page. Tweak, if set, rewrites a page before it is sent.
 func fakeAPI(t *testing.T, token string, cols []Collection, tweak func(page []Collection) any) *httptest.Server {
+	return fakeAPIHiding(t, token, cols, nil, tweak)
+}
+
+// fakeAPIHiding is fakeAPI listing the collections named in hidden (by
+// uuid) only when the request sets the query parameter named beside
+// each to "true", as the API server lists collections in the trash
+// (include_trash) and old versions (include_old_versions).
+func fakeAPIHiding(t *testing.T, token string, cols []Collection, hidden map[string]string, tweak func(page []Collection) any) *httptest.Server {
 	sort.Slice(cols, func(i, j int) bool { return cols[i].UUID < cols[j].UUID })
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/arvados/v1/collections" || r.Header.Get("Authorization") != "Bearer "+token {
@@ -34,6 +42,9 @@ func fakeAPI(t *testing.T, token string, cols []Collection, tweak func(page []Co
 		fmt.Sscan(r.URL.Query().Get("limit"), &limit)
 		page := []Collection{}
 		for _, c := range cols {
+			if param, ok := hidden[c.UUID]; ok && r.URL.Query().Get(param) != "true" {
+				continue
+			}
 			if c.UUID > after && len(page) < limit {
 				page = append(page, c)
 			}
@@ -83,6 +94,41 @@ func TestCollectionsPages(t *testing.T) {
 		if g.UUID != w.UUID || g.ManifestText != w.ManifestText || (g.ReplicationDesired == nil) != (w.ReplicationDesired == nil) ||
 			(w.ReplicationDesired != nil && *g.ReplicationDesired != *w.ReplicationDesired) {
 			t.Errorf("collection %d = %+v, want %+v", i, g, w)
+		}
+	}
+}
+
+// The live set includes collections in the trash (recoverable until
+// their delete_at, so their blocks must stay) and old versions: both
+// are asked for on every page, and listed.
+func TestCollectionsIncludeTrashAndOldVersions(t *testing.T) {
+	cols := collections(2*PageSize + 3)
+	hidden := map[string]string{}
+	for i, c := range cols {
+		switch i % 3 {
+		case 1:
+			hidden[c.UUID] = "include_trash"
+		case 2:
+			hidden[c.UUID] = "include_old_versions"
+		}
+	}
+	srv := fakeAPIHiding(t, "tok", cols, hidden, nil)
+	c := New(host(srv), "tok", true)
+	defer c.Close()
+	seen := map[string]bool{}
+	if err := c.Collections(context.Background(), func(col Collection) error {
+		seen[col.UUID] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, col := range cols {
+		if !seen[col.UUID] {
+			what := "a live collection"
+			if p, ok := hidden[col.UUID]; ok {
+				what = "listed only with " + p + "=true"
+			}
+			t.Errorf("collection %s (%s) not seen", col.UUID, what)
 		}
 	}
 }
