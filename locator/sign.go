@@ -98,3 +98,15 @@ func isHex(s string) bool {
 	}
 	return true
 }
+
+// Unsigned returns l without its +A permission hints, other hints kept:
+// the form in which a registry stores a manifest's locators.
+func (l Locator) Unsigned() Locator {
+	out := Locator{Hash: l.Hash, Size: l.Size}
+	for _, h := range l.Hints {
+		if !isSignatureHint(h) {
+			out.Hints = append(out.Hints, h)
+		}
+	}
+	return out
+}
