@@ -13,11 +13,12 @@ import (
 )
 
 func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("balance", "MANIFEST|DIR... | --collections", "Bring every block the manifests reference to the wanted number of copies\nin its probe-order places, and garbage-collect blocks none references: work\nout the pull and trash lists for every server (as Arvados keep-balance does)\nand, with --commit, send them. Without --commit nothing is sent.\n\nSafety: a referenced block never loses its last copy or goes below the\nwanted count; extra copies are trashed only once the wanted ones are in\ntheir places; nothing younger than --signing-ttl is trashed; and no trash\nis sent at all when any server's index could not be read whole.", stderr)
+	fs := newFlagSet("balance", "MANIFEST|DIR... [--gc] | --collections", "Bring every block the manifests reference to the wanted number of copies\nin its probe-order places: work out the pull and trash lists for every\nserver (as Arvados keep-balance does) and, with --commit, send them.\nWithout --commit nothing is sent.\n\nBlocks no manifest references are garbage-collected only when the live set\nis known to be whole: with --collections (every collection of the API\nserver), or with --gc (the MANIFEST and DIR arguments are every manifest\nthere is). Otherwise they are counted and kept: the blocks of a manifest\nleft out would be trashed.\n\nSafety: a referenced block never loses its last copy or goes below the\nwanted count; extra copies are trashed only once the wanted ones are in\ntheir places; nothing younger than --signing-ttl is trashed; and no trash\nis sent at all when any server's index could not be read whole.", stderr)
 	var af adminFlags
 	af.register(fs)
 	commit := fs.Bool("commit", false, "send the pull and trash lists (default: only show them)")
 	wait := fs.Bool("wait", false, "with --commit: wait until the servers have worked their pull lists, report each pull that failed, and exit non-zero if any did")
+	gc := fs.Bool("gc", false, "the MANIFEST and DIR arguments are the whole live set: trash every block none of them references (once older than the signing TTL). Without it such blocks are kept, as a manifest left out would lose its blocks. Not with --collections, which reads the whole live set and always collects")
 	ttl := fs.Duration("signing-ttl", keepstore.DefaultSigningTTL, "the servers' signature lifetime (Collections.BlobSigningTTL): copies younger than this are never trashed (default: from --config, else 336h)")
 	configFile := fs.String("config", "", "read the signing TTL from the servers' Arvados cluster configuration `file` (Collections.BlobSigningTTL), as keep server --config does")
 	clusterID := fs.String("cluster", "", "the cluster `id` to use when the --config file configures several")
@@ -28,6 +29,15 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := af.checkPaths(fs, paths); err != nil {
 		return err
 	}
+	switch {
+	case *gc && af.collections:
+		return usageError(fs, "--gc is for MANIFEST and DIR arguments: with --collections the live set is every collection, and blocks none references are always collected")
+	case *wait && !*commit:
+		return usageError(fs, "--wait needs --commit: without it nothing is sent to wait for")
+	}
+	// Only a live set known to be whole may make garbage of what it
+	// does not name.
+	keepUnreferenced := !af.collections && !*gc
 	signingTTL, ttlFrom, err := balanceTTL(fs, *ttl, *configFile, *clusterID)
 	if err != nil {
 		return err
@@ -40,7 +50,7 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if ferr != nil {
 		fmt.Fprintf(stderr, "keep balance: %v\n", ferr)
 	}
-	p, err := balance.Compute(inv, want, balance.Options{Now: start, SigningTTL: signingTTL})
+	p, err := balance.Compute(inv, want, balance.Options{Now: start, SigningTTL: signingTTL, KeepUnreferenced: keepUnreferenced})
 	if err != nil {
 		return err
 	}
@@ -48,6 +58,13 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintf(stdout, "signing TTL %v (%s): copies younger than that are not trashed\n", signingTTL, ttlFrom)
 	printSummary(stdout, p, balance.OK, balance.Under, balance.Lost, balance.Over, balance.Misplaced, balance.Unreferenced)
 	fmt.Fprintln(stdout)
+	garbage := p.Summary[balance.Unreferenced]
+	switch {
+	case keepUnreferenced:
+		fmt.Fprintf(stdout, "%d unreferenced blocks kept: manifest files are not known to be the whole live set (--gc says they are; --collections reads every collection)\n", garbage.Blocks)
+	case *gc:
+		fmt.Fprintf(stdout, "WARNING: --gc: the manifests given are taken as the whole live set: every block none of them references is trashed once older than the signing TTL (%d unreferenced blocks, %d bytes, now)\n", garbage.Blocks, garbage.Bytes)
+	}
 	pulls, trash := 0, 0
 	for _, s := range inv.Servers {
 		u := s.Service.URL()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -169,6 +170,71 @@ func getJSON(url, token string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
+// listsWorked reports whether every one of svcs has worked its pull and
+// trash lists to the end, as GET /pull and GET /trash report them with
+// the system token.
+func listsWorked(t *testing.T, svcs []keepclient.Service, token string) bool {
+	t.Helper()
+	for _, s := range svcs {
+		for _, list := range []string{"/pull", "/trash"} {
+			var r protocol.ListReport
+			if err := getJSON(s.URL()+list, token, &r); err != nil {
+				t.Fatal(err)
+			}
+			if !r.Finished() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// listsDone reports whether every server has worked its pull and trash
+// lists to the end.
+func (c *balanceCluster) listsDone() bool {
+	return listsWorked(c.t, c.svcs, "balance-system-token")
+}
+
+// trashReport sums the servers' reports on their current trash lists.
+func (c *balanceCluster) trashReport() protocol.ListReport {
+	c.t.Helper()
+	var sum protocol.ListReport
+	for _, s := range c.svcs {
+		var r protocol.ListReport
+		if err := getJSON(s.URL()+"/trash", "balance-system-token", &r); err != nil {
+			c.t.Fatal(err)
+		}
+		sum.Items += r.Items
+		sum.Done += r.Done
+		sum.Skipped += r.Skipped
+		sum.Failed += r.Failed
+	}
+	return sum
+}
+
+// indexed reports whether server i's index lists hash, as balance
+// reads it (GET /index/PREFIX with the system token).
+func (c *balanceCluster) indexed(i int, hash string) bool {
+	c.t.Helper()
+	req, _ := http.NewRequest("GET", c.svcs[i].URL()+"/index/"+hash, nil)
+	req.Header.Set("Authorization", "Bearer balance-system-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("GET /index/%s from server %d: %s %v", hash, i, resp.Status, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, hash+"+") {
+			return true
+		}
+	}
+	return false
+}
+
 // waitFor polls cond until it holds.
 func (c *balanceCluster) waitFor(what string, cond func() bool) {
 	c.t.Helper()
@@ -191,9 +257,9 @@ func fileMD5(p string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// A manifest dropped from the live set: its block is trashed once old
-// enough, then deleted after the trash lifetime; the live manifest's
-// block and a block newer than the signing TTL stay.
+// A manifest dropped from a live set said to be whole (--gc): its block
+// is trashed once old enough, then deleted after the trash lifetime; the
+// live manifest's block and a block newer than the signing TTL stay.
 func TestE2EBalanceGarbage(t *testing.T) {
 	c := newBalanceCluster(t, 4)
 	keepMf, keepHash := c.put(bytes.Repeat([]byte("kept block "), 100000), 2)
@@ -201,14 +267,14 @@ func TestE2EBalanceGarbage(t *testing.T) {
 	c.ageAll()
 	_, youngHash := c.put(bytes.Repeat([]byte("young garbage "), 100000), 2)
 
-	out, err := c.run("balance", keepMf)
-	if err != nil || !strings.Contains(out, "dry run") {
+	out, err := c.run("balance", "--gc", keepMf)
+	if err != nil || !strings.Contains(out, "dry run") || !strings.Contains(out, "WARNING: --gc:") {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
 	if live, _ := c.holders(dropHash); len(live) != 2 {
 		t.Fatalf("dry run changed something: dropped block on %v", live)
 	}
-	if out, err := c.run("balance", "--commit", keepMf); err != nil || !strings.Contains(out, "sent") {
+	if out, err := c.run("balance", "--commit", "--gc", keepMf); err != nil || !strings.Contains(out, "sent") {
 		t.Fatalf("balance --commit: %v\n%s", err, out)
 	}
 	c.waitFor("the dropped block is trashed and then deleted", func() bool {
@@ -223,6 +289,57 @@ func TestE2EBalanceGarbage(t *testing.T) {
 	}
 	if out, err := c.run("check", keepMf); err != nil {
 		t.Errorf("check after balance: %v\n%s", err, out)
+	}
+}
+
+// Manifest files are not known to be the whole live set: without --gc,
+// balance --commit trims a referenced block's extra copy but keeps a
+// block no manifest given references, however old, and says so; with
+// --gc the same run trashes it too, and says that loudly.
+func TestE2EBalanceKeepsUnreferencedWithoutGC(t *testing.T) {
+	c := newBalanceCluster(t, 4)
+	mf, hash := c.put(bytes.Repeat([]byte("referenced, a copy too many "), 100000), 3)
+	_, garbage := c.put(bytes.Repeat([]byte("in no manifest given "), 100000), 2)
+	c.ageAll() // both older than the signing TTL: only --gc stands between the garbage and the trash
+	holding, _ := c.holders(garbage)
+	if len(holding) != 2 {
+		t.Fatalf("the unreferenced block is on %v, want 2 servers", holding)
+	}
+
+	out, err := c.run("balance", "--replicas", "2", "--commit", mf)
+	if err != nil || !strings.Contains(out, "1 unreferenced blocks kept: manifest files are not known to be the whole live set (--gc says they are") ||
+		!strings.Contains(out, "sent 0 pulls and 1 trash items") || strings.Contains(out, "WARNING") {
+		t.Fatalf("balance --commit without --gc: %v\n%s", err, out)
+	}
+	c.waitFor("the servers have worked their lists", c.listsDone)
+	if r := c.trashReport(); r.Items != 1 || r.Done != 1 {
+		t.Fatalf("trash lists %+v, want the one extra copy trashed", r)
+	}
+	if live, _ := c.holders(hash); !slices.Equal(live, c.ideal(hash, 2)) {
+		t.Errorf("referenced block on %v, want its 2 ideal places %v", live, c.ideal(hash, 2))
+	}
+	for _, i := range holding {
+		if !c.indexed(i, garbage) {
+			t.Errorf("server %d's index no longer lists the unreferenced block after balance without --gc", i)
+		}
+	}
+
+	out, err = c.run("balance", "--replicas", "2", "--commit", "--gc", mf)
+	if err != nil || !strings.Contains(out, "WARNING: --gc: the manifests given are taken as the whole live set: every block none of them references is trashed") ||
+		!strings.Contains(out, "sent 0 pulls and 2 trash items") || strings.Contains(out, "unreferenced blocks kept") {
+		t.Fatalf("balance --commit --gc: %v\n%s", err, out)
+	}
+	c.waitFor("the servers have worked their lists", c.listsDone)
+	if r := c.trashReport(); r.Items != 2 || r.Done != 2 {
+		t.Fatalf("trash lists %+v, want both copies of the unreferenced block trashed", r)
+	}
+	for _, i := range holding {
+		if c.indexed(i, garbage) {
+			t.Errorf("server %d's index still lists the unreferenced block after balance --gc", i)
+		}
+	}
+	if live, _ := c.holders(hash); !slices.Equal(live, c.ideal(hash, 2)) {
+		t.Errorf("referenced block on %v after --gc, want its 2 ideal places %v", live, c.ideal(hash, 2))
 	}
 }
 
@@ -337,7 +454,7 @@ func TestE2EBalanceRepairsCorruptCopy(t *testing.T) {
 }
 
 // With a server's index unreadable (the server is down), balance sends
-// no trash at all: garbage stays.
+// no trash at all: garbage stays, even with --gc.
 func TestE2EBalanceUnreadableIndex(t *testing.T) {
 	c := newBalanceCluster(t, 3)
 	keepMf, _ := c.put(bytes.Repeat([]byte("live "), 100000), 2)
@@ -349,7 +466,7 @@ func TestE2EBalanceUnreadableIndex(t *testing.T) {
 		down++
 	}
 	c.stop(down)
-	out, err := c.run("balance", "--commit", keepMf)
+	out, err := c.run("balance", "--commit", "--gc", keepMf)
 	if !strings.Contains(out, "no trash lists") || !strings.Contains(out, "0 trash items") {
 		t.Errorf("balance with a server down: %v\n%s", err, out)
 	}
@@ -415,7 +532,7 @@ func TestE2EBalanceCollections(t *testing.T) {
 
 // keep balance takes the signing TTL from --config as the servers do,
 // and says which it used: with the servers' 1m, hour-old garbage is
-// trashed; with the default 336h it is not.
+// trashed (--gc); with the default 336h it is not.
 func TestE2EBalanceSigningTTLFromConfig(t *testing.T) {
 	c := newBalanceCluster(t, 2)
 	keepMf, _ := c.put([]byte("kept"), 2)
@@ -423,7 +540,7 @@ func TestE2EBalanceSigningTTLFromConfig(t *testing.T) {
 	c.ageAll()
 	config := filepath.Join(t.TempDir(), "config.yml")
 	os.WriteFile(config, []byte("Clusters:\n  zzzzz:\n    Collections:\n      BlobSigningTTL: "+e2eSigningTTL+"\n"), 0o644)
-	base := []string{"balance", "--services", c.svcFile, "--system-token-file", c.tokenFile}
+	base := []string{"balance", "--gc", "--services", c.svcFile, "--system-token-file", c.tokenFile}
 	tests := []struct {
 		args  []string
 		ttl   string

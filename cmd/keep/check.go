@@ -38,7 +38,7 @@ func (f *adminFlags) register(fs interface {
 	fs.StringVar(&f.services, "services", "", "keep_services/accessible JSON `file` (default: as for put and get)")
 	fs.StringVar(&f.tokenFile, "system-token-file", "", "read the servers' system token (SystemRootToken) from `file` (default: ARVADOS_API_TOKEN, then KEEP_TOKEN)")
 	fs.IntVar(&f.replicas, "replicas", 2, "copies wanted of every block the manifests reference (with --collections: of collections whose replication_desired is unset)")
-	fs.BoolVar(&f.collections, "collections", false, "the manifests are every collection of the Arvados API server (ARVADOS_API_HOST, read with ARVADOS_API_TOKEN), each wanting its replication_desired copies")
+	fs.BoolVar(&f.collections, "collections", false, "the manifests are every collection of the Arvados API server (ARVADOS_API_HOST, read with ARVADOS_API_TOKEN), those in the trash until deleted and old versions included, each wanting its replication_desired copies")
 }
 
 // checkPaths checks the positional arguments against --collections.

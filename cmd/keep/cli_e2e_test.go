@@ -41,6 +41,8 @@ func TestE2EUsageErrors(t *testing.T) {
 		{[]string{"get", "-f", "--skip-existing", "m"}, 2, "contradict"},
 		{[]string{"ls"}, 2, "want one MANIFEST_FILE"},
 		{[]string{"up", "--servers", "0"}, 2, "--servers must be at least 1"},
+		{[]string{"balance", "--wait", "m"}, 2, "--wait needs --commit"},
+		{[]string{"balance", "--collections", "--gc"}, 2, "--gc is for MANIFEST and DIR arguments"},
 		{[]string{"up", "--capacity", "lots"}, 2, "--capacity"},
 		{[]string{"nosuch"}, 2, `unknown command "nosuch"`},
 		{[]string{"--version"}, 0, "keep "},

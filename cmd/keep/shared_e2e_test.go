@@ -101,18 +101,7 @@ func (c *sharedCluster) in(hash string) string {
 // listsDone reports whether every server has worked its pull and trash
 // lists to the end.
 func (c *sharedCluster) listsDone() bool {
-	for _, s := range c.svcs {
-		for _, list := range []string{"/pull", "/trash"} {
-			var r protocol.ListReport
-			if err := c.get(s.URL()+list, &r); err != nil {
-				c.t.Fatal(err)
-			}
-			if !r.Finished() {
-				return false
-			}
-		}
-	}
-	return true
+	return listsWorked(c.t, c.svcs, "shared-system-token")
 }
 
 // get reads a management API document with the system token.
@@ -169,7 +158,7 @@ func TestE2ESharedBucket(t *testing.T) {
 	// Wanted 1, everything old: the shared object is one copy and stays;
 	// the garbage is trashed once, then deleted.
 	time.Sleep(3 * time.Second) // older than the 2 s signing TTL: a fixed age, not a race
-	out, err = runAdmin(t, c.env, c.svcFile, c.tokenFile, sharedTTL, "balance", "--replicas", "1", "--commit", twoMf, oneMf)
+	out, err = runAdmin(t, c.env, c.svcFile, c.tokenFile, sharedTTL, "balance", "--replicas", "1", "--commit", "--gc", twoMf, oneMf)
 	if err != nil {
 		t.Fatalf("balance --replicas 1: %v\n%s", err, out)
 	}
