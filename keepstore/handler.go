@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keepproject/keep/internal/apiauth"
 	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/locator"
 )
@@ -100,6 +101,12 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // GET /_health/ping ({"health": "OK", "version": ...}; "ERROR" and an
 // "error" while a volume is missing). Anything else, including unknown methods, gets 400
 // Bad Request as from Arvados keepstore.
+//
+// With a TokenChecker, reads of blocks need a token of scope read and
+// PUT one of scope write, unless it is the SystemToken: 401 for a token
+// the registry does not know, 403 for one of too small a scope, 502
+// when the registry cannot say, all before any slot is taken or any
+// body byte read.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := protocol.RequestID(r.Header.Get(protocol.HeaderRequestID))
@@ -204,9 +211,13 @@ func (s *Server) route(w *response, r *http.Request) {
 		admin(func() { s.handleDelete(w, r, loc) })
 	case r.Method == http.MethodPut && isLoc && !double:
 		// Uploads have write slots of their own (see handlePut).
-		s.handlePut(w, r, loc)
+		if s.authorize(w, r, apiauth.ScopeWrite) {
+			s.handlePut(w, r, loc)
+		}
 	case read && isLoc:
-		s.limited(w, r, func() { s.handleRead(w, r, loc) })
+		if s.authorize(w, r, apiauth.ScopeRead) {
+			s.limited(w, r, func() { s.handleRead(w, r, loc) })
+		}
 	default:
 		w.fail(http.StatusBadRequest, "Bad Request", nil)
 	}
@@ -290,6 +301,44 @@ func (s *Server) checkSystemToken(w *response, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// authorize answers 401, 403 or 502 and returns false unless the
+// request's token may do what needs scope need, as the TokenChecker
+// says. Without a TokenChecker, or with the system token, it returns
+// true. It runs before any slot is taken or body byte read.
+func (s *Server) authorize(w *response, r *http.Request, need apiauth.Scope) bool {
+	if s.tokens == nil {
+		return true
+	}
+	tok, ok := requestToken(w, r)
+	if !ok {
+		return false
+	}
+	if s.systemToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.systemToken)) == 1 {
+		return true
+	}
+	scope, err := s.tokens.Check(r.Context(), tok)
+	switch {
+	case err != nil:
+		w.fail(http.StatusBadGateway, "cannot check the token: the token registry did not answer", err)
+		return false
+	case scope == apiauth.ScopeNone:
+		w.fail(http.StatusUnauthorized, "unknown or revoked token", nil)
+		return false
+	case !scope.Allows(need):
+		w.fail(http.StatusForbidden, fmt.Sprintf("forbidden: a token of scope %s may not %s blocks", scope, verb(need)), nil)
+		return false
+	}
+	return true
+}
+
+// verb names what scope need allows, for a refusal.
+func verb(need apiauth.Scope) string {
+	if need == apiauth.ScopeRead {
+		return "read"
+	}
+	return "write"
 }
 
 // checkManagementToken answers 404, 401 or 403 and returns false unless

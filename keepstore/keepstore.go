@@ -37,6 +37,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keepproject/keep/internal/apiauth"
 	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/locator"
 	"golang.org/x/sync/semaphore"
@@ -156,6 +157,23 @@ type Config struct {
 	// Logger receives one line per request and any errors; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// TokenChecker, if set, says what each token may do (an
+	// *apiauth.Checker asking the token registry): reading blocks (GET,
+	// HEAD) then needs a token of scope read, writing them (PUT) one of
+	// scope write; a token the registry does not know gets 401, one
+	// whose scope is too small 403, and 502 when the registry cannot
+	// say. The SystemToken is not asked about and may do everything
+	// (pulls between servers use it); the routes that need the
+	// SystemToken or the ManagementToken keep their rules. Nil means
+	// any token may write, and reads need only what RequireSignatures
+	// asks.
+	TokenChecker TokenChecker
+}
+
+// TokenChecker says what a token may do. *apiauth.Checker is one. An
+// error means it could not say; its text must not hold the token.
+type TokenChecker interface {
+	Check(ctx context.Context, token string) (apiauth.Scope, error)
 }
 
 // VolumeConfig configures one volume of a Server.
@@ -204,6 +222,7 @@ type Server struct {
 	requireSigs bool
 	systemToken string
 	mgmtToken   string
+	tokens      TokenChecker // nil: no check
 	maxRequests int
 	maxWrites   int
 	minRate     int64 // bytes per second; 0 means no minimum
@@ -278,6 +297,7 @@ func New(cfg Config) (*Server, error) {
 		maxBlock:    locator.MaxBlockSize,
 		log:         cfg.Logger,
 		mgmtToken:   cfg.ManagementToken,
+		tokens:      cfg.TokenChecker,
 
 		trashOn:          !cfg.DisableTrash,
 		trashLifetime:    max(cmp.Or(cfg.TrashLifetime, DefaultTrashLifetime), 0),

@@ -27,6 +27,7 @@ type Registry struct {
 	mu       sync.Mutex
 	users    map[string]answer
 	requests int
+	asked    map[string]int // by token
 }
 
 // answer is what users/current says for one token.
@@ -39,7 +40,7 @@ type answer struct {
 // New starts a registry that knows no token yet.
 func New(t testing.TB) *Registry {
 	t.Helper()
-	r := &Registry{users: map[string]answer{}}
+	r := &Registry{users: map[string]answer{}, asked: map[string]int{}}
 	r.Server = httptest.NewTLSServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.Server.Close)
 	return r
@@ -49,6 +50,7 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	r.requests++
 	tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+	r.asked[tok]++
 	a, known := r.users[tok]
 	r.mu.Unlock()
 	switch {
@@ -100,6 +102,13 @@ func (r *Registry) Requests() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.requests
+}
+
+// Asked returns how many requests the registry has had about token.
+func (r *Registry) Asked(token string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.asked[token]
 }
 
 // Host returns the registry's host:port, as --registry takes it.
