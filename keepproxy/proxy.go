@@ -15,6 +15,10 @@
 // GET /_health/ping answers {"health": "OK", "version": ...}, naming
 // the running build (package internal/version).
 //
+// With Options.TokenChecker, the proxy accepts only the tokens the
+// token registry knows: GET and HEAD need a read token, PUT a write
+// token (see Options.TokenChecker for the refusals).
+//
 // # Hostile and faulty clients
 //
 // Reads and writes have separate limits (Options.MaxReads and
@@ -36,12 +40,14 @@
 package keepproxy
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"time"
 
+	"github.com/keepproject/keep/internal/apiauth"
 	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/internal/version"
 	"github.com/keepproject/keep/keepclient"
@@ -108,6 +114,20 @@ type Options struct {
 	// BufferIdle is how long an unused block buffer is kept for reuse.
 	// Default DefaultBufferIdle.
 	BufferIdle time.Duration
+	// TokenChecker, if set, says what each token may do (an
+	// *apiauth.Checker asking the token registry): GET and HEAD then
+	// need a token of scope read, PUT one of scope write; a token the
+	// registry does not know gets 401, one whose scope is too small
+	// 403, and 502 when the registry cannot say, before anything else
+	// is done. Nil means every token is passed on to the servers, which
+	// apply their own rules ("keep proxy --any-token").
+	TokenChecker TokenChecker
+}
+
+// TokenChecker says what a token may do. *apiauth.Checker is one. An
+// error means it could not say; its text must not hold the token.
+type TokenChecker interface {
+	Check(ctx context.Context, token string) (apiauth.Scope, error)
 }
 
 // Stats is a snapshot of what a proxy is doing and holding.
@@ -266,6 +286,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rc *http.ResponseC
 		http.Error(w, rerr.msg, rerr.status)
 		return
 	}
+	if rerr := p.authorize(r, tok, reqID); rerr != nil {
+		http.Error(w, rerr.msg, rerr.status)
+		return
+	}
 	loc, rerr := parsePath(r.URL.Path)
 	if rerr != nil {
 		http.Error(w, rerr.msg, rerr.status)
@@ -281,6 +305,37 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rc *http.ResponseC
 		w.Header().Set("Allow", "GET, HEAD, PUT, OPTIONS")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
+}
+
+// authorize refuses, with 401, 403 or 502, a GET, HEAD or PUT whose
+// token may not do it, as Options.TokenChecker says. Other methods are
+// left to be refused as they are.
+func (p *Proxy) authorize(r *http.Request, tok, reqID string) *requestError {
+	var need apiauth.Scope
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		need = apiauth.ScopeRead
+	case http.MethodPut:
+		need = apiauth.ScopeWrite
+	}
+	if p.opts.TokenChecker == nil || need == apiauth.ScopeNone {
+		return nil
+	}
+	scope, err := p.opts.TokenChecker.Check(r.Context(), tok)
+	switch {
+	case err != nil:
+		p.log.Error("cannot check a token", "request_id", reqID, "error", err)
+		return refuse(http.StatusBadGateway, "cannot check the token: the token registry did not answer")
+	case scope == apiauth.ScopeNone:
+		return refuse(http.StatusUnauthorized, "unknown or revoked token")
+	case !scope.Allows(need):
+		what := "read"
+		if need == apiauth.ScopeWrite {
+			what = "write"
+		}
+		return refuse(http.StatusForbidden, "forbidden: a token of scope %s may not %s blocks", scope, what)
+	}
+	return nil
 }
 
 // health is the answer to /_health/ping: "health" as Arvados services
