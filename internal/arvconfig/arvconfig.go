@@ -62,6 +62,9 @@ type Cluster struct {
 	Services struct {
 		Keepstore Service `yaml:"Keepstore"`
 		Keepproxy Service `yaml:"Keepproxy"`
+		// Controller is the API server; the proxy asks it which tokens
+		// it accepts (see ControllerHost).
+		Controller Service `yaml:"Controller"`
 	} `yaml:"Services"`
 	Volumes map[string]Volume `yaml:"Volumes"`
 }
@@ -300,6 +303,28 @@ func pick(key string, svc Service, given string, local func(host string) bool) (
 		port = map[string]string{"https": "443", "http": "80"}[pu.Scheme]
 	}
 	return &Endpoint{InternalURL: self, Listen: net.JoinHostPort(pu.Hostname(), port), TLS: pu.Scheme == "https"}, nil
+}
+
+// ControllerHost returns the host[:port] of Services.Controller's
+// ExternalURL, the API server that knows the cluster's tokens, as
+// ARVADOS_API_HOST names it; "" when the file sets none. The URL must
+// be https: tokens are never sent in clear.
+func (c *Cluster) ControllerHost() (string, error) {
+	ext := c.Services.Controller.ExternalURL
+	if ext == "" {
+		return "", nil
+	}
+	u, err := url.Parse(ext)
+	switch {
+	case err != nil || u.Host == "" || u.User != nil || strings.Trim(u.Path, "/") != "" || u.RawQuery != "":
+		return "", fmt.Errorf("Services.Controller.ExternalURL %q is not an https URL of a host", ext)
+	case u.Scheme != "https":
+		return "", fmt.Errorf("Services.Controller.ExternalURL %q is not https, and tokens are checked over https only", ext)
+	}
+	if u.Port() == "443" {
+		return u.Hostname(), nil
+	}
+	return u.Host, nil
 }
 
 // TLSFiles returns the paths of the certificate and key in TLS, which

@@ -210,3 +210,38 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerHost: the proxy's token registry is the host[:port] of
+// Services.Controller.ExternalURL, which must be https.
+func TestControllerHost(t *testing.T) {
+	for ext, want := range map[string]string{
+		"":                                "",
+		"https://ctrl.zzzzz.example":      "ctrl.zzzzz.example",
+		"https://ctrl.zzzzz.example/":     "ctrl.zzzzz.example",
+		"https://ctrl.zzzzz.example:443/": "ctrl.zzzzz.example",
+		"https://ctrl.zzzzz.example:8443": "ctrl.zzzzz.example:8443",
+		"https://[::1]:8443/":             "[::1]:8443",
+		"http://ctrl.zzzzz.example/":      "error: is not https",
+		"https://ctrl.zzzzz.example/api":  "error: not an https URL",
+		"ctrl.zzzzz.example":              "error: not an https URL",
+		"https://user@ctrl.zzzzz.example": "error: not an https URL",
+	} {
+		var c Cluster
+		c.Services.Controller.ExternalURL = ext
+		got, err := c.ControllerHost()
+		if err != nil {
+			got = "error: " + err.Error()
+		}
+		wantErr, isErr := strings.CutPrefix(want, "error: ")
+		if isErr && (err == nil || !strings.Contains(got, wantErr)) || !isErr && got != want {
+			t.Errorf("ControllerHost of %q = %q, want %q", ext, got, want)
+		}
+	}
+	_, c, err := Load([]byte("Clusters:\n  zzzzz:\n    Services:\n      Controller:\n        ExternalURL: \"https://ctrl.zzzzz.example:8443/\"\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := c.ControllerHost(); h != "ctrl.zzzzz.example:8443" || err != nil {
+		t.Errorf("ControllerHost from config.yml = %q, %v", h, err)
+	}
+}
