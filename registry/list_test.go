@@ -3,10 +3,10 @@ package registry
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"

@@ -48,17 +48,19 @@ type QueryError struct{ Msg string }
 
 func (e *QueryError) Error() string { return e.Msg }
 
-func queryErr(format string, args ...any) error { return &QueryError{Msg: fmt.Sprintf(format, args...)} }
+func queryErr(format string, args ...any) error {
+	return &QueryError{Msg: fmt.Sprintf(format, args...)}
+}
 
 // attrKind is how an attribute is stored and compared.
 type attrKind int
 
 const (
-	kindString attrKind = iota
-	kindInt             // nullable integer
-	kindTime            // microseconds, nullable
-	kindTrashed         // is_trashed, worked out from trash_at
-	kindOutput          // returned, not filtered or sorted on
+	kindString  attrKind = iota
+	kindInt              // nullable integer
+	kindTime             // microseconds, nullable
+	kindTrashed          // is_trashed, worked out from trash_at
+	kindOutput           // returned, not filtered or sorted on
 )
 
 // attrs are the collection attributes a query may name.
