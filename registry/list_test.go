@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"net/url"
@@ -141,4 +142,45 @@ func TestArvapiReadsRegistry(t *testing.T) {
 
 func newUUIDFor(i int) string {
 	return fmt.Sprintf("zzzzz-4zz18-%015s", strconv.FormatInt(int64(i), 36))
+}
+
+// TestArvapiCollectionCalls: the client keep put, get and ls use creates,
+// finds and reads collections in the registry.
+func TestArvapiCollectionCalls(t *testing.T) {
+	e := newEnv(t, t.TempDir()+"/r.db", nil)
+	srv := httptest.NewTLSServer(e.srv.Config.Handler)
+	defer srv.Close()
+	write := e.tokens[apiauth.ScopeWrite]
+	api := arvapi.New(strings.TrimPrefix(srv.URL, "https://"), write, true)
+	defer api.Close()
+	ctx := context.Background()
+	three := 3
+	text := ". " + e.put("foo", write) + " 0:3:foo\n"
+	rec, err := api.Create(ctx, arvapi.NewCollection{Name: "foo set", ManifestText: text, ReplicationDesired: &three})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !IsUUID(rec.UUID) || rec.Name != "foo set" || *rec.ReplicationDesired != 3 {
+		t.Errorf("created %+v", rec)
+	}
+	_, err = api.Create(ctx, arvapi.NewCollection{Name: "foo set", ManifestText: text})
+	var se *arvapi.StatusError
+	if !errors.As(err, &se) || se.Status != 422 || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("second create of the name: %v", err)
+	}
+	for _, id := range []string{rec.UUID, rec.PortableDataHash} {
+		got, err := api.Get(ctx, id)
+		if err != nil || got.UUID != rec.UUID || !strings.Contains(got.ManifestText, "+A") {
+			t.Errorf("Get(%s): %+v, %v", id, got, err)
+		}
+	}
+	if got, err := api.Find(ctx, "foo set"); err != nil || got.UUID != rec.UUID {
+		t.Errorf("Find: %+v, %v", got, err)
+	}
+	if _, err := api.Find(ctx, "bar set"); !errors.Is(err, arvapi.ErrNotFound) {
+		t.Errorf("Find of a missing name: %v", err)
+	}
+	if _, err := api.Get(ctx, "zzzzz-4zz18-000000000000000"); !errors.Is(err, arvapi.ErrNotFound) {
+		t.Errorf("Get of a missing uuid: %v", err)
+	}
 }

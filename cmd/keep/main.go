@@ -25,17 +25,19 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"put":     {"write files and directories as replicated blocks; print the manifest", runPut},
-		"get":     {"read a block or a manifest's files back, verified", runGet},
-		"ls":      {"list the files in a manifest", runLs},
-		"server":  {"run a block server (keepstore-compatible)", runServer},
-		"proxy":   {"run a proxy that fans uploads out to block servers", runProxy},
-		"up":      {"run a local cluster in the foreground", runUp},
-		"demo":    {"self-contained demonstration of replicated writes and faults", runDemo},
-		"bench":   {"measure put/get throughput against a local cluster", runBench},
-		"check":   {"show which servers hold each block of manifests, against the wanted count", runCheck},
-		"balance": {"pull and trash blocks to bring them to their wanted copies (dry run unless --commit)", runBalance},
-		"version": {"print which build of keep this is (also: keep --version)", runVersion},
+		"put":      {"write files and directories as replicated blocks; print the manifest", runPut},
+		"get":      {"read a block or a manifest's files back, verified", runGet},
+		"ls":       {"list the files in a manifest", runLs},
+		"server":   {"run a block server (keepstore-compatible)", runServer},
+		"proxy":    {"run a proxy that fans uploads out to block servers", runProxy},
+		"up":       {"run a local cluster in the foreground", runUp},
+		"demo":     {"self-contained demonstration of replicated writes and faults", runDemo},
+		"bench":    {"measure put/get throughput against a local cluster", runBench},
+		"check":    {"show which servers hold each block of manifests, against the wanted count", runCheck},
+		"balance":  {"pull and trash blocks to bring them to their wanted copies (dry run unless --commit)", runBalance},
+		"registry": {"run the collection registry (collections and tokens, an Arvados API subset)", runRegistry},
+		"token":    {"create, list and revoke the tokens the registry accepts", runToken},
+		"version":  {"print which build of keep this is (also: keep --version)", runVersion},
 	}
 }
 

@@ -144,7 +144,7 @@ func TestCollectionsBadAnswers(t *testing.T) {
 	}{
 		{"wrong token", "other", nil, "401 Unauthorized"},
 		{"no items", "tok", func([]Collection) any { return map[string]any{"kind": "arvados#collectionList"} }, "has no items"},
-		{"not JSON", "tok", func([]Collection) any { return "<html>" }, "not a collection list"},
+		{"not JSON", "tok", func([]Collection) any { return "<html>" }, "not the expected answer"},
 		{"out of order", "tok", func(p []Collection) any {
 			p[0], p[len(p)-1] = p[len(p)-1], p[0]
 			return map[string]any{"items": p}
