@@ -157,7 +157,7 @@ func (c *cluster) startProxy(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	addrFile := filepath.Join(dir, "proxy.addr")
-	p, err := startProc(c.env, "proxy", "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--services", c.svcFile)
+	p, err := startProc(c.env, "proxy", "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--services", c.svcFile, "--any-token")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -520,7 +520,7 @@ func TestE2EProxyConfig(t *testing.T) {
 	env := testEnv(t)
 	svcFile, dirs, _ := startServers(t, env, 2)
 	c := newCfgCluster(t)
-	p := startCfgProcess(t, "http", "proxy", "--config", c.write(t), "--services", svcFile)
+	p := startCfgProcess(t, "http", "proxy", "--config", c.write(t), "--services", svcFile, "--any-token")
 	client := cfgClient(t, nil)
 	data := []byte("through a proxy configured by config.yml")
 	code, body, hdr := cfgDo(t, client, "PUT", fmt.Sprintf("%s/%x", p.base, md5.Sum(data)), cfgUserToken, data, "X-Keep-Desired-Replicas", "2")

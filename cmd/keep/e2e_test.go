@@ -291,7 +291,7 @@ func TestE2EProxyProcess(t *testing.T) {
 	env := testEnv(t)
 	svcFile, dirs, _ := startServers(t, env, 3)
 	addrFile := filepath.Join(t.TempDir(), "addr")
-	startDaemon(t, env, "listening", "proxy", "--listen", "127.0.0.1:0", "--services", svcFile, "--addr-file", addrFile)
+	startDaemon(t, env, "listening", "proxy", "--listen", "127.0.0.1:0", "--services", svcFile, "--addr-file", addrFile, "--any-token")
 	data, _ := keepclient.MarshalServices([]keepclient.Service{{UUID: "e2e00-bi6l4-proxy0000000000", Host: "127.0.0.1", Port: readPort(t, addrFile), Type: "proxy"}})
 	proxyFile := filepath.Join(t.TempDir(), "proxy.json")
 	os.WriteFile(proxyFile, data, 0o644)

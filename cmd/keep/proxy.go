@@ -54,7 +54,18 @@ A changed list of block servers is taken without a restart: the
 servers added, removed and updated. A list that cannot be read or parsed,
 or is empty, is logged as an error and the previous list stays in use;
 replace the file by renaming a new one over it, so that it is never read
-half-written.`
+half-written.
+
+Tokens: the proxy accepts only the tokens the token registry given by
+--registry knows (with --config and no --registry, the cluster's API
+server, Services.Controller.ExternalURL): GET and HEAD need a read
+token, PUT a write token; an unknown token gets 401, too small a scope
+403, and 502 while the registry cannot be asked. The registry's
+certificate is checked against the system's authorities, or those in
+the PEM file $SSL_CERT_FILE names. Without a registry the proxy refuses
+to start unless --any-token is given, which accepts every token and
+leaves the block servers to apply their own rules: only for tests and
+closed networks.`
 
 func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("proxy", "", proxySummary, stderr)
@@ -72,6 +83,8 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with the certificate in `file` (needs --tls-key) (Arvados: TLS.Certificate, used when this proxy's URL is https)")
 	tlsKey := fs.String("tls-key", "", "private key `file` for --tls-cert (Arvados: TLS.Key)")
 	servicesCheck := fs.Duration("services-check", 5*time.Second, "look for a changed list of block servers this often (read the --services file again, or ask the API server); 0: only on SIGHUP")
+	registry := fs.String("registry", "", registryHelp+"; needed unless --any-token, or --config names Services.Controller.ExternalURL")
+	anyToken := fs.Bool("any-token", false, "accept every token, passing it on to the block servers, which apply their own rules: only for tests and closed networks")
 	var cf clientFlags
 	cf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -82,6 +95,9 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Usage()
 		return errUsage
 	}
+	if *anyToken && *registry != "" {
+		return usageError(fs, "--registry and --any-token contradict each other: give one")
+	}
 	if *servicesCheck < 0 {
 		return usageError(fs, "--services-check %v: want 0 (only on SIGHUP) or more", *servicesCheck)
 	}
@@ -90,7 +106,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "keep proxy:", err)
 		return errUsage
 	}
-	pc := proxyConfig{listen: *listen, tlsCert: *tlsCert, tlsKey: *tlsKey}
+	pc := proxyConfig{listen: *listen, tlsCert: *tlsCert, tlsKey: *tlsKey, registry: *registry, anyToken: *anyToken}
 	if *configFile != "" {
 		if err := pc.fromArvados(fs, *configFile, *clusterID, cmp.Or(*internalURL, os.Getenv("ARVADOS_SERVICE_INTERNAL_URL"))); err != nil {
 			return fmt.Errorf("--config %s: %w", *configFile, err)
@@ -98,8 +114,27 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else if *clusterID != "" || *internalURL != "" {
 		return usageError(fs, "--cluster and --internal-url need --config")
 	}
+	if pc.registry == "" && !pc.anyToken {
+		fmt.Fprintln(stderr, "keep proxy: no token registry: give --registry HOST[:PORT], the registry or Arvados API server whose tokens the proxy accepts, or --any-token to accept every token (only for tests and closed networks)")
+		return errUsage
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	opts.Logger = log
+	tokens := "any"
+	if pc.registry != "" {
+		checker, err := newTokenChecker(pc.registry)
+		if err != nil {
+			return usageError(fs, "--registry: %v", err)
+		}
+		defer checker.CloseIdleConnections()
+		opts.TokenChecker = checker
+		tokens = "registry " + pc.registry
+		if pc.registryFrom != "" {
+			tokens += " (" + pc.registryFrom + ")"
+		}
+	} else {
+		log.Warn("accepting every token (--any-token), passing it on to the block servers: only for tests and closed networks")
+	}
 	if pc.managementToken != "" {
 		log.Warn("ManagementToken is set in the configuration but not enforced yet: /_health/ping answers anyone who can reach this proxy")
 	}
@@ -118,7 +153,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	attrs := []any{"addr", l.Addr().String(), "tls", pc.tlsCert != "", "services", res.Source(), "count", len(kc.Services()), "version", version.String()}
+	attrs := []any{"addr", l.Addr().String(), "tls", pc.tlsCert != "", "services", res.Source(), "count", len(kc.Services()), "tokens", tokens, "version", version.String()}
 	if pc.internalURL != "" {
 		attrs = append(attrs, "internal_url", pc.internalURL)
 	}
@@ -211,6 +246,9 @@ type proxyConfig struct {
 	listen          string
 	tlsCert, tlsKey string
 	internalURL     string // the InternalURLs entry served, with --config
+	registry        string // the token registry's host[:port], or ""
+	registryFrom    string // where registry came from, when not --registry
+	anyToken        bool   // --any-token
 	// managementToken is read from --config only and not enforced yet.
 	// TODO(management-token): give it to keepproxy once /_health/ping
 	// (and metrics, when the proxy has them) check it.
@@ -230,6 +268,16 @@ func (pc *proxyConfig) fromArvados(fs *flag.FlagSet, path, clusterID, given stri
 		return withURLHint(err)
 	}
 	pc.internalURL, pc.managementToken = ep.InternalURL, c.ManagementToken
+	if pc.registry == "" && !pc.anyToken {
+		// The cluster's API server knows its tokens, as Arvados
+		// keepproxy asks it.
+		if pc.registry, err = c.ControllerHost(); err != nil {
+			return err
+		}
+		if pc.registry != "" {
+			pc.registryFrom = "Services.Controller.ExternalURL"
+		}
+	}
 	if !set["listen"] {
 		pc.listen = ep.Listen
 	}

@@ -104,7 +104,7 @@ func TestE2EProxyReloadsServices(t *testing.T) {
 	if err := discovery.WriteServicesFile(svcFile, svcs[:2]); err != nil {
 		t.Fatal(err)
 	}
-	p := startProxyProcess(t, env, "--services", svcFile, "--services-check", "20ms")
+	p := startProxyProcess(t, env, "--services", svcFile, "--services-check", "20ms", "--any-token")
 	checkProxyVersion(t, env, p)
 	if on := putThrough(t, p, []byte("before the change"), 2, dirs); fmt.Sprint(on) != "[0 1]" {
 		t.Fatalf("before the change, the block is on servers %v, want [0 1]", on)
@@ -140,7 +140,7 @@ func TestE2EProxyReloadsOnSIGHUP(t *testing.T) {
 	if err := discovery.WriteServicesFile(svcFile, svcs[:1]); err != nil {
 		t.Fatal(err)
 	}
-	p := startProxyProcess(t, env, "--services", svcFile, "--services-check", "0")
+	p := startProxyProcess(t, env, "--services", svcFile, "--services-check", "0", "--any-token")
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}

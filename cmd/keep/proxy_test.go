@@ -115,7 +115,7 @@ func startProxyCommand(t *testing.T, c *keeptest.Cluster, args ...string) string
 	stderr := &readyWriter{want: "listening", ready: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() {
-		done <- runProxy(ctx, append([]string{"--listen", "127.0.0.1:0", "--addr-file", addrFile, "--services", svcFile}, args...), io.Discard, stderr)
+		done <- runProxy(ctx, append([]string{"--listen", "127.0.0.1:0", "--addr-file", addrFile, "--services", svcFile, "--any-token"}, args...), io.Discard, stderr)
 	}()
 	t.Cleanup(func() {
 		cancel()

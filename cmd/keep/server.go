@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keepproject/keep/internal/apiauth"
 	"github.com/keepproject/keep/internal/arvconfig"
 	"github.com/keepproject/keep/internal/version"
 	"github.com/keepproject/keep/keepstore"
@@ -85,6 +86,7 @@ type serverOptions struct {
 	trashConcurrency   int           // 0: trash off
 	pullConcurrency    int
 	internalURL        string // the InternalURLs entry served, with --config
+	registry           string // --registry: the token registry's host[:port], or ""
 	// s3 holds the options of the volumes that are S3 buckets, by index
 	// in volumes; openS3 opens them.
 	s3 map[int]s3volume.Options
@@ -170,6 +172,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with the certificate in `file`; needs --tls-key (Arvados: TLS.Certificate, used when this server's URL is https)")
 	tlsKey := fs.String("tls-key", "", "private key `file` for --tls-cert (Arvados: TLS.Key)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error (Arvados: SystemLogs.LogLevel)")
+	registry := fs.String("registry", "", registryHelp+"; without it any token may PUT, and GET and HEAD need only what --require-signatures asks")
 	noSync := fs.Bool("no-sync", false, "for measuring only: answer uploads to directory volumes before the data is on disk, so a crash can lose acknowledged blocks")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -185,7 +188,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	o := serverOptions{listen: *listen, signingTTL: *ttl, requireSigs: *requireSigs, maxRequests: *maxRequests,
-		tlsCert: *tlsCert, tlsKey: *tlsKey, logLevel: *logLevel,
+		tlsCert: *tlsCert, tlsKey: *tlsKey, logLevel: *logLevel, registry: *registry,
 		trash: *trash, trashLifetime: *trashLifetime, trashCheckInterval: *trashCheck, trashConcurrency: *trashConc, pullConcurrency: *pullConc}
 	var capBytes int64
 	if *capacity != "" {
@@ -249,6 +252,14 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if o.requireSigs && len(o.signingKey) == 0 {
 		return errors.New("signatures are required (--require-signatures, or Collections.BlobSigning in --config) but there is no signing key")
 	}
+	var checker *apiauth.Checker
+	if o.registry != "" {
+		var err error
+		if checker, err = newTokenChecker(o.registry); err != nil {
+			return usageError(fs, "--registry: %v", err)
+		}
+		defer checker.CloseIdleConnections()
+	}
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
@@ -266,6 +277,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	cfg.MaxConcurrentWrites, cfg.MinUploadRate, cfg.UploadGrace, cfg.Logger = *maxWrites, int64(minRate), *grace, log
+	if checker != nil {
+		cfg.TokenChecker = checker
+	}
 	ks, err := keepstore.New(cfg)
 	if err != nil {
 		o.closeS3()
@@ -300,8 +314,47 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		attrs = append(attrs, "internal_url", o.internalURL)
 	}
 	attrs = append(attrs, "version", version.String())
+	if o.registry != "" {
+		log.Info("keep server tokens", "registry", o.registry, "accepted", o.acceptedTokens())
+	} else {
+		log.Info("keep server tokens", "accepted", o.acceptedTokens())
+	}
 	log.Info("keep server listening", attrs...)
 	return serve(ctx, l, ks, log)
+}
+
+// registryHelp starts the help of --registry, for keep server and keep
+// proxy.
+const registryHelp = "accept only the tokens the token registry (keep registry, or an Arvados API server) at `HOST[:PORT]` knows, " +
+	"asked over HTTPS (GET /arvados/v1/users/current; answers cached for a minute, refusals for 5 s): GET and HEAD need a read token, PUT a write token; " +
+	"the registry's certificate is checked against the system's authorities, or those in the PEM file $SSL_CERT_FILE names"
+
+// newTokenChecker returns a checker of the tokens the registry at host
+// knows, trusting the system's certificate authorities (which
+// $SSL_CERT_FILE replaces).
+func newTokenChecker(host string) (*apiauth.Checker, error) {
+	return apiauth.New(apiauth.Options{APIHost: host})
+}
+
+// acceptedTokens says, for the start-up log, which tokens the server
+// accepts for what.
+func (o *serverOptions) acceptedTokens() string {
+	var s string
+	switch {
+	case o.registry != "":
+		s = "tokens the registry knows: read tokens may GET and HEAD blocks, write tokens may also PUT them"
+	case o.requireSigs:
+		s = "any token may PUT blocks (no --registry); GET and HEAD need a signature valid for their token"
+	default:
+		s = "any token may PUT blocks (no --registry); GET and HEAD need no token"
+	}
+	if o.registry != "" && o.requireSigs {
+		s += ", with a signature valid for their token"
+	}
+	if o.systemToken != "" {
+		return s + "; the system token may do everything, including the admin routes"
+	}
+	return s + "; the admin routes are closed (no system token)"
 }
 
 // loadArvadosConfig reads an Arvados config.yml and returns the
