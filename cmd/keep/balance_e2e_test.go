@@ -33,6 +33,8 @@ type balanceCluster struct {
 	svcs      []keepclient.Service
 	dirs      []string
 	daemons   []*daemon // nil when stopped
+	// serverArgs are given to every server after the cluster's own.
+	serverArgs []string
 }
 
 // The lifecycle settings of every server (and of balance).
@@ -42,8 +44,8 @@ const (
 	e2eTrashInterval = "200ms"
 )
 
-func newBalanceCluster(t *testing.T, n int) *balanceCluster {
-	c := &balanceCluster{t: t, env: testEnv(t), tokenFile: filepath.Join(t.TempDir(), "system-token")}
+func newBalanceCluster(t *testing.T, n int, serverArgs ...string) *balanceCluster {
+	c := &balanceCluster{t: t, env: testEnv(t), tokenFile: filepath.Join(t.TempDir(), "system-token"), serverArgs: serverArgs}
 	os.WriteFile(c.tokenFile, []byte("balance-system-token\n"), 0o600)
 	c.svcFile = filepath.Join(t.TempDir(), "services.json")
 	for i := range n {
@@ -59,8 +61,9 @@ func newBalanceCluster(t *testing.T, n int) *balanceCluster {
 // services file.
 func (c *balanceCluster) start(i int) {
 	c.t.Helper()
-	svc, d := startServer(c.t, c.env, i, "--volume", c.dirs[i], "--system-token-file", c.tokenFile,
-		"--signing-ttl", e2eSigningTTL, "--blob-trash-lifetime", e2eTrashLifetime, "--blob-trash-check-interval", e2eTrashInterval)
+	args := []string{"--volume", c.dirs[i], "--system-token-file", c.tokenFile,
+		"--signing-ttl", e2eSigningTTL, "--blob-trash-lifetime", e2eTrashLifetime, "--blob-trash-check-interval", e2eTrashInterval}
+	svc, d := startServer(c.t, c.env, i, append(args, c.serverArgs...)...)
 	c.svcs[i], c.daemons[i] = svc, d
 	data, _ := keepclient.MarshalServices(c.svcs)
 	if err := os.WriteFile(c.svcFile, data, 0o644); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/keepproject/keep/discovery"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
 	"github.com/keepproject/keep/manifest"
@@ -16,7 +17,7 @@ import (
 )
 
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("get", "LOCATOR|MANIFEST_FILE|HASH/[PATH]", "Read a block, a manifest's files, or part of a manifest stored in Keep\n(HASH/PATH, HASH being what 'keep put --store-manifest' printed), back from\nKeep. Every block is verified against its hash. Without -o, a block or a\none-file manifest goes to stdout; with -o, a one-file manifest goes to that\nfile (unless it is a directory) and a larger one into that directory.\nExisting files are never replaced unless -f says so; with any in the way,\nnothing is written.", stderr)
+	fs := newFlagSet("get", "LOCATOR|MANIFEST_FILE|COLLECTION[/PATH]|HASH/[PATH]", "Read a block, a manifest's files, a collection of the registry (by name,\nuuid or portable data hash, its manifest signed afresh; ARVADOS_API_HOST\nand ARVADOS_API_TOKEN name the registry), or part of a manifest stored in\nKeep (HASH/PATH, HASH being what 'keep put --store-manifest' printed),\nback from Keep. Every block is verified against its hash. Without -o, a block or a\none-file manifest goes to stdout; with -o, a one-file manifest goes to that\nfile (unless it is a directory) and a larger one into that directory.\nExisting files are never replaced unless -f says so; with any in the way,\nnothing is written.", stderr)
 	out := fs.String("o", "", "output `path`; a trailing slash or an existing directory means a directory, created if need be")
 	force := fs.Bool("f", false, "overwrite files that already exist")
 	skip := fs.Bool("skip-existing", false, "leave files that already exist as they are")
@@ -56,7 +57,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	m, err := target(ctx, kc, arg)
+	m, err := target(ctx, kc, res, arg)
 	if err != nil {
 		return withHint(err)
 	}
@@ -86,29 +87,32 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // target returns the manifest arg names: a block (as a one-file manifest
 // named after its hash), a manifest stored in Keep and a path in it
 // ("HASH+SIZE/dir/file", "HASH+SIZE/" for all of it), or a manifest file.
-func target(ctx context.Context, kc *keepclient.Client, arg string) (*manifest.Manifest, error) {
-	if first, rest, ok := strings.Cut(arg, "/"); ok {
-		if loc, err := locator.Parse(first); err == nil {
-			if _, err := os.Stat(arg); err != nil { // not a file that happens to look like one
-				return storedManifest(ctx, kc, loc, rest)
+func target(ctx context.Context, kc *keepclient.Client, res *discovery.Resolver, arg string) (*manifest.Manifest, error) {
+	if loc, err := locator.Parse(arg); err == nil {
+		if loc.Size < 0 {
+			size, err := kc.Head(ctx, loc)
+			if err != nil {
+				return nil, err
 			}
+			loc.Size = size
 		}
+		return &manifest.Manifest{Files: []manifest.File{{Path: loc.Hash, Segments: []manifest.Segment{{Block: loc, Length: loc.Size}}}}}, nil
 	}
-	loc, lerr := locator.Parse(arg)
-	if lerr != nil {
-		if _, err := os.Stat(arg); err != nil {
-			return nil, fmt.Errorf("%s is neither a locator (%v) nor a readable manifest file: %w", arg, lerr, err)
-		}
+	if _, err := os.Stat(arg); err == nil {
 		return readManifest(arg)
 	}
-	if loc.Size < 0 {
-		size, err := kc.Head(ctx, loc)
-		if err != nil {
-			return nil, err
-		}
-		loc.Size = size
+	m, ok, err := resolveCollection(ctx, res, arg)
+	if err != nil || ok {
+		return m, err
 	}
-	return &manifest.Manifest{Files: []manifest.File{{Path: loc.Hash, Segments: []manifest.Segment{{Block: loc, Length: loc.Size}}}}}, nil
+	// A hash the registry does not know, or no registry: a manifest
+	// stored as a block by put --store-manifest.
+	first, rest, _ := strings.Cut(arg, "/")
+	loc, err := locator.Parse(first)
+	if err != nil {
+		return nil, err
+	}
+	return storedManifest(ctx, kc, loc, rest)
 }
 
 // storedManifest reads the manifest stored as block loc and returns the

@@ -7,19 +7,20 @@ import (
 	"os"
 	"strings"
 
+	"github.com/keepproject/keep/discovery"
 	"github.com/keepproject/keep/manifest"
 )
 
 func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ls", "MANIFEST_FILE", "List the files of a manifest with their sizes in bytes.", stderr)
+	fs := newFlagSet("ls", "MANIFEST_FILE|COLLECTION[/PATH]", "List the files of a manifest, or of a collection of the registry (by name,\nuuid or portable data hash; ARVADOS_API_HOST and ARVADOS_API_TOKEN name the\nregistry), with their sizes in bytes.", stderr)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError(fs, "want one MANIFEST_FILE, not %d arguments", len(pos))
+		return usageError(fs, "want one MANIFEST_FILE or COLLECTION, not %d arguments", len(pos))
 	}
-	m, err := readManifest(pos[0])
+	m, err := lsTarget(ctx, pos[0])
 	if err != nil {
 		return err
 	}
@@ -45,6 +46,22 @@ func readManifest(path string) (*manifest.Manifest, error) {
 	m, err := manifest.Parse(string(text))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// lsTarget reads the manifest file arg, or else the collection it names
+// in the registry.
+func lsTarget(ctx context.Context, arg string) (*manifest.Manifest, error) {
+	if _, err := os.Stat(arg); err == nil {
+		return readManifest(arg)
+	}
+	m, ok, err := resolveCollection(ctx, discovery.New(discovery.Config{}), arg)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return nil, fmt.Errorf("%s: no such manifest file, and no collection of that hash in the registry", arg)
 	}
 	return m, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,9 +14,11 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/keepproject/keep/internal/arvapi"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
 	"github.com/keepproject/keep/manifest"
+	"github.com/keepproject/keep/registry"
 	"github.com/keepproject/keep/transfer"
 )
 
@@ -41,6 +44,7 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dryRun := fset.Bool("dry-run", false, "store nothing: list what would be stored, and exit 2 if that is anything (as arv-put)")
 	pdh := fset.Bool("portable-data-hash", false, "print the manifest's portable data hash instead of the manifest")
 	storeManifest := fset.Bool("store-manifest", false, "also store the manifest itself as a block, and print its portable data hash, which 'keep get HASH/path' reads")
+	name := fset.String("name", "", "record the files as a collection of this `name` in the registry (ARVADOS_API_HOST, ARVADOS_API_TOKEN), wanting --replicas copies, and print its uuid; names are unique among collections not in the trash")
 	raw := fset.Bool("raw", false, "print the blocks' locators, comma-separated, instead of a manifest")
 	noResume := fset.Bool("no-resume", false, "send every block, even those an interrupted earlier put of the same files stored (the cache is still updated)")
 	noCache := fset.Bool("no-cache", false, "neither use nor update the resume cache (in the user cache directory, keep/put)")
@@ -59,6 +63,12 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError(fset, "--blocks-in-flight must be at least 1, not %d", *inflight)
 	case btoi(*pdh)+btoi(*storeManifest)+btoi(*raw) > 1:
 		return usageError(fset, "--portable-data-hash, --store-manifest and --raw each choose what to print: give one")
+	case *name != "" && (*storeManifest || *raw):
+		return usageError(fset, "--name records a collection and prints its uuid (or, with --portable-data-hash, its hash): not with --store-manifest or --raw")
+	case flagsSet(fset)["name"]:
+		if err := registry.CheckName(*name); err != nil || *name == "" {
+			return usageError(fset, "--name: %v", cmp.Or(err, error(errors.New("empty"))))
+		}
 	}
 	var classList []string
 	for _, c := range strings.Split(*classes, ",") {
@@ -95,6 +105,14 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer kc.Close()
+	var api *arvapi.Client
+	if *name != "" {
+		// Found out before any upload, not after.
+		if api, err = registryClient(res); err != nil {
+			return fmt.Errorf("--name: %w", err)
+		}
+		defer api.Close()
+	}
 
 	popts := transfer.PutOptions{BlocksInFlight: *inflight, NoLookup: *noResume}
 	if !*noCache {
@@ -121,6 +139,9 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintln(stderr, hint)
 		}
 		return fmt.Errorf("%d block(s) not stored with %d replicas; no manifest written. The blocks that were stored are remembered: run the same command again to send only the rest", len(failures), *replicas)
+	}
+	if api != nil {
+		return recordCollection(ctx, api, m, *name, *replicas, classList, *pdh, stdout, stderr)
 	}
 	switch {
 	case *pdh:
@@ -188,4 +209,25 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// recordCollection records m in the registry as the collection name,
+// wanting replicas copies in classes, and prints its uuid (or portable
+// data hash). If the registry refuses, the manifest goes to stdout, so
+// that the blocks just stored are not lost to their writer.
+func recordCollection(ctx context.Context, api *arvapi.Client, m *manifest.Manifest, name string, replicas int, classes []string, printPDH bool, stdout, stderr io.Writer) error {
+	rec, err := api.Create(ctx, arvapi.NewCollection{
+		Name: name, ManifestText: m.Text(), ReplicationDesired: &replicas, StorageClassesDesired: classes,
+	})
+	if err != nil {
+		io.WriteString(stdout, m.Text())
+		return fmt.Errorf("%w\nThe blocks are stored and the manifest is on stdout: record it again with another name, or keep it", err)
+	}
+	fmt.Fprintf(stderr, "keep put: recorded collection %s %q, %d copies wanted\n", rec.UUID, rec.Name, replicas)
+	out := rec.UUID
+	if printPDH {
+		out = rec.PortableDataHash
+	}
+	_, err = fmt.Fprintln(stdout, out)
+	return err
 }

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/keepproject/keep/discovery"
+	"github.com/keepproject/keep/internal/arvapi"
+	"github.com/keepproject/keep/locator"
+	"github.com/keepproject/keep/manifest"
+	"github.com/keepproject/keep/registry"
+)
+
+// errNoRegistry explains what a collection name, uuid or --name needs.
+var errNoRegistry = errors.New("collections are kept by the registry: set ARVADOS_API_HOST (the registry's host:port) and ARVADOS_API_TOKEN")
+
+// registryClient returns a client of the registry (or Arvados API
+// server) the environment names, or errNoRegistry.
+func registryClient(res *discovery.Resolver) (*arvapi.Client, error) {
+	if res.APIHost() == "" || res.Token() == "" {
+		return nil, errNoRegistry
+	}
+	return arvapi.New(res.APIHost(), res.Token(), res.Insecure()), nil
+}
+
+// collectionRef says whether arg, a command's argument, names a
+// collection by uuid, portable data hash or name (the part before the
+// first "/"; the rest is a path in it), and returns that part. A
+// locator with hints, or anything without a registry, is not one.
+func collectionRef(arg string) (id, path string) {
+	id, path, _ = strings.Cut(arg, "/")
+	return id, path
+}
+
+// fromRegistry reads the collection id (uuid, portable data hash or
+// name) from the registry, its manifest signed for our token, and
+// returns the part at path.
+func fromRegistry(ctx context.Context, api *arvapi.Client, id, path string) (*manifest.Manifest, error) {
+	var rec arvapi.Record
+	var err error
+	if registry.IsUUID(id) || registry.IsPDH(id) {
+		rec, err = api.Get(ctx, id)
+	} else {
+		rec, err = api.Find(ctx, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := manifest.Parse(rec.ManifestText)
+	if err != nil {
+		return nil, fmt.Errorf("collection %s from the registry: %w", rec.UUID, err)
+	}
+	return m.Subset(path)
+}
+
+// resolveCollection returns the manifest arg names through the registry:
+// a uuid, a name, or a portable data hash (which, if the registry has no
+// collection of that hash, may be a manifest stored as a block: ok is
+// then false, and the caller reads the block). Without a registry it
+// fails for names and uuids, and leaves hashes to the caller.
+func resolveCollection(ctx context.Context, res *discovery.Resolver, arg string) (m *manifest.Manifest, ok bool, err error) {
+	id, path := collectionRef(arg)
+	_, lerr := locator.Parse(id)
+	isHash := lerr == nil
+	api, err := registryClient(res)
+	if err != nil {
+		if isHash {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("%s is not a file, a locator or HASH/PATH; as a collection name or uuid: %w", id, err)
+	}
+	defer api.Close()
+	if isHash && !registry.IsPDH(id) {
+		return nil, false, nil // a locator with hints: a block
+	}
+	m, err = fromRegistry(ctx, api, id, path)
+	if isHash && errors.Is(err, arvapi.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return m, true, nil
+}
