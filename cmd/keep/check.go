@@ -41,9 +41,13 @@ func (f *adminFlags) register(fs interface {
 	fs.BoolVar(&f.collections, "collections", false, "the manifests are every collection of the Arvados API server (ARVADOS_API_HOST, read with ARVADOS_API_TOKEN), those in the trash until deleted and old versions included, each wanting its replication_desired copies")
 }
 
-// checkPaths checks the positional arguments against --collections.
+// checkPaths checks the positional arguments against --collections,
+// and --replicas.
 func (f *adminFlags) checkPaths(flags *flag.FlagSet, paths []string) error {
 	switch {
+	case f.replicas < 1:
+		// Wanting no copies of referenced blocks would make them garbage.
+		return usageError(flags, "--replicas must be at least 1, not %d", f.replicas)
 	case f.collections && len(paths) > 0:
 		return usageError(flags, "--collections takes no MANIFEST or DIR: the live set is the API server's collections")
 	case !f.collections && len(paths) == 0:
