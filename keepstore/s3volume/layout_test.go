@@ -150,7 +150,8 @@ func contains(ss []string, s string) bool {
 type corrupting struct{ rt http.RoundTripper }
 
 func (c corrupting) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method == http.MethodPut && r.ContentLength > 0 && r.Header.Get("X-Amz-Copy-Source") == "" {
+	// Block uploads only: the volume's uuid, written at open, arrives.
+	if r.Method == http.MethodPut && r.ContentLength > 0 && r.Header.Get("X-Amz-Copy-Source") == "" && !strings.HasSuffix(r.URL.Path, "keep-volume-uuid") {
 		body, _ := io.ReadAll(r.Body)
 		body[0] ^= 1
 		r = r.Clone(r.Context())

@@ -1,6 +1,7 @@
 package s3volume
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -163,14 +164,15 @@ func (v *Volume) count(ctx context.Context) error {
 	return nil
 }
 
-// readUUID returns the volume's uuid: Options.UUID, else the one kept
-// in the bucket, created if the volume is writable and has none.
+// readUUID returns the volume's uuid: the one kept in the bucket, else
+// Options.UUID, else a new one; a writable volume keeps the uuid it
+// gets. A bucket keeping a uuid other than Options.UUID is refused
+// (*keepstore.UUIDMismatchError), as a Directory is: served under a new
+// uuid it would look to keep balance like a new, empty volume.
 func (v *Volume) readUUID(ctx context.Context) (string, error) {
-	if v.opts.UUID != "" {
-		if !keepstore.IsVolumeUUID(v.opts.UUID) {
-			return "", fmt.Errorf("S3 volume %s: uuid %q is not a volume uuid (like keep0-nyw5e-0123456789abcde)", v.location, v.opts.UUID)
-		}
-		return v.opts.UUID, nil
+	want := v.opts.UUID
+	if want != "" && !keepstore.IsVolumeUUID(want) {
+		return "", fmt.Errorf("S3 volume %s: uuid %q is not a volume uuid (like keep0-nyw5e-0123456789abcde)", v.location, want)
 	}
 	key := v.opts.Prefix + uuidKey
 	out, err := v.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &v.opts.Bucket, Key: &key})
@@ -181,8 +183,11 @@ func (v *Volume) readUUID(ctx context.Context) (string, error) {
 			return "", v.fail("reading", key, err)
 		}
 		id := strings.TrimSpace(string(b))
-		if !keepstore.IsVolumeUUID(id) {
+		switch {
+		case !keepstore.IsVolumeUUID(id):
 			return "", fmt.Errorf("S3 volume %s: %s holds %q, not a volume uuid", v.location, key, id)
+		case want != "" && id != want:
+			return "", &keepstore.UUIDMismatchError{Root: v.location, Kept: id, Configured: want}
 		}
 		return id, nil
 	}
@@ -190,9 +195,9 @@ func (v *Volume) readUUID(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if v.opts.ReadOnly {
-		return keepstore.DerivedVolumeUUID("s3://" + v.opts.Bucket + "/" + v.opts.Prefix), nil
+		return cmp.Or(want, keepstore.DerivedVolumeUUID("s3://"+v.opts.Bucket+"/"+v.opts.Prefix)), nil
 	}
-	id := keepstore.NewVolumeUUID()
+	id := cmp.Or(want, keepstore.NewVolumeUUID())
 	_, err = v.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &v.opts.Bucket, Key: &key, Body: strings.NewReader(id + "\n")})
 	if err != nil {
 		return "", v.fail("writing", key, err)
