@@ -45,29 +45,39 @@ type regCluster struct {
 	client *http.Client
 	host   string
 	writer string // the write token
+	db     string // the registry's database
 }
 
 func startRegCluster(t *testing.T, db string) *regCluster {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "signing-key")
 	os.WriteFile(keyFile, []byte("registry e2e signing key\n"), 0o600)
-	c := newBalanceCluster(t, 4, "--signing-key-file", keyFile, "--require-signatures", "--signing-ttl", regTTL)
 	certFile, certKey, pool := selfSigned(t, dir)
+	// Every process trusts the private CA, as the guide's units do.
+	t.Setenv("SSL_CERT_FILE", certFile)
+	env := testEnv(t)
 	token := func(name, scope string) string {
-		out, stderr, err := runKeep(t, c.env, nil, "token", "create", name, "--scope", scope, "--db", db)
+		out, stderr, err := runKeep(t, env, nil, "token", "create", name, "--scope", scope, "--db", db)
 		if err != nil || len(strings.TrimSpace(out)) < 40 || !strings.Contains(stderr, "cannot be shown again") {
 			t.Fatalf("keep token create %s: %v\n%s%s", name, err, out, stderr)
 		}
 		return strings.TrimSpace(out)
 	}
 	writer, reader := token("writer", "write"), token("balance", "read")
+	// The registry serves the servers' list, which the cluster writes
+	// (and rewrites on restarts) once its servers are up.
+	svcLink := filepath.Join(dir, "services.json")
 	addrFile := filepath.Join(dir, "registry-addr")
-	startDaemon(t, c.env, "keep registry listening", "registry", "--db", db, "--listen", "127.0.0.1:0", "--addr-file", addrFile,
+	startDaemon(t, env, "keep registry listening", "registry", "--db", db, "--listen", "127.0.0.1:0", "--addr-file", addrFile,
 		"--tls-cert", certFile, "--tls-key", certKey, "--signing-key-file", keyFile, "--signing-ttl", regTTL,
-		"--services", c.svcFile, "--cluster-id", "zzzzz")
-	r := &regCluster{balanceCluster: c, client: cfgClient(t, pool), writer: writer,
-		host: fmt.Sprintf("127.0.0.1:%d", readPort(t, addrFile))}
-	base := append(slices.Clone(c.env), "ARVADOS_API_HOST="+r.host, "SSL_CERT_FILE="+certFile)
+		"--services", svcLink, "--cluster-id", "zzzzz")
+	host := fmt.Sprintf("127.0.0.1:%d", readPort(t, addrFile))
+	c := newBalanceCluster(t, 4, "--signing-key-file", keyFile, "--require-signatures", "--signing-ttl", regTTL, "--registry", host)
+	if err := os.Symlink(c.svcFile, svcLink); err != nil {
+		t.Fatal(err)
+	}
+	r := &regCluster{balanceCluster: c, client: cfgClient(t, pool), writer: writer, host: host, db: db}
+	base := append(slices.Clone(c.env), "ARVADOS_API_HOST="+r.host)
 	r.env = append(slices.Clone(base), "ARVADOS_API_TOKEN="+writer)
 	r.reader = append(slices.Clone(base), "ARVADOS_API_TOKEN="+reader)
 	return r
@@ -134,8 +144,25 @@ func registryScenario(t *testing.T, db string) {
 			t.Fatalf("block %s: %d copies after put, want %d", h, got, n)
 		}
 	}
+	// The servers and a proxy take only the registry's tokens: a read
+	// token may not write, an unknown one may not read.
+	proxy := startProxyProcess(t, r.env, "--services", r.svcFile, "--registry", r.host)
+	viaProxy := append(slices.Clone(r.reader), "ARVADOS_KEEP_SERVICES="+proxy.base)
+	src := filepath.Join(t.TempDir(), "small")
+	os.WriteFile(src, []byte("through the proxy"), 0o644)
+	if _, stderr, err := runKeep(t, viaProxy, nil, "put", "--no-cache", src); err == nil || !strings.Contains(stderr, "403") {
+		t.Errorf("put through the proxy with a read token: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := runKeep(t, append(slices.Clone(r.env), "ARVADOS_KEEP_SERVICES="+proxy.base), nil, "put", "--no-cache", src); err != nil {
+		t.Errorf("put through the proxy with a write token: %v\n%s", err, stderr)
+	}
+	stranger := append(slices.Clone(r.env), "ARVADOS_API_TOKEN=zzz")
+	if _, stderr, err := runKeep(t, stranger, nil, "get", "--services", r.svcFile, fmt.Sprintf("%s+%d", oneHash, len(big("one ")))); err == nil || !strings.Contains(stderr, "unknown or revoked token") {
+		t.Errorf("get with an unknown token: %v\n%s", err, stderr)
+	}
+
 	// Garbage: stored, and recorded nowhere.
-	src := filepath.Join(t.TempDir(), "garbage")
+	src = filepath.Join(t.TempDir(), "garbage")
 	os.WriteFile(src, big("garbage "), 0o644)
 	if _, stderr, err := runKeep(t, r.env, nil, "put", "--no-cache", src); err != nil {
 		t.Fatalf("put: %v\n%s", err, stderr)
@@ -226,5 +253,13 @@ func registryScenario(t *testing.T, db string) {
 		if got := r.copies(h); got != want[h] {
 			t.Errorf("block %s: %d copies after the failed pull, want %d", h, got, want[h])
 		}
+	}
+
+	// A revoked token is refused by the registry at once.
+	if out, stderr, err := runKeep(t, r.env, nil, "token", "revoke", "balance", "--db", r.db); err != nil {
+		t.Fatalf("token revoke: %v\n%s%s", err, out, stderr)
+	}
+	if out, err := runAdmin(t, r.reader, r.svcFile, r.tokenFile, regTTL, "check", "--collections"); err == nil || !strings.Contains(out, "unknown or revoked token") {
+		t.Errorf("check --collections with a revoked token: %v\n%s", err, out)
 	}
 }
