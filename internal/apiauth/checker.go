@@ -99,6 +99,7 @@ type UnavailableError struct {
 	err    error // the network error, if any (its text holds no token)
 }
 
+// Error says which registry could not say what a token may do, and why.
 func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("token registry %s: %s", e.Host, e.Reason)
 }
