@@ -17,6 +17,7 @@ import (
 	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keepstore"
+	_ "github.com/keepproject/keep/keepstore/dirvolume"
 )
 
 func TestParseIndex(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keepstore/dirvolume"
 )
 
 // flakyVolume is a Directory whose first Puts fail with an I/O error, as
@@ -20,7 +21,7 @@ import (
 // Put either refuses before reading anything or, if partial, fails
 // after reading part of the block.
 type flakyVolume struct {
-	*keepstore.Directory
+	*dirvolume.Directory
 	partial bool
 	fails   atomic.Int32 // Puts still to fail
 	puts    atomic.Int32 // Puts called

@@ -6,12 +6,6 @@ import "time"
 // send oversize bodies without sending 64 MiB.
 func SetMaxBlockSize(s *Server, n int64) { s.maxBlock = n }
 
-// Names of the files a Directory keeps beside its blocks.
-const (
-	LockFileName = lockFileName
-	UUIDFileName = uuidFileName
-)
-
 // SetEvictAfter sets how far behind the minimum rate an upload must be
 // before another may take its write slot, so that tests need not wait
 // for the default second.

@@ -15,8 +15,8 @@ import (
 // wins). An extra "\n" ends a complete listing; a listing cut short by
 // an error lacks it.
 //
-// Volumes are read one three-digit shard at a time and merged, so memory
-// stays bounded by a shard rather than the whole server.
+// Volumes are read one shard at a time (see shardLen) and merged, so
+// memory stays bounded by a shard rather than the whole server.
 func (s *Server) handleIndex(w *response, r *http.Request, prefix string) {
 	if !s.checkSystemToken(w, r) {
 		return
@@ -87,21 +87,27 @@ func (s *Server) writeIndex(w *response, r *http.Request, prefix string, mounts 
 }
 
 // shardLen returns the prefix length the listing of mounts is read in:
-// three hex digits, a Directory volume's subdirectories, when every
-// volume is a Directory; the whole listing at once for a single volume of
-// another kind, whose Index is sorted and needs no merge; else one hex
-// digit, so that an object store is asked 16 times rather than 4096,
-// holding a sixteenth of the listing in memory at a time.
+// the shortest IndexShardLen of their volumes when every one has one
+// (three hex digits, a Directory's subdirectories); the whole listing at
+// once for a single volume without one, whose Index is sorted and needs
+// no merge; else one hex digit, so that an object store is asked 16
+// times rather than 4096, holding a sixteenth of the listing in memory
+// at a time.
 func shardLen(mounts []*mount) int {
+	n := -1
 	for _, m := range mounts {
-		if _, ok := m.vol.(*Directory); !ok {
+		sh, ok := m.vol.(IndexSharder)
+		if !ok {
 			if len(mounts) == 1 {
 				return 0
 			}
 			return 1
 		}
+		if l := sh.IndexShardLen(); n < 0 || l < n {
+			n = l
+		}
 	}
-	return 3
+	return max(n, 0)
 }
 
 // indexShards splits a listing into prefixes of at least n hex digits.
@@ -121,4 +127,14 @@ func indexShards(prefix string, n int) []string {
 		shards = next
 	}
 	return shards
+}
+
+// isLowerHex reports whether s is lowercase hex digits only.
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

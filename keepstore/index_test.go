@@ -13,6 +13,7 @@ import (
 
 	"github.com/keepproject/keep/internal/version"
 	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keepstore/dirvolume"
 )
 
 func TestIndex(t *testing.T) {
@@ -192,8 +193,8 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
-func mustDir(t *testing.T, dir string) *keepstore.Directory {
-	d, err := keepstore.OpenDirectory(dir, keepstore.DirectoryOptions{})
+func mustDir(t *testing.T, dir string) *dirvolume.Directory {
+	d, err := dirvolume.Open(dir, dirvolume.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

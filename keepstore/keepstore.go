@@ -3,11 +3,14 @@
 // back, GET /index lists blocks, and the management API keep-balance
 // drives (GET /mounts, PUT /pull, PUT /trash, untrash, TOUCH, DELETE)
 // carries out the rest of a block's life. Blocks live on volumes (see
-// Volume and Directory); every block's MD5 is checked as it is streamed
+// Volume), which drivers in packages of their own open (see Driver:
+// dirvolume for directories, s3volume for S3 buckets); every block's MD5 is checked as it is streamed
 // in and out, a copy found corrupt is moved to the trash, and an upload
 // of the right data over a corrupt copy replaces it.
 //
 // A Server is an http.Handler, so an in-process block server is
+//
+//	import _ "github.com/keepproject/keep/keepstore/dirvolume" // the driver of directories
 //
 //	srv, err := keepstore.New(keepstore.Config{Volumes: []keepstore.VolumeConfig{{Path: dir}}})
 //	ts := httptest.NewServer(srv)
@@ -178,13 +181,19 @@ type TokenChecker interface {
 
 // VolumeConfig configures one volume of a Server.
 type VolumeConfig struct {
-	// Path is the directory of a Directory volume. With Volume set, it
-	// is only a label for logs and status.
+	// Path is the volume's URL, as keep server --volume takes it: a
+	// directory, or a URL of a registered driver's scheme
+	// (s3://BUCKET?...), opened by the driver registered for it (see
+	// RegisterDriver). With Params or Volume set, it is only a label
+	// for logs and status.
 	Path string
+	// Params, if set, is the volume as its driver read it (ParseVolume,
+	// ArvadosVolume), opened in place of Path.
+	Params VolumeParams
 	// ReadOnly stops the server writing or touching blocks on the volume.
 	ReadOnly bool
-	// Capacity limits the bytes stored on a Directory volume; 0 means no
-	// limit. It is ignored when Volume is set.
+	// Capacity limits the bytes stored on the volume; 0 means no limit.
+	// It is ignored when Volume is set.
 	Capacity int64
 	// Classes are the volume's storage classes; none means
 	// [DefaultStorageClass].
@@ -193,23 +202,22 @@ type VolumeConfig struct {
 	// reported in X-Keep-Replicas-Stored; 0 means 1.
 	Replication int
 	// ID names the volume in rendezvous ordering, logs and metrics. Empty
-	// means the one the volume keeps (a Directory's keep-volume-uuid
-	// file), else one derived from Path; IDs must be unique and stable,
-	// or writes go to different volumes after a restart. An ID of the
-	// form of an Arvados volume UUID is kept in a Directory that keeps
-	// none, and a Directory keeping another is refused (see
-	// DirectoryOptions.UUID).
+	// means the one the volume keeps (UUIDKeeper: a Directory's
+	// keep-volume-uuid file), else one derived from its label; IDs must
+	// be unique and stable, or writes go to different volumes after a
+	// restart. An ID of the form of an Arvados volume UUID is kept in a
+	// volume that keeps none, and a volume keeping another is refused
+	// (see VolumeSettings.ID).
 	ID string
-	// Volume, if set, is used instead of opening Path as a Directory,
-	// for other kinds of storage or for fault injection in tests.
+	// Volume, if set, is used as it is instead of opening one, for
+	// fault injection in tests and volumes opened by hand.
 	Volume Volume
-	// NoSync is DirectoryOptions.NoSync, for measurements only; it is
+	// NoSync is VolumeSettings.NoSync, for measurements only; it is
 	// ignored when Volume is set.
 	NoSync bool
-	// Missing, if set, is why a volume opened outside New (an S3
-	// bucket, say) could not be: an error wrapping ErrVolumeMissing.
-	// The server starts without the volume and reports it, as it does a
-	// Directory whose disk is missing.
+	// Missing, if set, is why a volume opened outside New could not
+	// be: an error wrapping ErrVolumeMissing. The server starts without
+	// the volume and reports it, as it does one New finds missing.
 	Missing error
 }
 
@@ -255,7 +263,8 @@ type mount struct {
 	replication int
 }
 
-// missingVolume is a configured volume the server could not open.
+// missingVolume is a configured volume the server could not open. As
+// an error (from newMount), it is err.
 type missingVolume struct {
 	id       string // as configured; "" when only the volume knew it
 	path     string
@@ -263,19 +272,31 @@ type missingVolume struct {
 	err      error // wraps ErrVolumeMissing
 }
 
+func (mv *missingVolume) Error() string { return mv.err.Error() }
+func (mv *missingVolume) Unwrap() error { return mv.err }
+
 func (m *mount) hasClass(c string) bool {
 	_, ok := slices.BinarySearch(m.classes, c)
 	return ok
 }
 
-// New returns a server for cfg, opening its Directory volumes.
+// New returns a server for cfg, opening its volumes: NewWithContext
+// with a context never cancelled.
+func New(cfg Config) (*Server, error) {
+	return NewWithContext(context.Background(), cfg)
+}
+
+// NewWithContext returns a server for cfg, opening its volumes (those
+// without VolumeConfig.Volume) with the drivers registered for them;
+// ctx bounds the opening (an S3 volume's listing, say), not the server.
 //
 // A volume whose storage is missing (its error wraps ErrVolumeMissing:
-// a Directory's root does not exist, or VolumeConfig.Missing is set) is
-// left out, logged, and reported in Status, /_health/ping and the
-// metrics; New fails only when every volume is missing, or when any
-// volume is configured wrongly.
-func New(cfg Config) (*Server, error) {
+// a Directory's root does not exist, a bucket's endpoint does not
+// answer, or VolumeConfig.Missing is set) is left out, logged, and
+// reported in Status, /_health/ping and the metrics; New fails only
+// when every volume is missing, or when any volume is configured
+// wrongly.
+func NewWithContext(ctx context.Context, cfg Config) (*Server, error) {
 	if len(cfg.Volumes) == 0 {
 		return nil, errors.New("no volumes configured")
 	}
@@ -321,9 +342,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	ids := map[string]bool{}
 	for i, vc := range cfg.Volumes {
-		m, err := newMount(i, vc)
-		if errors.Is(err, ErrVolumeMissing) {
-			s.missing = append(s.missing, missingVolume{id: vc.ID, path: vc.Path, readOnly: vc.ReadOnly, err: err})
+		m, err := s.newMount(ctx, i, vc)
+		var mv *missingVolume
+		if errors.As(err, &mv) {
+			s.missing = append(s.missing, *mv)
 			continue
 		}
 		if err == nil && ids[m.id] {
@@ -358,8 +380,10 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// newMount opens volume i. Its errors name the volume.
-func newMount(i int, vc VolumeConfig) (*mount, error) {
+// newMount opens volume i, through its driver unless vc.Volume is set.
+// A volume found missing is returned as a *missingVolume error; other
+// errors name the volume.
+func (s *Server) newMount(ctx context.Context, i int, vc VolumeConfig) (*mount, error) {
 	if vc.Replication < 0 || vc.Capacity < 0 {
 		return nil, fmt.Errorf("volume %d: negative replication or capacity", i)
 	}
@@ -367,7 +391,7 @@ func newMount(i int, vc VolumeConfig) (*mount, error) {
 		if !errors.Is(vc.Missing, ErrVolumeMissing) {
 			return nil, fmt.Errorf("volume %d: %w", i, vc.Missing)
 		}
-		return nil, vc.Missing
+		return nil, &missingVolume{id: vc.ID, path: vc.Path, readOnly: vc.ReadOnly, err: vc.Missing}
 	}
 	m := &mount{id: vc.ID, path: vc.Path, vol: vc.Volume, readOnly: vc.ReadOnly, replication: max(vc.Replication, 1)}
 	for _, c := range vc.Classes {
@@ -380,20 +404,11 @@ func newMount(i int, vc VolumeConfig) (*mount, error) {
 	}
 	sort.Strings(m.classes)
 	if m.vol == nil {
-		if vc.Path == "" {
-			return nil, fmt.Errorf("volume %d: no directory given", i)
+		if err := s.openVolume(ctx, i, vc, m); err != nil {
+			return nil, err
 		}
-		opts := DirectoryOptions{ReadOnly: vc.ReadOnly, Capacity: vc.Capacity, NoSync: vc.NoSync}
-		if IsVolumeUUID(vc.ID) {
-			opts.UUID = vc.ID // kept in the volume, or checked against the one kept
-		}
-		d, err := OpenDirectory(vc.Path, opts)
-		if err != nil {
-			return nil, err // it names the volume
-		}
-		m.vol, m.path = d, d.Root()
 	}
-	if u, ok := m.vol.(interface{ UUID() string }); ok && m.id == "" {
+	if u, ok := m.vol.(UUIDKeeper); ok && m.id == "" {
 		m.id = u.UUID()
 	}
 	if m.id == "" {
@@ -401,14 +416,46 @@ func newMount(i int, vc VolumeConfig) (*mount, error) {
 			return nil, fmt.Errorf("volume %d: neither an ID nor a path to derive one from", i)
 		}
 		p, _ := filepath.Abs(m.path)
-		m.id = pathUUID(p)
+		m.id = DerivedVolumeUUID(p)
 	}
 	return m, nil
 }
 
+// openVolume opens the volume vc configures with its driver, filling in
+// m's volume, label and read-only flag.
+func (s *Server) openVolume(ctx context.Context, i int, vc VolumeConfig, m *mount) error {
+	p := vc.Params
+	if p == nil {
+		if vc.Path == "" {
+			return fmt.Errorf("volume %d: no directory or URL given", i)
+		}
+		var err error
+		if p, err = ParseVolume(vc.Path); err != nil {
+			return err // it names the volume
+		}
+	}
+	if ro, ok := p.(ReadOnlyParams); ok && ro.ReadOnly() {
+		m.readOnly = true
+	}
+	m.path = p.String()
+	v, err := p.Open(ctx, VolumeSettings{ReadOnly: m.readOnly, Capacity: vc.Capacity, TrashLifetime: s.trashLifetime,
+		ID: vc.ID, Classes: m.classes, NoSync: vc.NoSync, Logger: s.log})
+	switch {
+	case errors.Is(err, ErrVolumeMissing) && ctx.Err() == nil:
+		return &missingVolume{id: vc.ID, path: m.path, readOnly: m.readOnly, err: err}
+	case err != nil:
+		return err // it names the volume
+	}
+	m.vol = v
+	if l, ok := v.(fmt.Stringer); ok {
+		m.path = l.String()
+	}
+	return nil
+}
+
 // Close stops the pull and trash workers and the trash sweep, and
 // releases the volumes that need it (those implementing io.Closer, such
-// as a Directory's lock). Requests still running may fail afterwards.
+// as a Directory, which holds a lock). Requests still running may fail afterwards.
 func (s *Server) Close() error {
 	if s.stopWorkers != nil {
 		s.stop()

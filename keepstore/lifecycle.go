@@ -60,7 +60,7 @@ func (s *Server) handleMounts(w *response, r *http.Request) {
 // device listed under two uuids: what the volume says if it knows (an S3
 // bucket names itself the same on every host), else host:path.
 func deviceID(m *mount, host string) string {
-	if d, ok := m.vol.(interface{ DeviceID() string }); ok {
+	if d, ok := m.vol.(DeviceIdentifier); ok {
 		return d.DeviceID()
 	}
 	return host + ":" + m.path

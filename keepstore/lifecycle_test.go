@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keepstore/dirvolume"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -413,7 +414,7 @@ func TestVolumeLockAndUUID(t *testing.T) {
 	}
 	uuid := first.Status(context.Background()).Volumes[0].ID
 	_, err = keepstore.New(keepstore.Config{Volumes: []keepstore.VolumeConfig{{Path: dir}}})
-	if !errors.Is(err, keepstore.ErrVolumeInUse) || !strings.Contains(err.Error(), "in use by another server (process "+strconv.Itoa(os.Getpid())+")") {
+	if !errors.Is(err, dirvolume.ErrVolumeInUse) || !strings.Contains(err.Error(), "in use by another server (process "+strconv.Itoa(os.Getpid())+")") {
 		t.Errorf("second server on one volume: %v, want ErrVolumeInUse naming this process", err)
 	}
 	// Read-only, a volume may be shared.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keepproject/keep/internal/version"
 	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keepstore/dirvolume"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -196,8 +197,8 @@ func TestVolumeUUIDConfigured(t *testing.T) {
 	})
 	t.Run("not a volume uuid", func(t *testing.T) {
 		dir := t.TempDir()
-		if _, err := keepstore.OpenDirectory(dir, keepstore.DirectoryOptions{UUID: "vol1"}); err == nil || !strings.Contains(err.Error(), `"vol1"`) {
-			t.Errorf("OpenDirectory with uuid vol1: %v", err)
+		if _, err := dirvolume.Open(dir, dirvolume.Options{UUID: "vol1"}); err == nil || !strings.Contains(err.Error(), `"vol1"`) {
+			t.Errorf("Open with uuid vol1: %v", err)
 		}
 		// Through New, an ID of another form only names the volume.
 		if id, err := uuidOf(t, keepstore.VolumeConfig{Path: dir, ID: "vol1"}); err != nil || id != "vol1" {

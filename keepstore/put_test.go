@@ -20,6 +20,7 @@ import (
 
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keepstore/dirvolume"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -385,7 +386,7 @@ func TestClientCountsVolumes(t *testing.T) {
 			}
 		})
 	}
-	if f := listFiles(t, shared.Volume.(*keepstore.Directory).Root()); len(f) != 1 {
+	if f := listFiles(t, shared.Volume.(*dirvolume.Directory).Root()); len(f) != 1 {
 		t.Errorf("shared volume holds %v, want one block file", f)
 	}
 }
@@ -521,7 +522,7 @@ func TestVolumeUnavailable(t *testing.T) {
 // unwritable is a Directory whose storage has become unwritable (a
 // read-only remount, say), which chmod cannot arrange for root. Reads
 // still work.
-type unwritable struct{ *keepstore.Directory }
+type unwritable struct{ *dirvolume.Directory }
 
 func (u unwritable) Put(ctx context.Context, hash string, r io.Reader, size int64) error {
 	return &fs.PathError{Op: "open", Path: filepath.Join(u.Root(), hash[:3]), Err: syscall.EROFS}

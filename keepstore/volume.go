@@ -75,6 +75,36 @@ type Volume interface {
 	EmptyTrash(ctx context.Context, now time.Time) (int, error)
 }
 
+// A volume declares its optional abilities by implementing the small
+// interfaces below, which the server checks for; io.Closer is one too
+// (Server.Close closes the volumes New opened that implement it).
+
+// UUIDKeeper is implemented by a volume that keeps its own uuid (a
+// Directory in a file, an S3 bucket in an object): the server names
+// the volume by it when VolumeConfig.ID is empty.
+type UUIDKeeper interface {
+	UUID() string
+}
+
+// DeviceIdentifier is implemented by a volume that names its storage
+// the same way from every host (an S3 bucket by its endpoint, bucket and
+// prefix), so that keep-balance sees one device where several servers
+// serve it (GET /mounts). Without it, the device is host:label.
+type DeviceIdentifier interface {
+	DeviceID() string
+}
+
+// IndexSharder is implemented by a volume whose Index is best called
+// for prefixes of IndexShardLen hex digits: a Directory lists one
+// subdirectory per three digits and holds what it lists in memory to
+// sort it, so the server reads it three digits at a time when every
+// volume asks for that. Volumes without it list in order at a cost per
+// request (object stores): the server reads one such volume whole, and
+// several one hex digit at a time, merging their listings.
+type IndexSharder interface {
+	IndexShardLen() int
+}
+
 // Errors wrapped by Volume methods.
 var (
 	// ErrNotFound means the block is not on the volume.

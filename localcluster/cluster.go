@@ -28,6 +28,7 @@ import (
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keepproxy"
 	"github.com/keepproject/keep/keepstore"
+	_ "github.com/keepproject/keep/keepstore/dirvolume" // the servers' volumes are directories unless Config.Volume says otherwise
 )
 
 // Config describes a local cluster.

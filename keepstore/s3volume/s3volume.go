@@ -19,6 +19,10 @@
 // itself refuses a body that arrives corrupt, and a block is
 // acknowledged only once the store has it whole. Modification times are
 // whole seconds, as S3's Last-Modified header gives them.
+//
+// Importing the package registers the S3 volume driver with
+// keepstore.RegisterDriver: s3:// URLs (ParseURL) and Arvados' Driver:
+// S3 (ArvadosOptions).
 package s3volume
 
 import (
@@ -101,7 +105,11 @@ func (v *Volume) lock(hash string) func() {
 	}
 }
 
-var _ keepstore.Volume = (*Volume)(nil)
+var (
+	_ keepstore.Volume           = (*Volume)(nil)
+	_ keepstore.UUIDKeeper       = (*Volume)(nil)
+	_ keepstore.DeviceIdentifier = (*Volume)(nil)
+)
 
 // Open connects to the bucket, checks that it is reachable, reads (or,
 // on a writable volume, creates) the volume's uuid, and counts the

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package keepstore
+package dirvolume
 
 import "os"
 

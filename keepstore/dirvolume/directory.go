@@ -1,4 +1,9 @@
-package keepstore
+// Package dirvolume is the Directory volume driver: a keepstore.Volume
+// keeping its blocks in files under a directory, in the layout of
+// Arvados keepstore's Directory volumes. Importing it registers the
+// driver of plain paths (keep server --volume DIR) and of Arvados'
+// Driver: Directory with keepstore.RegisterDriver.
+package dirvolume
 
 import (
 	"context"
@@ -14,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/internal/flock"
+	"github.com/keepproject/keep/keepstore"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -22,9 +28,9 @@ import (
 // and Arvados keepstore uses the same prefix.
 const tmpPrefix = "tmp"
 
-// DirectoryOptions configures a Directory volume. The zero value is a
+// Options configures a Directory volume. The zero value is a
 // writable volume with no capacity limit.
-type DirectoryOptions struct {
+type Options struct {
 	// ReadOnly refuses writes and touches.
 	ReadOnly bool
 	// Capacity limits the total size of the stored blocks, in bytes;
@@ -41,14 +47,14 @@ type DirectoryOptions struct {
 	// UUID, if set, is the UUID the configuration gives the volume (an
 	// Arvados config's key under Volumes). A volume keeping none is
 	// given this one (kept in the volume if it is writable); one keeping
-	// another is refused with a *UUIDMismatchError.
+	// another is refused with a *keepstore.UUIDMismatchError.
 	UUID string
 }
 
-// Directory is a Volume keeping each block in a file ROOT/xyz/HASH, where
-// xyz is the hash's first three hex digits. This is the layout of
-// Arvados keepstore's Directory (unix) volumes, so an existing Arvados
-// volume can be served as it is.
+// Directory is a keepstore.Volume keeping each block in a file
+// ROOT/xyz/HASH, where xyz is the hash's first three hex digits. This is
+// the layout of Arvados keepstore's Directory (unix) volumes, so an
+// existing Arvados volume can be served as it is.
 //
 // Blocks are written to a temporary file in the same subdirectory in
 // chunks of 1 MiB, each one's writeback started as it is written,
@@ -70,12 +76,22 @@ type Directory struct {
 	tmps     map[string]bool // temporary files of writes in flight
 }
 
-var _ Volume = (*Directory)(nil)
+var (
+	_ keepstore.Volume       = (*Directory)(nil)
+	_ keepstore.UUIDKeeper   = (*Directory)(nil)
+	_ keepstore.IndexSharder = (*Directory)(nil)
+)
 
-// OpenDirectory opens the volume rooted at the existing directory root.
+// bufPool holds the buffers blocks are written through (see copyChunks).
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, 1<<20)
+	return &b
+}}
+
+// Open opens the volume rooted at the existing directory root.
 //
-// A writable volume is locked (ROOT/lock), so that no two servers serve
-// it at once: a second OpenDirectory of the same directory, in this
+// A writable volume is locked (ROOT/keep-volume.lock), so that no two
+// servers serve it at once: a second Open of the same directory, in this
 // process or another, fails with ErrVolumeInUse until Close. Holding the
 // lock, it deletes every temporary file left by interrupted writes. A
 // read-only volume takes no lock and removes nothing.
@@ -83,14 +99,15 @@ var _ Volume = (*Directory)(nil)
 // The volume's UUID is kept in ROOT/keep-volume-uuid, created on first
 // open of a writable volume, so that it moves with the disk and stays
 // the same whether the server is configured by flags or a config file
-// (see DirectoryOptions.UUID).
+// (see Options.UUID).
 //
 // A root that does not exist, or cannot be read for an I/O error, is a
-// missing disk rather than a mistake: the error wraps ErrVolumeMissing.
+// missing disk rather than a mistake: the error wraps
+// keepstore.ErrVolumeMissing.
 //
-// OpenDirectory scans the volume once to count the blocks and bytes
+// Open scans the volume once to count the blocks and bytes
 // stored.
-func OpenDirectory(root string, opts DirectoryOptions) (*Directory, error) {
+func Open(root string, opts Options) (*Directory, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("volume %s: %w", root, err)
@@ -98,9 +115,9 @@ func OpenDirectory(root string, opts DirectoryOptions) (*Directory, error) {
 	fi, err := os.Stat(abs)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, MissingVolume(fmt.Errorf("volume %s: no such directory (create it, or mount its disk)", root))
+		return nil, keepstore.MissingVolume(fmt.Errorf("volume %s: no such directory (create it, or mount its disk)", root))
 	case isDiskError(err):
-		return nil, MissingVolume(fmt.Errorf("volume %s: %w", root, err))
+		return nil, keepstore.MissingVolume(fmt.Errorf("volume %s: %w", root, err))
 	case err != nil:
 		return nil, fmt.Errorf("volume %s: %w", root, err)
 	}
@@ -118,7 +135,7 @@ func OpenDirectory(root string, opts DirectoryOptions) (*Directory, error) {
 	}
 	if d.uuid, err = volumeUUID(abs, d.readOnly, opts.UUID); err != nil {
 		d.Close()
-		var mismatch *UUIDMismatchError
+		var mismatch *keepstore.UUIDMismatchError
 		if errors.As(err, &mismatch) {
 			return nil, err // it names the volume
 		}
@@ -127,7 +144,7 @@ func OpenDirectory(root string, opts DirectoryOptions) (*Directory, error) {
 	if err := d.scan(); err != nil {
 		d.Close()
 		if isDiskError(err) {
-			return nil, MissingVolume(fmt.Errorf("volume %s: %w", abs, err))
+			return nil, keepstore.MissingVolume(fmt.Errorf("volume %s: %w", abs, err))
 		}
 		return nil, fmt.Errorf("volume %s: %w", abs, err)
 	}
@@ -151,6 +168,13 @@ func (d *Directory) UUID() string { return d.uuid }
 
 // Root returns the volume's absolute directory.
 func (d *Directory) Root() string { return d.root }
+
+// String names the volume by its absolute directory.
+func (d *Directory) String() string { return d.root }
+
+// IndexShardLen is 3: Index reads one subdirectory per three hex digits
+// and sorts it in memory, so it is best called a subdirectory at a time.
+func (d *Directory) IndexShardLen() int { return 3 }
 
 func (d *Directory) scan() error {
 	subs, err := os.ReadDir(d.root)
@@ -192,7 +216,7 @@ func (d *Directory) blockPath(hash string) (string, error) {
 	return filepath.Join(d.root, hash[:3], hash), nil
 }
 
-// Open implements Volume.
+// Open implements keepstore.Volume.
 func (d *Directory) Open(ctx context.Context, hash string) (io.ReadCloser, int64, error) {
 	p, err := d.blockPath(hash)
 	if err != nil {
@@ -214,30 +238,30 @@ func (d *Directory) Open(ctx context.Context, hash string) (io.ReadCloser, int64
 	return f, fi.Size(), nil
 }
 
-// Stat implements Volume.
-func (d *Directory) Stat(ctx context.Context, hash string) (BlockInfo, error) {
+// Stat implements keepstore.Volume.
+func (d *Directory) Stat(ctx context.Context, hash string) (keepstore.BlockInfo, error) {
 	p, err := d.blockPath(hash)
 	if err != nil {
-		return BlockInfo{}, err
+		return keepstore.BlockInfo{}, err
 	}
 	fi, err := os.Stat(p)
 	if err != nil {
-		return BlockInfo{}, mapNotExist(err)
+		return keepstore.BlockInfo{}, mapNotExist(err)
 	}
 	if !fi.Mode().IsRegular() {
-		return BlockInfo{}, fmt.Errorf("%s is not a regular file", p)
+		return keepstore.BlockInfo{}, fmt.Errorf("%s is not a regular file", p)
 	}
-	return BlockInfo{Hash: hash, Size: fi.Size(), Mtime: fi.ModTime()}, nil
+	return keepstore.BlockInfo{Hash: hash, Size: fi.Size(), Mtime: fi.ModTime()}, nil
 }
 
-// Touch implements Volume.
+// Touch implements keepstore.Volume.
 func (d *Directory) Touch(ctx context.Context, hash string) error {
 	p, err := d.blockPath(hash)
 	if err != nil {
 		return err
 	}
 	if d.readOnly {
-		return ErrReadOnly
+		return keepstore.ErrReadOnly
 	}
 	now := time.Now()
 	d.mu.Lock() // see Trash
@@ -245,14 +269,14 @@ func (d *Directory) Touch(ctx context.Context, hash string) error {
 	return mapNotExist(os.Chtimes(p, now, now))
 }
 
-// Put implements Volume.
+// Put implements keepstore.Volume.
 func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int64) error {
 	p, err := d.blockPath(hash)
 	if err != nil {
 		return err
 	}
 	if d.readOnly {
-		return ErrReadOnly
+		return keepstore.ErrReadOnly
 	}
 	if err := d.checkRoom(size); err != nil {
 		return err
@@ -293,9 +317,9 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 	if !d.noSync {
 		dst = &writebackFile{f: f}
 	}
-	buf := getBuf()
+	buf := bufPool.Get().(*[]byte)
 	n, err := copyChunks(dst, r, *buf, res.grow)
-	putBuf(buf)
+	bufPool.Put(buf)
 	switch {
 	case err != nil:
 		return fmt.Errorf("writing block %s: %w", hash, mapNoSpace(err))
@@ -338,7 +362,7 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 }
 
 // checkRoom decides, before the body is read, whether a block of size
-// bytes (-1 if unknown) can be taken: ErrFull if the filesystem is
+// bytes (-1 if unknown) can be taken: keepstore.ErrFull if the filesystem is
 // nearly full or the block would not fit beside those stored, ErrBusy
 // if it would fit but for the room claimed by writes in flight.
 // Refusing here is what lets a server turn down an upload before it is
@@ -352,7 +376,7 @@ func (d *Directory) checkRoom(size int64) error {
 			return fmt.Errorf("checking free space: %w", err)
 		}
 		if free >= 0 && free < d.minFree {
-			return fmt.Errorf("%w: %d bytes free on filesystem", ErrFull, free)
+			return fmt.Errorf("%w: %d bytes free on filesystem", keepstore.ErrFull, free)
 		}
 	}
 	size = max(size, 0)
@@ -364,7 +388,7 @@ func (d *Directory) checkRoom(size int64) error {
 // roomFor returns nil if n more bytes fit for a write that has already
 // claimed mine; d.mu must be held.
 func (d *Directory) roomFor(n, mine int64) error {
-	return CheckRoom(d.capacity, d.used, d.reserved, mine, n)
+	return keepstore.CheckRoom(d.capacity, d.used, d.reserved, mine, n)
 }
 
 // reservation is the room one write has claimed on a Directory.
@@ -373,7 +397,7 @@ type reservation struct {
 	n int64 // bytes claimed, in d.reserved
 }
 
-// grow claims n more bytes, or fails with ErrFull or ErrBusy.
+// grow claims n more bytes, or fails with keepstore.ErrFull or ErrBusy.
 func (r *reservation) grow(n int64) error {
 	r.d.mu.Lock()
 	defer r.d.mu.Unlock()
@@ -393,8 +417,8 @@ func (r *reservation) release() {
 	r.d.mu.Unlock()
 }
 
-// Index implements Volume.
-func (d *Directory) Index(ctx context.Context, prefix string, fn func(BlockInfo) error) error {
+// Index implements keepstore.Volume.
+func (d *Directory) Index(ctx context.Context, prefix string, fn func(keepstore.BlockInfo) error) error {
 	if len(prefix) > 32 || !isLowerHex(prefix) {
 		return fmt.Errorf("invalid index prefix %q", prefix)
 	}
@@ -435,7 +459,7 @@ func (d *Directory) Index(ctx context.Context, prefix string, fn func(BlockInfo)
 			if err != nil || !fi.Mode().IsRegular() {
 				continue // deleted meanwhile, or not a block
 			}
-			if err := fn(BlockInfo{Hash: name, Size: fi.Size(), Mtime: fi.ModTime()}); err != nil {
+			if err := fn(keepstore.BlockInfo{Hash: name, Size: fi.Size(), Mtime: fi.ModTime()}); err != nil {
 				return err
 			}
 		}
@@ -443,11 +467,11 @@ func (d *Directory) Index(ctx context.Context, prefix string, fn func(BlockInfo)
 	return nil
 }
 
-// Usage implements Volume. The counts come from the scan at open and the
+// Usage implements keepstore.Volume. The counts come from the scan at open and the
 // writes since, not from the disk, so they miss changes made by others.
-func (d *Directory) Usage(ctx context.Context) (Usage, error) {
+func (d *Directory) Usage(ctx context.Context) (keepstore.Usage, error) {
 	d.mu.Lock()
-	u := Usage{UsedBytes: d.used, Blocks: d.blocks, CapacityBytes: d.capacity, ReservedBytes: d.reserved}
+	u := keepstore.Usage{UsedBytes: d.used, Blocks: d.blocks, CapacityBytes: d.capacity, ReservedBytes: d.reserved}
 	d.mu.Unlock()
 	free, err := freeBytes(d.root)
 	u.FreeBytes = free
@@ -464,14 +488,14 @@ func isDiskError(err error) bool {
 
 func mapNotExist(err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: %v", ErrNotFound, err)
+		return fmt.Errorf("%w: %v", keepstore.ErrNotFound, err)
 	}
 	return err
 }
 
 func mapNoSpace(err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return fmt.Errorf("%w: %v", ErrFull, err)
+		return fmt.Errorf("%w: %v", keepstore.ErrFull, err)
 	}
 	return err
 }
@@ -486,15 +510,12 @@ func syncDir(dir string) error {
 	return f.Sync()
 }
 
-func isHash(s string) bool { return len(s) == 32 && isLowerHex(s) }
+// isHash reports whether a file's name is a block's: 32 lowercase hex
+// digits.
+func isHash(s string) bool { return locator.ParseHash(s) == nil }
 
+// isShard reports whether a subdirectory's name is a block
+// subdirectory's: three lowercase hex digits.
 func isShard(s string) bool { return len(s) == 3 && isLowerHex(s) }
 
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
+func isLowerHex(s string) bool { return strings.Trim(s, "0123456789abcdef") == "" }

@@ -1,4 +1,4 @@
-package keepstore
+package dirvolume
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keepproject/keep/keepstore"
 )
 
 // trashInfix joins a block's name and its deadline in the name of its
@@ -20,14 +22,14 @@ const trashInfix = ".trash."
 // its file microseconds after creating it; the margin covers that.
 const staleTmpAge = time.Minute
 
-// Trash implements Volume.
+// Trash implements keepstore.Volume.
 func (d *Directory) Trash(ctx context.Context, hash string, mtime, deadline time.Time) error {
 	p, err := d.blockPath(hash)
 	if err != nil {
 		return err
 	}
 	if d.readOnly {
-		return ErrReadOnly
+		return keepstore.ErrReadOnly
 	}
 	// d.mu orders this against the renames of writes and touches, so the
 	// block checked is the block trashed.
@@ -38,7 +40,7 @@ func (d *Directory) Trash(ctx context.Context, hash string, mtime, deadline time
 		return mapNotExist(err)
 	}
 	if !fi.ModTime().Equal(mtime) {
-		return fmt.Errorf("%w: %s was modified at %s, listed as %s", ErrChanged, hash,
+		return fmt.Errorf("%w: %s was modified at %s, listed as %s", keepstore.ErrChanged, hash,
 			fi.ModTime().UTC().Format(time.RFC3339Nano), mtime.UTC().Format(time.RFC3339Nano))
 	}
 	if deadline.After(time.Now()) {
@@ -54,7 +56,7 @@ func (d *Directory) Trash(ctx context.Context, hash string, mtime, deadline time
 	return syncDir(filepath.Dir(p))
 }
 
-// Untrash implements Volume. Of several trashed copies, the one with
+// Untrash implements keepstore.Volume. Of several trashed copies, the one with
 // the latest deadline is restored.
 func (d *Directory) Untrash(ctx context.Context, hash string) error {
 	p, err := d.blockPath(hash)
@@ -62,7 +64,7 @@ func (d *Directory) Untrash(ctx context.Context, hash string) error {
 		return err
 	}
 	if d.readOnly {
-		return ErrReadOnly
+		return keepstore.ErrReadOnly
 	}
 	dir := filepath.Dir(p)
 	ents, err := os.ReadDir(dir)
@@ -76,7 +78,7 @@ func (d *Directory) Untrash(ctx context.Context, hash string) error {
 		}
 	}
 	if best == "" {
-		return fmt.Errorf("%w: no trashed copy of %s", ErrNotFound, hash)
+		return fmt.Errorf("%w: no trashed copy of %s", keepstore.ErrNotFound, hash)
 	}
 	trashed := filepath.Join(dir, best)
 	fi, err := os.Lstat(trashed)
@@ -102,12 +104,12 @@ func (d *Directory) Untrash(ctx context.Context, hash string) error {
 	return syncDir(dir)
 }
 
-// EmptyTrash implements Volume. It also removes temporary files that no
+// EmptyTrash implements keepstore.Volume. It also removes temporary files that no
 // write of this Directory claims: those left by a crash. (The volume's
 // lock means no other process writes here.)
 func (d *Directory) EmptyTrash(ctx context.Context, now time.Time) (int, error) {
 	if d.readOnly {
-		return 0, ErrReadOnly
+		return 0, keepstore.ErrReadOnly
 	}
 	subs, err := os.ReadDir(d.root)
 	if err != nil {

@@ -1,4 +1,4 @@
-package keepstore
+package dirvolume
 
 import (
 	"io"

@@ -1,6 +1,6 @@
 //go:build unix
 
-package keepstore
+package dirvolume
 
 import "syscall"
 
