@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net/http"
 	"time"
 
@@ -98,8 +97,7 @@ func (c *Client) read(ctx context.Context, method string, loc locator.Locator, a
 		return nil
 	}
 	reqID := protocol.NewRequestID()
-	plan := newReadPlan(readOrder(loc, c.svcs.get(), c.opts.RemoteClusters, c.down.demote))
-	wait := newBackoff(c.opts.RetryDelay, mrand.N[time.Duration])
+	plan := newReadPlan(readOrder(loc, c.svcs.get(), c.opts.RemoteClusters, c.down.demote), c.passRule())
 	for {
 		for i, ok := plan.next(); ok; i, ok = plan.next() {
 			r, err := c.readOne(ctx, method, plan.svcs[i], loc, reqID, accept)
@@ -115,10 +113,11 @@ func (c *Client) read(ctx context.Context, method string, loc locator.Locator, a
 			}
 			plan.record(i, r)
 		}
-		if plan.pass >= c.opts.MaxPasses || (!plan.retryable() && c.opts.Refresh == nil) {
+		d, ok := plan.again()
+		if !ok {
 			return plan.err(loc)
 		}
-		t := time.NewTimer(wait.next(0))
+		t := time.NewTimer(d)
 		select {
 		case <-t.C:
 		case <-ctx.Done():

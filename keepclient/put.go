@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	mrand "math/rand/v2"
 	"os"
 	"sync/atomic"
 	"time"
@@ -151,7 +150,7 @@ func (c *Client) put(ctx context.Context, src *blockSource, hash string, opts Pu
 		res:     res,
 		running: make(map[int]*upload),
 		plan: newWritePlan(hash, int64(src.len()), c.svcs.get(), wanted, classes,
-			lagRule{factor: c.opts.LagFactor, least: c.opts.LagMin},
+			lagRule{factor: c.opts.LagFactor, least: c.opts.LagMin}, c.passRule(),
 			serviceHistory{demote: c.down.demote, expect: c.yields.expect}),
 	}
 	w.results = make(chan uploadDone, len(w.plan.svcs)+1)
@@ -205,7 +204,6 @@ func (w *write) run(ctx context.Context) (*PutResult, error) {
 // passes runs the write's passes until the plan is done or gives up.
 func (w *write) passes(ctx context.Context) error {
 	bare := w.res.Locator.Bare() // errors never carry a signature
-	wait := newBackoff(w.c.opts.RetryDelay, mrand.N[time.Duration])
 	for {
 		if err := w.pass(ctx); err != nil {
 			return fmt.Errorf("writing block %s: %w", bare, err)
@@ -213,17 +211,14 @@ func (w *write) passes(ctx context.Context) error {
 		if w.plan.done() {
 			return nil
 		}
-		// Another pass is worth it when some service gave a retryable
-		// answer, or when a refreshed service list may add services.
-		refresh := w.c.opts.Refresh != nil
-		if w.plan.pass >= w.c.opts.MaxPasses || !(w.plan.retryable() || refresh) {
+		d, ok := w.plan.again()
+		if !ok {
 			return w.insufficient()
 		}
-		// A busy server's Retry-After is a floor on the pause.
-		if err := w.pause(ctx, wait.next(w.plan.retryAfter)); err != nil {
+		if err := w.pause(ctx, d); err != nil {
 			return fmt.Errorf("writing block %s: %w", bare, err)
 		}
-		if refresh {
+		if w.c.opts.Refresh != nil {
 			w.c.refresh(ctx)
 			w.plan.setServices(w.hash, w.c.svcs.get())
 		}

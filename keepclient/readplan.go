@@ -2,6 +2,7 @@ package keepclient
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/locator"
@@ -65,18 +66,20 @@ const (
 	readFinal                    // failed for good
 )
 
-// readPlan decides which service a read asks next, pass by pass. Like
-// writePlan it does no I/O and reads no clock; the read owns it.
+// readPlan decides which service a read asks next, pass by pass, and
+// whether to make another pass and after what pause. Like writePlan it
+// does no I/O and reads no clock; the read owns it.
 type readPlan struct {
-	svcs  []Service
-	state []readState
-	last  []ServiceResult
-	asked []int // the pass in which each service was last asked; 0 for never
-	pass  int
+	svcs   []Service
+	state  []readState
+	last   []ServiceResult
+	asked  []int // the pass in which each service was last asked; 0 for never
+	pass   int
+	passes passRule
 }
 
-func newReadPlan(svcs []Service) *readPlan {
-	p := &readPlan{pass: 1}
+func newReadPlan(svcs []Service, passes passRule) *readPlan {
+	p := &readPlan{pass: 1, passes: passes}
 	p.add(svcs)
 	return p
 }
@@ -127,6 +130,19 @@ func (p *readPlan) retryable() bool {
 		}
 	}
 	return false
+}
+
+// again decides, once a pass has failed on every service it asked,
+// whether the read makes another and how long it pauses first: while
+// passes remain (passRule.max), when some service failed retryably or a
+// refreshed service list may add services. Reads take no Retry-After:
+// the pause is the backoff's next. Then, after any refresh, newPass
+// starts the pass.
+func (p *readPlan) again() (pause time.Duration, ok bool) {
+	if !p.passes.another(p.pass, p.retryable()) {
+		return 0, false
+	}
+	return p.passes.wait.next(0), true
 }
 
 // newPass starts another pass over the services that failed retryably

@@ -62,7 +62,7 @@ func TestReadOrder(t *testing.T) {
 }
 
 func TestReadPlanPasses(t *testing.T) {
-	p := newReadPlan(disks(3))
+	p := newReadPlan(disks(3), testPasses(3, false))
 	var asked []int
 	fail := func(status int) ServiceResult {
 		return ServiceResult{Status: status, Retryable: readRetryable(status)}
@@ -98,13 +98,84 @@ func TestReadPlanPasses(t *testing.T) {
 }
 
 func TestReadPlanMixedFailureIsNotNotFound(t *testing.T) {
-	p := newReadPlan(disks(2))
+	p := newReadPlan(disks(2), testPasses(3, false))
 	p.record(0, ServiceResult{Status: 404})
 	p.record(1, ServiceResult{Status: 502, Retryable: true})
 	err := p.err(locator.Locator{Hash: testHash, Size: 3})
 	re, ok := err.(*ReadError)
 	if !ok || len(re.Services) != 2 || !re.Temporary() {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// The rule for another read pass, and the pause before it, over what
+// the first pass over 3 services heard.
+func TestReadPlanAgain(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name     string
+		max      int
+		refresh  bool
+		statuses []int // each service's answer, in order
+		again    bool
+	}{
+		{"not found anywhere", 3, false, []int{404, 404, 404}, false},
+		{"a server failing", 3, false, []int{404, 500, 404}, true},
+		{"a network error", 3, false, []int{0, 404, 404}, true},
+		{"any 503", 3, false, []int{404, 503, 404}, true},
+		{"refused", 3, false, []int{403, 401, 404}, false},
+		{"not found, but a refresh may add services", 3, true, []int{404, 404, 404}, true},
+		{"the last pass", 1, true, []int{500, 500, 500}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newReadPlan(disks(3), testPasses(tt.max, tt.refresh))
+			for i, ok := p.next(); ok; i, ok = p.next() {
+				p.record(i, ServiceResult{Status: tt.statuses[i], Retryable: readRetryable(tt.statuses[i])})
+			}
+			want := time.Duration(0)
+			if tt.again {
+				want = 100 * ms // the backoff's first: reads take no Retry-After
+			}
+			if pause, again := p.again(); again != tt.again || pause != want {
+				t.Errorf("again %v after %v, want %v after %v", again, pause, tt.again, want)
+			}
+		})
+	}
+}
+
+// Pauses grow pass by pass, and the last pass is the last.
+func TestReadPlanAgainPasses(t *testing.T) {
+	p := newReadPlan(disks(2), testPasses(3, false))
+	got := pausesOf(t, p, func() {
+		for i, ok := p.next(); ok; i, ok = p.next() {
+			p.record(i, ServiceResult{Status: 502, Retryable: true})
+		}
+	})
+	ms := time.Millisecond
+	if want := []time.Duration{100 * ms, 200 * ms}; fmt.Sprint(got) != fmt.Sprint(want) || p.pass != 3 {
+		t.Errorf("pauses %v over %d passes, want %v over 3", got, p.pass, want)
+	}
+}
+
+func TestPassRule(t *testing.T) {
+	tests := []struct {
+		pass, max          int
+		retryable, refresh bool
+		want               bool
+	}{
+		{1, 3, true, false, true},
+		{2, 3, false, true, true},
+		{1, 3, false, false, false},
+		{3, 3, true, true, false},
+		{4, 3, true, true, false},
+		{1, 1, true, true, false},
+	}
+	for _, tt := range tests {
+		r := passRule{max: tt.max, refresh: tt.refresh}
+		if got := r.another(tt.pass, tt.retryable); got != tt.want {
+			t.Errorf("%+v: another = %v, want %v", tt, got, tt.want)
+		}
 	}
 }
 

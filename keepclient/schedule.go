@@ -84,10 +84,11 @@ type replacement struct {
 }
 
 // writePlan decides, from what has happened so far in one write, which
-// service to upload to next, with how many replicas asked of it, and
-// which lagging upload to replace. It does no I/O and reads no clock:
-// time, progress and what earlier writes learnt of each service are
-// passed in. It is not safe for concurrent use: the goroutine running the
+// service to upload to next, with how many replicas asked of it, which
+// lagging upload to replace, and whether to make another pass and after
+// what pause. It does no I/O and reads no clock: time, progress, what
+// earlier writes learnt of each service and the randomness of the pauses
+// are passed in. It is not safe for concurrent use: the goroutine running the
 // write owns it.
 //
 // Answers are untrusted and may count for more than their upload asked (a
@@ -128,6 +129,7 @@ type writePlan struct {
 	fastest    time.Duration // quickest successful upload of the block
 	replaced   int           // uploads replaced for lag
 	lag        lagRule
+	passes     passRule
 
 	// history is what earlier writes learnt of the services.
 	history serviceHistory
@@ -144,7 +146,7 @@ type serviceHistory struct {
 	expect func(url string) int
 }
 
-func newWritePlan(hash string, size int64, svcs []Service, wanted int, classes []string, lag lagRule, history serviceHistory) *writePlan {
+func newWritePlan(hash string, size int64, svcs []Service, wanted int, classes []string, lag lagRule, passes passRule, history serviceHistory) *writePlan {
 	p := &writePlan{
 		size:      size,
 		wanted:    wanted,
@@ -154,6 +156,7 @@ func newWritePlan(hash string, size int64, svcs []Service, wanted int, classes [
 		tracking:  len(classes) > 0,
 		pass:      1,
 		lag:       lag,
+		passes:    passes,
 		history:   history,
 	}
 	p.setServices(hash, svcs)
@@ -434,6 +437,20 @@ func (p *writePlan) retryable() bool {
 		}
 	}
 	return false
+}
+
+// again decides, once a pass is over, whether the write makes another
+// and how long it pauses first. It does not when the write is done or
+// has made its last pass (passRule.max); otherwise it does when some
+// service gave a retryable answer (an upload replaced for lag included),
+// or when a refreshed service list may add services. The pause is the
+// backoff's next, and at least the longest Retry-After a busy server
+// gave in this pass. Then, after any refresh, newPass starts the pass.
+func (p *writePlan) again() (pause time.Duration, ok bool) {
+	if p.done() || !p.passes.another(p.pass, p.retryable()) {
+		return 0, false
+	}
+	return p.passes.wait.next(p.retryAfter), true
 }
 
 // newPass starts another pass over the services that gave retryable

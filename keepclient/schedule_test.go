@@ -22,14 +22,21 @@ func disks(n int) []Service {
 	return s
 }
 
+// testPasses returns a pass rule of at most max passes whose pauses show
+// the backoff's limit: 100ms, then 200ms, 400ms... (see TestBackoff).
+func testPasses(max int, refresh bool) passRule {
+	top := func(n time.Duration) time.Duration { return n - time.Millisecond }
+	return passRule{max: max, refresh: refresh, wait: newBackoff(100*time.Millisecond, top)}
+}
+
 func plan(svcs []Service, wanted int, classes ...string) *writePlan {
-	return newWritePlan(testHash, 1000, svcs, wanted, classes, testLag, serviceHistory{})
+	return newWritePlan(testHash, 1000, svcs, wanted, classes, testLag, testPasses(3, false), serviceHistory{})
 }
 
 // knowing returns a plan that knows from earlier writes what the services
 // whose URLs are in expect each counted for.
 func knowing(svcs []Service, wanted int, expect map[string]int) *writePlan {
-	return newWritePlan(testHash, 1000, svcs, wanted, nil, testLag, serviceHistory{expect: func(url string) int { return expect[url] }})
+	return newWritePlan(testHash, 1000, svcs, wanted, nil, testLag, testPasses(3, false), serviceHistory{expect: func(url string) int { return expect[url] }})
 }
 
 // startAll starts every upload the plan allows and returns their indexes.
@@ -662,7 +669,7 @@ func TestPlanLagging(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newWritePlan(testHash, size, disks(3), 1, nil, testLag, serviceHistory{})
+			p := newWritePlan(testHash, size, disks(3), 1, nil, testLag, testPasses(3, false), serviceHistory{})
 			i, _, _ := p.next()
 			p.fastest = tt.fastest
 			reps, wake := p.lagging(t0.Add(tt.now), func(int) progress { return tt.pr })
@@ -693,5 +700,97 @@ func TestPlanLaggingNeedsASpare(t *testing.T) {
 	startAll(p) // 2
 	if reps, wake := p.lagging(t0, slow); len(reps) != 0 || !wake.IsZero() {
 		t.Fatalf("replacements %v (wake %v) with no spare service", reps, wake)
+	}
+}
+
+// runPass runs the plan's pass to its end, each upload answering as
+// answers says for its service; a replaced outcome stands for an upload
+// abandoned for lag.
+func runPass(p *writePlan, answers map[int]outcome) {
+	for !p.passOver() {
+		for _, i := range startAll(p) {
+			if o := answers[i]; o.replaced {
+				p.replace(i, "lag")
+			} else {
+				p.record(i, o)
+			}
+		}
+	}
+}
+
+// The rule for another pass, and the pause before it, over what the
+// first pass of a write of 2 to 3 services heard.
+func TestPlanAgain(t *testing.T) {
+	ms := time.Millisecond
+	good := outcome{status: 200, replicas: 1}
+	full := outcome{status: 507}
+	tests := []struct {
+		name    string
+		max     int
+		refresh bool
+		answers map[int]outcome
+		again   bool
+		pause   time.Duration
+	}{
+		{"done", 3, true, map[int]outcome{0: good, 1: good}, false, 0},
+		{"a server failing", 3, false, map[int]outcome{0: good, 1: {status: 500}, 2: full}, true, 100 * ms},
+		{"a network error", 3, false, map[int]outcome{0: good, 1: {}, 2: full}, true, 100 * ms},
+		{"an upload replaced for lag", 3, false, map[int]outcome{0: good, 1: {replaced: true}, 2: full}, true, 100 * ms},
+		{"too many requests", 3, false, map[int]outcome{0: good, 1: {status: 429}, 2: full}, true, 100 * ms},
+		{"busy: Retry-After is the floor", 3, false, map[int]outcome{0: good, 1: {status: 503, retryAfter: 5 * time.Second}, 2: full}, true, 5 * time.Second},
+		{"busy: a shorter Retry-After", 3, false, map[int]outcome{0: good, 1: {status: 503, retryAfter: 10 * ms}, 2: full}, true, 100 * ms},
+		{"the longest Retry-After", 3, false, map[int]outcome{0: {status: 503, retryAfter: 2 * time.Second}, 1: {status: 503, retryAfter: 3 * time.Second}, 2: full}, true, 3 * time.Second},
+		{"full servers", 3, false, map[int]outcome{0: good, 1: full, 2: full}, false, 0},
+		{"503 without Retry-After is full", 3, false, map[int]outcome{0: good, 1: {status: 503}, 2: full}, false, 0},
+		{"refused", 3, false, map[int]outcome{0: good, 1: {status: 403}, 2: {status: 400}}, false, 0},
+		{"untrusted certificate", 3, false, map[int]outcome{0: good, 1: {final: true}, 2: full}, false, 0},
+		{"full, but a refresh may add services", 3, true, map[int]outcome{0: good, 1: full, 2: full}, true, 100 * ms},
+		{"the last pass", 1, true, map[int]outcome{0: good, 1: {status: 500}, 2: {status: 500}}, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newWritePlan(testHash, 1000, disks(3), 2, nil, testLag, testPasses(tt.max, tt.refresh), serviceHistory{})
+			runPass(p, tt.answers)
+			pause, again := p.again()
+			if again != tt.again || pause != tt.pause {
+				t.Errorf("again %v after %v, want %v after %v", again, pause, tt.again, tt.pause)
+			}
+		})
+	}
+}
+
+// pausesOf runs a write or read plan's passes, each by run, until the
+// plan makes no more, and returns the pauses it chose between them.
+func pausesOf(t *testing.T, p interface {
+	again() (time.Duration, bool)
+	newPass() bool
+}, run func()) []time.Duration {
+	t.Helper()
+	var out []time.Duration
+	for {
+		run()
+		pause, again := p.again()
+		if !again {
+			return out
+		}
+		out = append(out, pause)
+		if !p.newPass() {
+			t.Fatalf("nothing to retry after %d pauses", len(out))
+		}
+	}
+}
+
+// Pauses grow pass by pass; a Retry-After holds for the pass after the
+// one that heard it; and the last pass is the last.
+func TestPlanAgainPasses(t *testing.T) {
+	ms := time.Millisecond
+	p := newWritePlan(testHash, 1000, disks(3), 2, nil, testLag, testPasses(3, false), serviceHistory{})
+	answers := map[int]outcome{0: {status: 200, replicas: 1}, 1: {status: 503, retryAfter: 5 * time.Second}, 2: {status: 507}}
+	got := pausesOf(t, p, func() {
+		runPass(p, answers)
+		answers[1] = outcome{status: 500}
+	})
+	if want := []time.Duration{5 * time.Second, 200 * ms}; fmt.Sprint(got) != fmt.Sprint(want) || p.pass != 3 {
+		t.Errorf("pauses %v over %d passes, want %v over 3", got, p.pass, want)
 	}
 }

@@ -49,7 +49,7 @@ func TestEndedUploadNotReplaced(t *testing.T) {
 				t.Fatalf("status %d (%s), want %d", o.status, o.msg, tt.status)
 			}
 			p := newWritePlan(u.hash, int64(len(data)), []Service{svc, {UUID: "zzzzz-bi6l4-000000000000001", Host: "h", Port: 1, Type: TypeDisk}}, 1, nil,
-				lagRule{factor: 2, least: time.Millisecond}, serviceHistory{})
+				lagRule{factor: 2, least: time.Millisecond}, testPasses(3, false), serviceHistory{})
 			p.next()
 			if reps, _ := p.lagging(time.Now().Add(time.Hour), func(int) progress { return u.progress(true) }); len(reps) != 0 {
 				t.Errorf("ended upload found lagging: %+v", reps)

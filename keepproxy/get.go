@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
 )
@@ -51,11 +52,10 @@ func (p *Proxy) get(w http.ResponseWriter, r *http.Request, kc *keepclient.Clien
 	w.Write(data)
 }
 
+// readFailure answers a GET or HEAD that failed: 404 when every server
+// said so, else 502 (protocol.ProxyStatus).
 func readFailure(w http.ResponseWriter, err error) {
 	var nf *keepclient.NotFoundError
-	if errors.As(err, &nf) {
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
-	}
-	http.Error(w, err.Error(), http.StatusBadGateway)
+	status, _ := protocol.ProxyStatus(protocol.ProxyFailure{NotFound: errors.As(err, &nf)})
+	http.Error(w, err.Error(), status)
 }

@@ -81,11 +81,6 @@ const (
 // detect a proxy configured to forward to itself.
 const viaValue = "HTTP/1.1 keepproxy"
 
-// retryAfter is the Retry-After, in seconds, of every 503 the proxy
-// sends: its 503s always mean busy (its own request limit, or busy
-// servers behind it), never full, which is 507.
-const retryAfter = "1"
-
 // Options configure a Proxy. Zero fields take the defaults.
 type Options struct {
 	// Logger receives one line per request. Default: discard.
@@ -345,8 +340,10 @@ type health struct {
 	Version string `json:"version"`
 }
 
-// busy answers 503 with Retry-After.
+// busy answers 503 with Retry-After: the proxy's 503s always mean busy
+// (its own request limits here, busy servers behind it in
+// protocol.ProxyStatus), never full, which is 507.
 func busy(w http.ResponseWriter, msg string) {
-	w.Header().Set(protocol.HeaderRetryAfter, retryAfter)
+	w.Header().Set(protocol.HeaderRetryAfter, protocol.BusyRetryAfter)
 	http.Error(w, msg, http.StatusServiceUnavailable)
 }

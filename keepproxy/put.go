@@ -94,7 +94,7 @@ func (p *Proxy) put(w http.ResponseWriter, r *http.Request, rc *http.ResponseCon
 	case p.writeSlots <- struct{}{}:
 		defer func() { <-p.writeSlots }()
 	case <-r.Context().Done():
-		http.Error(w, "client went away", 499)
+		http.Error(w, "client went away", protocol.StatusClientClosedRequest)
 		return
 	}
 	res, err := kc.Put(r.Context(), data, keepclient.PutOptions{
@@ -126,8 +126,8 @@ func (p *Proxy) put(w http.ResponseWriter, r *http.Request, rc *http.ResponseCon
 		io.WriteString(w, res.Locator.String())
 		return
 	}
-	status := failureStatus(err)
-	if status == http.StatusServiceUnavailable {
+	status, retryAfter := protocol.ProxyStatus(writeFailure(err))
+	if retryAfter != "" {
 		w.Header().Set(protocol.HeaderRetryAfter, retryAfter)
 	}
 	http.Error(w, err.Error(), status)
@@ -184,36 +184,17 @@ func (p *Proxy) receive(body io.Reader, size int, h hash.Hash) ([]byte, error) {
 	return buf, nil
 }
 
-// failureStatus chooses the answer for a write that stored nothing, so
-// that a client following keepclient's retry rules does the right thing:
-// 507 when every server was full (not retried), 503 (sent with
-// Retry-After) when servers were busy (retried later), else 502
-// (retried).
-func failureStatus(err error) int {
+// writeFailure describes, for protocol.ProxyStatus, a write that stored
+// nothing: the last answer of every server it tried, or that its client
+// went away.
+func writeFailure(err error) protocol.ProxyFailure {
 	var ire *keepclient.InsufficientReplicasError
-	if !errors.As(err, &ire) || len(ire.Services) == 0 {
-		if errors.Is(err, context.Canceled) {
-			return 499
-		}
-		return http.StatusBadGateway
+	if !errors.As(err, &ire) {
+		return protocol.ProxyFailure{Canceled: errors.Is(err, context.Canceled)}
 	}
-	full, busy := true, false
+	f := protocol.ProxyFailure{Answers: make([]protocol.Answer, 0, len(ire.Services))}
 	for _, s := range ire.Services {
-		switch {
-		case s.Status == http.StatusInsufficientStorage:
-		case s.Status == http.StatusServiceUnavailable && s.Retryable:
-			busy = true
-			full = false
-		case s.Status == http.StatusServiceUnavailable:
-		default:
-			full = false
-		}
+		f.Answers = append(f.Answers, protocol.Answer{Status: s.Status, Retryable: s.Retryable})
 	}
-	switch {
-	case busy:
-		return http.StatusServiceUnavailable
-	case full:
-		return http.StatusInsufficientStorage
-	}
-	return http.StatusBadGateway
+	return f
 }

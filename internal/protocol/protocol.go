@@ -1,7 +1,8 @@
 // Package protocol is the Keep wire vocabulary shared by the client, the
 // block server, the proxy and the test servers: header names, the
 // storage-classes and volumes headers, bearer tokens, request ids, log-safe paths
-// and the rule for which statuses a client may retry.
+// and the status contract: which statuses a client may retry, and what a
+// proxy answers for the answers of the servers behind it.
 //
 // Every parser here treats its input as hostile: it runs in time linear
 // in the input, bounds what it accepts, and reports a malformed value as
@@ -260,24 +261,6 @@ func ParseRetryAfter(h string, now time.Time) (time.Duration, bool) {
 		return min(max(t.Sub(now), time.Millisecond), MaxRetryAfter), true
 	}
 	return 0, false
-}
-
-// Retryable reports whether a client may try a failed request again, on
-// the same service in a later pass: network errors (status 0) and
-// timeouts, 408, 429, and every 5xx except 507 and a 503 without
-// Retry-After, both of which mean the server is full. busy reports
-// whether the answer carried a usable Retry-After.
-func Retryable(status int, busy bool) bool {
-	switch {
-	case status == 0, status == http.StatusRequestTimeout, status == http.StatusTooManyRequests:
-		return true
-	case status == http.StatusServiceUnavailable:
-		return busy
-	case status == http.StatusInsufficientStorage:
-		return false
-	default:
-		return status >= 500 && status <= 599
-	}
 }
 
 // Token errors, as BearerToken reports them. Their text is what servers

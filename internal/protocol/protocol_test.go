@@ -246,37 +246,6 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
-func TestRetryable(t *testing.T) {
-	tests := []struct {
-		status int
-		busy   bool
-		want   bool
-	}{
-		{0, false, true},
-		{408, false, true},
-		{429, false, true},
-		{500, false, true},
-		{502, false, true},
-		{504, false, true},
-		{503, false, false},
-		{503, true, true},
-		{507, false, false},
-		{507, true, false},
-		{400, false, false},
-		{401, false, false},
-		{404, false, false},
-		{413, false, false},
-		{499, false, false},
-		{200, false, false},
-		{600, false, false},
-	}
-	for _, tt := range tests {
-		if got := Retryable(tt.status, tt.busy); got != tt.want {
-			t.Errorf("Retryable(%d, busy %v) = %v", tt.status, tt.busy, got)
-		}
-	}
-}
-
 func TestBearerToken(t *testing.T) {
 	tests := []struct {
 		header string
