@@ -75,26 +75,6 @@ func TestParseProcStat(t *testing.T) {
 	}
 }
 
-func TestParseVmHWM(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name, in string
-		want     int64
-		wantErr  bool
-	}{
-		{name: "status", in: "Name:\tkeep\nVmPeak:\t  9000 kB\nVmHWM:\t    1944 kB\nVmRSS:\t 1000 kB\n", want: 1944 << 10},
-		{name: "missing", in: "Name:\tkeep\nVmRSS:\t 1000 kB\n", wantErr: true},
-		{name: "bad unit", in: "VmHWM:\t 1944 MB\n", wantErr: true},
-		{name: "bad number", in: "VmHWM:\t lots kB\n", wantErr: true},
-	}
-	for _, tt := range tests {
-		got, err := parseVmHWM([]byte(tt.in))
-		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("%s: got %v, %v; want %v, error %v", tt.name, got, err, tt.want, tt.wantErr)
-		}
-	}
-}
-
 func TestOwnProcessAccounting(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc")
@@ -341,29 +321,6 @@ func TestCountStored(t *testing.T) {
 	}
 	if _, known, err := countStored(append(servers, &Server{}), []locator.Locator{a}); known || err != nil {
 		t.Errorf("with a server of unknown directory: known %v, err %v", known, err)
-	}
-}
-
-func TestReadyWriter(t *testing.T) {
-	t.Parallel()
-	w := newReadyWriter("listening")
-	io.WriteString(w, "starting\nlist")
-	select {
-	case <-w.ready:
-		t.Fatal("ready before the marker")
-	default:
-	}
-	io.WriteString(w, "ening on the address given")
-	select {
-	case <-w.ready:
-		t.Fatal("ready before the line ended")
-	default:
-	}
-	io.WriteString(w, "\nmore\n")
-	<-w.ready
-	io.WriteString(w, "listening again\n") // must not close twice
-	if !strings.Contains(w.tail(), "listening on") {
-		t.Errorf("tail %q", w.tail())
 	}
 }
 

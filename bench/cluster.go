@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,12 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/keepproject/keep/internal/proc"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/localcluster"
 )
@@ -54,8 +54,8 @@ type Launcher interface {
 // Processes launches each block server as a child process running
 // Command with "--listen 127.0.0.1:0 --volume DIR --addr-file FILE"
 // appended, as "keep server" accepts. A server is ready once it writes a
-// line containing "listening" to stderr; it is then asked for its address
-// through the addr file.
+// line containing "listening"; it is then asked for its address through
+// the addr file.
 type Processes struct {
 	// Command is the program and its first arguments, such as
 	// {"/usr/bin/keep", "server"}.
@@ -107,8 +107,8 @@ func (p Processes) Launch(ctx context.Context, dir string, n int) ([]*Server, er
 	return started, nil
 }
 
-// start runs server i and waits until it is ready. On failure after the
-// process started it returns the Server too, so that it gets stopped.
+// start runs server i and waits until it is ready. On failure the
+// process, if it started, has been killed.
 func (p Processes) start(ctx context.Context, dir string, i int, timeout time.Duration) (*Server, error) {
 	vol := filepath.Join(dir, "server-"+strconv.Itoa(i))
 	if err := os.Mkdir(vol, 0o755); err != nil {
@@ -122,123 +122,42 @@ func (p Processes) start(ctx context.Context, dir string, i int, timeout time.Du
 			return nil, fmt.Errorf("server %d: %w", i, err)
 		}
 	}
-	args := append(append([]string(nil), p.Command[1:]...), "--listen", "127.0.0.1:0", "--volume", arg, "--addr-file", addrFile)
+	args := append(append([]string(nil), p.Command[1:]...), "--listen", "127.0.0.1:0", "--volume", arg)
 	cmd := exec.CommandContext(ctx, p.Command[0], args...)
 	// On cancellation (Ctrl-C) ask politely first; Wait kills the
 	// server if it has not exited after WaitDelay.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	out := newReadyWriter("listening")
-	cmd.Stderr = out
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("server %d: %w", i, err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	srv := &Server{Dir: blockDir, PID: cmd.Process.Pid}
-	srv.stop = sync.OnceValue(func() error {
-		cmd.Process.Signal(syscall.SIGTERM)
-		timer := time.NewTimer(10 * time.Second)
-		defer timer.Stop()
-		select {
-		case <-exited:
-		case <-timer.C:
-			cmd.Process.Kill()
-			<-exited
-		}
-		return nil
-	})
-
+	cmd.WaitDelay = stopGrace
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	select {
-	case <-out.ready:
-	case <-exited:
-		return srv, fmt.Errorf("server %d exited before it was ready (%v): %s", i, waitErr, out.tail())
-	case <-tctx.Done():
-		return srv, fmt.Errorf("server %d not ready: %w: %s", i, context.Cause(tctx), out.tail())
-	}
-	addr, err := os.ReadFile(addrFile)
+	// Only the end of the output is kept (for error messages): servers
+	// log every request.
+	sp, addr, err := proc.Listen(tctx, cmd, proc.NewLog(readyTail), addrFile, readyLine)
 	if err != nil {
-		return srv, fmt.Errorf("server %d: %w", i, err)
+		return nil, fmt.Errorf("server %d not ready: %w", i, err)
 	}
-	host, port, err := splitHostPort(strings.TrimSpace(string(addr)))
-	if err != nil {
-		return srv, fmt.Errorf("server %d: address file: %w", i, err)
-	}
-	srv.Service = keepclient.Service{UUID: serviceUUID(i), Host: host, Port: port, Type: keepclient.TypeDisk}
+	srv := &Server{Dir: blockDir, PID: sp.PID()}
+	srv.stop = sync.OnceValue(func() error {
+		sp.Stop(stopGrace)
+		return nil
+	})
+	srv.Service = keepclient.Service{UUID: serviceUUID(i), Host: addr.Addr().String(), Port: int(addr.Port()), Type: keepclient.TypeDisk}
 	return srv, nil
-}
-
-func splitHostPort(addr string) (string, int, error) {
-	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, err
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil || port <= 0 || port > 65535 {
-		return "", 0, fmt.Errorf("bad port in %q", addr)
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return host, port, nil
 }
 
 // serviceUUID names the i'th benchmark server. The names only need to
 // differ: the probe order comes from them.
 func serviceUUID(i int) string { return fmt.Sprintf("bench-bi6l4-%015d", i) }
 
-// readyWriter collects a process's stderr, closing ready at the first
-// line containing a marker and keeping the last few KiB for error
-// messages.
-type readyWriter struct {
-	marker []byte
-	ready  chan struct{}
+// readyLine is the line a server logs once it is ready; readyTail is how
+// much of its output is kept for error messages; stopGrace is how long a
+// server has to stop after SIGTERM before it is killed.
+var readyLine = regexp.MustCompile("listening")
 
-	mu   sync.Mutex // protects buf and seen
-	buf  []byte     // output not yet scanned for the marker, then the tail
-	seen bool
-}
-
-const readyTail = 4 << 10
-
-func newReadyWriter(marker string) *readyWriter {
-	return &readyWriter{marker: []byte(marker), ready: make(chan struct{})}
-}
-
-func (w *readyWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	if !w.seen {
-		// Only complete lines count, so a marker split across writes
-		// is still found.
-		if end := bytes.LastIndexByte(w.buf, '\n'); end >= 0 && bytes.Contains(w.buf[:end], w.marker) {
-			w.seen = true
-			close(w.ready)
-		}
-	}
-	if len(w.buf) > 2*readyTail {
-		w.buf = append(w.buf[:0], w.buf[len(w.buf)-readyTail:]...)
-	}
-	return len(p), nil
-}
-
-// tail returns the end of the output, for error messages.
-func (w *readyWriter) tail() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	b := w.buf
-	if len(b) > readyTail {
-		b = b[len(b)-readyTail:]
-	}
-	return strings.TrimSpace(string(b))
-}
+const (
+	readyTail = 4 << 10
+	stopGrace = 10 * time.Second
+)
 
 // InProcess runs block servers in this process with package
 // localcluster. Their CPU time and memory then count as the client's, so

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/keepproject/keep/internal/proc"
 )
 
 // clockTick is the unit of the CPU times in /proc/PID/stat. Linux
@@ -55,28 +56,6 @@ func processCPU(pid int) (time.Duration, error) {
 	return parseProcStat(data)
 }
 
-// parseVmHWM returns the peak resident set size ("VmHWM") in a
-// /proc/PID/status document, in bytes.
-func parseVmHWM(data []byte) (int64, error) {
-	const op = "bench.parseVmHWM"
-	for line := range strings.SplitSeq(string(data), "\n") {
-		rest, ok := strings.CutPrefix(line, "VmHWM:")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("%s: malformed line %q", op, line)
-		}
-		kb, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil || kb < 0 {
-			return 0, fmt.Errorf("%s: malformed line %q", op, line)
-		}
-		return kb << 10, nil
-	}
-	return 0, errors.New(op + ": no VmHWM line")
-}
-
 // selfCPU returns the CPU time (user plus system) used so far by this
 // process, all threads included.
 func selfCPU() (time.Duration, error) {
@@ -103,9 +82,5 @@ func resetPeakMemory() error {
 
 // peakMemory returns this process's peak resident set size in bytes.
 func peakMemory() (int64, error) {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	return parseVmHWM(data)
+	return proc.PeakRSS(os.Getpid())
 }

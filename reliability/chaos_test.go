@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/manifest"
 )
 
@@ -54,7 +55,7 @@ type chaosStats struct {
 //   - a put that fails must print no manifest and name on stderr every
 //     block that has fewer than 2 copies.
 func TestChaos(t *testing.T) {
-	needBinary(t)
+	proctest.Binary(t)
 	cfg := chaosSizes()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -102,7 +103,7 @@ func chaosRun(t *testing.T, c *cluster, ctl *controller, svcFile, dir string, da
 	}()
 
 	start := time.Now()
-	stdout, stderr, err := runKeep(c.env, "put", "--replicas", "2", "--no-cache", "--services", svcFile, src)
+	stdout, stderr, err := proctest.Run(t, c.env, nil, "put", "--replicas", "2", "--no-cache", "--services", svcFile, src)
 	kills := ctl.killsBetween(start, time.Now())
 	st.runs++
 	st.killsInPuts += len(kills)
@@ -158,7 +159,7 @@ func chaosRun(t *testing.T, c *cluster, ctl *controller, svcFile, dir string, da
 	}
 	back := filepath.Join(dir, "back.bin")
 	defer os.Remove(back)
-	if _, stderr, err := runKeep(c.env, "get", "--services", svcFile, "-o", back, mf); err != nil {
+	if _, stderr, err := proctest.Run(t, c.env, nil, "get", "--services", svcFile, "-o", back, mf); err != nil {
 		if lostHolder {
 			t.Logf("run %d: keep get failed with a holder given up: %v\n%s", st.runs, err, stderr)
 			return

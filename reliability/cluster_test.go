@@ -8,26 +8,30 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keepproject/keep/internal/proc"
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/keepclient"
 )
 
 // server is one "keep server" process with its own volume directory. It
 // can be killed and started again on the same port and volume.
 type server struct {
+	bin      string // the keep binary
 	index    int
 	dir      string // the volume
 	addrFile string
 
-	mu    sync.Mutex // protects the fields below
-	port  int        // 0 until first started
-	extra []string   // flags added to every start, such as --capacity
-	p     *proc      // nil while stopped
+	mu    sync.Mutex    // protects the fields below
+	port  int           // 0 until first started
+	extra []string      // flags added to every start, such as --capacity
+	p     *proc.Process // nil while stopped
 }
 
 // newServer returns a stopped server keeping its volume and address
-// file under root.
-func newServer(root string, index int) (*server, error) {
+// file under root. It skips the test in -short mode.
+func newServer(t *testing.T, root string, index int) (*server, error) {
 	s := &server{
+		bin:      proctest.Binary(t),
 		index:    index,
 		dir:      filepath.Join(root, "server-"+strconv.Itoa(index)),
 		addrFile: filepath.Join(root, "server-"+strconv.Itoa(index)+".addr"),
@@ -50,15 +54,9 @@ func (s *server) start(env []string, samePort bool) error {
 	if samePort && s.port != 0 {
 		listen = "127.0.0.1:" + strconv.Itoa(s.port)
 	}
-	os.Remove(s.addrFile)
-	args := append([]string{"server", "--listen", listen, "--addr-file", s.addrFile, "--volume", s.dir}, s.extra...)
-	p, err := startProc(env, args...)
+	args := append([]string{"server", "--listen", listen, "--volume", s.dir}, s.extra...)
+	p, port, err := startKeep(s.bin, env, s.addrFile, args...)
 	if err != nil {
-		return fmt.Errorf("server %d: %w", s.index, err)
-	}
-	port, err := readAddrPort(s.addrFile)
-	if err != nil {
-		p.kill()
 		return fmt.Errorf("server %d: %w", s.index, err)
 	}
 	s.p, s.port = p, port
@@ -70,7 +68,7 @@ func (s *server) kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.p != nil {
-		s.p.kill()
+		s.p.Kill()
 		s.p = nil
 	}
 }
@@ -83,7 +81,7 @@ func (s *server) setExtra(args ...string) {
 }
 
 // running returns the server's process, or nil while it is stopped.
-func (s *server) running() *proc {
+func (s *server) running() *proc.Process {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.p
@@ -109,10 +107,10 @@ type cluster struct {
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
 	root := t.TempDir()
-	c := &cluster{env: testEnv(filepath.Join(root, "home"))}
+	c := &cluster{env: proctest.Env(t)}
 	t.Cleanup(c.killAll)
 	for i := range n {
-		s, err := newServer(root, i)
+		s, err := newServer(t, root, i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,15 +155,11 @@ func (c *cluster) startProxy(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	addrFile := filepath.Join(dir, "proxy.addr")
-	p, err := startProc(c.env, "proxy", "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--services", c.svcFile, "--any-token")
+	p, port, err := startKeep(proctest.Binary(t), c.env, addrFile, "proxy", "--listen", "127.0.0.1:0", "--services", c.svcFile, "--any-token")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.kill)
-	port, err := readAddrPort(addrFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { p.Kill() })
 	file := filepath.Join(dir, "proxy-services.json")
 	svc := keepclient.Service{UUID: "relia-bi6l4-proxy0000000000", Host: "127.0.0.1", Port: port, Type: keepclient.TypeProxy}
 	if err := writeServices(file, []keepclient.Service{svc}); err != nil {

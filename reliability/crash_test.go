@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/keepclient"
 )
 
@@ -60,11 +61,11 @@ type crashStats struct {
 // A SIGKILL does not lose the page cache, so this checks the write
 // protocol (temporary file, rename into place, answer last), not fsync.
 func TestCrashSafety(t *testing.T) {
-	needBinary(t)
+	proctest.Binary(t)
 	cfg := crashSizes()
 	root := t.TempDir()
-	env := testEnv(filepath.Join(root, "home"))
-	srv, err := newServer(root, 0)
+	env := proctest.Env(t)
+	srv, err := newServer(t, root, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,9 +291,9 @@ func sleepRandom(rng *rand.Rand, lo, hi time.Duration) {
 // those over an hour old, so a server in a crash loop kept every partial
 // block it was writing, up to 64 MiB each.)
 func TestRestartRemovesFreshTempFiles(t *testing.T) {
-	needBinary(t)
+	proctest.Binary(t)
 	root := t.TempDir()
-	srv, err := newServer(root, 0)
+	srv, err := newServer(t, root, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +306,7 @@ func TestRestartRemovesFreshTempFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.kill)
-	if err := srv.start(testEnv(filepath.Join(root, "home")), false); err != nil {
+	if err := srv.start(proctest.Env(t), false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(tmp); err == nil {

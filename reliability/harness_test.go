@@ -2,9 +2,10 @@ package reliability
 
 import (
 	"net"
-	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/keepproject/keep/internal/proc/proctest"
 )
 
 // TestRestartOnTakenPort checks the harness itself: a server restarted
@@ -12,10 +13,10 @@ import (
 // isAddrInUse recognises, which is how TestChaos's controller knows to
 // give that restart up rather than fail.
 func TestRestartOnTakenPort(t *testing.T) {
-	needBinary(t)
+	proctest.Binary(t)
 	root := t.TempDir()
-	env := testEnv(filepath.Join(root, "home"))
-	s, err := newServer(root, 0)
+	env := proctest.Env(t)
+	s, err := newServer(t, root, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keepproject/keep/internal/proc/proctest"
 )
 
 // loadConfig sizes TestLoad. Either sharedSize is blockSize, so that
@@ -52,7 +54,7 @@ type loadPut struct {
 // (VmHWM) must be below a generous bound: servers stream blocks to disk,
 // so concurrent uploads must not add up in memory.
 func TestLoad(t *testing.T) {
-	needBinary(t)
+	proctest.Binary(t)
 	cfg := loadSizes()
 	c := startCluster(t, cfg.servers)
 	dir := t.TempDir()
@@ -100,7 +102,7 @@ func TestLoad(t *testing.T) {
 
 	var peaks []int64
 	for _, s := range c.servers {
-		rss, err := s.running().peakRSS()
+		rss, err := s.running().PeakRSS()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +152,7 @@ func loadRound(t *testing.T, c *cluster, cfg loadConfig, dir string, n int, shar
 	}
 	var wg sync.WaitGroup
 	for _, p := range puts {
-		wg.Go(func() { p.stdout, p.stderr, p.err = runKeep(c.env, p.args...) })
+		wg.Go(func() { p.stdout, p.stderr, p.err = proctest.Run(t, c.env, nil, p.args...) })
 	}
 	wg.Wait()
 	return puts
