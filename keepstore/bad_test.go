@@ -86,7 +86,7 @@ func TestBadRequests(t *testing.T) {
 	}
 	conn.Write([]byte(rawPut("/"+hashOf(make([]byte, 1000)), 1000, string(make([]byte, 500)), "X-Request-Id: hangup-1")))
 	conn.Close()
-	ts.log.waitFor(t, "request_id=hangup-1")
+	ts.waitLog(t, "request_id=hangup-1")
 	check("client hang-up")
 }
 

@@ -101,7 +101,7 @@ func TestClientRetriesTransientVolumeError(t *testing.T) {
 			if code, body, _ := ts.do(t, "GET", "/"+hashOf(data), "", nil); code != 200 || body != string(data) {
 				t.Errorf("GET after Put = %d %q", code, body)
 			}
-			ts.log.waitFor(t, "input/output error")
+			ts.waitLog(t, "input/output error")
 		})
 	}
 }

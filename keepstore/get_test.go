@@ -87,7 +87,7 @@ func TestCorruptBlock(t *testing.T) {
 	if _, body, _ := ts.do(t, "GET", "/metrics", mgmtToken, nil); !strings.Contains(body, "keepstore_corrupt_blocks_total 4") {
 		t.Errorf("metrics do not count 4 corrupt copies:\n%s", body)
 	}
-	ts.log.waitFor(t, "stored block is corrupt")
+	ts.waitLog(t, "stored block is corrupt")
 	if code, _, _ := ts.do(t, "GET", "/_health/ping", mgmtToken, nil); code != 200 {
 		t.Error("server not serving after corrupt reads")
 	}
@@ -151,5 +151,5 @@ func TestGetSendsWholeBlock(t *testing.T) {
 			t.Errorf("%s: GET = %d, Content-Length %d, %d bytes (%v), equal %v", c.name, resp.StatusCode, resp.ContentLength, len(got), err, bytes.Equal(got, data))
 		}
 	}
-	ts.log.waitFor(t, "bytes_out="+strconv.Itoa(len(data)))
+	ts.waitLog(t, "bytes_out="+strconv.Itoa(len(data)))
 }

@@ -9,11 +9,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
+	"github.com/keepproject/keep/internal/proc"
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/keepstore"
 	"github.com/keepproject/keep/keeptest"
 )
@@ -23,53 +24,11 @@ const (
 	mgmtToken = "managementtoken" // what start gives servers unless told otherwise
 )
 
-// logBuffer collects log output and lets tests wait for a line.
-type logBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed and replaced on every write
-}
-
-func newLogBuffer() *logBuffer { return &logBuffer{changed: make(chan struct{})} }
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// waitFor waits until the log contains s.
-func (l *logBuffer) waitFor(t *testing.T, s string) {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		l.mu.Lock()
-		found, ch := strings.Contains(l.buf.String(), s), l.changed
-		l.mu.Unlock()
-		if found {
-			return
-		}
-		select {
-		case <-ch:
-		case <-timeout:
-			t.Fatalf("log never contained %q; log:\n%s", s, l.String())
-		}
-	}
-}
-
 type testServer struct {
 	*httptest.Server
 	srv  *keepstore.Server
 	dirs []string
-	log  *logBuffer
+	log  *proc.Log
 }
 
 // dirVolumes returns n directory volumes in fresh temporary directories.
@@ -90,7 +49,7 @@ func start(t testing.TB, cfg keepstore.Config) *testServer {
 	if cfg.ManagementToken == "" {
 		cfg.ManagementToken = mgmtToken
 	}
-	ts := &testServer{log: newLogBuffer()}
+	ts := &testServer{log: proc.NewLog(0)}
 	cfg.Logger = slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := keepstore.New(cfg)
 	if err != nil {
@@ -106,6 +65,12 @@ func start(t testing.TB, cfg keepstore.Config) *testServer {
 		srv.Close()
 	})
 	return ts
+}
+
+// waitLog waits until a line of the server's log contains text.
+func (ts *testServer) waitLog(t *testing.T, text string) {
+	t.Helper()
+	proctest.WaitLine(t, ts.log, regexp.QuoteMeta(text))
 }
 
 func hashOf(data []byte) string {

@@ -168,7 +168,7 @@ func TestRequestID(t *testing.T) {
 		if got := h.Get("X-Request-Id"); !regexp.MustCompile(`^req-[0-9a-z]{20}$`).MatchString(got) {
 			t.Errorf("GET %s: generated request id %q", path, got)
 		}
-		ts.log.waitFor(t, "request_id="+h.Get("X-Request-Id"))
+		ts.waitLog(t, "request_id="+h.Get("X-Request-Id"))
 	}
 }
 

@@ -59,7 +59,7 @@ func TestLogsHaveNoSecrets(t *testing.T) {
 		if code != r.code {
 			t.Errorf("%s %s: %d %q, want %d", r.method, r.path, code, body, r.code)
 		}
-		ts.log.waitFor(t, "request_id="+id+" ")
+		ts.waitLog(t, "request_id="+id+" ")
 	}
 
 	logs := ts.log.String()

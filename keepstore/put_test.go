@@ -571,5 +571,5 @@ func TestVolumeUnwritable(t *testing.T) {
 	if code, body, _ := ts.do(t, "GET", "/"+hashOf(old)+"+13", "", nil); code != 200 || body != string(old) {
 		t.Errorf("GET from unwritable volume = %d %q", code, body)
 	}
-	ts.log.waitFor(t, "read-only file system")
+	ts.waitLog(t, "read-only file system")
 }
