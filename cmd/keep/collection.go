@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -46,13 +48,24 @@ func fromRegistry(ctx context.Context, api *arvapi.Client, id, path string) (*ma
 		rec, err = api.Find(ctx, id)
 	}
 	if err != nil {
-		return nil, err
+		return nil, trustHint(err)
 	}
 	m, err := manifest.Parse(rec.ManifestText)
 	if err != nil {
 		return nil, fmt.Errorf("collection %s from the registry: %w", rec.UUID, err)
 	}
 	return m.Subset(path)
+}
+
+// trustHint adds to err, when it is a certificate the system does not
+// trust, how to trust a private CA's.
+func trustHint(err error) error {
+	var unknown x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &unknown) || errors.As(err, &verify) {
+		return fmt.Errorf("%w (set SSL_CERT_FILE to the cluster's CA certificate, e.g. /etc/keep/ca.crt)", err)
+	}
+	return err
 }
 
 // resolveCollection returns the manifest arg names through the registry:

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/keepproject/keep/internal/version"
@@ -83,9 +84,15 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	store, err := registry.Open(ctx, dsn)
 	if err != nil {
-		return err
+		return dbError(err)
 	}
 	defer store.Close()
+	// The first sweep is a write: a database the registry may read but
+	// not write (made by keep token run as another user, say) is found
+	// now, not at the first collection recorded.
+	if _, err := store.DeleteExpired(ctx, time.Now()); err != nil {
+		return dbError(fmt.Errorf("the database cannot be written: %w", err))
+	}
 	l, err := listenTLS(*listen, *tlsCert, *tlsKey)
 	if err != nil {
 		return err
@@ -136,6 +143,22 @@ func sweepDeleted(ctx context.Context, store *registry.Store, every time.Duratio
 		case <-t.C:
 		}
 	}
+}
+
+// dbError adds to err, from the registry database, what to do when the
+// database cannot be opened or written for want of permission: the
+// SQLite file, its -wal and -shm files and their directory must belong
+// to the user keep registry runs as, and keep token must run as that
+// user too.
+func dbError(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "readonly database") || strings.Contains(msg, "unable to open database file") {
+		return fmt.Errorf("%w (the database file, its -wal and -shm files and their directory must be writable by the user running this command: run keep registry and keep token as the same user, e.g. sudo -u keep keep token ...)", err)
+	}
+	return err
 }
 
 // dbFlags name the registry database, for keep registry and keep token.

@@ -53,7 +53,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	store, err := registry.Open(ctx, dsn)
 	if err != nil {
-		return err
+		return dbError(err)
 	}
 	defer store.Close()
 	now := time.Now()
@@ -65,13 +65,13 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		secret, err := store.CreateToken(ctx, rest[0], scope, now)
 		if err != nil {
-			return err
+			return dbError(err)
 		}
 		fmt.Fprintln(stdout, secret)
 		fmt.Fprintf(stderr, "keep token: created %s (%s); its secret is above and cannot be shown again\n", rest[0], scope)
 	case "revoke":
 		if err := store.RevokeToken(ctx, rest[0], now); err != nil {
-			return err
+			return dbError(err)
 		}
 		fmt.Fprintf(stderr, "keep token: revoked %s (servers and proxies may accept it for up to a minute more, from their caches)\n", rest[0])
 	case "list":
