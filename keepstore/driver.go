@@ -30,8 +30,9 @@ type Driver struct {
 	// s3://BUCKET...), or "" for the one driver whose volumes are plain
 	// paths.
 	Scheme string
-	// Usage describes the driver's --volume form for help texts, such
-	// as "s3://BUCKET?endpoint=URL: an S3 bucket (docs/s3.md)".
+	// Usage describes the driver's volumes for help texts: its URL
+	// form, a newline, and what such a volume is ("s3://BUCKET?...\nan
+	// S3 bucket (docs/s3.md)").
 	Usage string
 	// ParseURL reads a volume's URL (a plain path, for Scheme "").
 	// Its errors name the volume.

@@ -415,8 +415,11 @@ func (s *Server) newMount(ctx context.Context, i int, vc VolumeConfig) (*mount, 
 		if m.path == "" {
 			return nil, fmt.Errorf("volume %d: neither an ID nor a path to derive one from", i)
 		}
-		p, _ := filepath.Abs(m.path)
-		m.id = DerivedVolumeUUID(p)
+		name := m.path
+		if !strings.Contains(name, "://") { // a directory, not a URL
+			name, _ = filepath.Abs(name)
+		}
+		m.id = DerivedVolumeUUID(name)
 	}
 	return m, nil
 }

@@ -48,8 +48,10 @@ type Config struct {
 	// Capacity limits each server's volume, in bytes; 0 means no limit.
 	Capacity int64
 	// Volume, if set, gives server i its volume in place of the
-	// directory dir (Dir/server-N, created): an S3 bucket, say.
-	Volume func(i int, dir string) (keepstore.VolumeConfig, error)
+	// directory dir (Dir/server-N, created): a URL as keep server's
+	// --volume takes it (s3://BUCKET?..., say), of a driver the program
+	// has registered (see keepstore.RegisterDriver).
+	Volume func(i int, dir string) (string, error)
 	// SystemToken opens the servers' management API (/index, /mounts,
 	// pull and trash lists), for keep check and keep balance. Empty
 	// means nobody may use it.
@@ -120,12 +122,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 		vc := keepstore.VolumeConfig{Path: dir, Capacity: cfg.Capacity}
 		if cfg.Volume != nil {
-			if vc, err = cfg.Volume(i, dir); err != nil {
+			if vc.Path, err = cfg.Volume(i, dir); err != nil {
 				c.Close()
 				return nil, fmt.Errorf("server %d: %w", i, err)
 			}
 		}
-		ks, err := keepstore.New(keepstore.Config{
+		ks, err := keepstore.NewWithContext(ctx, keepstore.Config{
 			Volumes:     []keepstore.VolumeConfig{vc},
 			SystemToken: cfg.SystemToken,
 			Logger:      cfg.Logger.With("server", i),

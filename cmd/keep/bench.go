@@ -198,11 +198,6 @@ func s3Processes(bin, dir, s3Bin string) (bench.Processes, func(), error) {
 		s3srv.Stop()
 		os.RemoveAll(s3dir)
 	}
-	creds := filepath.Join(s3dir, "credentials")
-	if err := os.WriteFile(creds, []byte(s3srv.AccessKey+" "+s3srv.SecretKey+"\n"), 0o600); err != nil {
-		stop()
-		return bench.Processes{}, nil, err
-	}
 	var buckets atomic.Int64
 	p := bench.Processes{Command: []string{bin, "server"}}
 	p.Volume = func(i int, _ string) (string, string, error) {
@@ -210,8 +205,7 @@ func s3Processes(bin, dir, s3Bin string) (bench.Processes, func(), error) {
 		if err := s3srv.NewBucket(b); err != nil {
 			return "", "", err
 		}
-		return fmt.Sprintf("s3://%s?endpoint=%s&region=%s&prefix_length=3&credentials_file=%s", b, s3srv.Endpoint(), s3srv.Region, creds),
-			filepath.Join(s3srv.Root, b), nil
+		return s3srv.VolumeURL(b), filepath.Join(s3srv.Root, b), nil
 	}
 	return p, stop, nil
 }

@@ -17,29 +17,40 @@ import (
 	"github.com/keepproject/keep/internal/arvconfig"
 	"github.com/keepproject/keep/internal/version"
 	"github.com/keepproject/keep/keepstore"
-	"github.com/keepproject/keep/keepstore/s3volume"
 )
 
-const serverSummary = `Run a keepstore-compatible block server storing blocks in directories
-(layout DIR/xyz/HASH, as Arvados keepstore Directory volumes) or S3
-buckets (--volume s3://BUCKET[/PREFIX]?endpoint=URL&region=R&prefix_length=N
-&credentials_file=F; credentials otherwise from the AWS environment; the
-layout of Arvados S3 volumes; see docs/s3.md).
+// serverSummary is keep server's help text, with the --volume forms of
+// the drivers registered.
+func serverSummary() string {
+	return `Run a keepstore-compatible block server storing blocks on volumes, each
+given by --volume or --read-only-volume as one of:
+` + volumeForms() + `
 
 With --config, the settings come from an Arvados cluster configuration
 (/etc/arvados/config.yml), as keepstore reads it: this server is the entry
 of Services.Keepstore.InternalURLs named by --internal-url, else the only
 one on this host; it serves the volumes whose AccessViaHosts names that
 entry (or is empty). Any flag given as well overrides the file.`
+}
 
-// srvDirs is a repeatable directory flag.
+// volumeForms lists the --volume forms of the registered volume
+// drivers, each with what it is indented below it.
+func volumeForms() string {
+	var b strings.Builder
+	for _, d := range keepstore.Drivers() {
+		b.WriteString("\n  " + strings.ReplaceAll(d.Usage, "\n", "\n      "))
+	}
+	return b.String()
+}
+
+// srvDirs is a repeatable volume flag.
 type srvDirs []string
 
 func (d *srvDirs) String() string { return strings.Join(*d, ",") }
 
 func (d *srvDirs) Set(v string) error {
 	if v == "" {
-		return errors.New("empty directory")
+		return errors.New("empty volume")
 	}
 	*d = append(*d, v)
 	return nil
@@ -87,71 +98,18 @@ type serverOptions struct {
 	pullConcurrency    int
 	internalURL        string // the InternalURLs entry served, with --config
 	registry           string // --registry: the token registry's host[:port], or ""
-	// s3 holds the options of the volumes that are S3 buckets, by index
-	// in volumes; openS3 opens them.
-	s3 map[int]s3volume.Options
-}
-
-// addS3 adds an S3 volume to be opened by openS3.
-func (o *serverOptions) addS3(vc keepstore.VolumeConfig, so s3volume.Options) {
-	if o.s3 == nil {
-		o.s3 = map[int]s3volume.Options{}
-	}
-	so.ReadOnly = so.ReadOnly || vc.ReadOnly
-	vc.ReadOnly = so.ReadOnly
-	vc.Path = so.String()
-	o.s3[len(o.volumes)] = so
-	o.volumes = append(o.volumes, vc)
-}
-
-// openS3 opens the S3 volumes, with the capacity given to every volume.
-// A bucket that cannot be reached is marked missing, for the server to
-// start without it and report it; any other failure is returned.
-func (o *serverOptions) openS3(ctx context.Context, capacity int64) error {
-	for i, so := range o.s3 {
-		so.Capacity = capacity
-		if o.trashLifetime > 0 { // when trash Arvados wrote, with no deadline of ours, is due
-			so.TrashLifetime = o.trashLifetime
-		}
-		if so.UUID == "" {
-			so.UUID = o.volumes[i].ID
-		}
-		v, err := s3volume.Open(ctx, so)
-		if errors.Is(err, keepstore.ErrVolumeMissing) && ctx.Err() == nil {
-			o.volumes[i].Missing = err
-			continue
-		}
-		if err != nil {
-			o.closeS3()
-			return err
-		}
-		o.volumes[i].Volume = v
-		if o.volumes[i].ID == "" {
-			o.volumes[i].ID = v.UUID()
-		}
-	}
-	return nil
-}
-
-// closeS3 closes the S3 volumes opened.
-func (o *serverOptions) closeS3() {
-	for i := range o.s3 {
-		if v, ok := o.volumes[i].Volume.(*s3volume.Volume); ok {
-			v.Close()
-		}
-	}
 }
 
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("server", "", serverSummary, stderr)
+	fs := newFlagSet("server", "", serverSummary(), stderr)
 	configFile := fs.String("config", "", "read settings from an Arvados cluster configuration `file`, such as /etc/arvados/config.yml")
 	clusterID := fs.String("cluster", "", "the cluster `id` to use when the --config file configures several")
 	internalURL := fs.String("internal-url", "", "with --config: this server's `URL` among Services.Keepstore.InternalURLs (default $ARVADOS_SERVICE_INTERNAL_URL, else the only one whose host is this machine)")
 	listen := fs.String("listen", "127.0.0.1:25107", "`address` to listen on; port 0 picks a free one (Arvados: the host and port of this server's Services.Keepstore.InternalURLs entry, or of its ListenURL)")
 	addrFile := fs.String("addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
 	var volumes, roVolumes srvDirs
-	fs.Var(&volumes, "volume", "store blocks in `dir` or s3://BUCKET URL (repeatable); with --config, --volume and --read-only-volume replace the file's volumes (Arvados: Volumes, Driver Directory, DriverParameters.Root)")
-	fs.Var(&roVolumes, "read-only-volume", "serve blocks from `dir` without writing (repeatable) (Arvados: Volumes.*.ReadOnly)")
+	fs.Var(&volumes, "volume", "store blocks in the volume at `URL`, a directory or a URL of a form above (repeatable); with --config, --volume and --read-only-volume replace the file's volumes (Arvados: Volumes, Driver and DriverParameters, such as Directory's DriverParameters.Root)")
+	fs.Var(&roVolumes, "read-only-volume", "serve blocks from the volume at `URL` without writing (repeatable) (Arvados: Volumes.*.ReadOnly)")
 	capacity := fs.String("capacity", "", "limit each volume to `size` bytes of blocks (suffixes K, M, G, T = powers of 1024; KB, MB, GB, TB = powers of 1000)")
 	classes := fs.String("classes", "", "comma-separated storage `classes` of every volume, replacing those from --config; without either, \"default\" (Arvados: Volumes.*.StorageClasses)")
 	keyFile := fs.String("signing-key-file", "", "sign returned locators with the blob signing key in `file` (Arvados: Collections.BlobSigningKey)")
@@ -199,17 +157,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		capBytes = n
 	}
 	for i, list := range [][]string{volumes, roVolumes} {
-		for _, dir := range list {
-			vc := keepstore.VolumeConfig{Path: dir, ReadOnly: i == 1, NoSync: *noSync}
-			if !strings.HasPrefix(dir, "s3://") {
-				o.volumes = append(o.volumes, vc)
-				continue
-			}
-			so, err := s3volume.ParseURL(dir)
+		for _, url := range list {
+			p, err := keepstore.ParseVolume(url)
 			if err != nil {
 				return err
 			}
-			o.addS3(vc, so)
+			o.volumes = append(o.volumes, keepstore.VolumeConfig{Params: p, ReadOnly: i == 1, NoSync: *noSync})
 		}
 	}
 	if *keyFile != "" {
@@ -268,21 +221,16 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	log.Info("keep server starting", "version", version.String())
 
-	if err := o.openS3(ctx, capBytes); err != nil {
-		return err
-	}
 	cfg, err := o.storeConfig()
 	if err != nil {
-		o.closeS3()
 		return err
 	}
 	cfg.MaxConcurrentWrites, cfg.MinUploadRate, cfg.UploadGrace, cfg.Logger = *maxWrites, int64(minRate), *grace, log
 	if checker != nil {
 		cfg.TokenChecker = checker
 	}
-	ks, err := keepstore.New(cfg)
+	ks, err := keepstore.NewWithContext(ctx, cfg)
 	if err != nil {
-		o.closeS3()
 		return err
 	}
 	defer ks.Close() // closes the volumes too
@@ -404,19 +352,12 @@ func (o *serverOptions) fromArvados(c *arvconfig.Cluster, ks *arvconfig.Keepstor
 	}
 	if !set["volume"] && !set["read-only-volume"] {
 		for _, v := range ks.Volumes {
-			switch {
-			case v.IsDirectory():
-				o.volumes = append(o.volumes, keepstore.VolumeConfig{ID: v.UUID, Path: v.Root, ReadOnly: v.ReadOnly,
-					Replication: v.Replication, Classes: v.StorageClasses})
-			case strings.EqualFold(v.Driver, "S3"):
-				so, err := s3volume.ArvadosOptions(v.Params)
-				if err != nil {
-					return fmt.Errorf("volume %s: %w", v.UUID, err)
-				}
-				o.addS3(keepstore.VolumeConfig{ID: v.UUID, ReadOnly: v.ReadOnly, Replication: v.Replication, Classes: v.StorageClasses}, so)
-			default:
-				return fmt.Errorf("volume %s: driver %q is not supported (only Directory and S3)", v.UUID, v.Driver)
+			p, err := keepstore.ArvadosVolume(v.Driver, v.Params)
+			if err != nil {
+				return fmt.Errorf("volume %s: %w", v.UUID, err)
 			}
+			o.volumes = append(o.volumes, keepstore.VolumeConfig{ID: v.UUID, Params: p, ReadOnly: v.ReadOnly,
+				Replication: v.Replication, Classes: v.StorageClasses})
 		}
 		if len(o.volumes) == 0 {
 			return fmt.Errorf("no volume is for %s: a volume is for the keepstores its AccessViaHosts names, or for all of them when it names none", ks.InternalURL)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/keepproject/keep/internal/arvconfig"
 	"github.com/keepproject/keep/keepstore"
+	"github.com/keepproject/keep/keepstore/dirvolume"
 	"go.uber.org/goleak"
 )
 
@@ -561,7 +562,7 @@ Clusters:
 	want := serverOptions{listen: "h:1", signingKey: []byte("key"), signingTTL: time.Hour, requireSigs: true, systemToken: "sys",
 		maxRequests: 7, tlsCert: "/c.pem", tlsKey: "/k.pem", logLevel: "debug", managementToken: "mgmt", internalURL: "https://h:1/",
 		trash: false, trashLifetime: 0, trashCheckInterval: 2 * time.Hour, trashConcurrency: 2, pullConcurrency: 3,
-		volumes: []keepstore.VolumeConfig{{ID: "zzzzz-nyw5e-000000000000000", Path: "/d", Replication: 3, Classes: []string{"hot"}}}}
+		volumes: []keepstore.VolumeConfig{{ID: "zzzzz-nyw5e-000000000000000", Params: dirvolume.Params{Root: "/d"}, Replication: 3, Classes: []string{"hot"}}}}
 	if fmt.Sprint(o) != fmt.Sprint(want) {
 		t.Errorf("from the configuration:\n%+v\nwant\n%+v", o, want)
 	}

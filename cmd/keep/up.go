@@ -17,8 +17,6 @@ import (
 
 	"github.com/keepproject/keep/discovery"
 	"github.com/keepproject/keep/internal/s3local"
-	"github.com/keepproject/keep/keepstore"
-	"github.com/keepproject/keep/keepstore/s3volume"
 	"github.com/keepproject/keep/localcluster"
 )
 
@@ -70,17 +68,12 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer s3srv.Stop()
-		lc.Volume = func(i int, _ string) (keepstore.VolumeConfig, error) {
+		lc.Volume = func(i int, _ string) (string, error) {
 			bucket := fmt.Sprint("server-", i)
 			if err := s3srv.NewBucket(bucket); err != nil && !errors.Is(err, iofs.ErrExist) {
-				return keepstore.VolumeConfig{}, err
+				return "", err
 			}
-			v, err := s3volume.Open(ctx, s3volume.Options{Bucket: bucket, Endpoint: s3srv.Endpoint(), Region: s3srv.Region,
-				AccessKeyID: s3srv.AccessKey, SecretAccessKey: s3srv.SecretKey, PrefixLength: 3, Capacity: capBytes})
-			if err != nil {
-				return keepstore.VolumeConfig{}, err
-			}
-			return keepstore.VolumeConfig{Volume: v, Path: v.String()}, nil
+			return s3srv.VolumeURL(bucket), nil
 		}
 		fmt.Fprintf(stdout, "keep up: S3 server on %s, buckets in %s\n", s3srv.Socket, s3srv.Root)
 	}

@@ -67,6 +67,9 @@ type Server struct {
 	Socket string
 	// Root holds the buckets.
 	Root string
+	// CredentialsFile holds AccessKey and SecretKey, as an S3 volume's
+	// credentials_file takes them.
+	CredentialsFile string
 
 	bin string
 
@@ -86,12 +89,15 @@ func Start(bin, dir string) (*Server, error) {
 	}
 	s := &Server{
 		AccessKey: "ak" + random(8), SecretKey: random(20), Region: "us-east-1",
-		Socket: filepath.Join(dir, "s3.sock"), Root: filepath.Join(dir, "data"), bin: bin,
+		Socket: filepath.Join(dir, "s3.sock"), Root: filepath.Join(dir, "data"), CredentialsFile: filepath.Join(dir, "credentials"), bin: bin,
 	}
 	if len(s.Socket) > 100 {
 		return nil, fmt.Errorf("S3 server socket path %s is too long for a Unix socket; use a shorter directory", s.Socket)
 	}
 	if err := os.MkdirAll(s.Root, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(s.CredentialsFile, []byte(s.AccessKey+" "+s.SecretKey+"\n"), 0o600); err != nil {
 		return nil, err
 	}
 	return s, s.start()
@@ -154,6 +160,13 @@ func (s *Server) HTTPClient() *http.Client {
 
 // Endpoint is the server's address as an S3 volume's endpoint takes it.
 func (s *Server) Endpoint() string { return "unix://" + s.Socket }
+
+// VolumeURL is the keep server --volume URL of bucket (BUCKET or
+// BUCKET/PREFIX) on this server, with blocks under three-digit
+// prefixes and the credentials read from CredentialsFile.
+func (s *Server) VolumeURL(bucket string) string {
+	return "s3://" + bucket + "?endpoint=" + s.Endpoint() + "&region=" + s.Region + "&prefix_length=3&credentials_file=" + s.CredentialsFile
+}
 
 // Stop kills the server; the data stays, for Restart.
 func (s *Server) Stop() {

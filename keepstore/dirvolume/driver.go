@@ -8,8 +8,12 @@ import (
 )
 
 func init() {
-	keepstore.RegisterDriver(keepstore.Driver{Name: "Directory", Usage: "DIR: a directory, as Arvados' Driver Directory (DriverParameters.Root)",
-		ParseURL: func(root string) (keepstore.VolumeParams, error) { return Params{Root: root}, nil }, FromArvados: ArvadosParams})
+	keepstore.RegisterDriver(keepstore.Driver{
+		Name:        "Directory",
+		Usage:       "DIR\na directory, as Arvados' Driver Directory (DriverParameters.Root)",
+		ParseURL:    func(root string) (keepstore.VolumeParams, error) { return Params{Root: root}, nil },
+		FromArvados: ArvadosParams,
+	})
 }
 
 // Params is a Directory volume as its configuration names it:

@@ -7,9 +7,14 @@ import (
 )
 
 func init() {
-	keepstore.RegisterDriver(keepstore.Driver{Name: "S3", Scheme: "s3",
-		Usage:    "s3://BUCKET[/PREFIX]?endpoint=URL&region=R&prefix_length=N&credentials_file=F: an S3 bucket (credentials otherwise from the AWS environment), as Arvados' Driver S3; see docs/s3.md",
-		ParseURL: func(s string) (keepstore.VolumeParams, error) { return params(ParseURL(s)) }, FromArvados: func(p map[string]any) (keepstore.VolumeParams, error) { return params(ArvadosOptions(p)) }})
+	keepstore.RegisterDriver(keepstore.Driver{
+		Name:   "S3",
+		Scheme: "s3",
+		Usage: "s3://BUCKET[/PREFIX]?endpoint=URL&region=R&prefix_length=N&credentials_file=F\n" +
+			"an S3 bucket, as Arvados' Driver S3 (credentials otherwise from the AWS environment; docs/s3.md)",
+		ParseURL:    func(s string) (keepstore.VolumeParams, error) { return params(ParseURL(s)) },
+		FromArvados: func(p map[string]any) (keepstore.VolumeParams, error) { return params(ArvadosOptions(p)) },
+	})
 }
 
 // volumeParams is an S3 volume as its URL or DriverParameters give it:
