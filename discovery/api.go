@@ -98,7 +98,7 @@ func (a apiSource) fetch(ctx context.Context) ([]keepclient.Service, error) {
 		}
 		var cve *tls.CertificateVerificationError
 		if errors.As(err, &cve) {
-			return nil, a.errorf("%v (if you trust this server, set %s=1 to skip certificate checks)", err, keyInsecure)
+			return nil, a.errorf("%v (if its certificate is from a private authority, set SSL_CERT_FILE to that authority's certificate; %s=1 skips the check, for tests only)", err, keyInsecure)
 		}
 		return nil, a.errorf("%v (check %s, or pass --services FILE)", err, keyAPIHost)
 	}

@@ -59,7 +59,7 @@ func TestAPIFetch(t *testing.T) {
 		{
 			name:    "certificate checked without ARVADOS_API_HOST_INSECURE",
 			env:     env{keyAPIHost: api.host, keyToken: testToken, keyInsecure: "0"},
-			wantErr: []string{"API server " + api.host + ": ", "certificate", "set ARVADOS_API_HOST_INSECURE=1"},
+			wantErr: []string{"API server " + api.host + ": ", "certificate", "set SSL_CERT_FILE", "ARVADOS_API_HOST_INSECURE=1 skips"},
 		},
 		{
 			name:   "401 names status and first body line, masks the token",
