@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -205,7 +206,12 @@ func (s *Server) pullItem(ctx context.Context, it protocol.PullItem) (outcome, e
 			break
 		}
 	}
-	err = fmt.Errorf("pulling %s: %w", loc.Hash, errors.Join(errs...))
+	// One line, for the log and for balance's report of the failure.
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = strings.ReplaceAll(e.Error(), "\n", " ")
+	}
+	err = fmt.Errorf("pulling %s: %s", loc.Hash, strings.Join(msgs, "; "))
 	s.log.Error("pull list item failed", slog.String("error", err.Error()))
 	return failed, err
 }
@@ -229,6 +235,13 @@ func (s *Server) pullFrom(ctx context.Context, base string, loc locator.Locator,
 	req.Header.Set(protocol.HeaderRequestID, protocol.NewRequestID())
 	resp, err := s.pullClient.Do(req)
 	if err != nil {
+		// The *url.Error would add the URL, whose locator carries a
+		// signature: never in a log or a report. The caller names the
+		// server.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return err
 	}
 	defer resp.Body.Close()
