@@ -320,7 +320,7 @@ func (p *Proxy) authorize(r *http.Request, tok, reqID string) *requestError {
 	switch {
 	case err != nil:
 		p.log.Error("cannot check a token", "request_id", reqID, "error", err)
-		return refuse(http.StatusBadGateway, "cannot check the token: the token registry did not answer")
+		return refuse(http.StatusBadGateway, "cannot check the token: %v", err)
 	case scope == apiauth.ScopeNone:
 		return refuse(http.StatusUnauthorized, "unknown or revoked token")
 	case !scope.Allows(need):

@@ -321,7 +321,7 @@ func (s *Server) authorize(w *response, r *http.Request, need apiauth.Scope) boo
 	scope, err := s.tokens.Check(r.Context(), tok)
 	switch {
 	case err != nil:
-		w.fail(http.StatusBadGateway, "cannot check the token: the token registry did not answer", err)
+		w.fail(http.StatusBadGateway, "cannot check the token: "+err.Error(), err)
 		return false
 	case scope == apiauth.ScopeNone:
 		w.fail(http.StatusUnauthorized, "unknown or revoked token", nil)
