@@ -65,12 +65,30 @@ type memVolume struct {
 	used   int64
 }
 
+// lockWritable locks v for a change, or says why it cannot change.
+func (v *memVolume) lockWritable() error {
+	if v.readOnly {
+		return keepstore.ErrReadOnly
+	}
+	v.mu.Lock()
+	return nil
+}
+
+// get returns the block hash; v.mu is held.
+func (v *memVolume) get(hash string) (memBlock, error) {
+	b, ok := v.blocks[hash]
+	if !ok {
+		return b, fmt.Errorf("%w: %s", keepstore.ErrNotFound, hash)
+	}
+	return b, nil
+}
+
 func (v *memVolume) Open(_ context.Context, hash string) (io.ReadCloser, int64, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	b, ok := v.blocks[hash]
-	if !ok {
-		return nil, 0, fmt.Errorf("%w: %s", keepstore.ErrNotFound, hash)
+	b, err := v.get(hash)
+	if err != nil {
+		return nil, 0, err
 	}
 	return io.NopCloser(bytes.NewReader(b.data)), int64(len(b.data)), nil
 }
@@ -108,26 +126,21 @@ func (v *memVolume) Put(ctx context.Context, hash string, r io.Reader, size int6
 func (v *memVolume) Stat(_ context.Context, hash string) (keepstore.BlockInfo, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	b, ok := v.blocks[hash]
-	if !ok {
-		return keepstore.BlockInfo{}, fmt.Errorf("%w: %s", keepstore.ErrNotFound, hash)
-	}
-	return keepstore.BlockInfo{Hash: hash, Size: int64(len(b.data)), Mtime: b.mtime}, nil
+	b, err := v.get(hash)
+	return keepstore.BlockInfo{Hash: hash, Size: int64(len(b.data)), Mtime: b.mtime}, err
 }
 
 func (v *memVolume) Touch(_ context.Context, hash string) error {
-	if v.readOnly {
-		return keepstore.ErrReadOnly
+	if err := v.lockWritable(); err != nil {
+		return err
 	}
-	v.mu.Lock()
 	defer v.mu.Unlock()
-	b, ok := v.blocks[hash]
-	if !ok {
-		return fmt.Errorf("%w: %s", keepstore.ErrNotFound, hash)
+	b, err := v.get(hash)
+	if err == nil {
+		b.mtime = time.Now()
+		v.blocks[hash] = b
 	}
-	b.mtime = time.Now()
-	v.blocks[hash] = b
-	return nil
+	return err
 }
 
 func (v *memVolume) Index(_ context.Context, prefix string, fn func(keepstore.BlockInfo) error) error {
@@ -155,15 +168,14 @@ func (v *memVolume) Usage(context.Context) (keepstore.Usage, error) {
 }
 
 func (v *memVolume) Trash(_ context.Context, hash string, mtime, deadline time.Time) error {
-	if v.readOnly {
-		return keepstore.ErrReadOnly
+	if err := v.lockWritable(); err != nil {
+		return err
 	}
-	v.mu.Lock()
 	defer v.mu.Unlock()
-	b, ok := v.blocks[hash]
+	b, err := v.get(hash)
 	switch {
-	case !ok:
-		return fmt.Errorf("%w: %s", keepstore.ErrNotFound, hash)
+	case err != nil:
+		return err
 	case !b.mtime.Equal(mtime):
 		return fmt.Errorf("%w: %s", keepstore.ErrChanged, hash)
 	}
@@ -177,10 +189,9 @@ func (v *memVolume) Trash(_ context.Context, hash string, mtime, deadline time.T
 }
 
 func (v *memVolume) Untrash(_ context.Context, hash string) error {
-	if v.readOnly {
-		return keepstore.ErrReadOnly
+	if err := v.lockWritable(); err != nil {
+		return err
 	}
-	v.mu.Lock()
 	defer v.mu.Unlock()
 	b, ok := v.trash[hash]
 	if !ok {
@@ -193,10 +204,9 @@ func (v *memVolume) Untrash(_ context.Context, hash string) error {
 }
 
 func (v *memVolume) EmptyTrash(_ context.Context, now time.Time) (int, error) {
-	if v.readOnly {
-		return 0, keepstore.ErrReadOnly
+	if err := v.lockWritable(); err != nil {
+		return 0, err
 	}
-	v.mu.Lock()
 	defer v.mu.Unlock()
 	n := 0
 	for h, b := range v.trash {
