@@ -28,6 +28,7 @@
 package discovery
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,6 +71,7 @@ type Config struct {
 type Resolver struct {
 	src      source
 	token    string
+	keepTok  string // KEEP_TOKEN
 	apiHost  string
 	insecure bool
 
@@ -90,6 +92,7 @@ func New(cfg Config) *Resolver {
 	return &Resolver{
 		src:      chooseSource(cfg, s),
 		token:    s.get(keyToken).value,
+		keepTok:  s.getenv(keyKeepToken),
 		apiHost:  s.get(keyAPIHost).value,
 		insecure: s.insecure(),
 		fetching: make(chan struct{}, 1),
@@ -135,6 +138,10 @@ func (r *Resolver) Source() string { return r.src.String() }
 // settings.conf), or "" if it is not set. Clients send it as the bearer
 // token to the Keep services.
 func (r *Resolver) Token() string { return r.token }
+
+// KeepToken returns the token to send to Keep services:
+// ARVADOS_API_TOKEN, else KEEP_TOKEN (from the environment only), else "".
+func (r *Resolver) KeepToken() string { return cmp.Or(r.token, r.keepTok) }
 
 // APIHost returns ARVADOS_API_HOST (from the environment, else
 // settings.conf), or "" if it is not set.

@@ -20,6 +20,8 @@ const (
 	keyAPIHost      = "ARVADOS_API_HOST"
 	keyToken        = "ARVADOS_API_TOKEN"
 	keyInsecure     = "ARVADOS_API_HOST_INSECURE"
+	// keyKeepToken is keep's own fallback for ARVADOS_API_TOKEN.
+	keyKeepToken = "KEEP_TOKEN"
 )
 
 // settings is the environment merged over settings.conf, key by key.

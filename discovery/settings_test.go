@@ -244,3 +244,26 @@ func FuzzParseKeepServices(f *testing.F) {
 		}
 	})
 }
+
+func TestKeepToken(t *testing.T) {
+	tests := []struct {
+		env  env
+		conf string // settings.conf, "" for none
+		want string
+	}{
+		{env{}, "", ""},
+		{env{keyKeepToken: "k"}, "", "k"},
+		{env{keyToken: "a", keyKeepToken: "k"}, "", "a"},
+		{env{keyKeepToken: "k"}, "ARVADOS_API_TOKEN=c\n", "c"},
+	}
+	for _, tt := range tests {
+		home := t.TempDir()
+		if tt.conf != "" {
+			os.MkdirAll(filepath.Join(home, ".config", "arvados"), 0o700)
+			os.WriteFile(filepath.Join(home, ".config", "arvados", "settings.conf"), []byte(tt.conf), 0o600)
+		}
+		if got := New(Config{Getenv: tt.env.getenv, HomeDir: home}).KeepToken(); got != tt.want {
+			t.Errorf("env %v, settings.conf %q: KeepToken() = %q, want %q", tt.env, tt.conf, got, tt.want)
+		}
+	}
+}

@@ -74,10 +74,7 @@ func (f *adminFlags) inventory(ctx context.Context, paths []string, stderr io.Wr
 	if err != nil {
 		return balance.Inventory{}, nil, nil, err
 	}
-	token := res.Token()
-	if token == "" {
-		token = os.Getenv("KEEP_TOKEN")
-	}
+	token := res.KeepToken()
 	if f.tokenFile != "" {
 		if token, err = srvReadSecret(f.tokenFile); err != nil {
 			return balance.Inventory{}, nil, nil, fmt.Errorf("--system-token-file: %w", err)

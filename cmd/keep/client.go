@@ -1,12 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -55,13 +55,7 @@ func (f *clientFlags) newClient(ctx context.Context, replicas int, classes []str
 	if err != nil {
 		return nil, nil, err
 	}
-	token := res.Token()
-	if token == "" {
-		token = os.Getenv("KEEP_TOKEN")
-	}
-	if token == "" {
-		token = localToken
-	}
+	token := cmp.Or(res.KeepToken(), localToken)
 	kc, err := keepclient.New(keepclient.Options{
 		Services:       svcs,
 		Refresh:        res.Refresh,
