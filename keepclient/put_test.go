@@ -45,7 +45,7 @@ func block(s string) ([]byte, string) {
 	return data, hex.EncodeToString(sum[:])
 }
 
-// uuids returns the uuids of the servers that received each PUT, in
+// putTargets returns the uuids of the servers that received each PUT, in
 // arrival order.
 func putTargets(c *keeptest.Cluster) []string {
 	var out []string
