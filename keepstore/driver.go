@@ -60,6 +60,8 @@ type VolumeParams interface {
 // for a read-only volume (an S3 URL's read_only=true): the server then
 // treats the volume as read-only whatever VolumeConfig.ReadOnly says.
 type ReadOnlyParams interface {
+	// ReadOnly reports whether the parameters ask for a read-only
+	// volume.
 	ReadOnly() bool
 }
 

@@ -83,6 +83,7 @@ type Volume interface {
 // Directory in a file, an S3 bucket in an object): the server names
 // the volume by it when VolumeConfig.ID is empty.
 type UUIDKeeper interface {
+	// UUID returns the uuid the volume keeps.
 	UUID() string
 }
 
@@ -91,6 +92,7 @@ type UUIDKeeper interface {
 // prefix), so that keep-balance sees one device where several servers
 // serve it (GET /mounts). Without it, the device is host:label.
 type DeviceIdentifier interface {
+	// DeviceID names the storage under the volume.
 	DeviceID() string
 }
 
@@ -102,6 +104,8 @@ type DeviceIdentifier interface {
 // request (object stores): the server reads one such volume whole, and
 // several one hex digit at a time, merging their listings.
 type IndexSharder interface {
+	// IndexShardLen is the prefix length, in hex digits, Index is
+	// best called with.
 	IndexShardLen() int
 }
 
