@@ -458,7 +458,8 @@ func (s *Server) openVolume(ctx context.Context, i int, vc VolumeConfig, m *moun
 
 // Close stops the pull and trash workers and the trash sweep, and
 // releases the volumes that need it (those implementing io.Closer, such
-// as a Directory, which holds a lock). Requests still running may fail afterwards.
+// as a Directory, which holds a lock). Requests still running may fail
+// afterwards.
 func (s *Server) Close() error {
 	if s.stopWorkers != nil {
 		s.stop()
