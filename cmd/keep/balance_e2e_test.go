@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/proc"
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keeptest"
@@ -32,7 +34,7 @@ type balanceCluster struct {
 	svcFile   string
 	svcs      []keepclient.Service
 	dirs      []string
-	daemons   []*daemon // nil when stopped
+	daemons   []*proc.Process // nil when stopped
 	// serverArgs are given to every server after the cluster's own.
 	serverArgs []string
 }
@@ -45,7 +47,7 @@ const (
 )
 
 func newBalanceCluster(t *testing.T, n int, serverArgs ...string) *balanceCluster {
-	c := &balanceCluster{t: t, env: testEnv(t), tokenFile: filepath.Join(t.TempDir(), "system-token"), serverArgs: serverArgs}
+	c := &balanceCluster{t: t, env: proctest.Env(t), tokenFile: filepath.Join(t.TempDir(), "system-token"), serverArgs: serverArgs}
 	os.WriteFile(c.tokenFile, []byte("balance-system-token\n"), 0o600)
 	c.svcFile = filepath.Join(t.TempDir(), "services.json")
 	for i := range n {
@@ -74,7 +76,7 @@ func (c *balanceCluster) start(i int) {
 // stop kills server i and holds its port, so that nothing else answers
 // there.
 func (c *balanceCluster) stop(i int) {
-	c.daemons[i].kill()
+	c.daemons[i].Kill()
 	c.daemons[i] = nil
 	keeptest.HoldPort(c.t, c.svcs[i].Port)
 }
@@ -85,7 +87,7 @@ func (c *balanceCluster) put(data []byte, replicas int) (string, string) {
 	c.t.Helper()
 	src := filepath.Join(c.t.TempDir(), "file")
 	os.WriteFile(src, data, 0o644)
-	text, stderr, err := runKeep(c.t, c.env, nil, "put", "--services", c.svcFile, "--replicas", fmt.Sprint(replicas), "--no-cache", src)
+	text, stderr, err := proctest.Run(c.t, c.env, nil, "put", "--services", c.svcFile, "--replicas", fmt.Sprint(replicas), "--no-cache", src)
 	if err != nil {
 		c.t.Fatalf("put: %v\n%s", err, stderr)
 	}
@@ -111,7 +113,7 @@ func runAdmin(t *testing.T, env []string, svcFile, tokenFile, ttl, cmd string, a
 	if cmd == "balance" {
 		all = append(all, "--signing-ttl", ttl)
 	}
-	out, stderr, err := runKeep(t, env, nil, append(all, args...)...)
+	out, stderr, err := proctest.Run(t, env, nil, append(all, args...)...)
 	return out + stderr, err
 }
 
@@ -415,7 +417,7 @@ func TestE2EBalanceMovesMisplaced(t *testing.T) {
 		live, _ := c.holders(hash)
 		return slices.Equal(live, []int{first})
 	})
-	out, stderr, err := runKeep(t, c.env, nil, "get", "--services", c.svcFile, mf)
+	out, stderr, err := proctest.Run(t, c.env, nil, "get", "--services", c.svcFile, mf)
 	if err != nil || out != string(data) {
 		t.Errorf("get after the move: %v\n%s", err, stderr)
 	}
@@ -436,7 +438,7 @@ func TestE2EBalanceRepairsCorruptCopy(t *testing.T) {
 	}
 	b[len(b)/2] ^= 1
 	os.WriteFile(p, b, 0o644)
-	out, stderr, err := runKeep(t, c.env, nil, "get", "--services", c.svcFile, mf)
+	out, stderr, err := proctest.Run(t, c.env, nil, "get", "--services", c.svcFile, mf)
 	if err != nil || out != string(data) {
 		t.Fatalf("get with a corrupt first copy: %v\n%s", err, stderr)
 	}
@@ -554,12 +556,12 @@ func TestE2EBalanceSigningTTLFromConfig(t *testing.T) {
 		{[]string{"--config", config, "--signing-ttl", "500h"}, "signing TTL 500h0m0s (--signing-ttl)", "0 pulls and 0 trash items"},
 	}
 	for _, tt := range tests {
-		out, stderr, err := runKeep(t, c.env, nil, append(append(slices.Clone(base), tt.args...), keepMf)...)
+		out, stderr, err := proctest.Run(t, c.env, nil, append(append(slices.Clone(base), tt.args...), keepMf)...)
 		if err != nil || !strings.Contains(out, tt.ttl) || !strings.Contains(out, tt.trash) {
 			t.Errorf("balance %v: %v\n%s%s\nwant %q and %q", tt.args, err, out, stderr, tt.ttl, tt.trash)
 		}
 	}
-	if _, stderr, err := runKeep(t, c.env, nil, append(base, "--cluster", "zzzzz", keepMf)...); exitCode(err) != 2 || !strings.Contains(stderr, "--cluster needs --config") {
+	if _, stderr, err := proctest.Run(t, c.env, nil, append(base, "--cluster", "zzzzz", keepMf)...); exitCode(err) != 2 || !strings.Contains(stderr, "--cluster needs --config") {
 		t.Errorf("--cluster without --config: %v\n%s", err, stderr)
 	}
 }

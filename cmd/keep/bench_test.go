@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keepproject/keep/internal/proc/proctest"
 )
 
 // TestBenchQuick runs "keep bench --quick" with server processes and
@@ -20,7 +22,7 @@ func TestBenchQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a benchmark of about 20 s")
 	}
-	bin := keepBinary(t)
+	bin := proctest.Binary(t)
 	dir := t.TempDir()
 	jsonFile := filepath.Join(t.TempDir(), "bench.json")
 	var stdout, stderr bytes.Buffer
@@ -122,7 +124,7 @@ func TestBenchCompareSync(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a benchmark twice")
 	}
-	bin := keepBinary(t)
+	bin := proctest.Binary(t)
 	var stdout, stderr bytes.Buffer
 	err := runBench(context.Background(), []string{"--size", "4194304", "--small-files", "20", "--server-bin", bin, "--dir", t.TempDir(), "--compare-sync"}, &stdout, &stderr)
 	if err != nil {

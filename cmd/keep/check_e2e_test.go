@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/manifest"
 )
@@ -13,7 +14,7 @@ import (
 // keep check against real servers: every block held twice is fine; a
 // copy removed from a disk makes it exit non-zero naming the block.
 func TestE2ECheck(t *testing.T) {
-	env := testEnv(t)
+	env := proctest.Env(t)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte("system-secret\n"), 0o600)
 	var svcs []keepclient.Service
@@ -28,17 +29,17 @@ func TestE2ECheck(t *testing.T) {
 	svcFile := filepath.Join(t.TempDir(), "services.json")
 	os.WriteFile(svcFile, data, 0o644)
 	src, _ := randomFile(t, 3<<20)
-	text, stderr, err := runKeep(t, env, nil, "put", "--services", svcFile, "--replicas", "2", src)
+	text, stderr, err := proctest.Run(t, env, nil, "put", "--services", svcFile, "--replicas", "2", src)
 	if err != nil {
 		t.Fatalf("put: %v\n%s", err, stderr)
 	}
 	mf := writeManifest(t, text)
-	out, stderr, err := runKeep(t, env, nil, "check", "--services", svcFile, "--system-token-file", tokenFile, mf)
+	out, stderr, err := proctest.Run(t, env, nil, "check", "--services", svcFile, "--system-token-file", tokenFile, mf)
 	if err != nil || !strings.Contains(out, "ok:                      1 blocks") {
 		t.Fatalf("check: %v\n%s\n%s", err, out, stderr)
 	}
 	// Without the system token the indexes cannot be read.
-	if _, _, err := runKeep(t, append(env, "KEEP_TOKEN=user"), nil, "check", "--services", svcFile, mf); err == nil {
+	if _, _, err := proctest.Run(t, append(env, "KEEP_TOKEN=user"), nil, "check", "--services", svcFile, mf); err == nil {
 		t.Error("check without the system token succeeded")
 	}
 	m, _ := manifest.Parse(text)
@@ -53,7 +54,7 @@ func TestE2ECheck(t *testing.T) {
 	if !removed {
 		t.Fatal("block file not found on any server")
 	}
-	out, _, err = runKeep(t, env, nil, "check", "--services", svcFile, "--system-token-file", tokenFile, mf)
+	out, _, err = proctest.Run(t, env, nil, "check", "--services", svcFile, "--system-token-file", tokenFile, mf)
 	if exitCode(err) != 1 || !strings.Contains(out, "under-replicated") || !strings.Contains(out, h) {
 		t.Errorf("check after a copy was lost: %v\n%s", err, out)
 	}

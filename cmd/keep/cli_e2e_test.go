@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/proc"
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keeptest"
 )
@@ -29,7 +31,7 @@ func exitCode(err error) int {
 
 // Usage mistakes get one line saying what is wrong, not the whole usage.
 func TestE2EUsageErrors(t *testing.T) {
-	env := testEnv(t)
+	env := proctest.Env(t)
 	tests := []struct {
 		args []string
 		code int
@@ -60,7 +62,7 @@ func TestE2EUsageErrors(t *testing.T) {
 		{[]string{"help"}, 0, "commands:"},
 	}
 	for _, tt := range tests {
-		stdout, stderr, err := runKeep(t, env, nil, tt.args...)
+		stdout, stderr, err := proctest.Run(t, env, nil, tt.args...)
 		out := stdout + stderr
 		if code := exitCode(err); code != tt.code || !strings.Contains(out, tt.want) {
 			t.Errorf("keep %v: exit %d, output %q; want %d and %q", tt.args, code, out, tt.code, tt.want)
@@ -79,25 +81,26 @@ func TestE2EEmptyManifest(t *testing.T) {
 	if exitCode(err) != 1 || !strings.Contains(getErr, "is empty, not a manifest") {
 		t.Errorf("keep get on an empty manifest: %v\n%s", err, getErr)
 	}
-	_, lsErr, err := runKeep(t, c.env, nil, "ls", empty)
+	_, lsErr, err := proctest.Run(t, c.env, nil, "ls", empty)
 	if exitCode(err) != 1 || !strings.Contains(lsErr, "is empty, not a manifest") {
 		t.Errorf("keep ls on an empty manifest: %v\n%s", err, lsErr)
 	}
 }
 
-// startKeep starts keep with args and returns the command and its output.
-func startKeep(t *testing.T, env []string, stdin io.Reader, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+// startKeep starts keep with args and returns the process and its
+// output, to be read once it has exited. It is killed when the test ends.
+func startKeep(t *testing.T, env []string, stdin io.Reader, args ...string) (*proc.Process, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(keepBinary(t), args...)
-	cmd.Env = env
+	cmd := proctest.Command(t, env, args...)
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
+	p, err := proc.Start(cmd, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return cmd, &stdout, &stderr
+	t.Cleanup(func() { p.Kill() })
+	return p, &stdout, &stderr
 }
 
 // Ctrl-C: exit 130 with one line, and nothing half-written.
@@ -120,7 +123,7 @@ func TestE2EInterrupt(t *testing.T) {
 		if err := c.WaitRequests(ctx, 1); err != nil {
 			t.Fatal(err)
 		}
-		cmd.Process.Signal(os.Interrupt)
+		cmd.Signal(os.Interrupt)
 		err := cmd.Wait()
 		if code := exitCode(err); code != 130 || strings.TrimSpace(stderr.String()) != "keep put: interrupted" || stdout.Len() != 0 {
 			t.Errorf("exit %d, stderr %q, stdout %d bytes", code, stderr.String(), stdout.Len())
@@ -140,7 +143,7 @@ func TestE2EInterrupt(t *testing.T) {
 		if err := c.Server(0).WaitStalled(ctx, 1); err != nil {
 			t.Fatal(err)
 		}
-		cmd.Process.Signal(os.Interrupt)
+		cmd.Signal(os.Interrupt)
 		err = cmd.Wait()
 		entries, _ := os.ReadDir(out)
 		if code := exitCode(err); code != 130 || strings.TrimSpace(errOut.String()) != "keep get: interrupted" || len(entries) != 0 {
@@ -151,10 +154,10 @@ func TestE2EInterrupt(t *testing.T) {
 
 // A second keep up on the same directory refuses to start.
 func TestE2EUpTwiceOneDir(t *testing.T) {
-	env := testEnv(t)
+	env := proctest.Env(t)
 	dir := t.TempDir()
-	startDaemon(t, env, "Press Ctrl-C", "up", "--dir", dir, "--servers", "1", "--capacity", "1G")
-	_, stderr, err := runKeep(t, env, nil, "up", "--dir", dir, "--servers", "1")
+	proctest.Start(t, env, "Press Ctrl-C", "up", "--dir", dir, "--servers", "1", "--capacity", "1G")
+	_, stderr, err := proctest.Run(t, env, nil, "up", "--dir", dir, "--servers", "1")
 	if exitCode(err) != 1 || !strings.Contains(stderr, "in use by process") {
 		t.Errorf("second keep up: %v\n%s", err, stderr)
 	}
@@ -163,7 +166,7 @@ func TestE2EUpTwiceOneDir(t *testing.T) {
 // A stale default services file (left by a killed keep up) gets a line
 // saying where the services came from and what to do.
 func TestE2EStaleDefaultServicesFile(t *testing.T) {
-	env := testEnv(t)
+	env := proctest.Env(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +185,7 @@ func TestE2EStaleDefaultServicesFile(t *testing.T) {
 	os.WriteFile(filepath.Join(state, "keep", "services.json"), data, 0o644)
 	src := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(src, []byte("stale"), 0o644)
-	_, stderr, err := runKeep(t, append(env, "KEEP_TOKEN=x"), nil, "put", "--passes", "1", "--replicas", "1", src)
+	_, stderr, err := proctest.Run(t, append(env, "KEEP_TOKEN=x"), nil, "put", "--passes", "1", "--replicas", "1", src)
 	if exitCode(err) != 1 || !strings.Contains(stderr, "from default services file") || !strings.Contains(stderr, "is 'keep up' still running?") {
 		t.Errorf("put with a stale default services file: %v\n%s", err, stderr)
 	}
@@ -203,7 +206,9 @@ func TestE2EErrorsNameNoFunctions(t *testing.T) {
 	} {
 		run := c.keep
 		if args[0] == "server" { // takes no --services
-			run = func(t *testing.T, args ...string) (string, string, error) { return runKeep(t, c.env, nil, args...) }
+			run = func(t *testing.T, args ...string) (string, string, error) {
+				return proctest.Run(t, c.env, nil, args...)
+			}
 		}
 		_, stderr, err := run(t, args...)
 		if err == nil {

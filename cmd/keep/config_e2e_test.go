@@ -9,12 +9,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/locator"
 )
 
@@ -120,42 +120,13 @@ func (c *cfgCluster) write(t *testing.T, edit ...string) string {
 	return path
 }
 
-// cfgProcess is a keep server or proxy process started by a test.
-type cfgProcess struct {
-	base string // http[s]://127.0.0.1:PORT
-	log  *logWatch
-	stop func() // kills the process and waits until it is gone
-}
-
-// startCfgProcess runs keep with args plus --addr-file, waits until it
-// listens and returns where. It is killed when the test ends.
-func startCfgProcess(t *testing.T, scheme string, args ...string) *cfgProcess {
+// startCfgProcess runs keep with args in proctest.Env, waits until it
+// listens and returns it with its address as a scheme URL. It is stopped
+// when the test ends.
+func startCfgProcess(t *testing.T, scheme string, args ...string) *keepProcess {
 	t.Helper()
-	addrFile := filepath.Join(t.TempDir(), "addr")
-	cmd := exec.Command(keepBinary(t), append(args, "--addr-file", addrFile)...)
-	cmd.Env = testEnv(t)
-	p := &cfgProcess{log: newLogWatch()}
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	p.stop = func() {
-		cmd.Process.Kill()
-		<-exited
-	}
-	t.Cleanup(p.stop)
-	p.log.waitFor(t, `listening" addr=`)
-	port := readPort(t, addrFile)
-	if port == 0 {
-		t.Fatal("--addr-file holds port 0")
-	}
-	p.base = fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
-	return p
+	p, addr := proctest.Listen(t, proctest.Env(t), `listening" addr=`, args...)
+	return &keepProcess{Process: p, base: fmt.Sprintf("%s://127.0.0.1:%d", scheme, addr.Port())}
 }
 
 // cfgClient is an HTTP client trusting pool (nil: the system roots).
@@ -293,7 +264,7 @@ func TestE2EServerConfig(t *testing.T) {
 		}
 	}
 
-	logs := p.log.String()
+	logs := p.Log().String()
 	if !strings.Contains(logs, "internal_url="+cfgSelf) || !strings.Contains(logs, "management_routes=true") {
 		t.Errorf("log lacks the internal URL or the management routes:\n%s", logs)
 	}
@@ -503,7 +474,7 @@ func TestE2EConfigErrors(t *testing.T) {
 			if cmd == "" {
 				cmd = "server"
 			}
-			_, stderr, err := runKeep(t, testEnv(t), nil, append([]string{cmd, "--config", path}, tt.args...)...)
+			_, stderr, err := proctest.Run(t, proctest.Env(t), nil, append([]string{cmd, "--config", path}, tt.args...)...)
 			prefix := fmt.Sprintf("keep %s: --config %s: ", cmd, path)
 			line := strings.TrimSuffix(stderr, "\n")
 			if code := exitCode(err); code != 1 || strings.Contains(line, "\n") || !strings.HasPrefix(line, prefix) || !strings.Contains(line, tt.want) {
@@ -517,7 +488,7 @@ func TestE2EConfigErrors(t *testing.T) {
 // block servers: it listens where its Services.Keepproxy.InternalURLs
 // entry says and writes two copies of a block through.
 func TestE2EProxyConfig(t *testing.T) {
-	env := testEnv(t)
+	env := proctest.Env(t)
 	svcFile, dirs, _ := startServers(t, env, 2)
 	c := newCfgCluster(t)
 	p := startCfgProcess(t, "http", "proxy", "--config", c.write(t), "--services", svcFile, "--any-token")
@@ -532,7 +503,7 @@ func TestE2EProxyConfig(t *testing.T) {
 			t.Errorf("block not on the server with volume %s", d)
 		}
 	}
-	logs := p.log.String()
+	logs := p.Log().String()
 	if !strings.Contains(logs, "internal_url=http://127.0.0.1:0\n") || !strings.Contains(logs, "ManagementToken is set") || strings.Contains(logs, cfgMgmtToken) {
 		t.Errorf("proxy log lacks the internal URL or the management token warning, or shows the token:\n%s", logs)
 	}

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keeptest"
 	"github.com/keepproject/keep/manifest"
@@ -31,13 +32,13 @@ func newInCluster(t *testing.T, n int) *inCluster {
 	if err := os.WriteFile(f, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return &inCluster{Cluster: c, env: append(testEnv(t), "KEEP_TOKEN=tok"), services: f}
+	return &inCluster{Cluster: c, env: append(proctest.Env(t), "KEEP_TOKEN=tok"), services: f}
 }
 
 // keep runs the command args[0] with --services and the rest of args.
 func (c *inCluster) keep(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	return runKeep(t, c.env, nil, append([]string{args[0], "--services", c.services}, args[1:]...)...)
+	return proctest.Run(t, c.env, nil, append([]string{args[0], "--services", c.services}, args[1:]...)...)
 }
 
 func writeManifest(t *testing.T, text string) string {
@@ -211,7 +212,7 @@ func TestE2EPutGetFeatures(t *testing.T) {
 	if err != nil || strings.TrimSpace(raw) != "2c1743a391305fbf367df8e4f069f9f9+5" {
 		t.Errorf("--raw printed %q (%v)", raw, err)
 	}
-	named, stderr, err := runKeep(t, c.env, []byte("from stdin"), "put", "--services", c.services, "--replicas", "1", "--filename", "notes.txt", "-")
+	named, stderr, err := proctest.Run(t, c.env, []byte("from stdin"), "put", "--services", c.services, "--replicas", "1", "--filename", "notes.txt", "-")
 	if err != nil || !strings.Contains(named, ":notes.txt") {
 		t.Errorf("--filename: %q, %v\n%s", named, err, stderr)
 	}

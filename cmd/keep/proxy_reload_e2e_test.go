@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,45 +14,21 @@ import (
 	"testing"
 
 	"github.com/keepproject/keep/discovery"
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/keepclient"
 )
 
-// proxyProcess is a keep proxy binary whose log a test can wait on.
-type proxyProcess struct {
-	cmd  *exec.Cmd
-	base string // http://ADDR
-	log  *logWatch
-}
-
 // startProxyProcess runs "keep proxy" on a loopback port with args and
-// waits until it listens; it is killed when the test ends.
-func startProxyProcess(t *testing.T, env []string, args ...string) *proxyProcess {
+// waits until it listens; it is stopped when the test ends.
+func startProxyProcess(t *testing.T, env []string, args ...string) *keepProcess {
 	t.Helper()
-	addrFile := filepath.Join(t.TempDir(), "addr")
-	p := &proxyProcess{log: newLogWatch()}
-	p.cmd = exec.Command(keepBinary(t), append([]string{"proxy", "--listen", "127.0.0.1:0", "--addr-file", addrFile}, args...)...)
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		p.cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-exited
-	})
-	p.log.waitFor(t, `keep proxy listening`)
-	p.base = fmt.Sprintf("http://127.0.0.1:%d", readPort(t, addrFile))
-	return p
+	p, addr := proctest.Listen(t, env, `keep proxy listening`, append([]string{"proxy", "--listen", "127.0.0.1:0"}, args...)...)
+	return &keepProcess{Process: p, base: fmt.Sprintf("http://127.0.0.1:%d", addr.Port())}
 }
 
 // putThrough writes data through the proxy with the given number of
 // replicas and returns the dirs (by index) that then hold it.
-func putThrough(t *testing.T, p *proxyProcess, data []byte, replicas int, dirs []string) []int {
+func putThrough(t *testing.T, p *keepProcess, data []byte, replicas int, dirs []string) []int {
 	t.Helper()
 	hash := fmt.Sprintf("%x", md5.Sum(data))
 	cfgPut(t, http.DefaultClient, p.base, data, "X-Keep-Desired-Replicas", fmt.Sprint(replicas))
@@ -98,7 +73,7 @@ func e2eServers(t *testing.T, env []string, n int) ([]keepclient.Service, []stri
 // file is logged as an error and the last good list stays in use. The
 // test waits for the proxy's own log lines, not for time.
 func TestE2EProxyReloadsServices(t *testing.T) {
-	env := testEnv(t)
+	env := proctest.Env(t)
 	svcs, dirs := e2eServers(t, env, 3)
 	svcFile := filepath.Join(t.TempDir(), "services.json")
 	if err := discovery.WriteServicesFile(svcFile, svcs[:2]); err != nil {
@@ -113,7 +88,7 @@ func TestE2EProxyReloadsServices(t *testing.T) {
 	if err := discovery.WriteServicesFile(svcFile, svcs[1:]); err != nil {
 		t.Fatal(err)
 	}
-	p.log.waitFor(t, `keep services changed; writing to the new list.* count=2 added="`+svcs[2].UUID+` 127.0.0.1:[0-9]+" removed="`+svcs[0].UUID+` 127.0.0.1:[0-9]+" updated=""`)
+	proctest.WaitLine(t, p, `keep services changed; writing to the new list.* count=2 added="`+svcs[2].UUID+` 127.0.0.1:[0-9]+" removed="`+svcs[0].UUID+` 127.0.0.1:[0-9]+" updated=""`)
 	if on := putThrough(t, p, []byte("after the change"), 2, dirs); fmt.Sprint(on) != "[1 2]" {
 		t.Fatalf("after the change, the block is on servers %v, want [1 2]", on)
 	}
@@ -123,7 +98,7 @@ func TestE2EProxyReloadsServices(t *testing.T) {
 		{`{"items": []}`, "the list is empty"},
 	} {
 		replaceFile(t, svcFile, bad.text)
-		p.log.waitFor(t, `level=ERROR msg="keep services could not be read again; still using the previous list" count=2 err=".*`+regexp.QuoteMeta(bad.logged))
+		proctest.WaitLine(t, p, `level=ERROR msg="keep services could not be read again; still using the previous list" count=2 err=".*`+regexp.QuoteMeta(bad.logged))
 		if on := putThrough(t, p, fmt.Appendf(nil, "with a bad file %d", i), 2, dirs); fmt.Sprint(on) != "[1 2]" {
 			t.Errorf("with the file %s, the block is on servers %v, want [1 2] (the last good list)", bad.text, on)
 		}
@@ -134,17 +109,17 @@ func TestE2EProxyReloadsServices(t *testing.T) {
 // its services file again only on SIGHUP, and says so even when nothing
 // changed.
 func TestE2EProxyReloadsOnSIGHUP(t *testing.T) {
-	env := testEnv(t)
+	env := proctest.Env(t)
 	svcs, dirs := e2eServers(t, env, 2)
 	svcFile := filepath.Join(t.TempDir(), "services.json")
 	if err := discovery.WriteServicesFile(svcFile, svcs[:1]); err != nil {
 		t.Fatal(err)
 	}
 	p := startProxyProcess(t, env, "--services", svcFile, "--services-check", "0", "--any-token")
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	p.log.waitFor(t, `msg="keep services unchanged" services="services file [^"]*" count=1`)
+	proctest.WaitLine(t, p, `msg="keep services unchanged" services="services file [^"]*" count=1`)
 
 	if err := discovery.WriteServicesFile(svcFile, svcs[1:]); err != nil {
 		t.Fatal(err)
@@ -152,10 +127,10 @@ func TestE2EProxyReloadsOnSIGHUP(t *testing.T) {
 	if on := putThrough(t, p, []byte("not yet reloaded"), 1, dirs); fmt.Sprint(on) != "[0]" {
 		t.Fatalf("before SIGHUP, the block is on servers %v, want [0]: the file is read only on SIGHUP", on)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	p.log.waitFor(t, `keep services changed; writing to the new list.* added="`+svcs[1].UUID)
+	proctest.WaitLine(t, p, `keep services changed; writing to the new list.* added="`+svcs[1].UUID)
 	if on := putThrough(t, p, []byte("reloaded"), 1, dirs); fmt.Sprint(on) != "[1]" {
 		t.Fatalf("after SIGHUP, the block is on servers %v, want [1]", on)
 	}
@@ -163,15 +138,15 @@ func TestE2EProxyReloadsOnSIGHUP(t *testing.T) {
 
 // checkProxyVersion: the proxy names the build "keep version" prints in
 // its start-up line and in its /_health/ping answer.
-func checkProxyVersion(t *testing.T, env []string, p *proxyProcess) {
+func checkProxyVersion(t *testing.T, env []string, p *keepProcess) {
 	t.Helper()
-	out, stderr, err := runKeep(t, env, nil, "version")
+	out, stderr, err := proctest.Run(t, env, nil, "version")
 	want, ok := strings.CutPrefix(strings.TrimSpace(out), "keep ")
 	if err != nil || !ok || want == "" {
 		t.Fatalf("keep version: %q %v\n%s", out, err, stderr)
 	}
-	if !regexp.MustCompile(`msg="keep proxy listening".* version="?` + regexp.QuoteMeta(want)).MatchString(p.log.String()) {
-		t.Errorf("the start-up line does not name the version %q:\n%s", want, p.log)
+	if !regexp.MustCompile(`msg="keep proxy listening".* version="?` + regexp.QuoteMeta(want)).MatchString(p.Log().String()) {
+		t.Errorf("the start-up line does not name the version %q:\n%s", want, p.Log())
 	}
 	var h struct{ Health, Version string }
 	if err := getJSON(p.base+"/_health/ping", "", &h); err != nil || h.Health != "OK" || h.Version != want {

@@ -18,41 +18,50 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/proc"
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keepproxy"
 	"github.com/keepproject/keep/keeptest"
 	"github.com/keepproject/keep/locator"
 )
 
-// readyWriter collects a command's stderr and closes ready once it holds
-// want.
-type readyWriter struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	want  string
-	ready chan struct{}
-	once  sync.Once
-}
-
-func (w *readyWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if strings.Contains(w.buf.String(), w.want) {
-		w.once.Do(func() { close(w.ready) })
+// runInProcess runs a keep command's run function (runServer, runProxy)
+// with args in this process, its standard error in a Log, and waits until
+// a line of that log contains "listening". stop cancels the command's
+// context and returns what run returned; it is called when the test ends,
+// and the test fails if run returned an error.
+func runInProcess(t *testing.T, run func(context.Context, []string, io.Writer, io.Writer) error, args ...string) (log *proc.Log, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log = proc.NewLog(0)
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, args, io.Discard, log)
+		log.Close()
+		done <- err
+	}()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("%v after cancel:\n%s", err, log)
+		}
+	})
+	wait, cancelWait := context.WithTimeout(context.Background(), proctest.Timeout)
+	defer cancelWait()
+	if _, err := log.WaitLine(wait, regexp.MustCompile("listening")); err != nil {
+		t.Fatalf("never listened (returned %v): %v", stop(), err)
 	}
-	return len(p), nil
-}
-
-func (w *readyWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
+	return log, stop
 }
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and its key
@@ -111,26 +120,7 @@ func startProxyCommand(t *testing.T, c *keeptest.Cluster, args ...string) string
 	if err := os.WriteFile(svcFile, svcs, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stderr := &readyWriter{want: "listening", ready: make(chan struct{})}
-	done := make(chan error, 1)
-	go func() {
-		done <- runProxy(ctx, append([]string{"--listen", "127.0.0.1:0", "--addr-file", addrFile, "--services", svcFile, "--any-token"}, args...), io.Discard, stderr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("keep proxy: %v\n%s", err, stderr)
-		}
-	})
-	select {
-	case <-stderr.ready:
-	case err := <-done:
-		done <- err
-		t.Fatalf("keep proxy returned early: %v\n%s", err, stderr)
-	case <-time.After(time.Minute): // hang guard
-		t.Fatalf("keep proxy never listened:\n%s", stderr)
-	}
+	runInProcess(t, runProxy, append([]string{"--listen", "127.0.0.1:0", "--addr-file", addrFile, "--services", svcFile, "--any-token"}, args...)...)
 	b, err := os.ReadFile(addrFile)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/internal/s3test"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keeptest"
@@ -45,7 +46,7 @@ func TestClientAgainstServerProcesses(t *testing.T) {
 }
 
 func clientAgainstServers(t *testing.T, newVolume volumeMaker) {
-	env := testEnv(t)
+	env := proctest.Env(t)
 	var svcs []keepclient.Service
 	var dirs []string
 	for i := 0; i < 5; i++ {
@@ -180,7 +181,7 @@ func clientAgainstServers(t *testing.T, newVolume volumeMaker) {
 		victim, d := startServer(t, env, 7, "--volume", vol)
 		all := append([]keepclient.Service{victim}, svcs...)
 		kc := newClient(t, all)
-		d.kill()
+		d.Kill()
 		keeptest.HoldPort(t, victim.Port)
 		for i := 0; i < 5; i++ {
 			res, err := kc.Put(context.Background(), []byte(fmt.Sprint("killed ", i)), keepclient.PutOptions{Replicas: 3})

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/internal/pgtest"
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/registry"
 )
 
@@ -55,9 +56,9 @@ func startRegCluster(t *testing.T, db string) *regCluster {
 	certFile, certKey, pool := selfSigned(t, dir)
 	// Every process trusts the private CA, as the guide's units do.
 	t.Setenv("SSL_CERT_FILE", certFile)
-	env := testEnv(t)
+	env := proctest.Env(t)
 	token := func(name, scope string) string {
-		out, stderr, err := runKeep(t, env, nil, "token", "create", name, "--scope", scope, "--db", db)
+		out, stderr, err := proctest.Run(t, env, nil, "token", "create", name, "--scope", scope, "--db", db)
 		if err != nil || len(strings.TrimSpace(out)) < 40 || !strings.Contains(stderr, "cannot be shown again") {
 			t.Fatalf("keep token create %s: %v\n%s%s", name, err, out, stderr)
 		}
@@ -67,11 +68,10 @@ func startRegCluster(t *testing.T, db string) *regCluster {
 	// The registry serves the servers' list, which the cluster writes
 	// (and rewrites on restarts) once its servers are up.
 	svcLink := filepath.Join(dir, "services.json")
-	addrFile := filepath.Join(dir, "registry-addr")
-	startDaemon(t, env, "keep registry listening", "registry", "--db", db, "--listen", "127.0.0.1:0", "--addr-file", addrFile,
+	_, addr := proctest.Listen(t, env, "keep registry listening", "registry", "--db", db, "--listen", "127.0.0.1:0",
 		"--tls-cert", certFile, "--tls-key", certKey, "--signing-key-file", keyFile, "--signing-ttl", regTTL,
 		"--services", svcLink, "--cluster-id", "zzzzz")
-	host := fmt.Sprintf("127.0.0.1:%d", readPort(t, addrFile))
+	host := fmt.Sprintf("127.0.0.1:%d", addr.Port())
 	c := newBalanceCluster(t, 4, "--signing-key-file", keyFile, "--require-signatures", "--signing-ttl", regTTL, "--registry", host)
 	if err := os.Symlink(c.svcFile, svcLink); err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func (r *regCluster) put(name string, replicas int, data []byte) (string, string
 	r.t.Helper()
 	src := filepath.Join(r.t.TempDir(), "data")
 	os.WriteFile(src, data, 0o644)
-	out, stderr, err := runKeep(r.t, r.env, nil, "put", "--no-cache", "--replicas", strconv.Itoa(replicas), "--name", name, src)
+	out, stderr, err := proctest.Run(r.t, r.env, nil, "put", "--no-cache", "--replicas", strconv.Itoa(replicas), "--name", name, src)
 	uuid := strings.TrimSpace(out)
 	if err != nil || !registry.IsUUID(uuid) {
 		r.t.Fatalf("put --name %q: %v\n%s%s", name, err, out, stderr)
@@ -150,21 +150,21 @@ func registryScenario(t *testing.T, db string) {
 	viaProxy := append(slices.Clone(r.reader), "ARVADOS_KEEP_SERVICES="+proxy.base)
 	src := filepath.Join(t.TempDir(), "small")
 	os.WriteFile(src, []byte("through the proxy"), 0o644)
-	if _, stderr, err := runKeep(t, viaProxy, nil, "put", "--no-cache", src); err == nil || !strings.Contains(stderr, "403") {
+	if _, stderr, err := proctest.Run(t, viaProxy, nil, "put", "--no-cache", src); err == nil || !strings.Contains(stderr, "403") {
 		t.Errorf("put through the proxy with a read token: %v\n%s", err, stderr)
 	}
-	if _, stderr, err := runKeep(t, append(slices.Clone(r.env), "ARVADOS_KEEP_SERVICES="+proxy.base), nil, "put", "--no-cache", src); err != nil {
+	if _, stderr, err := proctest.Run(t, append(slices.Clone(r.env), "ARVADOS_KEEP_SERVICES="+proxy.base), nil, "put", "--no-cache", src); err != nil {
 		t.Errorf("put through the proxy with a write token: %v\n%s", err, stderr)
 	}
 	stranger := append(slices.Clone(r.env), "ARVADOS_API_TOKEN=zzz")
-	if _, stderr, err := runKeep(t, stranger, nil, "get", "--services", r.svcFile, fmt.Sprintf("%s+%d", oneHash, len(big("one ")))); err == nil || !strings.Contains(stderr, "unknown or revoked token") {
+	if _, stderr, err := proctest.Run(t, stranger, nil, "get", "--services", r.svcFile, fmt.Sprintf("%s+%d", oneHash, len(big("one ")))); err == nil || !strings.Contains(stderr, "unknown or revoked token") {
 		t.Errorf("get with an unknown token: %v\n%s", err, stderr)
 	}
 
 	// Garbage: stored, and recorded nowhere.
 	src = filepath.Join(t.TempDir(), "garbage")
 	os.WriteFile(src, big("garbage "), 0o644)
-	if _, stderr, err := runKeep(t, r.env, nil, "put", "--no-cache", src); err != nil {
+	if _, stderr, err := proctest.Run(t, r.env, nil, "put", "--no-cache", src); err != nil {
 		t.Fatalf("put: %v\n%s", err, stderr)
 	}
 	garbageSum := md5.Sum(big("garbage "))
@@ -175,7 +175,7 @@ func registryScenario(t *testing.T, db string) {
 	}
 
 	// Signatures run out; the registry signs afresh on every read.
-	old, stderr, err := runKeep(t, r.env, nil, "get", "--manifest", "three copies")
+	old, stderr, err := proctest.Run(t, r.env, nil, "get", "--manifest", "three copies")
 	m := expiryRE.FindStringSubmatch(old)
 	if err != nil || m == nil {
 		t.Fatalf("get --manifest: %v\n%s%s", err, old, stderr)
@@ -183,19 +183,19 @@ func registryScenario(t *testing.T, db string) {
 	expiry, _ := strconv.ParseInt(m[1], 16, 64)
 	waitUntil(t, "the signatures have expired", func() bool { return time.Now().Unix() > expiry })
 	outDir := t.TempDir()
-	if _, stderr, err := runKeep(t, r.env, nil, "get", "-o", outDir+"/stale/", writeManifest(t, old)); err == nil {
+	if _, stderr, err := proctest.Run(t, r.env, nil, "get", "-o", outDir+"/stale/", writeManifest(t, old)); err == nil {
 		t.Fatalf("get with expired signatures worked:\n%s", stderr)
 	}
 	for _, id := range []string{"three copies", oneUUID} {
 		dst := filepath.Join(outDir, strings.ReplaceAll(id, " ", "-"))
-		if _, stderr, err := runKeep(t, r.env, nil, "get", "-o", dst+"/", id); err != nil {
+		if _, stderr, err := proctest.Run(t, r.env, nil, "get", "-o", dst+"/", id); err != nil {
 			t.Fatalf("get %q after the signatures expired: %v\n%s", id, err, stderr)
 		}
 	}
 	if got, _ := os.ReadFile(filepath.Join(outDir, "three-copies", "data")); !bytes.Equal(got, big("three ")) {
 		t.Errorf("three copies read back: %d bytes", len(got))
 	}
-	if out, stderr, err := runKeep(t, r.env, nil, "ls", "three copies"); err != nil || !strings.Contains(out, "300000  data") {
+	if out, stderr, err := proctest.Run(t, r.env, nil, "ls", "three copies"); err != nil || !strings.Contains(out, "300000  data") {
 		t.Errorf("ls: %v\n%s%s", err, out, stderr)
 	}
 
@@ -256,7 +256,7 @@ func registryScenario(t *testing.T, db string) {
 	}
 
 	// A revoked token is refused by the registry at once.
-	if out, stderr, err := runKeep(t, r.env, nil, "token", "revoke", "balance", "--db", r.db); err != nil {
+	if out, stderr, err := proctest.Run(t, r.env, nil, "token", "revoke", "balance", "--db", r.db); err != nil {
 		t.Fatalf("token revoke: %v\n%s%s", err, out, stderr)
 	}
 	if out, err := runAdmin(t, r.reader, r.svcFile, r.tokenFile, regTTL, "check", "--collections"); err == nil || !strings.Contains(out, "unknown or revoked token") {

@@ -53,7 +53,7 @@ func TestE2EPutResume(t *testing.T) {
 	if err := c.WaitRequests(ctx, 2*blocks/3); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Process.Signal(os.Interrupt)
+	cmd.Signal(os.Interrupt)
 	if code := exitCode(cmd.Wait()); code != 130 {
 		t.Fatalf("interrupted put exited %d\n%s", code, stderr)
 	}

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/internal/s3local"
 	"github.com/keepproject/keep/internal/s3test"
 	"github.com/keepproject/keep/keepclient"
@@ -19,7 +20,7 @@ import (
 func TestE2EServerOnS3(t *testing.T) {
 	s3srv := s3test.Start(t)
 	endpoint := s3srv.TCPEndpoint(t)
-	env := testEnv(t)
+	env := proctest.Env(t)
 	creds := filepath.Join(t.TempDir(), "s3-credentials")
 	os.WriteFile(creds, []byte(s3srv.AccessKey+"\n"+s3srv.SecretKey+"\n"), 0o600)
 	var svcs []keepclient.Service
@@ -44,7 +45,7 @@ func TestE2EServerOnS3(t *testing.T) {
 		}
 	}
 	// A bad S3 URL is one sentence, not a Go error chain.
-	_, stderr, err := runKeep(t, env, nil, "server", "--listen", "127.0.0.1:0", "--volume", "s3://b?secret=x")
+	_, stderr, err := proctest.Run(t, env, nil, "server", "--listen", "127.0.0.1:0", "--volume", "s3://b?secret=x")
 	if exitCode(err) != 1 || !strings.Contains(stderr, "unknown parameter \"secret\"") {
 		t.Errorf("server with a bad S3 URL: %v\n%s", err, stderr)
 	}
@@ -56,13 +57,13 @@ func TestE2EUpS3(t *testing.T) {
 	if s3local.Binary() == "" {
 		t.Skipf("SKIPPING: %v", s3local.ErrNoServer)
 	}
-	env := testEnv(t)
+	env := proctest.Env(t)
 	dir, err := os.MkdirTemp("", "upS3") // short: it holds the S3 server's socket
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	d := startDaemon(t, env, "Press Ctrl-C", "up", "--s3", "--s3-server", s3local.Binary(), "--dir", dir, "--servers", "3")
+	d := proctest.Start(t, env, "Press Ctrl-C", "up", "--s3", "--s3-server", s3local.Binary(), "--dir", dir, "--servers", "3")
 	src, content := randomFile(t, 3<<20)
 	svcFile := filepath.Join(dir, "services.json")
 	text := putGetBack(t, env, svcFile, src, content)
@@ -71,8 +72,8 @@ func TestE2EUpS3(t *testing.T) {
 	if len(objects) != 2 {
 		t.Errorf("block %s is an object of %d buckets, want 2: %v", hash, len(objects), objects)
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	<-d.exited
+	d.Signal(syscall.SIGTERM)
+	d.Wait()
 	if _, err := os.Stat(filepath.Join(dir, "s3", "s3.sock")); err == nil {
 		c := (&s3local.Server{Socket: filepath.Join(dir, "s3", "s3.sock")}).HTTPClient()
 		if resp, err := c.Get("http://s3.local/"); err == nil {
@@ -88,11 +89,11 @@ func TestE2EUpS3(t *testing.T) {
 // manifest.
 func putGetBack(t *testing.T, env []string, svcFile, src string, content []byte) string {
 	t.Helper()
-	text, stderr, err := runKeep(t, env, nil, "put", "--services", svcFile, "--replicas", "2", src)
+	text, stderr, err := proctest.Run(t, env, nil, "put", "--services", svcFile, "--replicas", "2", src)
 	if err != nil {
 		t.Fatalf("put: %v\n%s", err, stderr)
 	}
-	out, stderr, err := runKeep(t, env, nil, "get", "--services", svcFile, writeManifest(t, text))
+	out, stderr, err := proctest.Run(t, env, nil, "get", "--services", svcFile, writeManifest(t, text))
 	if err != nil || !bytes.Equal([]byte(out), content) {
 		t.Fatalf("get: %v\n%s", err, stderr)
 	}

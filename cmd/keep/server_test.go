@@ -11,46 +11,19 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/keepproject/keep/internal/arvconfig"
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/keepstore"
 	"github.com/keepproject/keep/keepstore/dirvolume"
 	"go.uber.org/goleak"
 )
-
-// signalWriter collects output and closes ready at the first write
-// containing want.
-type signalWriter struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	want  string
-	ready chan struct{}
-	once  sync.Once
-}
-
-func (w *signalWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if strings.Contains(w.buf.String(), w.want) {
-		w.once.Do(func() { close(w.ready) })
-	}
-	return len(p), nil
-}
-
-func (w *signalWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
 
 func TestServerCommand(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
@@ -62,23 +35,15 @@ func TestServerCommand(t *testing.T) {
 	keyFile := filepath.Join(tmp, "key")
 	os.WriteFile(keyFile, []byte("blobkey\n"), 0o600)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stderr := &signalWriter{want: "listening", ready: make(chan struct{})}
-	done := make(chan error, 1)
-	go func() {
-		done <- runServer(ctx, []string{
-			"--listen", "127.0.0.1:0", "--volume", dir, "--read-only-volume", roDir,
-			"--addr-file", addrFile, "--capacity", "1M", "--classes", "default,hot",
-			"--system-token-file", tokFile, "--signing-key-file", keyFile, "--log-level", "debug",
-			"--max-writes", "4", "--min-upload-rate", "-1", "--upload-grace", "5s",
-		}, io.Discard, stderr)
-	}()
-	select {
-	case <-stderr.ready:
-	case err := <-done:
-		t.Fatalf("runServer returned early: %v\n%s", err, stderr)
-	}
+	stderr, stop := runInProcess(t, runServer,
+		"--listen", "127.0.0.1:0", "--volume", dir, "--read-only-volume", roDir,
+		"--addr-file", addrFile, "--capacity", "1M", "--classes", "default,hot",
+		"--system-token-file", tokFile, "--signing-key-file", keyFile, "--log-level", "debug",
+		"--max-writes", "4", "--min-upload-rate", "-1", "--upload-grace", "5s",
+	)
+	// Stopped before goleak looks; an error from runServer then fails
+	// the test at cleanup.
+	defer stop()
 	b, err := os.ReadFile(addrFile)
 	if err != nil {
 		t.Fatal(err)
@@ -127,10 +92,6 @@ func TestServerCommand(t *testing.T) {
 		t.Errorf("PUT beyond --capacity = %d, want 507", code)
 	}
 
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("runServer after cancel = %v", err)
-	}
 }
 
 func TestServerFlagErrors(t *testing.T) {
@@ -182,81 +143,17 @@ func TestServerParseBytes(t *testing.T) {
 	}
 }
 
-// logWatch collects a process's output and lets a test wait for text in it.
-type logWatch struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed and replaced on every write
-}
-
-func newLogWatch() *logWatch { return &logWatch{changed: make(chan struct{})} }
-
-func (l *logWatch) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return l.buf.Write(p)
-}
-
-func (l *logWatch) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// waitFor waits until the output matches re, and returns the match.
-func (l *logWatch) waitFor(t *testing.T, re string) []string {
-	t.Helper()
-	rx := regexp.MustCompile(re)
-	timeout := time.After(time.Minute)
-	for {
-		l.mu.Lock()
-		m, ch := rx.FindStringSubmatch(l.buf.String()), l.changed
-		l.mu.Unlock()
-		if m != nil {
-			return m
-		}
-		select {
-		case <-ch:
-		case <-timeout:
-			t.Fatalf("output never matched %q:\n%s", re, l)
-		}
-	}
-}
-
-// serverProcess is a keep server binary run with only --listen and
-// --volume flags.
-type serverProcess struct {
-	cmd    *exec.Cmd
-	base   string // http://ADDR
-	log    *logWatch
-	exited chan struct{} // closed once the process has been waited for
-	err    error         // from Wait, once exited is closed
-}
-
-func startServerProcess(t *testing.T, dirs ...string) *serverProcess {
+// startServerProcess runs a keep server binary with only --listen and
+// --volume flags, and reads its address from its start-up line. It is
+// stopped when the test ends.
+func startServerProcess(t *testing.T, dirs ...string) *keepProcess {
 	t.Helper()
 	args := []string{"server", "--listen", "127.0.0.1:0"}
 	for _, d := range dirs {
 		args = append(args, "--volume", d)
 	}
-	p := &serverProcess{cmd: exec.Command(keepBinary(t), args...), log: newLogWatch(), exited: make(chan struct{})}
-	p.cmd.Env = testEnv(t)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-	})
-	p.base = "http://" + p.log.waitFor(t, `listening" addr=(127\.0\.0\.1:[0-9]+)`)[1]
-	return p
+	p := proctest.Start(t, proctest.Env(t), "", args...)
+	return &keepProcess{Process: p, base: "http://" + proctest.WaitLine(t, p, `listening" addr=(127\.0\.0\.1:[0-9]+)`)[1]}
 }
 
 // gatedBody hands out its first half at once, then signals half and
@@ -374,10 +271,10 @@ func TestServerProcessShutdown(t *testing.T) {
 	body := newGatedBody(big, false)
 	res := startPut(t, client, p.base+"/"+bigHash, body)
 	<-body.half
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	p.log.waitFor(t, "shutting down")
+	proctest.WaitLine(t, p, "shutting down")
 	// The listener closes right after that line; allow for the race.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -395,11 +292,10 @@ func TestServerProcessShutdown(t *testing.T) {
 	if got, want := <-res, fmt.Sprintf("200 %s+%d\n", bigHash, len(big)); got != want {
 		t.Errorf("upload in flight at SIGTERM = %q, want %q", got, want)
 	}
-	<-p.exited
-	if p.err != nil {
-		t.Errorf("server exit after SIGTERM: %v\n%s", p.err, p.log)
+	if err := p.Wait(); err != nil {
+		t.Errorf("server exit after SIGTERM: %v\n%s", err, p.Log())
 	}
-	logs := p.log.String()
+	logs := p.Log().String()
 	if strings.Contains(logs, serverTestToken) {
 		t.Errorf("log contains the token:\n%s", logs)
 	}
@@ -420,8 +316,7 @@ func TestServerProcessKilledMidWrite(t *testing.T) {
 	body := newGatedBody(data, true)
 	res := startPut(t, client, p.base+"/"+hash, body)
 	<-body.half
-	p.cmd.Process.Kill()
-	<-p.exited
+	p.Kill()
 	close(body.release)
 	if got := <-res; strings.HasPrefix(got, "200") {
 		t.Errorf("PUT to killed server = %q", got)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/keepstore"
 )
 
@@ -35,7 +36,7 @@ type srvHealth struct {
 }
 
 // srvPing reads p's /_health/ping.
-func srvPing(t *testing.T, p *cfgProcess) srvHealth {
+func srvPing(t *testing.T, p *keepProcess) srvHealth {
 	t.Helper()
 	var h srvHealth
 	if err := getJSON(p.base+"/_health/ping", cfgMgmtToken, &h); err != nil {
@@ -74,11 +75,11 @@ func TestE2EServerMissingVolume(t *testing.T) {
 	p := startCfgProcess(t, "http", args...)
 	client := cfgClient(t, nil)
 
-	p.log.waitFor(t, `level=ERROR msg="volume missing: serving the other volumes without it; restart the server once it is back" path=`+
+	proctest.WaitLine(t, p, `level=ERROR msg="volume missing: serving the other volumes without it; restart the server once it is back" path=`+
 		regexp.QuoteMeta(gone)+` error="volume `+regexp.QuoteMeta(gone)+`: no such directory`)
-	version := p.log.waitFor(t, `msg="keep server listening" .*volumes=1 read_only_volumes=0 missing_volumes=1 .* version="([^"]+)"`)[1]
-	if !strings.Contains(p.log.String(), `msg="keep server starting" version="`+version+`"`) {
-		t.Errorf("no start-up line with the version %q:\n%s", version, p.log)
+	version := proctest.WaitLine(t, p, `msg="keep server listening" .*volumes=1 read_only_volumes=0 missing_volumes=1 .* version="([^"]+)"`)[1]
+	if !strings.Contains(p.Log().String(), `msg="keep server starting" version="`+version+`"`) {
+		t.Errorf("no start-up line with the version %q:\n%s", version, p.Log())
 	}
 
 	loc := cfgPut(t, client, p.base, []byte("stored while a disk is missing"))
@@ -111,9 +112,9 @@ func TestE2EServerMissingVolume(t *testing.T) {
 	if err := os.MkdirAll(gone, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p.stop()
+	p.Kill()
 	p = startCfgProcess(t, "http", args...)
-	p.log.waitFor(t, `msg="keep server listening" .*volumes=2 read_only_volumes=0 missing_volumes=0 `)
+	proctest.WaitLine(t, p, `msg="keep server listening" .*volumes=2 read_only_volumes=0 missing_volumes=0 `)
 	if h := srvPing(t, p); h.Health != "OK" || h.Error != "" || h.Version != version {
 		t.Errorf("/_health/ping with every volume = %+v, want OK, version %q", h, version)
 	}
@@ -141,7 +142,7 @@ func TestE2EServerMissingBucket(t *testing.T) {
 	bucket := "s3://gone/keep?endpoint=" + endpoint + "&region=us-east-1&credentials_file=" + creds
 	_, mgmtFile := srvTokenFiles(t)
 	p := startCfgProcess(t, "http", "server", "--listen", "127.0.0.1:0", "--volume", t.TempDir(), "--volume", bucket, "--management-token-file", mgmtFile)
-	p.log.waitFor(t, `msg="volume missing: .*S3 volume .*reaching the bucket`)
+	proctest.WaitLine(t, p, `msg="volume missing: .*S3 volume .*reaching the bucket`)
 	var st keepstore.Status
 	if err := getJSON(p.base+"/_status", cfgMgmtToken, &st); err != nil {
 		t.Fatal(err)
@@ -162,7 +163,7 @@ func TestE2EServerVolumeRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone1, gone2 := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
-	env := testEnv(t)
+	env := proctest.Env(t)
 	for _, tt := range []struct {
 		name string
 		args []string
@@ -172,7 +173,7 @@ func TestE2EServerVolumeRefusals(t *testing.T) {
 		{"a file for a volume", []string{"--volume", t.TempDir(), "--volume", file}, []string{file, "not a directory"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, stderr, err := runKeep(t, env, nil, append([]string{"server", "--listen", "127.0.0.1:0"}, tt.args...)...)
+			_, stderr, err := proctest.Run(t, env, nil, append([]string{"server", "--listen", "127.0.0.1:0"}, tt.args...)...)
 			if err == nil {
 				t.Fatal("keep server started")
 			}
@@ -194,7 +195,7 @@ func TestE2EServerVolumeRefusals(t *testing.T) {
 func TestE2EServerVolumeUUIDAcrossConfig(t *testing.T) {
 	const configured = "e2e00-nyw5e-000000000000000" // the config's uuid for dirs[0]
 	sysFile, _ := srvTokenFiles(t)
-	env := testEnv(t)
+	env := proctest.Env(t)
 
 	t.Run("flags then config", func(t *testing.T) {
 		c := newCfgCluster(t)
@@ -204,9 +205,9 @@ func TestE2EServerVolumeUUIDAcrossConfig(t *testing.T) {
 			t.Fatalf("/mounts with flags = %v", uuids)
 		}
 		kept := uuids[0]
-		p.stop()
+		p.Kill()
 
-		_, stderr, err := runKeep(t, env, nil, "server", "--config", c.write(t), "--listen", "127.0.0.1:0")
+		_, stderr, err := proctest.Run(t, env, nil, "server", "--config", c.write(t), "--listen", "127.0.0.1:0")
 		if err == nil || strings.Count(stderr, kept) < 2 || !strings.Contains(stderr, configured) || !strings.Contains(stderr, c.dirs[0]) {
 			t.Errorf("--config naming %s a volume that keeps %s: %v\n%s", configured, kept, err, stderr)
 		}
@@ -223,7 +224,7 @@ func TestE2EServerVolumeUUIDAcrossConfig(t *testing.T) {
 		if uuids, _ := srvMounts(t, p.base); len(uuids) != 1 || uuids[0] != configured {
 			t.Fatalf("/mounts with --config = %v, want %s", uuids, configured)
 		}
-		p.stop()
+		p.Kill()
 		p = startCfgProcess(t, "http", "server", "--listen", "127.0.0.1:0", "--volume", c.dirs[0], "--system-token-file", sysFile)
 		if uuids, _ := srvMounts(t, p.base); len(uuids) != 1 || uuids[0] != configured {
 			t.Errorf("/mounts with flags after --config = %v, want %s", uuids, configured)

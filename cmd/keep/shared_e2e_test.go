@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/internal/s3test"
 	"github.com/keepproject/keep/keepclient"
@@ -37,7 +38,7 @@ const (
 )
 
 func newSharedCluster(t *testing.T) *sharedCluster {
-	c := &sharedCluster{t: t, env: testEnv(t), s3: s3test.Start(t)}
+	c := &sharedCluster{t: t, env: proctest.Env(t), s3: s3test.Start(t)}
 	endpoint := c.s3.TCPEndpoint(t)
 	creds := filepath.Join(t.TempDir(), "s3-credentials")
 	os.WriteFile(creds, []byte(c.s3.AccessKey+"\n"+c.s3.SecretKey+"\n"), 0o600)
@@ -80,7 +81,7 @@ func (c *sharedCluster) block(seed uint64) (path, hash string) {
 // put stores path at replicas and returns its manifest file.
 func (c *sharedCluster) put(path string, replicas int) string {
 	c.t.Helper()
-	text, stderr, err := runKeep(c.t, c.env, nil, "put", "--services", c.svcFile, "--replicas", fmt.Sprint(replicas), "--no-cache", path)
+	text, stderr, err := proctest.Run(c.t, c.env, nil, "put", "--services", c.svcFile, "--replicas", fmt.Sprint(replicas), "--no-cache", path)
 	if err != nil {
 		c.t.Fatalf("put --replicas %d: %v\n%s", replicas, err, stderr)
 	}
@@ -167,7 +168,7 @@ func TestE2ESharedBucket(t *testing.T) {
 		t.Fatalf("after balance --replicas 1: garbage in %q (want none), the one-copy block in %q (want A), the two-copy block in %q", c.in(garbage), c.in(one), c.in(two))
 	}
 	for _, mf := range []string{oneMf, twoMf} {
-		if _, stderr, err := runKeep(t, c.env, nil, "get", "--services", c.svcFile, mf); err != nil {
+		if _, stderr, err := proctest.Run(t, c.env, nil, "get", "--services", c.svcFile, mf); err != nil {
 			t.Fatalf("get %s after balance --replicas 1: %v\n%s", mf, err, stderr)
 		}
 	}

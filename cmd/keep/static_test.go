@@ -4,10 +4,11 @@ import (
 	"debug/buildinfo"
 	"debug/elf"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/keepproject/keep/internal/proc/proctest"
 )
 
 // TestStaticBinary: keep built with CGO_ENABLED=0, as docs/deploy.md
@@ -26,10 +27,8 @@ func TestStaticBinary(t *testing.T) {
 			t.Skip("builds a binary; skipped in -short mode")
 		}
 		bin = filepath.Join(t.TempDir(), "keep")
-		cmd := exec.Command("go", "build", "-o", bin, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
+		if err := proctest.Build(bin, "CGO_ENABLED=0"); err != nil {
+			t.Fatal(err)
 		}
 	}
 	bi, err := buildinfo.ReadFile(bin)

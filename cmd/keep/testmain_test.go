@@ -2,18 +2,16 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
 		// The binary built for the end-to-end tests.
-		if binPath != "" {
-			os.RemoveAll(filepath.Dir(binPath))
-		}
+		proctest.RemoveBinary()
 		os.Exit(code)
 	}))
 }

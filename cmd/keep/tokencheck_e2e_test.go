@@ -16,6 +16,7 @@ import (
 
 	"github.com/keepproject/keep/internal/apiauth"
 	"github.com/keepproject/keep/internal/apiauth/apiauthtest"
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/locator"
@@ -37,7 +38,7 @@ func tcRegistry(t *testing.T) (*apiauthtest.Registry, []string) {
 	reg.Set(tcReadToken, apiauth.ScopeRead)
 	reg.Set(tcWriteToken, apiauth.ScopeWrite)
 	reg.SetDown(tcDownToken)
-	return reg, append(testEnv(t), "SSL_CERT_FILE="+reg.CertFile(t))
+	return reg, append(proctest.Env(t), "SSL_CERT_FILE="+reg.CertFile(t))
 }
 
 // tcExpect sends a request with tok and fails unless it gets want.
@@ -74,7 +75,7 @@ func TestE2ETokenRegistry(t *testing.T) {
 	}
 
 	t.Run("proxy without a registry", func(t *testing.T) {
-		_, stderr, err := runKeep(t, env, nil, "proxy", "--listen", "127.0.0.1:0", "--services", svcFile)
+		_, stderr, err := proctest.Run(t, env, nil, "proxy", "--listen", "127.0.0.1:0", "--services", svcFile)
 		line := strings.TrimSuffix(stderr, "\n")
 		if exitCode(err) != 2 || strings.Contains(line, "\n") || !strings.Contains(line, "--registry") || !strings.Contains(line, "--any-token") {
 			t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and one line naming --registry and --any-token", exitCode(err), stderr)
@@ -134,7 +135,7 @@ func TestE2ETokenRegistry(t *testing.T) {
 	if n := reg.Asked(cfgSystemToken); n != 0 {
 		t.Errorf("the registry was asked %d times about the system token", n)
 	}
-	logs := p.log.String()
+	logs := p.Log().String()
 	if !strings.Contains(logs, `tokens="registry `+reg.Host()+`"`) || strings.Contains(logs, "secret") {
 		t.Errorf("the proxy's log does not name its registry, or shows a token:\n%s", logs)
 	}
@@ -159,13 +160,13 @@ func TestE2EProxyRegistryFromConfig(t *testing.T) {
 			t.Errorf("block not on the server with volume %s", d)
 		}
 	}
-	if logs := p.log.String(); !strings.Contains(logs, `tokens="registry `+reg.Host()+` (Services.Controller.ExternalURL)"`) {
+	if logs := p.Log().String(); !strings.Contains(logs, `tokens="registry `+reg.Host()+` (Services.Controller.ExternalURL)"`) {
 		t.Errorf("the proxy's log does not say where its registry came from:\n%s", logs)
 	}
 
 	plain := strings.Replace(controller, "https://", "http://", 1)
 	path := c.write(t, "    Services:\n", plain)
-	_, stderr, err := runKeep(t, env, nil, "proxy", "--config", path, "--services", svcFile)
+	_, stderr, err := proctest.Run(t, env, nil, "proxy", "--config", path, "--services", svcFile)
 	if exitCode(err) != 1 || !strings.Contains(stderr, "Services.Controller.ExternalURL") || !strings.Contains(stderr, "not https") {
 		t.Errorf("proxy with an http controller: exit %d, stderr:\n%s", exitCode(err), stderr)
 	}
