@@ -216,6 +216,16 @@ func (d *Directory) blockPath(hash string) (string, error) {
 	return filepath.Join(d.root, hash[:3], hash), nil
 }
 
+// writablePath is blockPath for a change to the block: an error
+// wrapping keepstore.ErrReadOnly on a read-only volume.
+func (d *Directory) writablePath(hash string) (string, error) {
+	p, err := d.blockPath(hash)
+	if err == nil && d.readOnly {
+		err = keepstore.ErrReadOnly
+	}
+	return p, err
+}
+
 // Open implements keepstore.Volume.
 func (d *Directory) Open(ctx context.Context, hash string) (io.ReadCloser, int64, error) {
 	p, err := d.blockPath(hash)
@@ -256,12 +266,9 @@ func (d *Directory) Stat(ctx context.Context, hash string) (keepstore.BlockInfo,
 
 // Touch implements keepstore.Volume.
 func (d *Directory) Touch(ctx context.Context, hash string) error {
-	p, err := d.blockPath(hash)
+	p, err := d.writablePath(hash)
 	if err != nil {
 		return err
-	}
-	if d.readOnly {
-		return keepstore.ErrReadOnly
 	}
 	now := time.Now()
 	d.mu.Lock() // see Trash
@@ -271,12 +278,9 @@ func (d *Directory) Touch(ctx context.Context, hash string) error {
 
 // Put implements keepstore.Volume.
 func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int64) error {
-	p, err := d.blockPath(hash)
+	p, err := d.writablePath(hash)
 	if err != nil {
 		return err
-	}
-	if d.readOnly {
-		return keepstore.ErrReadOnly
 	}
 	if err := d.checkRoom(size); err != nil {
 		return err

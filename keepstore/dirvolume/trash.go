@@ -24,12 +24,9 @@ const staleTmpAge = time.Minute
 
 // Trash implements keepstore.Volume.
 func (d *Directory) Trash(ctx context.Context, hash string, mtime, deadline time.Time) error {
-	p, err := d.blockPath(hash)
+	p, err := d.writablePath(hash)
 	if err != nil {
 		return err
-	}
-	if d.readOnly {
-		return keepstore.ErrReadOnly
 	}
 	// d.mu orders this against the renames of writes and touches, so the
 	// block checked is the block trashed.
@@ -59,12 +56,9 @@ func (d *Directory) Trash(ctx context.Context, hash string, mtime, deadline time
 // Untrash implements keepstore.Volume. Of several trashed copies, the one with
 // the latest deadline is restored.
 func (d *Directory) Untrash(ctx context.Context, hash string) error {
-	p, err := d.blockPath(hash)
+	p, err := d.writablePath(hash)
 	if err != nil {
 		return err
-	}
-	if d.readOnly {
-		return keepstore.ErrReadOnly
 	}
 	dir := filepath.Dir(p)
 	ents, err := os.ReadDir(dir)
