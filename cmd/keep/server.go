@@ -108,7 +108,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	listen := fs.String("listen", "127.0.0.1:25107", "`address` to listen on; port 0 picks a free one (Arvados: the host and port of this server's Services.Keepstore.InternalURLs entry, or of its ListenURL)")
 	addrFile := fs.String("addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
 	var volumes, roVolumes srvDirs
-	fs.Var(&volumes, "volume", "store blocks in the volume at `URL`, a directory or a URL of a form above (repeatable); with --config, --volume and --read-only-volume replace the file's volumes (Arvados: Volumes, Driver and DriverParameters, such as Directory's DriverParameters.Root)")
+	fs.Var(&volumes, "volume", "store blocks in the volume at `URL`, a directory or a URL of a form above (repeatable); with --config, --volume and --read-only-volume replace the file's volumes (Arvados: Volumes.*.Driver and DriverParameters, such as DriverParameters.Root)")
 	fs.Var(&roVolumes, "read-only-volume", "serve blocks from the volume at `URL` without writing (repeatable) (Arvados: Volumes.*.ReadOnly)")
 	capacity := fs.String("capacity", "", "limit each volume to `size` bytes of blocks (suffixes K, M, G, T = powers of 1024; KB, MB, GB, TB = powers of 1000)")
 	classes := fs.String("classes", "", "comma-separated storage `classes` of every volume, replacing those from --config; without either, \"default\" (Arvados: Volumes.*.StorageClasses)")
