@@ -12,9 +12,6 @@ import (
 	"os"
 	"strconv"
 	"time"
-
-	"github.com/keepproject/keep/internal/protocol"
-	"github.com/keepproject/keep/locator"
 )
 
 // errChecksum means a stored copy does not match its hash.
@@ -31,29 +28,10 @@ func (e errClientGone) Error() string { return "writing response: " + e.err.Erro
 // last chunk is withheld and the connection cut, so the client sees a
 // short body rather than bad data. HEAD reads and checks the whole block
 // too, and reports a mismatch as 502.
-func (s *Server) handleRead(w *response, r *http.Request, path string) {
-	w.Header().Set("Vary", protocol.HeaderSignature)
+func (s *Server) handleRead(w *response, r *http.Request, path, _ string) {
 	loc, ok := parseLocator(w, path)
 	if !ok {
 		return
-	}
-	if s.requireSigs {
-		tok, ok := requestToken(w, r)
-		if !ok {
-			return
-		}
-		if r.Method == http.MethodGet && loc.Size < 0 && loc.Hash != locator.EmptyHash {
-			w.fail(http.StatusMethodNotAllowed, "locator has no size hint", nil)
-			return
-		}
-		switch err := s.signer.Verify(loc, tok, time.Now()); {
-		case errors.Is(err, locator.ErrExpired):
-			w.fail(http.StatusUnauthorized, "expired signature", nil)
-			return
-		case err != nil:
-			w.fail(http.StatusBadRequest, "invalid signature", nil)
-			return
-		}
 	}
 
 	head := r.Method == http.MethodHead

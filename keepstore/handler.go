@@ -1,26 +1,16 @@
 package keepstore
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/keepproject/keep/internal/apiauth"
 	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/locator"
 )
-
-// retryAfter is the Retry-After, in seconds, of every 503 the server
-// sends. A 503 from this server always means a passing condition (too
-// many requests, a failing volume); a full server answers 507. Clients
-// that follow our status contract (docs/protocol.md) retry a 503 only
-// when it carries Retry-After, and treat one without it as full.
-const retryAfter = "1"
 
 // response wraps the ResponseWriter to record what the request log and
 // metrics need.
@@ -69,11 +59,15 @@ func (w *response) ReadFrom(r io.Reader) (int64, error) {
 func (w *response) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // fail sends a plain-text error and records err (if any) for the log.
-// A 503 gets Retry-After, so that clients know to try again.
+// A 503 gets Retry-After (protocol.BusyRetryAfter), so that clients know
+// to try again: a 503 from this server always means a passing condition
+// (too many requests, a failing volume), and a full server answers 507.
+// Clients that follow our status contract (docs/protocol.md) retry a 503
+// only when it carries Retry-After, and treat one without it as full.
 func (w *response) fail(code int, msg string, err error) {
 	w.err = err
 	if code == http.StatusServiceUnavailable && w.Header().Get(protocol.HeaderRetryAfter) == "" {
-		w.Header().Set(protocol.HeaderRetryAfter, retryAfter)
+		w.Header().Set(protocol.HeaderRetryAfter, protocol.BusyRetryAfter)
 	}
 	http.Error(w, msg, code)
 }
@@ -96,17 +90,17 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // OPTIONS anything (CORS). With the SystemToken: GET /index[/PREFIX],
 // GET /mounts, GET /mounts/UUID/blocks[?prefix=P], PUT /pull, PUT
 // /trash, GET /pull and GET /trash (what became of the current lists),
-// PUT /untrash/LOCATOR, TOUCH /LOCATOR, DELETE /LOCATOR. With
-// the ManagementToken: GET /_status (JSON), GET /metrics (Prometheus),
-// GET /_health/ping ({"health": "OK", "version": ...}; "ERROR" and an
-// "error" while a volume is missing). Anything else, including unknown methods, gets 400
-// Bad Request as from Arvados keepstore.
+// PUT /untrash/LOCATOR, TOUCH /LOCATOR, DELETE /LOCATOR. With the
+// ManagementToken: GET /_status (JSON), GET /metrics (Prometheus), GET
+// /_health/ping ({"health": "OK", "version": ...}; "ERROR" and an
+// "error" while a volume is missing). Anything else, including unknown
+// methods, gets 400 Bad Request as from Arvados keepstore.
 //
 // With a TokenChecker, reads of blocks need a token of scope read and
 // PUT one of scope write, unless it is the SystemToken: 401 for a token
 // the registry does not know, 403 for one of too small a scope, 502
-// when the registry cannot say, all before any slot is taken or any
-// body byte read.
+// when the registry cannot say. Every refusal of a token comes before
+// any slot is taken or any body byte read.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := protocol.RequestID(r.Header.Get(protocol.HeaderRequestID))
@@ -161,107 +155,6 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	s.route(w, r)
 }
 
-func (s *Server) route(w *response, r *http.Request) {
-	p := r.URL.Path
-	get := r.Method == http.MethodGet
-	read := get || r.Method == http.MethodHead
-	// A block path is /LOCATOR, or //LOCATOR for reads (old clients).
-	loc, rooted := strings.CutPrefix(p, "/")
-	loc, double := strings.CutPrefix(loc, "/")
-	isLoc := rooted && loc != "" && !strings.Contains(loc, "/")
-	admin := func(f func()) { s.limited(w, r, f) }
-	switch {
-	case r.Method == http.MethodOptions:
-		w.WriteHeader(http.StatusOK)
-	case strings.HasPrefix(p, "/_health/") && read:
-		if s.checkManagementToken(w, r) {
-			if p != "/_health/ping" {
-				w.fail(http.StatusNotFound, "Not Found", nil)
-				return
-			}
-			writeJSON(w, s.health())
-		}
-	case p == "/metrics" && get:
-		if s.checkManagementToken(w, r) {
-			s.metrics.handler.ServeHTTP(w, r)
-		}
-	case p == "/_status" && get:
-		if s.checkManagementToken(w, r) {
-			writeJSON(w, s.Status(r.Context()))
-		}
-	case (p == "/index" || strings.HasPrefix(p, "/index/")) && get:
-		admin(func() { s.handleIndex(w, r, strings.TrimPrefix(strings.TrimPrefix(p, "/index"), "/")) })
-	case p == "/mounts" && get:
-		s.handleMounts(w, r)
-	case strings.HasPrefix(p, "/mounts/") && get:
-		admin(func() { s.handleMountIndex(w, r, strings.TrimPrefix(p, "/mounts/")) })
-	case p == "/pull" && r.Method == http.MethodPut:
-		s.handlePullList(w, r)
-	case p == "/trash" && r.Method == http.MethodPut:
-		s.handleTrashList(w, r)
-	case p == "/pull" && get:
-		s.handleListReport(w, r, s.pulls.current)
-	case p == "/trash" && get:
-		s.handleListReport(w, r, s.trashes.current)
-	case strings.HasPrefix(p, "/untrash/") && r.Method == http.MethodPut:
-		admin(func() { s.handleUntrash(w, r, strings.TrimPrefix(p, "/untrash/")) })
-	case r.Method == "TOUCH" && isLoc && !double:
-		admin(func() { s.handleTouch(w, r, loc) })
-	case r.Method == http.MethodDelete && isLoc && !double:
-		admin(func() { s.handleDelete(w, r, loc) })
-	case r.Method == http.MethodPut && isLoc && !double:
-		// Uploads have write slots of their own (see handlePut).
-		if s.authorize(w, r, apiauth.ScopeWrite) {
-			s.handlePut(w, r, loc)
-		}
-	case read && isLoc:
-		if s.authorize(w, r, apiauth.ScopeRead) {
-			s.limited(w, r, func() { s.handleRead(w, r, loc) })
-		}
-	default:
-		w.fail(http.StatusBadRequest, "Bad Request", nil)
-	}
-}
-
-// limited runs f, a read or index listing, if fewer than
-// MaxConcurrentRequests of them are running, else answers 503 with
-// Retry-After at once: a client is better off trying another server than
-// waiting in a queue here.
-func (s *Server) limited(w *response, r *http.Request, f func()) {
-	if !s.limiter.TryAcquire(1) {
-		w.fail(http.StatusServiceUnavailable, "server busy", nil)
-		return
-	}
-	defer s.limiter.Release(1)
-	f()
-}
-
-// maxAuthorizationLen is the longest Authorization header accepted, in
-// bytes. Arvados tokens are under 100 bytes; OpenID Connect access tokens
-// used as bearer tokens run to a few kilobytes.
-const maxAuthorizationLen = 8 << 10
-
-// requestToken returns the request's bearer token, or answers 401 (with the
-// messages Arvados keepstore uses) and returns false. Several
-// Authorization headers are refused rather than one picked: a proxy in
-// front might have checked another.
-func requestToken(w *response, r *http.Request) (string, bool) {
-	switch a := r.Header.Values("Authorization"); {
-	case len(a) > 1:
-		w.fail(http.StatusUnauthorized, fmt.Sprintf("%v: %d Authorization headers, want one", protocol.ErrMalformedToken, len(a)), nil)
-		return "", false
-	case len(a) == 1 && len(a[0]) > maxAuthorizationLen:
-		w.fail(http.StatusUnauthorized, fmt.Sprintf("%v: %d bytes, longer than the %d allowed", protocol.ErrMalformedToken, len(a[0]), maxAuthorizationLen), nil)
-		return "", false
-	}
-	tok, err := protocol.BearerToken(r.Header)
-	if err != nil {
-		w.fail(http.StatusUnauthorized, err.Error(), nil)
-		return "", false
-	}
-	return tok, true
-}
-
 // maxLocatorLen is the longest locator accepted in a path, in bytes. A
 // signed locator with a few hints is under 200; checking the length
 // before parsing bounds the work and the error message for a path of
@@ -283,80 +176,6 @@ func parseLocator(w *response, path string) (locator.Locator, bool) {
 		return locator.Locator{}, false
 	}
 	return loc, true
-}
-
-// checkSystemToken answers 401 or 403 and returns false unless the
-// request carries the system token.
-func (s *Server) checkSystemToken(w *response, r *http.Request) bool {
-	if s.systemToken == "" {
-		w.fail(http.StatusForbidden, "forbidden: no system token configured", nil)
-		return false
-	}
-	tok, ok := requestToken(w, r)
-	if !ok {
-		return false
-	}
-	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.systemToken)) != 1 {
-		w.fail(http.StatusForbidden, "forbidden", nil)
-		return false
-	}
-	return true
-}
-
-// authorize answers 401, 403 or 502 and returns false unless the
-// request's token may do what needs scope need, as the TokenChecker
-// says. Without a TokenChecker, or with the system token, it returns
-// true. It runs before any slot is taken or body byte read.
-func (s *Server) authorize(w *response, r *http.Request, need apiauth.Scope) bool {
-	if s.tokens == nil {
-		return true
-	}
-	tok, ok := requestToken(w, r)
-	if !ok {
-		return false
-	}
-	if s.systemToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.systemToken)) == 1 {
-		return true
-	}
-	scope, err := s.tokens.Check(r.Context(), tok)
-	switch {
-	case err != nil:
-		w.fail(http.StatusBadGateway, "cannot check the token: "+err.Error(), err)
-		return false
-	case scope == apiauth.ScopeNone:
-		w.fail(http.StatusUnauthorized, "unknown or revoked token", nil)
-		return false
-	case !scope.Allows(need):
-		w.fail(http.StatusForbidden, fmt.Sprintf("forbidden: a token of scope %s may not %s blocks", scope, verb(need)), nil)
-		return false
-	}
-	return true
-}
-
-// verb names what scope need allows, for a refusal.
-func verb(need apiauth.Scope) string {
-	if need == apiauth.ScopeRead {
-		return "read"
-	}
-	return "write"
-}
-
-// checkManagementToken answers 404, 401 or 403 and returns false unless
-// the request carries the management token.
-func (s *Server) checkManagementToken(w *response, r *http.Request) bool {
-	if s.mgmtToken == "" {
-		w.fail(http.StatusNotFound, "Not Found: management endpoints are disabled (no management token configured)", nil)
-		return false
-	}
-	tok, ok := requestToken(w, r)
-	if !ok {
-		return false
-	}
-	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.mgmtToken)) != 1 {
-		w.fail(http.StatusForbidden, "forbidden", nil)
-		return false
-	}
-	return true
 }
 
 // logError logs a problem found while serving w's request, beyond the

@@ -240,6 +240,7 @@ type Server struct {
 	writes      *writeSlots
 	log         *slog.Logger
 	metrics     *metrics
+	routes      []route // routeTable
 
 	trashOn          bool
 	trashLifetime    time.Duration // 0: delete at once
@@ -376,6 +377,7 @@ func NewWithContext(ctx context.Context, cfg Config) (*Server, error) {
 		s.log.Error("volume missing: serving the other volumes without it; restart the server once it is back", attrs...)
 	}
 	s.metrics = newMetrics(s)
+	s.routes = s.routeTable()
 	s.startWorkers()
 	return s, nil
 }

@@ -25,10 +25,7 @@ const maxListBytes = 512 << 20
 
 // handleMounts lists the volumes (GET /mounts), as keep-balance reads
 // them.
-func (s *Server) handleMounts(w *response, r *http.Request) {
-	if !s.checkSystemToken(w, r) {
-		return
-	}
+func (s *Server) handleMounts(w *response, _ *http.Request, _, _ string) {
 	host, _ := os.Hostname()
 	// A missing volume is left out, so that a keep-balance (ours or
 	// Arvados') counts none of its blocks, rather than reading its
@@ -68,10 +65,7 @@ func deviceID(m *mount, host string) string {
 
 // handleMountIndex serves GET /mounts/UUID/blocks[/PREFIX][?prefix=P]:
 // the index of one volume.
-func (s *Server) handleMountIndex(w *response, r *http.Request, rest string) {
-	if !s.checkSystemToken(w, r) {
-		return
-	}
+func (s *Server) handleMountIndex(w *response, r *http.Request, rest, _ string) {
 	uuid, sub, _ := strings.Cut(rest, "/")
 	prefix, ok := strings.CutPrefix(sub, "blocks")
 	if !ok || (prefix != "" && !strings.HasPrefix(prefix, "/")) {
@@ -103,10 +97,7 @@ func (s *Server) mount(uuid string) *mount {
 }
 
 // handlePullList replaces the pull list (PUT /pull).
-func (s *Server) handlePullList(w *response, r *http.Request) {
-	if !s.checkSystemToken(w, r) {
-		return
-	}
+func (s *Server) handlePullList(w *response, r *http.Request, _, _ string) {
 	var items []protocol.PullItem
 	if !readList(w, r, &items) {
 		return
@@ -122,10 +113,7 @@ func (s *Server) handlePullList(w *response, r *http.Request) {
 }
 
 // handleTrashList replaces the trash list (PUT /trash).
-func (s *Server) handleTrashList(w *response, r *http.Request) {
-	if !s.checkSystemToken(w, r) {
-		return
-	}
+func (s *Server) handleTrashList(w *response, r *http.Request, _, _ string) {
 	var items []protocol.TrashItem
 	if !readList(w, r, &items) {
 		return
@@ -140,14 +128,13 @@ func (s *Server) handleTrashList(w *response, r *http.Request) {
 	fmt.Fprintf(w, "Received %d trash requests\n", len(items))
 }
 
-// handleListReport answers GET /pull or GET /trash: what became of the
-// items of the current list (a route of ours; Arvados keepstore has
-// none).
-func (s *Server) handleListReport(w *response, r *http.Request, report func() protocol.ListReport) {
-	if !s.checkSystemToken(w, r) {
-		return
+// listReport returns the handler of GET /pull or GET /trash: what
+// became of the items of the current list, as report says (a route of
+// ours; Arvados keepstore has none).
+func (s *Server) listReport(report func() protocol.ListReport) handler {
+	return func(w *response, _ *http.Request, _, _ string) {
+		writeJSON(w, report())
 	}
-	writeJSON(w, report())
 }
 
 // readList decodes a JSON list from the request body, or answers 400.
@@ -189,10 +176,7 @@ func checkPullItem(it protocol.PullItem) error {
 
 // handleTouch sets the block's modification time to now on every
 // writable volume holding it (TOUCH /LOCATOR).
-func (s *Server) handleTouch(w *response, r *http.Request, path string) {
-	if !s.checkSystemToken(w, r) {
-		return
-	}
+func (s *Server) handleTouch(w *response, r *http.Request, path, _ string) {
 	loc, ok := parseLocator(w, path)
 	if !ok {
 		return
@@ -222,10 +206,7 @@ func (s *Server) handleTouch(w *response, r *http.Request, path string) {
 
 // handleUntrash restores the block from the trash of every writable
 // volume that has a copy there (PUT /untrash/LOCATOR).
-func (s *Server) handleUntrash(w *response, r *http.Request, path string) {
-	if !s.checkSystemToken(w, r) {
-		return
-	}
+func (s *Server) handleUntrash(w *response, r *http.Request, path, _ string) {
 	loc, ok := parseLocator(w, path)
 	if !ok {
 		return
@@ -268,10 +249,7 @@ type DeleteResult struct {
 // handleDelete trashes the block's copies older than the signing TTL on
 // every writable volume (DELETE /LOCATOR): 405 with trash disabled, 404
 // if no writable volume has it, else 200 with a DeleteResult.
-func (s *Server) handleDelete(w *response, r *http.Request, path string) {
-	if !s.checkSystemToken(w, r) {
-		return
-	}
+func (s *Server) handleDelete(w *response, r *http.Request, path, _ string) {
 	if !s.trashOn {
 		w.fail(http.StatusMethodNotAllowed, "Method Not Allowed: trash is disabled on this server", nil)
 		return

@@ -23,11 +23,7 @@ var errCollision = errors.New("hash collision")
 // request line and headers is decided before the body is read, so a
 // client sending "Expect: 100-continue" uploads nothing when refused:
 // net/http sends "100 Continue" only once the handler reads the body.
-func (s *Server) handlePut(w *response, r *http.Request, path string) {
-	tok, ok := requestToken(w, r)
-	if !ok {
-		return
-	}
+func (s *Server) handlePut(w *response, r *http.Request, path, tok string) {
 	loc, ok := parseLocator(w, path)
 	if !ok {
 		return

@@ -8,8 +8,8 @@ import "net/http"
 // that a client's rule reads the proxy as it would read those servers.
 
 // BusyRetryAfter is the Retry-After, in seconds, that marks a 503 as busy
-// rather than full: a proxy sends it with every 503 it answers, which
-// always means busy (full is 507).
+// rather than full: a block server and a proxy send it with every 503
+// they answer, which always means busy (full is 507).
 const BusyRetryAfter = "1"
 
 // StatusClientClosedRequest is the status a server logs for a request
