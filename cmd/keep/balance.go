@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/balance"
+	"github.com/keepproject/keep/internal/arvconfig"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keepstore"
 )
@@ -160,7 +161,7 @@ func balanceTTL(fs *flag.FlagSet, flagTTL time.Duration, configFile, clusterID s
 	case set["signing-ttl"]:
 		return flagTTL, "--signing-ttl", nil
 	case configFile != "":
-		c, err := loadArvadosConfig(configFile, clusterID)
+		c, err := arvconfig.ReadFile(configFile, clusterID)
 		if err != nil {
 			return 0, "", fmt.Errorf("--config %s: %w", configFile, err)
 		}

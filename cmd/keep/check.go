@@ -76,7 +76,7 @@ func (f *adminFlags) inventory(ctx context.Context, paths []string, stderr io.Wr
 	}
 	token := res.KeepToken()
 	if f.tokenFile != "" {
-		if token, err = srvReadSecret(f.tokenFile); err != nil {
+		if token, err = readSecret(f.tokenFile); err != nil {
 			return balance.Inventory{}, nil, nil, fmt.Errorf("--system-token-file: %w", err)
 		}
 	}

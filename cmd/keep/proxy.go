@@ -3,8 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -67,102 +65,148 @@ to start unless --any-token is given, which accepts every token and
 leaves the block servers to apply their own rules: only for tests and
 closed networks.`
 
-func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("proxy", "", proxySummary, stderr)
-	configFile := fs.String("config", "", "read the listen address and TLS files from an Arvados cluster configuration `file`, such as /etc/arvados/config.yml")
-	clusterID := fs.String("cluster", "", "the cluster `id` to use when the --config file configures several")
-	internalURL := fs.String("internal-url", "", "with --config: this proxy's `URL` among Services.Keepproxy.InternalURLs (default $ARVADOS_SERVICE_INTERNAL_URL, else the only one whose host is this machine)")
-	listen := fs.String("listen", "127.0.0.1:25107", "`address` to listen on (Arvados: the host and port of this proxy's Services.Keepproxy.InternalURLs entry, or of its ListenURL)")
-	addrFile := fs.String("addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
-	maxWrites := fs.Int("max-writes", keepproxy.DefaultMaxWrites, "PUTs written to the servers at once; their buffers hold at most this × 64 MiB + 8 MiB; more get 503 with Retry-After")
-	maxReads := fs.Int("max-reads", keepproxy.DefaultMaxReads, "GETs and HEADs handled at once; their buffers hold at most this × 64 MiB; more get 503 with Retry-After")
-	maxBlocks := fs.Int("max-blocks", 0, "set both --max-reads and --max-writes to `n` (the older flag)")
-	minRate := fs.Int64("min-rate", keepproxy.DefaultMinRate, "slowest body transfer accepted, in `bytes/s`")
-	window := fs.Duration("rate-window", keepproxy.DefaultRateWindow, "the period over which --min-rate is measured")
-	bufIdle := fs.Duration("buffer-idle", keepproxy.DefaultBufferIdle, "keep an unused block buffer this long before returning its memory")
-	tlsCert := fs.String("tls-cert", "", "serve HTTPS with the certificate in `file` (needs --tls-key) (Arvados: TLS.Certificate, used when this proxy's URL is https)")
-	tlsKey := fs.String("tls-key", "", "private key `file` for --tls-cert (Arvados: TLS.Key)")
-	servicesCheck := fs.Duration("services-check", 5*time.Second, "look for a changed list of block servers this often (read the --services file again, or ask the API server); 0: only on SIGHUP")
-	registry := fs.String("registry", "", registryHelp+"; needed unless --any-token, or --config names Services.Controller.ExternalURL")
-	anyToken := fs.Bool("any-token", false, "accept every token, passing it on to the block servers, which apply their own rules: only for tests and closed networks")
-	var cf clientFlags
-	cf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 || (*tlsCert == "") != (*tlsKey == "") {
-		fmt.Fprintln(stderr, "keep proxy: takes no arguments, and --tls-cert needs --tls-key")
+// proxyFlags is keep proxy's command line.
+type proxyFlags struct {
+	p                     arvconfig.ProxySettings // the settings flags give as they are
+	configFile, clusterID string
+	internalURL           string
+	addrFile              string
+	opts                  keepproxy.Options
+	maxBlocks             int
+	servicesCheck         time.Duration
+	cf                    clientFlags
+}
+
+func (f *proxyFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.configFile, "config", "", "read the listen address and TLS files from an Arvados cluster configuration `file`, such as /etc/arvados/config.yml")
+	fs.StringVar(&f.clusterID, "cluster", "", "the cluster `id` to use when the --config file configures several")
+	fs.StringVar(&f.internalURL, "internal-url", "", "with --config: this proxy's `URL` among Services.Keepproxy.InternalURLs (default $ARVADOS_SERVICE_INTERNAL_URL, else the only one whose host is this machine)")
+	fs.StringVar(&f.p.Listen, "listen", "127.0.0.1:25107", "`address` to listen on (Arvados: the host and port of this proxy's Services.Keepproxy.InternalURLs entry, or of its ListenURL)")
+	fs.StringVar(&f.addrFile, "addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
+	fs.IntVar(&f.opts.MaxWrites, "max-writes", keepproxy.DefaultMaxWrites, "PUTs written to the servers at once; their buffers hold at most this × 64 MiB + 8 MiB; more get 503 with Retry-After")
+	fs.IntVar(&f.opts.MaxReads, "max-reads", keepproxy.DefaultMaxReads, "GETs and HEADs handled at once; their buffers hold at most this × 64 MiB; more get 503 with Retry-After")
+	fs.IntVar(&f.maxBlocks, "max-blocks", 0, "set both --max-reads and --max-writes to `n` (the older flag)")
+	fs.Int64Var(&f.opts.MinRate, "min-rate", keepproxy.DefaultMinRate, "slowest body transfer accepted, in `bytes/s`")
+	fs.DurationVar(&f.opts.RateWindow, "rate-window", keepproxy.DefaultRateWindow, "the period over which --min-rate is measured")
+	fs.DurationVar(&f.opts.BufferIdle, "buffer-idle", keepproxy.DefaultBufferIdle, "keep an unused block buffer this long before returning its memory")
+	fs.StringVar(&f.p.TLSCert, "tls-cert", "", "serve HTTPS with the certificate in `file` (needs --tls-key) (Arvados: TLS.Certificate, used when this proxy's URL is https)")
+	fs.StringVar(&f.p.TLSKey, "tls-key", "", "private key `file` for --tls-cert (Arvados: TLS.Key)")
+	fs.DurationVar(&f.servicesCheck, "services-check", 5*time.Second, "look for a changed list of block servers this often (read the --services file again, or ask the API server); 0: only on SIGHUP")
+	fs.StringVar(&f.p.Registry, "registry", "", registryHelp+"; needed unless --any-token, or --config names Services.Controller.ExternalURL")
+	fs.BoolVar(&f.p.AnyToken, "any-token", false, "accept every token, passing it on to the block servers, which apply their own rules: only for tests and closed networks")
+	f.cf.register(fs)
+}
+
+// check refuses a command line keep proxy cannot run with, and applies
+// --max-blocks.
+func (f *proxyFlags) check(fs *flag.FlagSet) error {
+	if fs.NArg() != 0 || (f.p.TLSCert == "") != (f.p.TLSKey == "") {
+		fmt.Fprintln(fs.Output(), "keep proxy: takes no arguments, and --tls-cert needs --tls-key")
 		fs.Usage()
 		return errUsage
 	}
-	if *anyToken && *registry != "" {
+	if f.p.AnyToken && f.p.Registry != "" {
 		return usageError(fs, "--registry and --any-token contradict each other: give one")
 	}
-	if *servicesCheck < 0 {
-		return usageError(fs, "--services-check %v: want 0 (only on SIGHUP) or more", *servicesCheck)
+	if f.servicesCheck < 0 {
+		return usageError(fs, "--services-check %v: want 0 (only on SIGHUP) or more", f.servicesCheck)
 	}
-	opts := keepproxy.Options{MaxWrites: *maxWrites, MaxReads: *maxReads, MinRate: *minRate, RateWindow: *window, BufferIdle: *bufIdle}
-	if err := checkProxyFlags(fs, &opts, *maxBlocks); err != nil {
-		fmt.Fprintln(stderr, "keep proxy:", err)
+	if err := checkProxyFlags(fs, &f.opts, f.maxBlocks); err != nil {
+		fmt.Fprintln(fs.Output(), "keep proxy:", err)
 		return errUsage
 	}
-	pc := proxyConfig{listen: *listen, tlsCert: *tlsCert, tlsKey: *tlsKey, registry: *registry, anyToken: *anyToken}
-	if *configFile != "" {
-		if err := pc.fromArvados(fs, *configFile, *clusterID, cmp.Or(*internalURL, os.Getenv("ARVADOS_SERVICE_INTERNAL_URL"))); err != nil {
-			return fmt.Errorf("--config %s: %w", *configFile, err)
+	return nil
+}
+
+// fromConfig fills in f.p from the --config file, leaving alone
+// whatever a flag set on fs gave.
+func (f *proxyFlags) fromConfig(fs *flag.FlagSet) error {
+	if f.configFile == "" {
+		if f.clusterID != "" || f.internalURL != "" {
+			return usageError(fs, "--cluster and --internal-url need --config")
 		}
-	} else if *clusterID != "" || *internalURL != "" {
-		return usageError(fs, "--cluster and --internal-url need --config")
+		return nil
 	}
-	if pc.registry == "" && !pc.anyToken {
+	c, err := arvconfig.ReadFile(f.configFile, f.clusterID)
+	if err == nil {
+		var ep *arvconfig.Endpoint
+		if ep, err = c.Proxy(cmp.Or(f.internalURL, os.Getenv("ARVADOS_SERVICE_INTERNAL_URL")), arvconfig.IsLocal); err != nil {
+			err = withURLHint(err)
+		} else {
+			err = c.FillProxy(&f.p, ep, flagsSet(fs))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("--config %s: %w", f.configFile, err)
+	}
+	return nil
+}
+
+func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("proxy", "", proxySummary, stderr)
+	var f proxyFlags
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := f.check(fs); err != nil {
+		return err
+	}
+	if err := f.fromConfig(fs); err != nil {
+		return err
+	}
+	if f.p.Registry == "" && !f.p.AnyToken {
 		fmt.Fprintln(stderr, "keep proxy: no token registry: give --registry HOST[:PORT], the registry or Arvados API server whose tokens the proxy accepts, or --any-token to accept every token (only for tests and closed networks)")
 		return errUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	opts.Logger = log
+	f.opts.Logger = log
 	tokens := "any"
-	if pc.registry != "" {
-		checker, err := newTokenChecker(pc.registry)
+	if f.p.Registry != "" {
+		checker, err := newTokenChecker(f.p.Registry)
 		if err != nil {
 			return usageError(fs, "--registry: %v", err)
 		}
 		defer checker.CloseIdleConnections()
-		opts.TokenChecker = checker
-		tokens = "registry " + pc.registry
-		if pc.registryFrom != "" {
-			tokens += " (" + pc.registryFrom + ")"
+		f.opts.TokenChecker = checker
+		tokens = "registry " + f.p.Registry
+		if f.p.RegistryFrom != "" {
+			tokens += " (" + f.p.RegistryFrom + ")"
 		}
 	} else {
 		log.Warn("accepting every token (--any-token), passing it on to the block servers: only for tests and closed networks")
 	}
-	if pc.managementToken != "" {
+	if f.p.ManagementToken != "" {
 		log.Warn("ManagementToken is set in the configuration but not enforced yet: /_health/ping answers anyone who can reach this proxy")
 	}
-	kc, res, err := cf.newClient(ctx, keepproxy.DefaultReplicas, nil, log)
+	return f.run(ctx, log, tokens)
+}
+
+// run proxies until ctx ends, logging to log; tokens says which tokens
+// it accepts, for the log.
+func (f *proxyFlags) run(ctx context.Context, log *slog.Logger, tokens string) error {
+	kc, res, err := f.cf.newClient(ctx, keepproxy.DefaultReplicas, nil, log)
 	if err != nil {
 		return err
 	}
 	defer kc.Close()
-	l, err := listenTLS(pc.listen, pc.tlsCert, pc.tlsKey)
+	l, err := listenTLS(f.p.Listen, f.p.TLSCert, f.p.TLSKey)
 	if err != nil {
 		return err
 	}
-	if *addrFile != "" {
-		if err := os.WriteFile(*addrFile, []byte(l.Addr().String()+"\n"), 0o644); err != nil {
-			l.Close()
-			return err
-		}
+	if err := writeAddrFile(f.addrFile, l); err != nil {
+		return err
 	}
-	attrs := []any{"addr", l.Addr().String(), "tls", pc.tlsCert != "", "services", res.Source(), "count", len(kc.Services()), "tokens", tokens, "version", version.String()}
-	if pc.internalURL != "" {
-		attrs = append(attrs, "internal_url", pc.internalURL)
+	attrs := []any{"addr", l.Addr().String(), "tls", f.p.TLSCert != "", "services", res.Source(), "count", len(kc.Services()), "tokens", tokens, "version", version.String()}
+	if f.p.InternalURL != "" {
+		attrs = append(attrs, "internal_url", f.p.InternalURL)
 	}
 	// Watching (and SIGHUP handled) before "listening" is logged, so
 	// that whoever waits for that line may send SIGHUP.
-	stopWatch := watchServices(ctx, res, kc, *servicesCheck, log)
+	stopWatch := watchServices(ctx, res, kc, f.servicesCheck, log)
 	defer stopWatch()
 	log.Info("keep proxy listening", attrs...)
-	px := keepproxy.NewWithOptions(kc, opts)
+	px := keepproxy.NewWithOptions(kc, f.opts)
 	defer px.Close()
 	return serveHTTP(ctx, l, &http.Server{
 		Handler: px,
@@ -240,55 +284,6 @@ func describeServices(svcs []keepclient.Service) string {
 	return strings.Join(parts, ", ")
 }
 
-// proxyConfig is where the proxy listens and how, from the flags and
-// --config.
-type proxyConfig struct {
-	listen          string
-	tlsCert, tlsKey string
-	internalURL     string // the InternalURLs entry served, with --config
-	registry        string // the token registry's host[:port], or ""
-	registryFrom    string // where registry came from, when not --registry
-	anyToken        bool   // --any-token
-	// managementToken is read from --config only and not enforced yet.
-	// TODO(management-token): give it to keepproxy once /_health/ping
-	// (and metrics, when the proxy has them) check it.
-	managementToken string
-}
-
-// fromArvados fills in pc from an Arvados config.yml, leaving alone
-// whatever a flag set on fs gave.
-func (pc *proxyConfig) fromArvados(fs *flag.FlagSet, path, clusterID, given string) error {
-	set := flagsSet(fs)
-	c, err := loadArvadosConfig(path, clusterID)
-	if err != nil {
-		return err
-	}
-	ep, err := c.Proxy(given, arvconfig.IsLocal)
-	if err != nil {
-		return withURLHint(err)
-	}
-	pc.internalURL, pc.managementToken = ep.InternalURL, c.ManagementToken
-	if pc.registry == "" && !pc.anyToken {
-		// The cluster's API server knows its tokens, as Arvados
-		// keepproxy asks it.
-		if pc.registry, err = c.ControllerHost(); err != nil {
-			return err
-		}
-		if pc.registry != "" {
-			pc.registryFrom = "Services.Controller.ExternalURL"
-		}
-	}
-	if !set["listen"] {
-		pc.listen = ep.Listen
-	}
-	if !set["tls-cert"] && ep.TLS {
-		if pc.tlsCert, pc.tlsKey, err = c.TLSFiles(); err != nil {
-			return fmt.Errorf("%s is https: %w", ep.InternalURL, err)
-		}
-	}
-	return nil
-}
-
 // checkProxyFlags applies --max-blocks and refuses values that are not
 // positive.
 func checkProxyFlags(fs *flag.FlagSet, opts *keepproxy.Options, maxBlocks int) error {
@@ -311,64 +306,6 @@ func checkProxyFlags(fs *flag.FlagSet, opts *keepproxy.Options, maxBlocks int) e
 		return fmt.Errorf("--min-rate %d: want at least 1 byte/s", opts.MinRate)
 	case opts.RateWindow <= 0 || opts.BufferIdle <= 0:
 		return fmt.Errorf("--rate-window and --buffer-idle must be positive (got %v and %v)", opts.RateWindow, opts.BufferIdle)
-	}
-	return nil
-}
-
-// listenTLS listens on addr, serving TLS with the certificate and key in
-// the given files when certFile is not "".
-func listenTLS(addr, certFile, keyFile string) (net.Listener, error) {
-	var cfg *tls.Config
-	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("loading --tls-cert %s and --tls-key %s: %w", certFile, keyFile, err)
-		}
-		cfg = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	if cfg != nil {
-		l = tls.NewListener(l, cfg)
-	}
-	return l, nil
-}
-
-// serve runs handler on l until ctx is cancelled, then shuts down
-// gracefully: it stops accepting and lets requests in flight finish.
-func serve(ctx context.Context, l net.Listener, handler http.Handler, log *slog.Logger) error {
-	return serveHTTP(ctx, l, &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		// A client that sends or reads a block at a trickle must not
-		// hold a request slot (and a temp file) for ever: 64 MiB in
-		// 5 minutes is 220 kB/s.
-		ReadTimeout:  5 * time.Minute,
-		WriteTimeout: 5 * time.Minute,
-		IdleTimeout:  2 * time.Minute,
-	}, log)
-}
-
-// serveHTTP runs srv on l until ctx is cancelled, then shuts down
-// gracefully.
-func serveHTTP(ctx context.Context, l net.Listener, srv *http.Server, log *slog.Logger) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down; finishing requests in flight")
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
 	}
 	return nil
 }

@@ -22,12 +22,6 @@ import (
 	"github.com/keepproject/keep/transfer"
 )
 
-// repeated is a flag that may be given several times.
-type repeated []string
-
-func (r *repeated) String() string     { return strings.Join(*r, ",") }
-func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
-
 // errPending is what put --dry-run returns when something would be
 // stored: exit status 2, as arv-put --dry-run.
 var errPending = errors.New("files pending")

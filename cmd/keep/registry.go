@@ -74,7 +74,7 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	signer := locator.Signer{TTL: *ttl}
 	if *keyFile != "" {
-		key, err := srvReadSecret(*keyFile)
+		key, err := readSecret(*keyFile)
 		if err != nil {
 			return fmt.Errorf("--signing-key-file: %w", err)
 		}
@@ -179,7 +179,7 @@ func (f *dbFlags) dsn(fs interface{ Name() string }) (string, error) {
 	case f.db != "" && f.dbFile != "":
 		return "", fmt.Errorf("%s: --db and --db-file: give one", fs.Name())
 	case f.dbFile != "":
-		s, err := srvReadSecret(f.dbFile)
+		s, err := readSecret(f.dbFile)
 		if err != nil {
 			return "", fmt.Errorf("--db-file: %w", err)
 		}

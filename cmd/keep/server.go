@@ -4,17 +4,17 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keepproject/keep/internal/apiauth"
 	"github.com/keepproject/keep/internal/arvconfig"
+	"github.com/keepproject/keep/internal/bytesize"
 	"github.com/keepproject/keep/internal/version"
 	"github.com/keepproject/keep/keepstore"
 )
@@ -43,12 +43,12 @@ func volumeForms() string {
 	return b.String()
 }
 
-// srvDirs is a repeatable volume flag.
-type srvDirs []string
+// volumeList is a repeatable volume flag.
+type volumeList []string
 
-func (d *srvDirs) String() string { return strings.Join(*d, ",") }
+func (d *volumeList) String() string { return strings.Join(*d, ",") }
 
-func (d *srvDirs) Set(v string) error {
+func (d *volumeList) Set(v string) error {
 	if v == "" {
 		return errors.New("empty volume")
 	}
@@ -56,176 +56,226 @@ func (d *srvDirs) Set(v string) error {
 	return nil
 }
 
-// srvRate is a byte rate flag: a size as --capacity takes it, or a
+// rateFlag is a byte rate flag: a size as --capacity takes it, or a
 // negative number.
-type srvRate int64
+type rateFlag int64
 
-func (r *srvRate) String() string { return srvFormatBytes(int64(*r)) }
+func (r *rateFlag) String() string { return bytesize.Format(int64(*r)) }
 
-func (r *srvRate) Set(v string) error {
+func (r *rateFlag) Set(v string) error {
 	if rest, neg := strings.CutPrefix(v, "-"); neg {
-		n, err := srvParseBytes(rest)
+		n, err := bytesize.Parse(rest)
 		if err != nil {
 			return err
 		}
-		*r = srvRate(-max(n, 1))
+		*r = rateFlag(-max(n, 1))
 		return nil
 	}
-	n, err := srvParseBytes(v)
-	*r = srvRate(n)
+	n, err := bytesize.Parse(v)
+	*r = rateFlag(n)
 	return err
 }
 
-// serverOptions is what runServer builds a server from: the flags,
-// filled in from --config where a flag was not given.
+// serverFlags is keep server's command line.
+type serverFlags struct {
+	s                     arvconfig.ServerSettings // the settings flags give as they are
+	configFile, clusterID string
+	internalURL           string
+	addrFile              string
+	volumes, roVolumes    volumeList
+	capacity, classes     string
+	keyFile               string
+	sysTokenFile          string
+	mgmtTokenFile         string
+	maxWrites             int
+	minRate               rateFlag
+	grace                 time.Duration
+	registry              string
+	noSync                bool
+}
+
+func (f *serverFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.configFile, "config", "", "read settings from an Arvados cluster configuration `file`, such as /etc/arvados/config.yml")
+	fs.StringVar(&f.clusterID, "cluster", "", "the cluster `id` to use when the --config file configures several")
+	fs.StringVar(&f.internalURL, "internal-url", "", "with --config: this server's `URL` among Services.Keepstore.InternalURLs (default $ARVADOS_SERVICE_INTERNAL_URL, else the only one whose host is this machine)")
+	fs.StringVar(&f.s.Listen, "listen", "127.0.0.1:25107", "`address` to listen on; port 0 picks a free one (Arvados: the host and port of this server's Services.Keepstore.InternalURLs entry, or of its ListenURL)")
+	fs.StringVar(&f.addrFile, "addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
+	fs.Var(&f.volumes, "volume", "store blocks in the volume at `URL`, a directory or a URL of a form above (repeatable); with --config, --volume and --read-only-volume replace the file's volumes (Arvados: Volumes.*.Driver and DriverParameters, such as DriverParameters.Root)")
+	fs.Var(&f.roVolumes, "read-only-volume", "serve blocks from the volume at `URL` without writing (repeatable) (Arvados: Volumes.*.ReadOnly)")
+	fs.StringVar(&f.capacity, "capacity", "", "limit each volume to `size` bytes of blocks (suffixes K, M, G, T = powers of 1024; KB, MB, GB, TB = powers of 1000)")
+	fs.StringVar(&f.classes, "classes", "", "comma-separated storage `classes` of every volume, replacing those from --config; without either, \"default\" (Arvados: Volumes.*.StorageClasses)")
+	fs.StringVar(&f.keyFile, "signing-key-file", "", "sign returned locators with the blob signing key in `file` (Arvados: Collections.BlobSigningKey)")
+	fs.DurationVar(&f.s.SigningTTL, "signing-ttl", keepstore.DefaultSigningTTL, "how long a signature stays valid; copies younger than this are never trashed (Arvados: Collections.BlobSigningTTL)")
+	fs.BoolVar(&f.s.RequireSignatures, "require-signatures", false, "require valid signatures on GET and HEAD; needs a signing key (Arvados: Collections.BlobSigning, which defaults to true there)")
+	fs.StringVar(&f.sysTokenFile, "system-token-file", "", "the token in `file` opens the admin routes: block listings (/index, /mounts), pull and trash lists, DELETE, untrash (Arvados: SystemRootToken)")
+	fs.StringVar(&f.mgmtTokenFile, "management-token-file", "", "the token in `file` opens /metrics, /_status and /_health/*, which answer 404 without one (Arvados: ManagementToken)")
+	f.registerTrash(fs)
+	fs.IntVar(&f.s.MaxRequests, "max-requests", keepstore.DefaultMaxConcurrentRequests, "reads (GET, HEAD) and index listings handled at once; more get 503 with Retry-After (Arvados: API.MaxConcurrentRequests; 0 there means this default)")
+	fs.IntVar(&f.maxWrites, "max-writes", keepstore.DefaultMaxConcurrentWrites, "uploads (PUT) handled at once; beyond that a new upload takes the slot of one lagging below --min-upload-rate, or gets 503 with Retry-After")
+	f.minRate = rateFlag(keepstore.DefaultMinUploadRate)
+	fs.Var(&f.minRate, "min-upload-rate", "slowest an upload body may arrive, in `bytes/s` (suffixes as --capacity); a slower upload gets 408 and nothing is stored; 0 means the default, a negative value no minimum")
+	fs.DurationVar(&f.grace, "upload-grace", keepstore.DefaultUploadGrace, "waiting for an upload's body allowed on top of --min-upload-rate (for a slow start or a pause)")
+	fs.StringVar(&f.s.TLSCert, "tls-cert", "", "serve HTTPS with the certificate in `file`; needs --tls-key (Arvados: TLS.Certificate, used when this server's URL is https)")
+	fs.StringVar(&f.s.TLSKey, "tls-key", "", "private key `file` for --tls-cert (Arvados: TLS.Key)")
+	fs.StringVar(&f.s.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error (Arvados: SystemLogs.LogLevel)")
+	fs.StringVar(&f.registry, "registry", "", registryHelp+"; without it any token may PUT, and GET and HEAD need only what --require-signatures asks")
+	fs.BoolVar(&f.noSync, "no-sync", false, "for measuring only: answer uploads to directory volumes before the data is on disk, so a crash can lose acknowledged blocks")
+}
+
+// registerTrash registers the trash and pull flags, which take the
+// Arvados meanings of 0.
+func (f *serverFlags) registerTrash(fs *flag.FlagSet) {
+	fs.BoolVar(&f.s.Trash, "blob-trash", true, "act on trash lists and DELETE; false: DELETE answers 405 and trash list items are skipped (Arvados: Collections.BlobTrash)")
+	fs.DurationVar(&f.s.TrashLifetime, "blob-trash-lifetime", keepstore.DefaultTrashLifetime, "how long a trashed block can be restored before it is deleted; 0 deletes at once (Arvados: Collections.BlobTrashLifetime)")
+	fs.DurationVar(&f.s.TrashCheckInterval, "blob-trash-check-interval", keepstore.DefaultTrashCheckInterval, "how often trash past its lifetime and stale temporary files are deleted; 0 never (Arvados: Collections.BlobTrashCheckInterval)")
+	fs.IntVar(&f.s.TrashConcurrency, "blob-trash-concurrency", keepstore.DefaultTrashConcurrency, "trash list workers; 0 turns trashing off, as --blob-trash=false (Arvados: Collections.BlobTrashConcurrency)")
+	fs.IntVar(&f.s.PullConcurrency, "blob-replicate-concurrency", keepstore.DefaultPullConcurrency, "pull list workers, at least 1 (Arvados: Collections.BlobReplicateConcurrency)")
+}
+
+// check refuses a command line keep server cannot run with.
+func (f *serverFlags) check(fs *flag.FlagSet, set map[string]bool) error {
+	if fs.NArg() != 0 || (len(f.volumes)+len(f.roVolumes) == 0 && f.configFile == "") || (f.s.TLSCert == "") != (f.s.TLSKey == "") {
+		fmt.Fprintln(fs.Output(), "keep server: need --config or at least one --volume or --read-only-volume, no arguments, and --tls-cert with --tls-key")
+		fs.Usage()
+		return errUsage
+	}
+	if f.configFile == "" && (set["cluster"] || set["internal-url"]) {
+		return usageError(fs, "--cluster and --internal-url need --config")
+	}
+	return nil
+}
+
+// serverOptions is what keep server runs with: the flags, filled in
+// from --config where a flag was not given.
 type serverOptions struct {
-	listen          string
-	volumes         []keepstore.VolumeConfig
-	signingKey      []byte
-	signingTTL      time.Duration
-	requireSigs     bool
-	systemToken     string
-	maxRequests     int
-	tlsCert, tlsKey string
-	logLevel        string
-	managementToken string
-	// The trash and pull settings as the flags take them (Arvados'
-	// meanings of 0), turned into keepstore's by storeConfig.
-	trash              bool
-	trashLifetime      time.Duration // 0: delete at once
-	trashCheckInterval time.Duration // 0: never sweep
-	trashConcurrency   int           // 0: trash off
-	pullConcurrency    int
-	internalURL        string // the InternalURLs entry served, with --config
-	registry           string // --registry: the token registry's host[:port], or ""
+	arvconfig.ServerSettings
+	registry      string // --registry: the token registry's host[:port], or ""
+	addrFile      string
+	maxWrites     int
+	minUploadRate int64
+	uploadGrace   time.Duration
+}
+
+// options reads the files the flags name (secrets, --config) and
+// returns the options; set holds the names of the flags given.
+func (f *serverFlags) options(set map[string]bool) (*serverOptions, error) {
+	o := &serverOptions{ServerSettings: f.s, registry: f.registry, addrFile: f.addrFile,
+		maxWrites: f.maxWrites, minUploadRate: int64(f.minRate), uploadGrace: f.grace}
+	var capBytes int64
+	if f.capacity != "" {
+		n, err := bytesize.Parse(f.capacity)
+		if err != nil {
+			return nil, fmt.Errorf("--capacity: %w", err)
+		}
+		capBytes = n
+	}
+	for i, list := range [][]string{f.volumes, f.roVolumes} {
+		for _, url := range list {
+			p, err := keepstore.ParseVolume(url)
+			if err != nil {
+				return nil, err
+			}
+			o.Volumes = append(o.Volumes, keepstore.VolumeConfig{Params: p, ReadOnly: i == 1, NoSync: f.noSync})
+		}
+	}
+	if err := f.readSecrets(&o.ServerSettings); err != nil {
+		return nil, err
+	}
+	if f.configFile != "" {
+		if err := f.fromConfig(&o.ServerSettings, set); err != nil {
+			return nil, fmt.Errorf("--config %s: %w", f.configFile, err)
+		}
+	}
+	for i := range o.Volumes {
+		o.Volumes[i].Capacity = capBytes
+		if set["classes"] {
+			o.Volumes[i].Classes = strings.Split(f.classes, ",")
+		}
+	}
+	if o.RequireSignatures && len(o.SigningKey) == 0 {
+		return nil, errors.New("signatures are required (--require-signatures, or Collections.BlobSigning in --config) but there is no signing key")
+	}
+	return o, nil
+}
+
+// readSecrets reads the signing key and tokens from the files the flags
+// name into s.
+func (f *serverFlags) readSecrets(s *arvconfig.ServerSettings) error {
+	var key string
+	for _, sec := range []struct {
+		flag, path string
+		dst        *string
+	}{
+		{"signing-key-file", f.keyFile, &key},
+		{"management-token-file", f.mgmtTokenFile, &s.ManagementToken},
+		{"system-token-file", f.sysTokenFile, &s.SystemToken},
+	} {
+		if sec.path == "" {
+			continue
+		}
+		v, err := readSecret(sec.path)
+		if err != nil {
+			return fmt.Errorf("--%s: %w", sec.flag, err)
+		}
+		*sec.dst = v
+	}
+	if key != "" {
+		s.SigningKey = []byte(key)
+	}
+	return nil
+}
+
+// fromConfig fills in s from the --config file, leaving alone the
+// settings of the flags in set.
+func (f *serverFlags) fromConfig(s *arvconfig.ServerSettings, set map[string]bool) error {
+	given := cmp.Or(f.internalURL, os.Getenv("ARVADOS_SERVICE_INTERNAL_URL"))
+	c, ks, err := loadKeepstoreConfig(f.configFile, f.clusterID, given)
+	if err != nil {
+		return err
+	}
+	return c.FillServer(s, ks, set)
 }
 
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("server", "", serverSummary(), stderr)
-	configFile := fs.String("config", "", "read settings from an Arvados cluster configuration `file`, such as /etc/arvados/config.yml")
-	clusterID := fs.String("cluster", "", "the cluster `id` to use when the --config file configures several")
-	internalURL := fs.String("internal-url", "", "with --config: this server's `URL` among Services.Keepstore.InternalURLs (default $ARVADOS_SERVICE_INTERNAL_URL, else the only one whose host is this machine)")
-	listen := fs.String("listen", "127.0.0.1:25107", "`address` to listen on; port 0 picks a free one (Arvados: the host and port of this server's Services.Keepstore.InternalURLs entry, or of its ListenURL)")
-	addrFile := fs.String("addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
-	var volumes, roVolumes srvDirs
-	fs.Var(&volumes, "volume", "store blocks in the volume at `URL`, a directory or a URL of a form above (repeatable); with --config, --volume and --read-only-volume replace the file's volumes (Arvados: Volumes.*.Driver and DriverParameters, such as DriverParameters.Root)")
-	fs.Var(&roVolumes, "read-only-volume", "serve blocks from the volume at `URL` without writing (repeatable) (Arvados: Volumes.*.ReadOnly)")
-	capacity := fs.String("capacity", "", "limit each volume to `size` bytes of blocks (suffixes K, M, G, T = powers of 1024; KB, MB, GB, TB = powers of 1000)")
-	classes := fs.String("classes", "", "comma-separated storage `classes` of every volume, replacing those from --config; without either, \"default\" (Arvados: Volumes.*.StorageClasses)")
-	keyFile := fs.String("signing-key-file", "", "sign returned locators with the blob signing key in `file` (Arvados: Collections.BlobSigningKey)")
-	ttl := fs.Duration("signing-ttl", keepstore.DefaultSigningTTL, "how long a signature stays valid; copies younger than this are never trashed (Arvados: Collections.BlobSigningTTL)")
-	requireSigs := fs.Bool("require-signatures", false, "require valid signatures on GET and HEAD; needs a signing key (Arvados: Collections.BlobSigning, which defaults to true there)")
-	sysTokenFile := fs.String("system-token-file", "", "the token in `file` opens the admin routes: block listings (/index, /mounts), pull and trash lists, DELETE, untrash (Arvados: SystemRootToken)")
-	mgmtTokenFile := fs.String("management-token-file", "", "the token in `file` opens /metrics, /_status and /_health/*, which answer 404 without one (Arvados: ManagementToken)")
-	trash := fs.Bool("blob-trash", true, "act on trash lists and DELETE; false: DELETE answers 405 and trash list items are skipped (Arvados: Collections.BlobTrash)")
-	trashLifetime := fs.Duration("blob-trash-lifetime", keepstore.DefaultTrashLifetime, "how long a trashed block can be restored before it is deleted; 0 deletes at once (Arvados: Collections.BlobTrashLifetime)")
-	trashCheck := fs.Duration("blob-trash-check-interval", keepstore.DefaultTrashCheckInterval, "how often trash past its lifetime and stale temporary files are deleted; 0 never (Arvados: Collections.BlobTrashCheckInterval)")
-	trashConc := fs.Int("blob-trash-concurrency", keepstore.DefaultTrashConcurrency, "trash list workers; 0 turns trashing off, as --blob-trash=false (Arvados: Collections.BlobTrashConcurrency)")
-	pullConc := fs.Int("blob-replicate-concurrency", keepstore.DefaultPullConcurrency, "pull list workers, at least 1 (Arvados: Collections.BlobReplicateConcurrency)")
-	maxRequests := fs.Int("max-requests", keepstore.DefaultMaxConcurrentRequests, "reads (GET, HEAD) and index listings handled at once; more get 503 with Retry-After (Arvados: API.MaxConcurrentRequests; 0 there means this default)")
-	maxWrites := fs.Int("max-writes", keepstore.DefaultMaxConcurrentWrites, "uploads (PUT) handled at once; beyond that a new upload takes the slot of one lagging below --min-upload-rate, or gets 503 with Retry-After")
-	minRate := srvRate(keepstore.DefaultMinUploadRate)
-	fs.Var(&minRate, "min-upload-rate", "slowest an upload body may arrive, in `bytes/s` (suffixes as --capacity); a slower upload gets 408 and nothing is stored; 0 means the default, a negative value no minimum")
-	grace := fs.Duration("upload-grace", keepstore.DefaultUploadGrace, "waiting for an upload's body allowed on top of --min-upload-rate (for a slow start or a pause)")
-	tlsCert := fs.String("tls-cert", "", "serve HTTPS with the certificate in `file`; needs --tls-key (Arvados: TLS.Certificate, used when this server's URL is https)")
-	tlsKey := fs.String("tls-key", "", "private key `file` for --tls-cert (Arvados: TLS.Key)")
-	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error (Arvados: SystemLogs.LogLevel)")
-	registry := fs.String("registry", "", registryHelp+"; without it any token may PUT, and GET and HEAD need only what --require-signatures asks")
-	noSync := fs.Bool("no-sync", false, "for measuring only: answer uploads to directory volumes before the data is on disk, so a crash can lose acknowledged blocks")
+	var f serverFlags
+	f.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	set := flagsSet(fs)
-	if fs.NArg() != 0 || (len(volumes)+len(roVolumes) == 0 && *configFile == "") || (*tlsCert == "") != (*tlsKey == "") {
-		fmt.Fprintln(stderr, "keep server: need --config or at least one --volume or --read-only-volume, no arguments, and --tls-cert with --tls-key")
-		fs.Usage()
-		return errUsage
+	if err := f.check(fs, set); err != nil {
+		return err
 	}
-	if *configFile == "" && (set["cluster"] || set["internal-url"]) {
-		return usageError(fs, "--cluster and --internal-url need --config")
-	}
-
-	o := serverOptions{listen: *listen, signingTTL: *ttl, requireSigs: *requireSigs, maxRequests: *maxRequests,
-		tlsCert: *tlsCert, tlsKey: *tlsKey, logLevel: *logLevel, registry: *registry,
-		trash: *trash, trashLifetime: *trashLifetime, trashCheckInterval: *trashCheck, trashConcurrency: *trashConc, pullConcurrency: *pullConc}
-	var capBytes int64
-	if *capacity != "" {
-		n, err := srvParseBytes(*capacity)
-		if err != nil {
-			return fmt.Errorf("--capacity: %w", err)
-		}
-		capBytes = n
-	}
-	for i, list := range [][]string{volumes, roVolumes} {
-		for _, url := range list {
-			p, err := keepstore.ParseVolume(url)
-			if err != nil {
-				return err
-			}
-			o.volumes = append(o.volumes, keepstore.VolumeConfig{Params: p, ReadOnly: i == 1, NoSync: *noSync})
-		}
-	}
-	if *keyFile != "" {
-		key, err := srvReadSecret(*keyFile)
-		if err != nil {
-			return fmt.Errorf("--signing-key-file: %w", err)
-		}
-		o.signingKey = []byte(key)
-	}
-	if *mgmtTokenFile != "" {
-		tok, err := srvReadSecret(*mgmtTokenFile)
-		if err != nil {
-			return fmt.Errorf("--management-token-file: %w", err)
-		}
-		o.managementToken = tok
-	}
-	if *sysTokenFile != "" {
-		tok, err := srvReadSecret(*sysTokenFile)
-		if err != nil {
-			return fmt.Errorf("--system-token-file: %w", err)
-		}
-		o.systemToken = tok
-	}
-	if *configFile != "" {
-		given := cmp.Or(*internalURL, os.Getenv("ARVADOS_SERVICE_INTERNAL_URL"))
-		c, ks, err := loadKeepstoreConfig(*configFile, *clusterID, given)
-		if err == nil {
-			err = o.fromArvados(c, ks, set)
-		}
-		if err != nil {
-			return fmt.Errorf("--config %s: %w", *configFile, err)
-		}
-	}
-	for i := range o.volumes {
-		o.volumes[i].Capacity = capBytes
-		if set["classes"] {
-			o.volumes[i].Classes = strings.Split(*classes, ",")
-		}
-	}
-	if o.requireSigs && len(o.signingKey) == 0 {
-		return errors.New("signatures are required (--require-signatures, or Collections.BlobSigning in --config) but there is no signing key")
+	o, err := f.options(set)
+	if err != nil {
+		return err
 	}
 	var checker *apiauth.Checker
 	if o.registry != "" {
-		var err error
 		if checker, err = newTokenChecker(o.registry); err != nil {
 			return usageError(fs, "--registry: %v", err)
 		}
 		defer checker.CloseIdleConnections()
 	}
+	return o.run(ctx, checker, stderr)
+}
 
+// run serves blocks until ctx ends, checking tokens with checker if it
+// is not nil, and logging to stderr.
+func (o *serverOptions) run(ctx context.Context, checker *apiauth.Checker, stderr io.Writer) error {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("log level %q: want debug, info, warn or error", o.logLevel)
+	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		return fmt.Errorf("log level %q: want debug, info, warn or error", o.LogLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	log.Info("keep server starting", "version", version.String())
 
-	cfg, err := o.storeConfig()
+	cfg, err := o.StoreConfig()
 	if err != nil {
 		return err
 	}
-	cfg.MaxConcurrentWrites, cfg.MinUploadRate, cfg.UploadGrace, cfg.Logger = *maxWrites, int64(minRate), *grace, log
+	cfg.MaxConcurrentWrites, cfg.MinUploadRate, cfg.UploadGrace, cfg.Logger = o.maxWrites, o.minUploadRate, o.uploadGrace, log
 	if checker != nil {
 		cfg.TokenChecker = checker
 	}
@@ -235,18 +285,22 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer ks.Close() // closes the volumes too
 
-	l, err := listenTLS(o.listen, o.tlsCert, o.tlsKey)
+	l, err := listenTLS(o.Listen, o.TLSCert, o.TLSKey)
 	if err != nil {
 		return err
 	}
-	if *addrFile != "" {
-		if err := os.WriteFile(*addrFile, []byte(l.Addr().String()+"\n"), 0o644); err != nil {
-			l.Close()
-			return err
-		}
+	if err := writeAddrFile(o.addrFile, l); err != nil {
+		return err
 	}
+	o.logListening(log, l.Addr().String(), ks.Status(ctx).Volumes)
+	return serve(ctx, l, ks, log)
+}
+
+// logListening logs the server's settings and which tokens it accepts,
+// once it listens at addr with volumes.
+func (o *serverOptions) logListening(log *slog.Logger, addr string, volumes []keepstore.VolumeStatus) {
 	ro, missing := 0, 0
-	for _, v := range ks.Status(ctx).Volumes {
+	for _, v := range volumes {
 		switch {
 		case v.Missing:
 			missing++
@@ -254,12 +308,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			ro++
 		}
 	}
-	attrs := []any{"addr", l.Addr().String(), "tls", o.tlsCert != "",
-		"volumes", len(o.volumes) - ro - missing, "read_only_volumes", ro, "missing_volumes", missing,
-		"signing", len(o.signingKey) > 0, "require_signatures", o.requireSigs,
-		"trash", o.trash && o.trashConcurrency > 0, "management_routes", o.managementToken != ""}
-	if o.internalURL != "" {
-		attrs = append(attrs, "internal_url", o.internalURL)
+	attrs := []any{"addr", addr, "tls", o.TLSCert != "",
+		"volumes", len(o.Volumes) - ro - missing, "read_only_volumes", ro, "missing_volumes", missing,
+		"signing", len(o.SigningKey) > 0, "require_signatures", o.RequireSignatures,
+		"trash", o.Trash && o.TrashConcurrency > 0, "management_routes", o.ManagementToken != ""}
+	if o.InternalURL != "" {
+		attrs = append(attrs, "internal_url", o.InternalURL)
 	}
 	attrs = append(attrs, "version", version.String())
 	if o.registry != "" {
@@ -268,20 +322,6 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		log.Info("keep server tokens", "accepted", o.acceptedTokens())
 	}
 	log.Info("keep server listening", attrs...)
-	return serve(ctx, l, ks, log)
-}
-
-// registryHelp starts the help of --registry, for keep server and keep
-// proxy.
-const registryHelp = "accept only the tokens the token registry (keep registry, or an Arvados API server) at `HOST[:PORT]` knows, " +
-	"asked over HTTPS (GET /arvados/v1/users/current; answers cached for a minute, refusals for 5 s): GET and HEAD need a read token, PUT a write token; " +
-	"the registry's certificate is checked against the system's authorities, or those in the PEM file $SSL_CERT_FILE names"
-
-// newTokenChecker returns a checker of the tokens the registry at host
-// knows, trusting the system's certificate authorities (which
-// $SSL_CERT_FILE replaces).
-func newTokenChecker(host string) (*apiauth.Checker, error) {
-	return apiauth.New(apiauth.Options{APIHost: host})
 }
 
 // acceptedTokens says, for the start-up log, which tokens the server
@@ -291,39 +331,24 @@ func (o *serverOptions) acceptedTokens() string {
 	switch {
 	case o.registry != "":
 		s = "tokens the registry knows: read tokens may GET and HEAD blocks, write tokens may also PUT them"
-	case o.requireSigs:
+	case o.RequireSignatures:
 		s = "any token may PUT blocks (no --registry); GET and HEAD need a signature valid for their token"
 	default:
 		s = "any token may PUT blocks (no --registry); GET and HEAD need no token"
 	}
-	if o.registry != "" && o.requireSigs {
+	if o.registry != "" && o.RequireSignatures {
 		s += ", with a signature valid for their token"
 	}
-	if o.systemToken != "" {
+	if o.SystemToken != "" {
 		return s + "; the system token may do everything, including the admin routes"
 	}
 	return s + "; the admin routes are closed (no system token)"
 }
 
-// loadArvadosConfig reads an Arvados config.yml and returns the
-// cluster's settings (the only cluster in it when clusterID is "").
-func loadArvadosConfig(path, clusterID string) (*arvconfig.Cluster, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // the path is in the caller's message already
-		}
-		return nil, err
-	}
-	_, c, err := arvconfig.Load(data, clusterID)
-	return c, err
-}
-
 // loadKeepstoreConfig reads an Arvados config.yml and picks this
 // keepstore's entry in it (given, else the one on this host).
 func loadKeepstoreConfig(path, clusterID, given string) (*arvconfig.Cluster, *arvconfig.Keepstore, error) {
-	c, err := loadArvadosConfig(path, clusterID)
+	c, err := arvconfig.ReadFile(path, clusterID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -338,189 +363,4 @@ func withURLHint(err error) error {
 		return fmt.Errorf("%w; choose one with --internal-url", err)
 	}
 	return err
-}
-
-// fromArvados fills in o from an Arvados cluster configuration and the
-// keepstore picked in it, leaving alone whatever a flag in set gave.
-func (o *serverOptions) fromArvados(c *arvconfig.Cluster, ks *arvconfig.Keepstore, set map[string]bool) error {
-	o.internalURL = ks.InternalURL
-	if !set["management-token-file"] {
-		o.managementToken = c.ManagementToken
-	}
-	if !set["listen"] {
-		o.listen = ks.Listen
-	}
-	if !set["volume"] && !set["read-only-volume"] {
-		for _, v := range ks.Volumes {
-			p, err := keepstore.ArvadosVolume(v.Driver, v.Params)
-			if err != nil {
-				return fmt.Errorf("volume %s: %w", v.UUID, err)
-			}
-			o.volumes = append(o.volumes, keepstore.VolumeConfig{ID: v.UUID, Params: p, ReadOnly: v.ReadOnly,
-				Replication: v.Replication, Classes: v.StorageClasses})
-		}
-		if len(o.volumes) == 0 {
-			return fmt.Errorf("no volume is for %s: a volume is for the keepstores its AccessViaHosts names, or for all of them when it names none", ks.InternalURL)
-		}
-	}
-	if !set["signing-key-file"] {
-		o.signingKey = []byte(c.Collections.BlobSigningKey)
-	}
-	if !set["signing-ttl"] && c.Collections.BlobSigningTTL > 0 {
-		o.signingTTL = time.Duration(c.Collections.BlobSigningTTL)
-	}
-	if !set["require-signatures"] {
-		o.requireSigs = c.SigningRequired()
-		if o.requireSigs && len(o.signingKey) == 0 {
-			return errors.New("Collections.BlobSigning is on (the Arvados default) but Collections.BlobSigningKey is empty")
-		}
-	}
-	if !set["system-token-file"] {
-		o.systemToken = c.SystemRootToken
-	}
-	col := c.Collections
-	if !set["blob-trash"] {
-		o.trash = c.TrashEnabled()
-	}
-	if !set["blob-trash-lifetime"] && col.BlobTrashLifetime != nil {
-		o.trashLifetime = time.Duration(*col.BlobTrashLifetime)
-	}
-	if !set["blob-trash-check-interval"] && col.BlobTrashCheckInterval != nil {
-		o.trashCheckInterval = time.Duration(*col.BlobTrashCheckInterval)
-	}
-	if !set["blob-trash-concurrency"] && col.BlobTrashConcurrency != nil {
-		o.trashConcurrency = *col.BlobTrashConcurrency
-	}
-	if !set["blob-replicate-concurrency"] && col.BlobReplicateConcurrency != nil {
-		if *col.BlobReplicateConcurrency < 1 {
-			return fmt.Errorf("Collections.BlobReplicateConcurrency is %d, but this server cannot turn pulls off; give at least 1", *col.BlobReplicateConcurrency)
-		}
-		o.pullConcurrency = *col.BlobReplicateConcurrency
-	}
-	if !set["max-requests"] && c.API.MaxConcurrentRequests > 0 {
-		o.maxRequests = c.API.MaxConcurrentRequests
-	}
-	if !set["log-level"] && c.SystemLogs.LogLevel != "" {
-		o.logLevel = arvadosLogLevel(c.SystemLogs.LogLevel)
-	}
-	if !set["tls-cert"] && ks.TLS {
-		cert, key, err := c.TLSFiles()
-		if err != nil {
-			return fmt.Errorf("%s is https: %w", ks.InternalURL, err)
-		}
-		o.tlsCert, o.tlsKey = cert, key
-	}
-	return nil
-}
-
-// storeConfig turns o into a keepstore configuration, translating the
-// Arvados meanings of 0 in the trash settings into keepstore's.
-func (o *serverOptions) storeConfig() (keepstore.Config, error) {
-	switch {
-	case o.trashLifetime < 0 || o.trashCheckInterval < 0:
-		return keepstore.Config{}, errors.New("--blob-trash-lifetime and --blob-trash-check-interval cannot be negative")
-	case o.trashConcurrency < 0:
-		return keepstore.Config{}, errors.New("--blob-trash-concurrency cannot be negative")
-	case o.pullConcurrency < 1:
-		return keepstore.Config{}, fmt.Errorf("--blob-replicate-concurrency %d: want at least 1", o.pullConcurrency)
-	}
-	never := func(d time.Duration) time.Duration { // 0 -> keepstore's "none"
-		if d == 0 {
-			return -1
-		}
-		return d
-	}
-	return keepstore.Config{
-		Volumes:               o.volumes,
-		SigningKey:            o.signingKey,
-		SigningTTL:            o.signingTTL,
-		RequireSignatures:     o.requireSigs,
-		SystemToken:           o.systemToken,
-		ManagementToken:       o.managementToken,
-		DisableTrash:          !o.trash || o.trashConcurrency == 0,
-		TrashLifetime:         never(o.trashLifetime),
-		TrashCheckInterval:    never(o.trashCheckInterval),
-		TrashConcurrency:      o.trashConcurrency,
-		PullConcurrency:       o.pullConcurrency,
-		MaxConcurrentRequests: o.maxRequests,
-	}, nil
-}
-
-// arvadosLogLevel maps an Arvados SystemLogs.LogLevel (panic, fatal,
-// error, warn, warning, info, debug, trace) to a slog level name.
-func arvadosLogLevel(l string) string {
-	switch strings.ToLower(l) {
-	case "trace":
-		return "debug"
-	case "panic", "fatal":
-		return "error"
-	case "warning":
-		return "warn"
-	}
-	return l
-}
-
-// srvReadSecret reads a key or token from a file, without surrounding
-// whitespace such as a final newline.
-func srvReadSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return s, nil
-}
-
-// srvParseBytes parses a byte count such as 1000, 10G, 512MiB or 2TB:
-// K, M, G, T (optionally followed by "iB") are powers of 1024, KB, MB,
-// GB, TB powers of 1000.
-func srvParseBytes(s string) (int64, error) {
-	num := strings.TrimRight(s, "KMGTiBkmgtb")
-	suffix := strings.ToUpper(s[len(num):])
-	mult := int64(1)
-	if suffix != "" && suffix != "B" {
-		exp := strings.IndexByte("KMGT", suffix[0]) + 1
-		if exp == 0 {
-			return 0, fmt.Errorf("unknown size suffix in %q", s)
-		}
-		base := int64(1024)
-		switch suffix[1:] {
-		case "", "IB":
-		case "B":
-			base = 1000
-		default:
-			return 0, fmt.Errorf("unknown size suffix in %q", s)
-		}
-		for range exp {
-			mult *= base
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("invalid size %q", s)
-	}
-	if n > (1<<63-1)/mult {
-		return 0, fmt.Errorf("size %q too large", s)
-	}
-	return n * mult, nil
-}
-
-// srvFormatBytes writes n with the largest of the suffixes K, M, G, T
-// (powers of 1024) that divides it, as srvParseBytes reads it back.
-func srvFormatBytes(n int64) string {
-	sign := ""
-	if n < 0 {
-		sign, n = "-", -n
-	}
-	suffix := ""
-	for _, s := range []string{"K", "M", "G", "T"} {
-		if n == 0 || n%1024 != 0 {
-			break
-		}
-		n, suffix = n/1024, s
-	}
-	return sign + strconv.FormatInt(n, 10) + suffix
 }

@@ -18,10 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keepproject/keep/internal/arvconfig"
+	"github.com/keepproject/keep/internal/bytesize"
 	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/keepstore"
-	"github.com/keepproject/keep/keepstore/dirvolume"
 	"go.uber.org/goleak"
 )
 
@@ -123,22 +122,6 @@ func TestServerFlagErrors(t *testing.T) {
 	} {
 		if err := runServer(context.Background(), args, io.Discard, io.Discard); err == nil || errors.Is(err, errUsage) {
 			t.Errorf("runServer %q = %v, want an error", args, err)
-		}
-	}
-}
-
-func TestServerParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{
-		"0": 0, "1000": 1000, "10K": 10 << 10, "10G": 10 << 30, "10GiB": 10 << 30, "10GB": 10e9,
-		"2t": 2 << 40, "64M": 64 << 20, "5B": 5, "1MB": 1e6,
-	} {
-		if got, err := srvParseBytes(in); err != nil || got != want {
-			t.Errorf("srvParseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "G", "-1", "1.5G", "10X", "10KiBB", "99999999999T"} {
-		if _, err := srvParseBytes(in); err == nil {
-			t.Errorf("srvParseBytes(%q) succeeded", in)
 		}
 	}
 }
@@ -363,23 +346,15 @@ func TestServerProcessKilledMidWrite(t *testing.T) {
 
 func TestServerRateFlag(t *testing.T) {
 	for in, want := range map[string]int64{"64K": 64 << 10, "0": 0, "-1": -1, "-5M": -5 << 20, "1MB": 1e6, "-0": -1} {
-		var r srvRate
+		var r rateFlag
 		if err := r.Set(in); err != nil || int64(r) != want {
 			t.Errorf("Set(%q) = %d, %v; want %d", in, r, err, want)
 		}
 	}
 	for _, in := range []string{"", "x", "-x", "--1", "1.5K"} {
-		var r srvRate
+		var r rateFlag
 		if err := r.Set(in); err == nil {
 			t.Errorf("Set(%q) succeeded", in)
-		}
-	}
-	for n, want := range map[int64]string{64 << 10: "64K", 1000: "1000", 0: "0", -1: "-1", 3 << 30: "3G", 1536: "1536", 2 << 40: "2T"} {
-		if got := srvFormatBytes(n); got != want {
-			t.Errorf("srvFormatBytes(%d) = %q, want %q", n, got, want)
-		}
-		if back, err := srvParseBytes(strings.TrimPrefix(srvFormatBytes(n), "-")); err != nil || (back != n && back != -n) {
-			t.Errorf("srvFormatBytes(%d) does not parse back: %d, %v", n, back, err)
 		}
 	}
 }
@@ -417,77 +392,11 @@ func TestServerHelp(t *testing.T) {
 		"tls-key":                    "(Arvados: TLS.Key)",
 		"log-level":                  "(Arvados: SystemLogs.LogLevel)",
 		"max-writes":                 fmt.Sprintf("(default %d)", keepstore.DefaultMaxConcurrentWrites),
-		"min-upload-rate":            fmt.Sprintf("(default %s)", srvFormatBytes(keepstore.DefaultMinUploadRate)),
+		"min-upload-rate":            fmt.Sprintf("(default %s)", bytesize.Format(keepstore.DefaultMinUploadRate)),
 		"upload-grace":               fmt.Sprintf("(default %v)", keepstore.DefaultUploadGrace),
 	} {
 		if !strings.Contains(flags[name], want) {
 			t.Errorf("--%s help %q lacks %q", name, flags[name], want)
 		}
-	}
-}
-
-// TestServerFromArvados: settings come from the configuration unless a
-// flag gave them.
-func TestServerFromArvados(t *testing.T) {
-	_, c, err := arvconfig.Load([]byte(`
-Clusters:
-  zzzzz:
-    SystemRootToken: sys
-    ManagementToken: mgmt
-    API: {MaxConcurrentRequests: 7}
-    SystemLogs: {LogLevel: trace}
-    Collections: {BlobSigningKey: key, BlobSigningTTL: 1h, BlobTrash: false, BlobTrashLifetime: 0, BlobTrashCheckInterval: 2h,
-      BlobTrashConcurrency: 2, BlobReplicateConcurrency: 3}
-    TLS: {Certificate: "file:///c.pem", Key: "file:///k.pem"}
-    Services: {Keepstore: {InternalURLs: {"https://h:1/": {}}}}
-    Volumes:
-      zzzzz-nyw5e-000000000000000: {Driver: Directory, DriverParameters: {Root: /d}, Replication: 3, StorageClasses: {hot: true}}
-`), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := c.Self("https://h:1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := serverOptions{trash: true, trashLifetime: time.Hour, pullConcurrency: 4}
-	if err := o.fromArvados(c, ks, nil); err != nil {
-		t.Fatal(err)
-	}
-	want := serverOptions{listen: "h:1", signingKey: []byte("key"), signingTTL: time.Hour, requireSigs: true, systemToken: "sys",
-		maxRequests: 7, tlsCert: "/c.pem", tlsKey: "/k.pem", logLevel: "debug", managementToken: "mgmt", internalURL: "https://h:1/",
-		trash: false, trashLifetime: 0, trashCheckInterval: 2 * time.Hour, trashConcurrency: 2, pullConcurrency: 3,
-		volumes: []keepstore.VolumeConfig{{ID: "zzzzz-nyw5e-000000000000000", Params: dirvolume.Params{Root: "/d"}, Replication: 3, Classes: []string{"hot"}}}}
-	if fmt.Sprint(o) != fmt.Sprint(want) {
-		t.Errorf("from the configuration:\n%+v\nwant\n%+v", o, want)
-	}
-
-	flagged := serverOptions{listen: "l", signingKey: []byte("flagkey"), signingTTL: time.Minute, systemToken: "flagsys", maxRequests: 1,
-		tlsCert: "c", tlsKey: "k", logLevel: "warn", volumes: []keepstore.VolumeConfig{{Path: "/flag"}},
-		managementToken: "flagmgmt", trash: true, trashLifetime: time.Minute, trashCheckInterval: time.Second, trashConcurrency: 9, pullConcurrency: 8}
-	o = flagged
-	set := map[string]bool{}
-	for _, f := range []string{"listen", "signing-key-file", "signing-ttl", "require-signatures", "system-token-file", "max-requests", "tls-cert", "log-level", "volume",
-		"management-token-file", "blob-trash", "blob-trash-lifetime", "blob-trash-check-interval", "blob-trash-concurrency", "blob-replicate-concurrency"} {
-		set[f] = true
-	}
-	if err := o.fromArvados(c, ks, set); err != nil {
-		t.Fatal(err)
-	}
-	flagged.internalURL = "https://h:1/"
-	if fmt.Sprint(o) != fmt.Sprint(flagged) {
-		t.Errorf("with every flag given:\n%+v\nwant\n%+v", o, flagged)
-	}
-
-	// Arvados' zeros: delete trash at once, never sweep, no trash workers.
-	o = serverOptions{trash: true, pullConcurrency: 1}
-	cfg, err := o.storeConfig()
-	if err != nil || cfg.TrashLifetime >= 0 || cfg.TrashCheckInterval >= 0 || !cfg.DisableTrash || cfg.PullConcurrency != 1 {
-		t.Errorf("zeros: %+v, %v", cfg, err)
-	}
-	_, c, _ = arvconfig.Load([]byte("Clusters: {a: {Collections: {BlobSigning: false, BlobReplicateConcurrency: 0}, Services: {Keepstore: {InternalURLs: {'http://h:1/': {}}}}, Volumes: {v: {Driver: Directory, DriverParameters: {Root: /d}}}}}"), "")
-	ks, _ = c.Self("http://h:1/", nil)
-	if err := (&serverOptions{}).fromArvados(c, ks, nil); err == nil || !strings.Contains(err.Error(), "cannot turn pulls off") {
-		t.Errorf("BlobReplicateConcurrency 0: %v", err)
 	}
 }

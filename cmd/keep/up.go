@@ -16,6 +16,7 @@ import (
 	"github.com/keepproject/keep/keepclient"
 
 	"github.com/keepproject/keep/discovery"
+	"github.com/keepproject/keep/internal/bytesize"
 	"github.com/keepproject/keep/internal/s3local"
 	"github.com/keepproject/keep/localcluster"
 )
@@ -42,7 +43,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var capBytes int64
 	if *capacity != "" {
-		n, err := srvParseBytes(*capacity)
+		n, err := bytesize.Parse(*capacity)
 		if err != nil {
 			return usageError(fs, "--capacity: %v", err)
 		}

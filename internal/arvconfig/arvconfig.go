@@ -174,15 +174,11 @@ type Keepstore struct {
 type VolumeConfig struct {
 	UUID           string
 	Driver         string         // as written: "Directory", "S3", ...
-	Root           string         // Directory volumes: the directory
-	Params         map[string]any // DriverParameters, for other drivers
+	Params         map[string]any // DriverParameters, read by the driver
 	ReadOnly       bool
 	Replication    int // at least 1
 	StorageClasses []string
 }
-
-// IsDirectory reports whether v uses the Directory driver.
-func (v VolumeConfig) IsDirectory() bool { return strings.EqualFold(v.Driver, "Directory") }
 
 // ErrNotThisHost is returned by Self and Proxy when no internal URL of
 // the service is on this host.
@@ -196,9 +192,8 @@ var ErrSeveralOnHost = errors.New("several are on this host")
 // keepstore does: the one given (matched with or without a trailing
 // slash), else the only one whose host is an address of this machine,
 // and returns it with the volumes it serves: those whose AccessViaHosts
-// is empty (every keepstore) or names it. A Directory volume without a
-// Root is an error; volumes of other drivers are returned with their
-// parameters for the caller to accept or refuse.
+// is empty (every keepstore) or names it, each with its driver's name
+// and parameters as written, for the driver to read (see FillServer).
 func (c *Cluster) Self(given string, local func(host string) bool) (*Keepstore, error) {
 	ep, err := pick("Services.Keepstore.InternalURLs", c.Services.Keepstore, given, local)
 	if err != nil {
@@ -235,13 +230,6 @@ func (c *Cluster) Self(given string, local func(host string) bool) (*Keepstore, 
 			}
 		}
 		sort.Strings(vc.StorageClasses)
-		if vc.IsDirectory() {
-			root, _ := v.DriverParameters["Root"].(string)
-			if root == "" {
-				return nil, fmt.Errorf("volume %s: Directory driver without DriverParameters.Root", uuid)
-			}
-			vc.Root = root
-		}
 		ks.Volumes = append(ks.Volumes, vc)
 	}
 	return ks, nil

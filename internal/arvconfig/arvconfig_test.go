@@ -107,8 +107,8 @@ func TestLoadAndSelf(t *testing.T) {
 			if v.ReadOnly {
 				mode = "ro"
 			}
-			where := v.Root
-			if !v.IsDirectory() {
+			where, _ := v.Params["Root"].(string)
+			if where == "" {
 				where = v.Driver
 			}
 			got += fmt.Sprintf(" [%s %s %s %d %v]", v.UUID, where, mode, v.Replication, v.StorageClasses)
@@ -133,7 +133,6 @@ func TestLoadErrors(t *testing.T) {
 	}
 	for _, tt := range []struct{ text, want string }{
 		{"Clusters: {a: {Services: {Keepstore: {InternalURLs: {'http://h:1/': {ListenURL: 'ftp://h:1'}}}}}}", "not an http or https URL"},
-		{"Clusters: {a: {Services: {Keepstore: {InternalURLs: {'http://h:1/': {}}}}, Volumes: {v: {Driver: Directory}}}}", "without DriverParameters.Root"},
 		{"Clusters: {a: {}}", "Services.Keepstore.InternalURLs is empty"},
 	} {
 		_, c, err := Load([]byte(tt.text), "")
