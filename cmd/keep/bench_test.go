@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keepproject/keep/bench"
 	"github.com/keepproject/keep/internal/proc/proctest"
 )
 
@@ -119,14 +120,16 @@ func TestBenchQuick(t *testing.T) {
 
 // TestBenchCompareSync runs "keep bench --compare-sync" on a small file:
 // the table appears twice, the second time from servers started with
-// --no-sync, followed by sync/no-sync for every put and get.
+// --no-sync, followed by sync/no-sync for every put and get; --json
+// writes both runs and the comparison (it used to be ignored).
 func TestBenchCompareSync(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a benchmark twice")
 	}
 	bin := proctest.Binary(t)
+	jsonFile := filepath.Join(t.TempDir(), "bench.json")
 	var stdout, stderr bytes.Buffer
-	err := runBench(context.Background(), []string{"--size", "4194304", "--small-files", "20", "--server-bin", bin, "--dir", t.TempDir(), "--compare-sync"}, &stdout, &stderr)
+	err := runBench(context.Background(), []string{"--size", "4194304", "--small-files", "20", "--server-bin", bin, "--dir", t.TempDir(), "--compare-sync", "--json", jsonFile}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr.String())
 	}
@@ -144,8 +147,43 @@ func TestBenchCompareSync(t *testing.T) {
 			t.Errorf("comparison lacks %q", row)
 		}
 	}
+	checkComparisonJSON(t, jsonFile, "no-sync", "sync", "get N=2 data")
+
 	var usage bytes.Buffer
 	if err := runBench(context.Background(), []string{"--compare-sync", "--compare-s3"}, &usage, &usage); err == nil || !strings.Contains(usage.String(), "cannot be combined") {
 		t.Errorf("--compare-sync --compare-s3: %v, %q", err, usage.String())
+	}
+}
+
+// checkComparisonJSON checks the JSON file keep bench --json wrote for a
+// comparison: both reports whole, named base and other, and the rate of
+// each run both measured, among them run.
+func checkComparisonJSON(t *testing.T, path, base, other, run string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("--json with a comparison: %v", err)
+	}
+	var c bench.Comparison
+	if err := json.Unmarshal(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.BaseName != base || c.OtherName != other || c.Base == nil || c.Other == nil {
+		t.Fatalf("comparison JSON names %q over %q, want %q over %q; reports present: %v %v", c.OtherName, c.BaseName, other, base, c.Base != nil, c.Other != nil)
+	}
+	for _, r := range []*bench.Report{c.Base, c.Other} {
+		if len(r.Put) != 3 || len(r.Get) != 3 || r.SmallFiles.Files == 0 {
+			t.Errorf("a report in the comparison JSON is not whole: %d puts, %d gets, %d small files", len(r.Put), len(r.Get), r.SmallFiles.Files)
+		}
+	}
+	found := false
+	for _, r := range c.Rates {
+		found = found || r.Name == run
+		if r.BaseMBps <= 0 || r.Ratio <= 0 {
+			t.Errorf("rate of %s in the comparison JSON: %+v", r.Name, r)
+		}
+	}
+	if !found {
+		t.Errorf("comparison JSON has no rate for %q: %+v", run, c.Rates)
 	}
 }
