@@ -8,9 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/keepproject/keep/internal/protocol"
@@ -45,14 +43,11 @@ func (s *Server) handlePut(w *response, r *http.Request, path, tok string) {
 		w.fail(http.StatusBadRequest, err.Error(), nil)
 		return
 	}
-	anyWritable, cands := s.writeCandidates(loc.Hash, classes)
-	if !anyWritable {
-		w.fail(http.StatusInsufficientStorage, "insufficient storage: all volumes are read-only", nil)
-		return
-	}
-	if len(cands) == 0 {
-		w.fail(http.StatusInsufficientStorage,
-			fmt.Sprintf("insufficient storage: no writable volume has storage class %s", strings.Join(classes, " or ")), nil)
+	pl := newPlacement(loc.Hash, s.mounts, classes)
+	if pl.next().op == opDone {
+		// No volume can take the block.
+		v := pl.verdict()
+		w.fail(v.code, v.msg, v.err)
 		return
 	}
 
@@ -66,18 +61,18 @@ func (s *Server) handlePut(w *response, r *http.Request, path, tok string) {
 	defer s.writes.release(up)
 
 	body := newCheckedReader(up, loc.Hash, size, s.maxBlock)
-	p := newProgress(classes)
-	if code, msg, err := s.store(w, r, loc.Hash, body, size, cands, p); code != http.StatusOK {
-		if code == http.StatusRequestTimeout {
+	if v := s.store(w, r, loc.Hash, body, size, pl); v.code != http.StatusOK {
+		if v.code == http.StatusRequestTimeout {
 			// The rest of the body will not be read: say so, rather
 			// than leave the client sending into a closing connection.
 			w.Header().Set("Connection", "close")
-			_, evicted := isSlowUpload(err)
+			_, evicted := isSlowUpload(v.err)
 			s.metrics.uploadCut(evicted)
 		}
-		w.fail(code, msg, err)
+		w.fail(v.code, v.msg, v.err)
 		return
 	}
+	p := pl.got
 	h := w.Header()
 	h.Set(protocol.HeaderReplicasStored, strconv.Itoa(p.replicas))
 	h.Set(protocol.HeaderClassesConfirmed, protocol.FormatConfirmed(p.done))
@@ -89,129 +84,49 @@ func (s *Server) handlePut(w *response, r *http.Request, path, tok string) {
 	io.WriteString(w, signed.String()+"\n")
 }
 
-// store puts the block on the candidate volumes (writable, of a wanted
-// class, in rendezvous order) until every wanted class has a copy, and
-// returns the HTTP status, message and log detail.
-//
-// The body is read once: compared with an existing copy if a candidate
-// has one, else written to the first candidate that takes it. Any further
-// copies the classes need are made from that first one.
-func (s *Server) store(w *response, r *http.Request, hash string, body *checkedReader, size int64, cands []*mount, p *progress) (int, string, error) {
+// store carries out the steps of placement pl for the block hash, whose
+// body is being uploaded, and returns its verdict. It decides nothing:
+// which volume is read, written, refreshed or copied to, and what comes
+// of a failure, is pl's to say.
+func (s *Server) store(w *response, r *http.Request, hash string, body *checkedReader, size int64, pl *placement) verdict {
 	// Not the request's context: net/http cancels that when the client
 	// half-closes its connection after sending the whole body, and a
 	// body received whole and verified is stored whatever the client
 	// does next. A client gone mid-body fails the body's reads instead.
 	ctx := context.WithoutCancel(r.Context())
-	has := map[*mount]bool{}
-	for _, m := range cands {
-		if _, err := m.vol.Stat(ctx, hash); err == nil {
-			has[m] = true
+	// What the last compare read of the body, for a repair to go on from.
+	var (
+		matched int64
+		pending []byte
+	)
+	for st := pl.next(); st.op != opDone; st = pl.next() {
+		var err error
+		switch st.op {
+		case opStat:
+			_, err = st.m.vol.Stat(ctx, hash)
+		case opCompare:
+			matched, pending, err = compareBody(ctx, st.m, hash, body)
+		case opTouch:
+			err = st.m.vol.Touch(ctx, hash)
+		case opVerify:
+			err = verifyCopy(ctx, st.m, hash)
+		case opRepair:
+			if err = s.repair(ctx, st.m, hash, matched, pending, body, size); err == nil {
+				s.metrics.repaired.Inc()
+			}
+		case opPut:
+			err = st.m.vol.Put(ctx, hash, body, size)
+		case opFinish:
+			err = body.finish()
+		case opCopy:
+			err = copyBlock(ctx, st.from, st.m, hash)
+		}
+		n := pl.record(result{err: err, bodyErr: body.err, bodyRead: body.reads > 0})
+		if n.msg != "" {
+			s.logError(w, r, n.level, n.msg, n.err, slog.String("volume", n.m.id))
 		}
 	}
-
-	// source is the volume whose copy is known to match the body.
-	var source *mount
-	for _, m := range cands {
-		if !has[m] {
-			continue
-		}
-		matched, pending, err := compareBody(ctx, m, hash, body)
-		switch {
-		case err == nil:
-			source = m
-			if err := m.vol.Touch(ctx, hash); err != nil {
-				// Unrefreshed, the copy may be deleted soon; count it
-				// only once copied to another volume below.
-				s.logError(w, r, slog.LevelWarn, "touching existing block", err, slog.String("volume", m.id))
-			} else {
-				p.add(m)
-			}
-		case body.err != nil:
-			code, msg := bodyFailure(body.err)
-			return code, msg, body.err
-		case errors.Is(err, errDiffers):
-			if verifyCopy(ctx, m, hash) == nil {
-				// A copy that hashes right but differs: the body fails
-				// its hash, or MD5 really collided.
-				if err := body.finish(); err != nil {
-					code, msg := bodyFailure(err)
-					return code, msg, err
-				}
-				s.logError(w, r, slog.LevelError, "stored block differs from uploaded data", errCollision, slog.String("volume", m.id))
-				return http.StatusInternalServerError, "hash collision", errCollision
-			}
-			if err := s.repair(ctx, m, hash, matched, pending, body, size); err != nil {
-				if body.err != nil {
-					code, msg := bodyFailure(body.err)
-					return code, msg, body.err
-				}
-				return volumeFailure([]error{fmt.Errorf("volume %s: replacing corrupt copy: %w", m.id, err)})
-			}
-			s.metrics.repaired.Inc()
-			s.logError(w, r, slog.LevelWarn, "replaced corrupt stored copy with the uploaded data", errChecksum, slog.String("volume", m.id))
-			source = m
-			p.add(m)
-		case body.reads == 0:
-			// The copy vanished or could not be opened: try the next.
-			delete(has, m)
-			continue
-		default:
-			return http.StatusServiceUnavailable, "volume unavailable", fmt.Errorf("volume %s: %w", m.id, err)
-		}
-		break
-	}
-
-	if source == nil {
-		var errs []error
-		for _, m := range cands {
-			err := m.vol.Put(ctx, hash, body, size)
-			if err == nil {
-				source = m
-				p.add(m)
-				break
-			}
-			if body.err != nil {
-				code, msg := bodyFailure(body.err)
-				return code, msg, body.err
-			}
-			err = fmt.Errorf("volume %s: %w", m.id, err)
-			if body.reads > 0 {
-				// Part of the body went to a volume that then failed; it
-				// cannot be read again for another.
-				return volumeFailure([]error{err})
-			}
-			errs = append(errs, err)
-		}
-		if source == nil {
-			return volumeFailure(errs)
-		}
-	}
-	if err := body.finish(); err != nil {
-		// Only a Volume that stops reading before io.EOF gets here.
-		code, msg := bodyFailure(err)
-		return code, msg, err
-	}
-
-	for _, m := range cands {
-		if m == source || p.holds(m) || !p.wants(m) {
-			continue
-		}
-		if has[m] && verifyCopy(ctx, m, hash) == nil {
-			if err := m.vol.Touch(ctx, hash); err == nil {
-				p.add(m)
-				continue
-			}
-		}
-		if err := copyBlock(ctx, source, m, hash); err != nil {
-			s.logError(w, r, slog.LevelWarn, "copying block for storage classes", err, slog.String("volume", m.id))
-			continue
-		}
-		p.add(m)
-	}
-	if p.replicas == 0 {
-		return http.StatusServiceUnavailable, "volume unavailable", errors.New("could not refresh or copy existing block")
-	}
-	return http.StatusOK, "", nil
+	return pl.verdict()
 }
 
 // compareBody reads the body and m's copy of the block side by side. It
@@ -292,39 +207,6 @@ func copyBlock(ctx context.Context, from, to *mount, hash string) error {
 	return to.vol.Put(ctx, hash, newCheckedReader(rc, hash, size, locator.MaxBlockSize), size)
 }
 
-// bodyFailure maps a checkedReader error to a status and message. The
-// messages hold sizes and hashes only, never credentials.
-func bodyFailure(err error) (int, string) {
-	if slow, _ := isSlowUpload(err); slow {
-		return http.StatusRequestTimeout, err.Error()
-	}
-	if errors.Is(err, errTooLarge) {
-		return http.StatusRequestEntityTooLarge, err.Error()
-	}
-	return http.StatusBadRequest, err.Error()
-}
-
-// volumeFailure maps the errors of volumes that could not take a block:
-// 507 if they were all full or read-only (retrying will not help); 503
-// "volume busy" if some had room but for uploads in flight (which may
-// yet fail); else 503 "volume unavailable" (a volume is failing, perhaps
-// briefly). fail sends every 503 with Retry-After.
-func volumeFailure(errs []error) (int, string, error) {
-	busy := false
-	for _, err := range errs {
-		switch {
-		case errors.Is(err, ErrBusy):
-			busy = true
-		case !errors.Is(err, ErrFull) && !errors.Is(err, ErrReadOnly):
-			return http.StatusServiceUnavailable, "volume unavailable", errors.Join(errs...)
-		}
-	}
-	if busy {
-		return http.StatusServiceUnavailable, "volume busy: its free room is promised to uploads in flight; try again shortly", errors.Join(errs...)
-	}
-	return http.StatusInsufficientStorage, "insufficient storage", errors.Join(errs...)
-}
-
 // requestedClasses parses X-Keep-Storage-Classes (see
 // protocol.ParseClasses); none means the default class. The error, for a
 // header naming too many or too long classes, is meant for the client.
@@ -337,77 +219,4 @@ func requestedClasses(h http.Header) ([]string, error) {
 		classes = []string{DefaultStorageClass}
 	}
 	return classes, nil
-}
-
-// writeCandidates returns whether any volume is writable, and the
-// writable volumes having one of classes, in rendezvous order for hash.
-func (s *Server) writeCandidates(hash string, classes []string) (bool, []*mount) {
-	anyWritable := false
-	var ms []*mount
-	for _, m := range s.mounts {
-		if m.readOnly {
-			continue
-		}
-		anyWritable = true
-		for _, c := range classes {
-			if m.hasClass(c) {
-				ms = append(ms, m)
-				break
-			}
-		}
-	}
-	return anyWritable, rendezvous(hash, ms)
-}
-
-// progress tracks which wanted classes a PUT has covered.
-type progress struct {
-	todo     map[string]bool // wanted classes with no copy yet
-	done     map[string]int  // replicas per class of the volumes holding the block
-	replicas int
-	holders  []*mount
-}
-
-func newProgress(classes []string) *progress {
-	p := &progress{todo: map[string]bool{}, done: map[string]int{}}
-	for _, c := range classes {
-		p.todo[c] = true
-	}
-	return p
-}
-
-// wants reports whether m would cover a class still wanted.
-func (p *progress) wants(m *mount) bool {
-	for _, c := range m.classes {
-		if p.todo[c] {
-			return true
-		}
-	}
-	return false
-}
-
-func (p *progress) holds(m *mount) bool { return slices.Contains(p.holders, m) }
-
-// volumes returns the X-Keep-Volumes-Stored value naming the volumes
-// counted in replicas, each with its Replication, so that a client can
-// tell two servers sharing a volume from two copies; false when a volume
-// id cannot be named in the header (the client then counts the answer as
-// it would an Arvados keepstore's).
-func (p *progress) volumes() (string, bool) {
-	m := make(map[string]int, len(p.holders))
-	for _, h := range p.holders {
-		if !protocol.ValidVolumeID(h.id) {
-			return "", false
-		}
-		m[h.id] += h.replication
-	}
-	return protocol.FormatVolumes(m), len(m) > 0
-}
-
-func (p *progress) add(m *mount) {
-	p.replicas += m.replication
-	for _, c := range m.classes {
-		p.done[c] += m.replication
-		delete(p.todo, c)
-	}
-	p.holders = append(p.holders, m)
 }
