@@ -24,37 +24,30 @@ func anyone(h handler) handler { return h }
 // system lets through only requests carrying the SystemToken: 403 when
 // none is configured or another token is sent, 401 without a token.
 func (s *Server) system(h handler) handler {
-	return func(w *response, r *http.Request, path, _ string) {
-		if s.systemToken == "" {
-			w.fail(http.StatusForbidden, "forbidden: no system token configured", nil)
-			return
-		}
-		tok, ok := requestToken(w, r)
-		if !ok {
-			return
-		}
-		if !sameToken(tok, s.systemToken) {
-			w.fail(http.StatusForbidden, "forbidden", nil)
-			return
-		}
-		h(w, r, path, tok)
-	}
+	return only(&s.systemToken, http.StatusForbidden, "forbidden: no system token configured", h)
 }
 
 // managed lets through only requests carrying the ManagementToken: 404
 // when none is configured (the routes are disabled), 401 without a
 // token, 403 with another.
 func (s *Server) managed(h handler) handler {
+	return only(&s.mgmtToken, http.StatusNotFound, "Not Found: management endpoints are disabled (no management token configured)", h)
+}
+
+// only guards h with the token *want, read at each request (tests set
+// a server's after New): while *want is "", it answers code and msg;
+// without a token 401, with another 403.
+func only(want *string, code int, msg string, h handler) handler {
 	return func(w *response, r *http.Request, path, _ string) {
-		if s.mgmtToken == "" {
-			w.fail(http.StatusNotFound, "Not Found: management endpoints are disabled (no management token configured)", nil)
+		if *want == "" {
+			w.fail(code, msg, nil)
 			return
 		}
 		tok, ok := requestToken(w, r)
 		if !ok {
 			return
 		}
-		if !sameToken(tok, s.mgmtToken) {
+		if !sameToken(tok, *want) {
 			w.fail(http.StatusForbidden, "forbidden", nil)
 			return
 		}
