@@ -13,38 +13,60 @@ import (
 	"github.com/keepproject/keep/keepstore"
 )
 
+const balanceSummary = "Bring every block the manifests reference to the wanted number of copies\nin its probe-order places: work out the pull and trash lists for every\nserver (as Arvados keep-balance does) and, with --commit, send them.\nWithout --commit nothing is sent.\n\nBlocks no manifest references are garbage-collected only when the live set\nis known to be whole: with --collections (every collection of the API\nserver), or with --gc (the MANIFEST and DIR arguments are every manifest\nthere is). Otherwise they are counted and kept: the blocks of a manifest\nleft out would be trashed.\n\nSafety: a referenced block never loses its last copy or goes below the\nwanted count; extra copies are trashed only once the wanted ones are in\ntheir places; nothing younger than --signing-ttl is trashed; and no trash\nis sent at all when any server's index could not be read whole."
+
+// balanceFlags is keep balance's command line.
+type balanceFlags struct {
+	af                    adminFlags
+	commit, wait, gc      bool
+	ttl                   time.Duration
+	configFile, clusterID string
+}
+
+func (f *balanceFlags) register(fs *flag.FlagSet) {
+	f.af.register(fs)
+	fs.BoolVar(&f.commit, "commit", false, "send the pull and trash lists (default: only show them)")
+	fs.BoolVar(&f.wait, "wait", false, "with --commit: wait until the servers have worked their pull lists, report each pull that failed, and exit non-zero if any did")
+	fs.BoolVar(&f.gc, "gc", false, "the MANIFEST and DIR arguments are the whole live set: trash every block none of them references (once older than the signing TTL). Without it such blocks are kept, as a manifest left out would lose its blocks. Not with --collections, which reads the whole live set and always collects")
+	fs.DurationVar(&f.ttl, "signing-ttl", keepstore.DefaultSigningTTL, "the servers' signature lifetime (Collections.BlobSigningTTL): copies younger than this are never trashed (default: from --config, else 336h)")
+	fs.StringVar(&f.configFile, "config", "", "read the signing TTL from the servers' Arvados cluster configuration `file` (Collections.BlobSigningTTL), as keep server --config does")
+	fs.StringVar(&f.clusterID, "cluster", "", "the cluster `id` to use when the --config file configures several")
+}
+
+// check refuses a command line keep balance cannot run.
+func (f *balanceFlags) check(fs *flag.FlagSet, paths []string) error {
+	if err := f.af.checkPaths(fs, paths); err != nil {
+		return err
+	}
+	switch {
+	case f.gc && f.af.collections:
+		return usageError(fs, "--gc is for MANIFEST and DIR arguments: with --collections the live set is every collection, and blocks none references are always collected")
+	case f.wait && !f.commit:
+		return usageError(fs, "--wait needs --commit: without it nothing is sent to wait for")
+	}
+	return nil
+}
+
 func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("balance", "MANIFEST|DIR... [--gc] | --collections", "Bring every block the manifests reference to the wanted number of copies\nin its probe-order places: work out the pull and trash lists for every\nserver (as Arvados keep-balance does) and, with --commit, send them.\nWithout --commit nothing is sent.\n\nBlocks no manifest references are garbage-collected only when the live set\nis known to be whole: with --collections (every collection of the API\nserver), or with --gc (the MANIFEST and DIR arguments are every manifest\nthere is). Otherwise they are counted and kept: the blocks of a manifest\nleft out would be trashed.\n\nSafety: a referenced block never loses its last copy or goes below the\nwanted count; extra copies are trashed only once the wanted ones are in\ntheir places; nothing younger than --signing-ttl is trashed; and no trash\nis sent at all when any server's index could not be read whole.", stderr)
-	var af adminFlags
-	af.register(fs)
-	commit := fs.Bool("commit", false, "send the pull and trash lists (default: only show them)")
-	wait := fs.Bool("wait", false, "with --commit: wait until the servers have worked their pull lists, report each pull that failed, and exit non-zero if any did")
-	gc := fs.Bool("gc", false, "the MANIFEST and DIR arguments are the whole live set: trash every block none of them references (once older than the signing TTL). Without it such blocks are kept, as a manifest left out would lose its blocks. Not with --collections, which reads the whole live set and always collects")
-	ttl := fs.Duration("signing-ttl", keepstore.DefaultSigningTTL, "the servers' signature lifetime (Collections.BlobSigningTTL): copies younger than this are never trashed (default: from --config, else 336h)")
-	configFile := fs.String("config", "", "read the signing TTL from the servers' Arvados cluster configuration `file` (Collections.BlobSigningTTL), as keep server --config does")
-	clusterID := fs.String("cluster", "", "the cluster `id` to use when the --config file configures several")
+	fs := newFlagSet("balance", "MANIFEST|DIR... [--gc] | --collections", balanceSummary, stderr)
+	var f balanceFlags
+	f.register(fs)
 	paths, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := af.checkPaths(fs, paths); err != nil {
+	if err := f.check(fs, paths); err != nil {
 		return err
-	}
-	switch {
-	case *gc && af.collections:
-		return usageError(fs, "--gc is for MANIFEST and DIR arguments: with --collections the live set is every collection, and blocks none references are always collected")
-	case *wait && !*commit:
-		return usageError(fs, "--wait needs --commit: without it nothing is sent to wait for")
 	}
 	// Only a live set known to be whole may make garbage of what it
 	// does not name.
-	keepUnreferenced := !af.collections && !*gc
-	signingTTL, ttlFrom, err := balanceTTL(fs, *ttl, *configFile, *clusterID)
+	keepUnreferenced := !f.af.collections && !f.gc
+	signingTTL, ttlFrom, err := balanceTTL(fs, f.ttl, f.configFile, f.clusterID)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	inv, want, client, ferr := af.inventory(ctx, paths, stderr)
+	inv, want, client, ferr := f.af.inventory(ctx, paths, stderr)
 	if ferr != nil && inv.Servers == nil {
 		return ferr
 	}
@@ -63,15 +85,24 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	switch {
 	case keepUnreferenced:
 		fmt.Fprintf(stdout, "%d unreferenced blocks kept: manifest files are not known to be the whole live set (--gc says they are; --collections reads every collection)\n", garbage.Blocks)
-	case *gc:
+	case f.gc:
 		fmt.Fprintf(stdout, "WARNING: --gc: the manifests given are taken as the whole live set: every block none of them references is trashed once older than the signing TTL (%d unreferenced blocks, %d bytes, now)\n", garbage.Blocks, garbage.Bytes)
 	}
+	return f.send(ctx, client, inv, p, stdout, stderr)
+}
+
+// send lists the pulls and trash of plan p for each server of inv and
+// what became of the last run's pulls, and with --commit sends the
+// lists (with --wait, waiting for the pulls).
+func (f *balanceFlags) send(ctx context.Context, client *balance.Client, inv balance.Inventory, p *balance.Plan, stdout, stderr io.Writer) error {
 	pulls, trash := 0, 0
+	var svcs []keepclient.Service // the servers with lists
 	for _, s := range inv.Servers {
 		u := s.Service.URL()
 		if _, ok := p.Pulls[u]; !ok {
 			continue
 		}
+		svcs = append(svcs, s.Service)
 		pulls += len(p.Pulls[u])
 		trash += len(p.Trash[u])
 		fmt.Fprintf(stdout, "%s: pull %d, trash %d\n", s.Service, len(p.Pulls[u]), len(p.Trash[u]))
@@ -81,21 +112,15 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	// What became of the last run's pulls: read before new lists
 	// replace them.
-	var svcs []keepclient.Service
-	for _, s := range inv.Servers {
-		if _, ok := p.Pulls[s.Service.URL()]; ok {
-			svcs = append(svcs, s.Service)
-		}
-	}
 	short := balance.StillShort(p, client.PullReports(ctx, svcs))
-	for _, f := range short {
-		fmt.Fprintf(stdout, "still short: %s: the last pull to %s failed: %s\n", f.Locator, f.Server, f.Error)
+	for _, s := range short {
+		fmt.Fprintf(stdout, "still short: %s: the last pull to %s failed: %s\n", s.Locator, s.Server, s.Error)
 	}
 	var failed error
 	if len(short) > 0 {
 		failed = fmt.Errorf("%d blocks are still short because a pull to them failed (listed above)", len(short))
 	}
-	if !*commit {
+	if !f.commit {
 		fmt.Fprintf(stdout, "dry run: %d pulls and %d trash items not sent (--commit sends them)\n", pulls, trash)
 		return failed
 	}
@@ -103,7 +128,7 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("sending the lists: %w", err)
 	}
 	fmt.Fprintf(stdout, "sent %d pulls and %d trash items\n", pulls, trash)
-	if *wait && pulls > 0 {
+	if f.wait && pulls > 0 {
 		if err := waitPulls(ctx, client, svcs, stdout, stderr); err != nil {
 			return err
 		}

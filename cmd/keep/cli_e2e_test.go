@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -236,5 +238,19 @@ func TestE2EProgressFlags(t *testing.T) {
 	}
 	if _, _, err := c.keep(t, "put", "--no-progress", f); err != nil {
 		t.Errorf("put --no-progress: %v", err)
+	}
+}
+
+// TestTokenScopeBeforeDatabase: a bad --scope is a usage error found
+// before the database is opened, which would create it.
+func TestTokenScopeBeforeDatabase(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "registry.db")
+	var stderr bytes.Buffer
+	err := runToken(context.Background(), []string{"create", "x", "--scope", "everything", "--db", db}, io.Discard, &stderr)
+	if !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), "--scope") {
+		t.Errorf("--scope everything: %v, stderr %q; want a usage error naming --scope", err, stderr.String())
+	}
+	if _, err := os.Stat(db); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the database was opened (%v): a usage error should leave no file", err)
 	}
 }

@@ -70,7 +70,17 @@ func (d *demo) run(ctx context.Context, size int) error {
 		return err
 	}
 	defer kc.Close()
+	for _, step := range []func(context.Context, *keepclient.Client, int) error{d.writeAndRead, d.faults, d.throughProxy, d.tooMany} {
+		if err := step(ctx, kc, size); err != nil {
+			return err
+		}
+	}
+	d.say("\nDone: every write reached 3 replicas despite the faults; cleaning up.")
+	return nil
+}
 
+// writeAndRead writes a file of size bytes with kc and reads it back.
+func (d *demo) writeAndRead(ctx context.Context, kc *keepclient.Client, size int) error {
 	sample := filepath.Join(d.dir, "sample.bin")
 	if err := writeRandomFile(sample, size); err != nil {
 		return err
@@ -83,10 +93,12 @@ func (d *demo) run(ctx context.Context, size int) error {
 	d.say("   manifest: %s", strings.TrimSpace(shorten(m.Text())))
 
 	d.say("\n== 3. Read it back and verify")
-	if err := d.verify(ctx, kc, m, sample); err != nil {
-		return err
-	}
+	return d.verify(ctx, kc, m, sample)
+}
 
+// faults stops one server and fills another, those a write of a second
+// file (of size/2 bytes) would use first, and writes it with kc.
+func (d *demo) faults(ctx context.Context, kc *keepclient.Client, size int) error {
 	// Pick the faults so they hit the servers the next write would use first.
 	other := filepath.Join(d.dir, "second.bin")
 	if err := writeRandomFile(other, size/2); err != nil {
@@ -94,23 +106,24 @@ func (d *demo) run(ctx context.Context, size int) error {
 	}
 	data, _ := os.ReadFile(other)
 	first := locator.New(data[:min(len(data), locator.MaxBlockSize)])
-	order := keepclient.ProbeOrder(first.Hash, c.Services())
+	order := keepclient.ProbeOrder(first.Hash, d.c.Services())
 	down, full := d.node(order[0]), d.node(order[1])
 	down.Stop()
 	full.SetFull(true)
 	d.say("\n== 4. Faults: %s is down (connection refused), %s is full (507)", down.Service.UUID, full.Service.UUID)
 	d.say("   Write %s (%d MiB) with 3 replicas; those two are first in its probe order", filepath.Base(other), (size/2)>>20)
-	m2, err := d.put(ctx, kc, other)
+	m, err := d.put(ctx, kc, other)
 	if err != nil {
 		return err
 	}
-	if err := d.verify(ctx, kc, m2, other); err != nil {
-		return err
-	}
+	return d.verify(ctx, kc, m, other)
+}
 
+// throughProxy writes a third file (of size/4 bytes) through the proxy.
+func (d *demo) throughProxy(ctx context.Context, _ *keepclient.Client, size int) error {
 	d.say("\n== 5. The same through the proxy: one upload to it (a non-disk service); it")
 	d.say("   writes 3 replicas behind it, routing around the same two faulty servers")
-	pc, err := keepclient.New(keepclient.Options{Services: c.ProxyServices(), Token: localToken, Replicas: 3, RetryDelay: 100 * time.Millisecond})
+	pc, err := keepclient.New(keepclient.Options{Services: d.c.ProxyServices(), Token: localToken, Replicas: 3, RetryDelay: 100 * time.Millisecond})
 	if err != nil {
 		return err
 	}
@@ -119,22 +132,23 @@ func (d *demo) run(ctx context.Context, size int) error {
 	if err := writeRandomFile(third, size/4); err != nil {
 		return err
 	}
-	m3, err := d.put(ctx, pc, third)
+	m, err := d.put(ctx, pc, third)
 	if err != nil {
 		return err
 	}
-	if err := d.verify(ctx, pc, m3, third); err != nil {
-		return err
-	}
+	return d.verify(ctx, pc, m, third)
+}
 
+// tooMany shows the error of a write asking kc for more copies than
+// the cluster has writable servers.
+func (d *demo) tooMany(ctx context.Context, kc *keepclient.Client, _ int) error {
 	d.say("\n== 6. Asking for more than the cluster can hold: 5 replicas with only 3 writable servers")
-	_, err = kc.Put(ctx, []byte("five copies, please"), keepclient.PutOptions{Replicas: 5})
+	_, err := kc.Put(ctx, []byte("five copies, please"), keepclient.PutOptions{Replicas: 5})
 	var ire *keepclient.InsufficientReplicasError
 	if !errors.As(err, &ire) {
 		return fmt.Errorf("expected a write of 5 replicas to fall short, got %v", err)
 	}
 	d.say("   error, as it should be:\n   %s", strings.ReplaceAll(err.Error(), "; ", ";\n     "))
-	d.say("\nDone: every write reached 3 replicas despite the faults; cleaning up.")
 	return nil
 }
 

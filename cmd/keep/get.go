@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,72 +17,102 @@ import (
 	"github.com/keepproject/keep/transfer"
 )
 
+const getSummary = "Read a block, a manifest's files, a collection of the registry (by name,\nuuid or portable data hash, its manifest signed afresh; ARVADOS_API_HOST\nand ARVADOS_API_TOKEN name the registry), or part of a manifest stored in\nKeep (HASH/PATH, HASH being what 'keep put --store-manifest' printed),\nback from Keep. Every block is verified against its hash. Without -o, a block or a\none-file manifest goes to stdout; with -o, a one-file manifest goes to that\nfile (unless it is a directory) and a larger one into that directory.\nExisting files are never replaced unless -f says so; with any in the way,\nnothing is written."
+
+// getFlags is keep get's command line.
+type getFlags struct {
+	out                   string
+	force, skip           bool
+	ahead                 int
+	md5sum, printManifest bool
+	strip                 bool
+	cf                    clientFlags
+}
+
+func (f *getFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.out, "o", "", "output `path`; a trailing slash or an existing directory means a directory, created if need be")
+	fs.BoolVar(&f.force, "f", false, "overwrite files that already exist")
+	fs.BoolVar(&f.skip, "skip-existing", false, "leave files that already exist as they are")
+	fs.IntVar(&f.ahead, "blocks-in-flight", 4, "blocks fetched ahead of the one being written")
+	fs.BoolVar(&f.md5sum, "md5sum", false, "print each file's MD5 on stderr as it is written (as arv-get)")
+	fs.BoolVar(&f.printManifest, "manifest", false, "print the manifest (of HASH/PATH: of that part) instead of the files")
+	fs.BoolVar(&f.strip, "strip-manifest", false, "with --manifest: without permission signatures")
+	f.cf.register(fs)
+}
+
+// check refuses a command line keep get cannot run.
+func (f *getFlags) check(fs *flag.FlagSet, pos []string) error {
+	switch {
+	case len(pos) != 1:
+		return usageError(fs, "want one LOCATOR, MANIFEST_FILE or HASH/PATH, not %d arguments", len(pos))
+	case f.ahead < 0:
+		return usageError(fs, "--blocks-in-flight must be 0 or more, not %d", f.ahead)
+	case f.force && f.skip:
+		return usageError(fs, "-f and --skip-existing contradict each other")
+	case f.strip && !f.printManifest:
+		return usageError(fs, "--strip-manifest goes with --manifest")
+	}
+	return nil
+}
+
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("get", "LOCATOR|MANIFEST_FILE|COLLECTION[/PATH]|HASH/[PATH]", "Read a block, a manifest's files, a collection of the registry (by name,\nuuid or portable data hash, its manifest signed afresh; ARVADOS_API_HOST\nand ARVADOS_API_TOKEN name the registry), or part of a manifest stored in\nKeep (HASH/PATH, HASH being what 'keep put --store-manifest' printed),\nback from Keep. Every block is verified against its hash. Without -o, a block or a\none-file manifest goes to stdout; with -o, a one-file manifest goes to that\nfile (unless it is a directory) and a larger one into that directory.\nExisting files are never replaced unless -f says so; with any in the way,\nnothing is written.", stderr)
-	out := fs.String("o", "", "output `path`; a trailing slash or an existing directory means a directory, created if need be")
-	force := fs.Bool("f", false, "overwrite files that already exist")
-	skip := fs.Bool("skip-existing", false, "leave files that already exist as they are")
-	ahead := fs.Int("blocks-in-flight", 4, "blocks fetched ahead of the one being written")
-	md5sum := fs.Bool("md5sum", false, "print each file's MD5 on stderr as it is written (as arv-get)")
-	printManifest := fs.Bool("manifest", false, "print the manifest (of HASH/PATH: of that part) instead of the files")
-	strip := fs.Bool("strip-manifest", false, "with --manifest: without permission signatures")
-	var cf clientFlags
-	cf.register(fs)
+	fs := newFlagSet("get", "LOCATOR|MANIFEST_FILE|COLLECTION[/PATH]|HASH/[PATH]", getSummary, stderr)
+	var f getFlags
+	f.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(pos) != 1:
-		return usageError(fs, "want one LOCATOR, MANIFEST_FILE or HASH/PATH, not %d arguments", len(pos))
-	case *ahead < 0:
-		return usageError(fs, "--blocks-in-flight must be 0 or more, not %d", *ahead)
-	case *force && *skip:
-		return usageError(fs, "-f and --skip-existing contradict each other")
-	case *strip && !*printManifest:
-		return usageError(fs, "--strip-manifest goes with --manifest")
+	if err := f.check(fs, pos); err != nil {
+		return err
 	}
-	arg := pos[0]
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	kc, res, err := cf.newClient(ctx, 1, nil, log)
+	kc, res, err := f.cf.newClient(ctx, 1, nil, log)
 	if err != nil {
 		return err
 	}
 	defer kc.Close()
-	withHint := func(err error) error {
-		if err != nil && !errors.As(err, new(*transfer.ExistsError)) {
-			if hint := unreachableHint(ctx, res, kc.Services()); hint != "" {
-				return fmt.Errorf("%w\n%s", err, hint)
-			}
-		}
-		return err
-	}
-
-	m, err := target(ctx, kc, res, arg)
+	m, err := target(ctx, kc, res, pos[0])
 	if err != nil {
-		return withHint(err)
+		return withUnreachableHint(ctx, err, res, kc)
 	}
-	if *printManifest {
+	if f.printManifest {
 		text := m.Text()
-		if *strip {
+		if f.strip {
 			text = m.BareText()
 		}
 		_, err := io.WriteString(stdout, text)
 		return err
 	}
-	var total int64
-	for _, f := range m.Files {
-		total += f.Size()
+	return withUnreachableHint(ctx, f.write(ctx, kc, m, stdout, stderr), res, kc)
+}
+
+// withUnreachableHint adds to err, unless it is a file in the way, the
+// hint that none of kc's services accepts connections, if so.
+func withUnreachableHint(ctx context.Context, err error, res *discovery.Resolver, kc *keepclient.Client) error {
+	if err != nil && !errors.As(err, new(*transfer.ExistsError)) {
+		if hint := unreachableHint(ctx, res, kc.Services()); hint != "" {
+			return fmt.Errorf("%w\n%s", err, hint)
+		}
 	}
-	opts := transfer.GetOptions{BlocksAhead: *ahead, Overwrite: *force, SkipExisting: *skip}
-	if *md5sum {
+	return err
+}
+
+// write writes m's files, read with kc, where the flags say.
+func (f *getFlags) write(ctx context.Context, kc *keepclient.Client, m *manifest.Manifest, stdout, stderr io.Writer) error {
+	var total int64
+	for _, file := range m.Files {
+		total += file.Size()
+	}
+	opts := transfer.GetOptions{BlocksAhead: f.ahead, Overwrite: f.force, SkipExisting: f.skip}
+	if f.md5sum {
 		opts.MD5 = func(path, sum string) { fmt.Fprintf(stderr, "%s  %s\n", sum, path) }
 	}
-	bar := newProgress(stderr, stdout, *out == "" || *out == "-", cf.progressMode(), "get", total)
+	bar := newProgress(stderr, stdout, f.out == "" || f.out == "-", f.cf.progressMode(), "get", total)
 	opts.Progress = bar.add
-	err = transfer.Get(ctx, kc, m, *out, stdout, opts)
+	err := transfer.Get(ctx, kc, m, f.out, stdout, opts)
 	bar.done(err != nil)
-	return withHint(err)
+	return err
 }
 
 // target returns the manifest arg names: a block (as a one-file manifest

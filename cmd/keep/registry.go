@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -38,43 +38,68 @@ it has a password).`
 // clusterIDRE is an Arvados cluster id: the prefix of every uuid.
 var clusterIDRE = regexp.MustCompile(`^[a-z0-9]{5}$`)
 
-func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("registry", "", registrySummary, stderr)
-	var db dbFlags
-	db.register(fs)
-	listen := fs.String("listen", "127.0.0.1:25110", "`address` to listen on")
-	addrFile := fs.String("addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
-	tlsCert := fs.String("tls-cert", "", "the HTTPS certificate `file` (required: Arvados clients speak HTTPS to an API server)")
-	tlsKey := fs.String("tls-key", "", "private key `file` for --tls-cert")
-	keyFile := fs.String("signing-key-file", "", "the block servers' blob signing key `file`: manifests are signed with it when read and checked with it when written (Arvados: Collections.BlobSigningKey)")
-	ttl := fs.Duration("signing-ttl", keepstore.DefaultSigningTTL, "the block servers' signature lifetime (Arvados: Collections.BlobSigningTTL)")
-	clusterID := fs.String("cluster-id", "keep0", "five lowercase letters or digits: the prefix of every uuid (Arvados: ClusterID)")
-	replication := fs.Int("default-replication", 2, "copies wanted of a collection that says none (Arvados: Collections.DefaultReplication)")
-	trashLifetime := fs.Duration("trash-lifetime", 14*24*time.Hour, "how long a trashed collection can be recovered before it is deleted for good (Arvados: Collections.DefaultTrashLifetime)")
-	services := fs.String("services", "", "serve the block servers and proxies listed in this keep_services JSON `file` as keep_services/accessible, read again on every request")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
+// registryFlags is keep registry's command line.
+type registryFlags struct {
+	db               dbFlags
+	listen, addrFile string
+	tlsCert, tlsKey  string
+	keyFile          string
+	ttl              time.Duration
+	clusterID        string
+	replication      int
+	trashLifetime    time.Duration
+	services         string
+}
+
+func (f *registryFlags) register(fs *flag.FlagSet) {
+	f.db.register(fs)
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:25110", "`address` to listen on")
+	fs.StringVar(&f.addrFile, "addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "the HTTPS certificate `file` (required: Arvados clients speak HTTPS to an API server)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "private key `file` for --tls-cert")
+	fs.StringVar(&f.keyFile, "signing-key-file", "", "the block servers' blob signing key `file`: manifests are signed with it when read and checked with it when written (Arvados: Collections.BlobSigningKey)")
+	fs.DurationVar(&f.ttl, "signing-ttl", keepstore.DefaultSigningTTL, "the block servers' signature lifetime (Arvados: Collections.BlobSigningTTL)")
+	fs.StringVar(&f.clusterID, "cluster-id", "keep0", "five lowercase letters or digits: the prefix of every uuid (Arvados: ClusterID)")
+	fs.IntVar(&f.replication, "default-replication", 2, "copies wanted of a collection that says none (Arvados: Collections.DefaultReplication)")
+	fs.DurationVar(&f.trashLifetime, "trash-lifetime", 14*24*time.Hour, "how long a trashed collection can be recovered before it is deleted for good (Arvados: Collections.DefaultTrashLifetime)")
+	fs.StringVar(&f.services, "services", "", "serve the block servers and proxies listed in this keep_services JSON `file` as keep_services/accessible, read again on every request")
+}
+
+// check refuses a command line keep registry cannot run with.
+func (f *registryFlags) check(fs *flag.FlagSet) error {
 	switch {
 	case fs.NArg() != 0:
 		return usageError(fs, "takes no arguments")
-	case *tlsCert == "" || *tlsKey == "":
+	case f.tlsCert == "" || f.tlsKey == "":
 		return usageError(fs, "needs --tls-cert and --tls-key: clients speak HTTPS to an API server")
-	case !clusterIDRE.MatchString(*clusterID):
-		return usageError(fs, "--cluster-id %q: want five lowercase letters or digits", *clusterID)
-	case *replication < 1 || *replication > registry.MaxReplication:
-		return usageError(fs, "--default-replication %d: want 1 to %d", *replication, registry.MaxReplication)
-	case *ttl <= 0 || *trashLifetime <= 0:
+	case !clusterIDRE.MatchString(f.clusterID):
+		return usageError(fs, "--cluster-id %q: want five lowercase letters or digits", f.clusterID)
+	case f.replication < 1 || f.replication > registry.MaxReplication:
+		return usageError(fs, "--default-replication %d: want 1 to %d", f.replication, registry.MaxReplication)
+	case f.ttl <= 0 || f.trashLifetime <= 0:
 		return usageError(fs, "--signing-ttl and --trash-lifetime must be positive")
 	}
-	dsn, err := db.dsn(fs)
+	return nil
+}
+
+func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("registry", "", registrySummary, stderr)
+	var f registryFlags
+	f.register(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := f.check(fs); err != nil {
+		return err
+	}
+	dsn, err := f.db.dsn(fs)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	signer := locator.Signer{TTL: *ttl}
-	if *keyFile != "" {
-		key, err := readSecret(*keyFile)
+	signer := locator.Signer{TTL: f.ttl}
+	if f.keyFile != "" {
+		key, err := readSecret(f.keyFile)
 		if err != nil {
 			return fmt.Errorf("--signing-key-file: %w", err)
 		}
@@ -93,19 +118,22 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if _, err := store.DeleteExpired(ctx, time.Now()); err != nil {
 		return dbError(fmt.Errorf("the database cannot be written: %w", err))
 	}
-	l, err := listenTLS(*listen, *tlsCert, *tlsKey)
+	return f.serve(ctx, store, signer, log)
+}
+
+// serve serves the registry of store until ctx ends, signing manifests
+// with signer and deleting expired collections every minute.
+func (f *registryFlags) serve(ctx context.Context, store *registry.Store, signer locator.Signer, log *slog.Logger) error {
+	l, err := listenTLS(f.listen, f.tlsCert, f.tlsKey)
 	if err != nil {
 		return err
 	}
-	if *addrFile != "" {
-		if err := os.WriteFile(*addrFile, []byte(l.Addr().String()+"\n"), 0o644); err != nil {
-			l.Close()
-			return err
-		}
+	if err := writeAddrFile(f.addrFile, l); err != nil {
+		return err
 	}
 	h := registry.NewHandler(registry.Config{
-		Store: store, ClusterID: *clusterID, Signer: signer, DefaultReplication: *replication,
-		TrashLifetime: *trashLifetime, ServicesFile: *services, Log: log,
+		Store: store, ClusterID: f.clusterID, Signer: signer, DefaultReplication: f.replication,
+		TrashLifetime: f.trashLifetime, ServicesFile: f.services, Log: log,
 	})
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	sweepDone := make(chan struct{})
@@ -114,8 +142,8 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		sweepDeleted(sweepCtx, store, time.Minute, log)
 	}()
 	defer func() { stopSweep(); <-sweepDone }()
-	log.Info("keep registry listening", "addr", l.Addr().String(), "database", store.String(), "cluster_id", *clusterID,
-		"signing", len(signer.Key) > 0, "signing_ttl", *ttl, "default_replication", *replication, "version", version.String())
+	log.Info("keep registry listening", "addr", l.Addr().String(), "database", store.String(), "cluster_id", f.clusterID,
+		"signing", len(signer.Key) > 0, "signing_ttl", f.ttl, "default_replication", f.replication, "version", version.String())
 	return serveHTTP(ctx, l, &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 30 * time.Second,

@@ -51,44 +51,56 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	var scope apiauth.Scope
+	if verb == "create" {
+		if scope, err = apiauth.ParseScope(*scopeName); err != nil {
+			return usageError(fs, "--scope: %v", err)
+		}
+	}
 	store, err := registry.Open(ctx, dsn)
 	if err != nil {
 		return dbError(err)
 	}
 	defer store.Close()
-	now := time.Now()
 	switch verb {
 	case "create":
-		scope, err := apiauth.ParseScope(*scopeName)
-		if err != nil {
-			return usageError(fs, "--scope: %v", err)
-		}
-		secret, err := store.CreateToken(ctx, rest[0], scope, now)
-		if err != nil {
-			return dbError(err)
-		}
-		fmt.Fprintln(stdout, secret)
-		fmt.Fprintf(stderr, "keep token: created %s (%s); its secret is above and cannot be shown again\n", rest[0], scope)
+		return createToken(ctx, store, rest[0], scope, stdout, stderr)
 	case "revoke":
-		if err := store.RevokeToken(ctx, rest[0], now); err != nil {
+		if err := store.RevokeToken(ctx, rest[0], time.Now()); err != nil {
 			return dbError(err)
 		}
 		fmt.Fprintf(stderr, "keep token: revoked %s (servers and proxies may accept it for up to a minute more, from their caches)\n", rest[0])
-	case "list":
-		toks, err := store.Tokens(ctx)
-		if err != nil {
-			return err
-		}
-		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "NAME\tSCOPE\tCREATED\tREVOKED")
-		for _, t := range toks {
-			revoked := "-"
-			if !t.RevokedAt.IsZero() {
-				revoked = t.RevokedAt.Format(time.RFC3339)
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.Name, t.Scope, t.CreatedAt.Format(time.RFC3339), revoked)
-		}
-		return w.Flush()
+		return nil
 	}
+	return listTokens(ctx, store, stdout)
+}
+
+// createToken creates the token name with scope in store and prints its
+// secret.
+func createToken(ctx context.Context, store *registry.Store, name string, scope apiauth.Scope, stdout, stderr io.Writer) error {
+	secret, err := store.CreateToken(ctx, name, scope, time.Now())
+	if err != nil {
+		return dbError(err)
+	}
+	fmt.Fprintln(stdout, secret)
+	fmt.Fprintf(stderr, "keep token: created %s (%s); its secret is above and cannot be shown again\n", name, scope)
 	return nil
+}
+
+// listTokens prints the tokens in store, revoked ones too.
+func listTokens(ctx context.Context, store *registry.Store, stdout io.Writer) error {
+	toks, err := store.Tokens(ctx)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tSCOPE\tCREATED\tREVOKED")
+	for _, t := range toks {
+		revoked := "-"
+		if !t.RevokedAt.IsZero() {
+			revoked = t.RevokedAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.Name, t.Scope, t.CreatedAt.Format(time.RFC3339), revoked)
+	}
+	return w.Flush()
 }
