@@ -50,12 +50,8 @@ func (f *balanceFlags) check(fs *flag.FlagSet, paths []string) error {
 func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("balance", "MANIFEST|DIR... [--gc] | --collections", balanceSummary, stderr)
 	var f balanceFlags
-	f.register(fs)
-	paths, err := parse(fs, args)
+	paths, err := parseFlags(fs, &f, args)
 	if err != nil {
-		return err
-	}
-	if err := f.check(fs, paths); err != nil {
 		return err
 	}
 	// Only a live set known to be whole may make garbage of what it

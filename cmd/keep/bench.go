@@ -67,8 +67,8 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 
 // check refuses a command line keep bench cannot run, and applies
 // --quick.
-func (f *benchFlags) check(fs *flag.FlagSet) error {
-	if fs.NArg() != 0 || f.size < 1 || f.smallFiles < 1 || f.inflight < 1 || f.slowRate <= 0 {
+func (f *benchFlags) check(fs *flag.FlagSet, pos []string) error {
+	if len(pos) != 0 || f.size < 1 || f.smallFiles < 1 || f.inflight < 1 || f.slowRate <= 0 {
 		fs.Usage()
 		return errUsage
 	}
@@ -178,11 +178,7 @@ func (f *benchFlags) processes(o *benchOptions) (func(), error) {
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", "", benchSummary, stderr)
 	var f benchFlags
-	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := f.check(fs); err != nil {
+	if err := parseLeadingFlags(fs, &f, args); err != nil {
 		return err
 	}
 	o, stop, err := f.options(ctx, stderr)

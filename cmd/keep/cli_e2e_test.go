@@ -254,3 +254,18 @@ func TestTokenScopeBeforeDatabase(t *testing.T) {
 		t.Errorf("the database was opened (%v): a usage error should leave no file", err)
 	}
 }
+
+// TestRegistryTakesNoArguments: keep registry refuses an argument (it
+// used to ignore one given before or between its flags).
+func TestRegistryTakesNoArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"extra", "--tls-cert", "c", "--tls-key", "k"},
+		{"--tls-cert", "c", "extra", "--tls-key", "k"},
+		{"--tls-cert", "c", "--tls-key", "k", "--", "extra"},
+	} {
+		var stderr bytes.Buffer
+		if err := runRegistry(context.Background(), args, io.Discard, &stderr); !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), "takes no arguments") {
+			t.Errorf("keep registry %q: %v, stderr %q; want a usage error", args, err, stderr.String())
+		}
+	}
+}

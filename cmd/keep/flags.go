@@ -87,6 +87,37 @@ func helpAsked(args []string) bool {
 	return false
 }
 
+// commandFlags are a subcommand's flags, as a struct of their values.
+type commandFlags interface {
+	// register defines the flags on fs.
+	register(fs *flag.FlagSet)
+	// check refuses, with a usage error, a command line that cannot
+	// run: pos are its positional arguments.
+	check(fs *flag.FlagSet, pos []string) error
+}
+
+// parseFlags registers f's flags on fs, parses args with parse (flags
+// may follow the positional arguments) and has f check them; it
+// returns the positional arguments.
+func parseFlags(fs *flag.FlagSet, f commandFlags, args []string) ([]string, error) {
+	f.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	return pos, f.check(fs, pos)
+}
+
+// parseLeadingFlags is parseFlags for the commands whose flags must
+// all come first (fs.Parse): a flag mistake prints their whole usage.
+func parseLeadingFlags(fs *flag.FlagSet, f commandFlags, args []string) error {
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return f.check(fs, fs.Args())
+}
+
 // repeated is a flag that may be given several times.
 type repeated []string
 

@@ -58,12 +58,8 @@ func (f *getFlags) check(fs *flag.FlagSet, pos []string) error {
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("get", "LOCATOR|MANIFEST_FILE|COLLECTION[/PATH]|HASH/[PATH]", getSummary, stderr)
 	var f getFlags
-	f.register(fs)
-	pos, err := parse(fs, args)
+	pos, err := parseFlags(fs, &f, args)
 	if err != nil {
-		return err
-	}
-	if err := f.check(fs, pos); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))

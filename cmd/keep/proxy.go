@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -67,20 +66,17 @@ closed networks.`
 
 // proxyFlags is keep proxy's command line.
 type proxyFlags struct {
-	p                     arvconfig.ProxySettings // the settings flags give as they are
-	configFile, clusterID string
-	internalURL           string
-	addrFile              string
-	opts                  keepproxy.Options
-	maxBlocks             int
-	servicesCheck         time.Duration
-	cf                    clientFlags
+	p             arvconfig.ProxySettings // the settings flags give as they are
+	config        configFlags
+	addrFile      string
+	opts          keepproxy.Options
+	maxBlocks     int
+	servicesCheck time.Duration
+	cf            clientFlags
 }
 
 func (f *proxyFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.configFile, "config", "", "read the listen address and TLS files from an Arvados cluster configuration `file`, such as /etc/arvados/config.yml")
-	fs.StringVar(&f.clusterID, "cluster", "", "the cluster `id` to use when the --config file configures several")
-	fs.StringVar(&f.internalURL, "internal-url", "", "with --config: this proxy's `URL` among Services.Keepproxy.InternalURLs (default $ARVADOS_SERVICE_INTERNAL_URL, else the only one whose host is this machine)")
+	f.config.register(fs, "the listen address and TLS files", "proxy", "Keepproxy")
 	fs.StringVar(&f.p.Listen, "listen", "127.0.0.1:25107", "`address` to listen on (Arvados: the host and port of this proxy's Services.Keepproxy.InternalURLs entry, or of its ListenURL)")
 	fs.StringVar(&f.addrFile, "addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
 	fs.IntVar(&f.opts.MaxWrites, "max-writes", keepproxy.DefaultMaxWrites, "PUTs written to the servers at once; their buffers hold at most this × 64 MiB + 8 MiB; more get 503 with Retry-After")
@@ -99,8 +95,8 @@ func (f *proxyFlags) register(fs *flag.FlagSet) {
 
 // check refuses a command line keep proxy cannot run with, and applies
 // --max-blocks.
-func (f *proxyFlags) check(fs *flag.FlagSet) error {
-	if fs.NArg() != 0 || (f.p.TLSCert == "") != (f.p.TLSKey == "") {
+func (f *proxyFlags) check(fs *flag.FlagSet, pos []string) error {
+	if len(pos) != 0 || (f.p.TLSCert == "") != (f.p.TLSKey == "") {
 		fmt.Fprintln(fs.Output(), "keep proxy: takes no arguments, and --tls-cert needs --tls-key")
 		fs.Usage()
 		return errUsage
@@ -119,25 +115,19 @@ func (f *proxyFlags) check(fs *flag.FlagSet) error {
 }
 
 // fromConfig fills in f.p from the --config file, leaving alone
-// whatever a flag set on fs gave.
+// whatever a flag set on fs gave, and refuses --cluster and
+// --internal-url without --config.
 func (f *proxyFlags) fromConfig(fs *flag.FlagSet) error {
-	if f.configFile == "" {
-		if f.clusterID != "" || f.internalURL != "" {
-			return usageError(fs, "--cluster and --internal-url need --config")
-		}
-		return nil
+	set := flagsSet(fs)
+	if err := f.config.check(fs, set); err != nil || f.config.file == "" {
+		return err
 	}
-	c, err := arvconfig.ReadFile(f.configFile, f.clusterID)
+	c, ep, err := loadConfig(&f.config, (*arvconfig.Cluster).Proxy)
 	if err == nil {
-		var ep *arvconfig.Endpoint
-		if ep, err = c.Proxy(cmp.Or(f.internalURL, os.Getenv("ARVADOS_SERVICE_INTERNAL_URL")), arvconfig.IsLocal); err != nil {
-			err = withURLHint(err)
-		} else {
-			err = c.FillProxy(&f.p, ep, flagsSet(fs))
-		}
+		err = c.FillProxy(&f.p, ep, set)
 	}
 	if err != nil {
-		return fmt.Errorf("--config %s: %w", f.configFile, err)
+		return fmt.Errorf("--config %s: %w", f.config.file, err)
 	}
 	return nil
 }
@@ -145,11 +135,7 @@ func (f *proxyFlags) fromConfig(fs *flag.FlagSet) error {
 func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("proxy", "", proxySummary, stderr)
 	var f proxyFlags
-	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := f.check(fs); err != nil {
+	if err := parseLeadingFlags(fs, &f, args); err != nil {
 		return err
 	}
 	if err := f.fromConfig(fs); err != nil {

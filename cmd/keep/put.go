@@ -102,12 +102,8 @@ func (f *putFlags) options(paths []string) *putOptions {
 func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("put", "PATH...", putSummary, stderr)
 	var f putFlags
-	f.register(fs)
-	paths, err := parse(fs, args)
+	paths, err := parseFlags(fs, &f, args)
 	if err != nil {
-		return err
-	}
-	if err := f.check(fs, paths); err != nil {
 		return err
 	}
 	o := f.options(paths)

@@ -66,9 +66,9 @@ func (f *registryFlags) register(fs *flag.FlagSet) {
 }
 
 // check refuses a command line keep registry cannot run with.
-func (f *registryFlags) check(fs *flag.FlagSet) error {
+func (f *registryFlags) check(fs *flag.FlagSet, pos []string) error {
 	switch {
-	case fs.NArg() != 0:
+	case len(pos) != 0:
 		return usageError(fs, "takes no arguments")
 	case f.tlsCert == "" || f.tlsKey == "":
 		return usageError(fs, "needs --tls-cert and --tls-key: clients speak HTTPS to an API server")
@@ -85,11 +85,7 @@ func (f *registryFlags) check(fs *flag.FlagSet) error {
 func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("registry", "", registrySummary, stderr)
 	var f registryFlags
-	f.register(fs)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := f.check(fs); err != nil {
+	if _, err := parseFlags(fs, &f, args); err != nil {
 		return err
 	}
 	dsn, err := f.db.dsn(fs)

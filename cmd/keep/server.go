@@ -1,14 +1,12 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -78,26 +76,23 @@ func (r *rateFlag) Set(v string) error {
 
 // serverFlags is keep server's command line.
 type serverFlags struct {
-	s                     arvconfig.ServerSettings // the settings flags give as they are
-	configFile, clusterID string
-	internalURL           string
-	addrFile              string
-	volumes, roVolumes    volumeList
-	capacity, classes     string
-	keyFile               string
-	sysTokenFile          string
-	mgmtTokenFile         string
-	maxWrites             int
-	minRate               rateFlag
-	grace                 time.Duration
-	registry              string
-	noSync                bool
+	s                  arvconfig.ServerSettings // the settings flags give as they are
+	config             configFlags
+	addrFile           string
+	volumes, roVolumes volumeList
+	capacity, classes  string
+	keyFile            string
+	sysTokenFile       string
+	mgmtTokenFile      string
+	maxWrites          int
+	minRate            rateFlag
+	grace              time.Duration
+	registry           string
+	noSync             bool
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.configFile, "config", "", "read settings from an Arvados cluster configuration `file`, such as /etc/arvados/config.yml")
-	fs.StringVar(&f.clusterID, "cluster", "", "the cluster `id` to use when the --config file configures several")
-	fs.StringVar(&f.internalURL, "internal-url", "", "with --config: this server's `URL` among Services.Keepstore.InternalURLs (default $ARVADOS_SERVICE_INTERNAL_URL, else the only one whose host is this machine)")
+	f.config.register(fs, "settings", "server", "Keepstore")
 	fs.StringVar(&f.s.Listen, "listen", "127.0.0.1:25107", "`address` to listen on; port 0 picks a free one (Arvados: the host and port of this server's Services.Keepstore.InternalURLs entry, or of its ListenURL)")
 	fs.StringVar(&f.addrFile, "addr-file", "", "write the bound address to this `file` (useful with --listen :0)")
 	fs.Var(&f.volumes, "volume", "store blocks in the volume at `URL`, a directory or a URL of a form above (repeatable); with --config, --volume and --read-only-volume replace the file's volumes (Arvados: Volumes.*.Driver and DriverParameters, such as DriverParameters.Root)")
@@ -133,16 +128,13 @@ func (f *serverFlags) registerTrash(fs *flag.FlagSet) {
 }
 
 // check refuses a command line keep server cannot run with.
-func (f *serverFlags) check(fs *flag.FlagSet, set map[string]bool) error {
-	if fs.NArg() != 0 || (len(f.volumes)+len(f.roVolumes) == 0 && f.configFile == "") || (f.s.TLSCert == "") != (f.s.TLSKey == "") {
+func (f *serverFlags) check(fs *flag.FlagSet, pos []string) error {
+	if len(pos) != 0 || (len(f.volumes)+len(f.roVolumes) == 0 && f.config.file == "") || (f.s.TLSCert == "") != (f.s.TLSKey == "") {
 		fmt.Fprintln(fs.Output(), "keep server: need --config or at least one --volume or --read-only-volume, no arguments, and --tls-cert with --tls-key")
 		fs.Usage()
 		return errUsage
 	}
-	if f.configFile == "" && (set["cluster"] || set["internal-url"]) {
-		return usageError(fs, "--cluster and --internal-url need --config")
-	}
-	return nil
+	return f.config.check(fs, flagsSet(fs))
 }
 
 // serverOptions is what keep server runs with: the flags, filled in
@@ -181,9 +173,9 @@ func (f *serverFlags) options(set map[string]bool) (*serverOptions, error) {
 	if err := f.readSecrets(&o.ServerSettings); err != nil {
 		return nil, err
 	}
-	if f.configFile != "" {
+	if f.config.file != "" {
 		if err := f.fromConfig(&o.ServerSettings, set); err != nil {
-			return nil, fmt.Errorf("--config %s: %w", f.configFile, err)
+			return nil, fmt.Errorf("--config %s: %w", f.config.file, err)
 		}
 	}
 	for i := range o.Volumes {
@@ -228,8 +220,7 @@ func (f *serverFlags) readSecrets(s *arvconfig.ServerSettings) error {
 // fromConfig fills in s from the --config file, leaving alone the
 // settings of the flags in set.
 func (f *serverFlags) fromConfig(s *arvconfig.ServerSettings, set map[string]bool) error {
-	given := cmp.Or(f.internalURL, os.Getenv("ARVADOS_SERVICE_INTERNAL_URL"))
-	c, ks, err := loadKeepstoreConfig(f.configFile, f.clusterID, given)
+	c, ks, err := loadConfig(&f.config, (*arvconfig.Cluster).Self)
 	if err != nil {
 		return err
 	}
@@ -239,15 +230,10 @@ func (f *serverFlags) fromConfig(s *arvconfig.ServerSettings, set map[string]boo
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("server", "", serverSummary(), stderr)
 	var f serverFlags
-	f.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseLeadingFlags(fs, &f, args); err != nil {
 		return err
 	}
-	set := flagsSet(fs)
-	if err := f.check(fs, set); err != nil {
-		return err
-	}
-	o, err := f.options(set)
+	o, err := f.options(flagsSet(fs))
 	if err != nil {
 		return err
 	}
@@ -343,24 +329,4 @@ func (o *serverOptions) acceptedTokens() string {
 		return s + "; the system token may do everything, including the admin routes"
 	}
 	return s + "; the admin routes are closed (no system token)"
-}
-
-// loadKeepstoreConfig reads an Arvados config.yml and picks this
-// keepstore's entry in it (given, else the one on this host).
-func loadKeepstoreConfig(path, clusterID, given string) (*arvconfig.Cluster, *arvconfig.Keepstore, error) {
-	c, err := arvconfig.ReadFile(path, clusterID)
-	if err != nil {
-		return nil, nil, err
-	}
-	ks, err := c.Self(given, arvconfig.IsLocal)
-	return c, ks, withURLHint(err)
-}
-
-// withURLHint adds to an error from picking this host's internal URL
-// how to name it.
-func withURLHint(err error) error {
-	if errors.Is(err, arvconfig.ErrNotThisHost) || errors.Is(err, arvconfig.ErrSeveralOnHost) {
-		return fmt.Errorf("%w; choose one with --internal-url", err)
-	}
-	return err
 }

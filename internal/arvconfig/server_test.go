@@ -86,24 +86,40 @@ func TestFillServer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, ks := loadKeepstore(t, tt.config)
-			given := map[string]bool{}
-			for _, f := range tt.given {
-				given[f] = true
-			}
 			s := tt.start
-			err := c.FillServer(&s, ks, given)
-			switch {
-			case tt.err != "":
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Errorf("FillServer: %v, want %q", err, tt.err)
-				}
-			case err != nil:
-				t.Errorf("FillServer: %v", err)
-			case fmt.Sprint(s) != fmt.Sprint(tt.want):
+			err := c.FillServer(&s, ks, flagSet(tt.given))
+			if errorAsWanted(t, "FillServer", err, tt.err) && fmt.Sprint(s) != fmt.Sprint(tt.want) {
 				t.Errorf("FillServer:\n%+v\nwant\n%+v", s, tt.want)
 			}
 		})
 	}
+}
+
+// flagSet returns names as the set of flags given.
+func flagSet(names []string) map[string]bool {
+	set := map[string]bool{}
+	for _, n := range names {
+		set[n] = true
+	}
+	return set
+}
+
+// errorAsWanted reports an error of call unless it contains want, or
+// any error when want is ""; it returns whether the call succeeded as
+// wanted, so that its result is to be checked.
+func errorAsWanted(t *testing.T, call string, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want != "":
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", call, err, want)
+		}
+		return false
+	case err != nil:
+		t.Errorf("%s: %v", call, err)
+		return false
+	}
+	return true
 }
 
 // loadKeepstore loads config (serverConfig if "") and picks its only
@@ -219,20 +235,9 @@ Clusters:
 			if err != nil {
 				t.Fatal(err)
 			}
-			given := map[string]bool{}
-			for _, f := range tt.given {
-				given[f] = true
-			}
 			p := tt.start
-			err = c.FillProxy(&p, ep, given)
-			switch {
-			case tt.err != "":
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Errorf("FillProxy: %v, want %q", err, tt.err)
-				}
-			case err != nil:
-				t.Errorf("FillProxy: %v", err)
-			case p != tt.want:
+			err = c.FillProxy(&p, ep, flagSet(tt.given))
+			if errorAsWanted(t, "FillProxy", err, tt.err) && p != tt.want {
 				t.Errorf("FillProxy:\n%+v\nwant\n%+v", p, tt.want)
 			}
 		})
