@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -127,7 +126,7 @@ func (f *benchFlags) options(ctx context.Context, stderr io.Writer) (*benchOptio
 			return nil, nil, err
 		}
 		o.cfg.Launcher = bench.External{Services: svcs}
-		o.cfg.Client.Token = cmp.Or(res.KeepToken(), localToken)
+		o.cfg.Client.Token = keepToken(res)
 		o.cfg.Client.Insecure = res.Insecure()
 	case f.inProcess:
 		o.cfg.Launcher = bench.InProcess{}

@@ -15,10 +15,14 @@ import (
 	"github.com/keepproject/keep/keepclient"
 )
 
-// localToken is sent when no ARVADOS_API_TOKEN is configured. Servers
+// localToken is sent when neither ARVADOS_API_TOKEN nor KEEP_TOKEN is set. Servers
 // started by "keep up" accept any token on writes and do not check
 // signatures on reads.
 const localToken = "keep-local"
+
+// keepToken is the token sent to the Keep services res finds:
+// ARVADOS_API_TOKEN, else KEEP_TOKEN (res.KeepToken), else localToken.
+func keepToken(res *discovery.Resolver) string { return cmp.Or(res.KeepToken(), localToken) }
 
 // clientFlags are the flags shared by commands that talk to Keep services.
 type clientFlags struct {
@@ -55,11 +59,10 @@ func (f *clientFlags) newClient(ctx context.Context, replicas int, classes []str
 	if err != nil {
 		return nil, nil, err
 	}
-	token := cmp.Or(res.KeepToken(), localToken)
 	kc, err := keepclient.New(keepclient.Options{
 		Services:       svcs,
 		Refresh:        res.Refresh,
-		Token:          token,
+		Token:          keepToken(res),
 		Replicas:       replicas,
 		StorageClasses: classes,
 		MaxPasses:      f.passes,
