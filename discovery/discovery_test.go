@@ -94,7 +94,7 @@ func TestPrecedence(t *testing.T) {
 			name:          "broken default file is an error",
 			brokenDefault: true,
 			wantSrc:       "default services file ",
-			wantErr:       []string{"keep services from default services file ", "parse keep services", `rerun "keep up"`},
+			wantErr:       []string{"keep services from default services file ", "not a keep services list", `rerun "keep up"`},
 		},
 	}
 	for _, tt := range tests {

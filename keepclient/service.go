@@ -65,11 +65,11 @@ type ServiceList struct {
 func ParseServices(data []byte) ([]Service, error) {
 	var l ServiceList
 	if err := json.Unmarshal(data, &l); err != nil {
-		return nil, fmt.Errorf("parse keep services: %w", err)
+		return nil, fmt.Errorf("not a keep services list: %w", err)
 	}
 	for i, s := range l.Items {
 		if err := s.Validate(); err != nil {
-			return nil, fmt.Errorf("parse keep services: item %d (%q): %w", i, s.UUID, err)
+			return nil, fmt.Errorf("keep services list: item %d (%q): %w", i, s.UUID, err)
 		}
 	}
 	return l.Items, nil

@@ -154,7 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		n, err := startNode(cfg.Host, fmt.Sprintf("%s-bi6l4-proxy%010d", cfg.ClusterID, 0), keepclient.TypeProxy, keepproxy.New(kc, cfg.Logger.With("server", "proxy")))
 		if err != nil {
 			c.Close()
-			return nil, fmt.Errorf("proxy: %w", err)
+			return nil, fmt.Errorf("starting the proxy: %w", err)
 		}
 		c.Proxy = n
 	}
