@@ -1,6 +1,7 @@
 package keepstore_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -171,6 +172,12 @@ func TestReadLimit(t *testing.T) {
 	}
 	defer conn.Close()
 	fmt.Fprintf(conn, "GET /%s+%d HTTP/1.1\r\nHost: x\r\n\r\n", hashOf(big), len(big))
+	// Its status line says it got the slot; only then do other reads
+	// start, or one of them could take the slot first.
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.Contains(status, " 200 ") {
+		t.Fatalf("the unread GET: %q %v, want 200", status, err)
+	}
 	deadline := time.Now().Add(time.Minute)
 	for {
 		code, msg, h := ts.do(t, "GET", "/"+hashOf(big)+fmt.Sprintf("+%d", len(big)), "", nil)
