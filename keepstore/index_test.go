@@ -106,6 +106,9 @@ func TestManagementEndpoints(t *testing.T) {
 		t.Fatalf("status = %d %q (%v)", code, body, err)
 	}
 	v0, v1 := st.Volumes[0], st.Volumes[1]
+	if v0.Scan == nil || v0.Scan.State != "done" || v0.Counting || !strings.Contains(body, `"scan": {`) {
+		t.Errorf("status of an empty Directory volume: scan %+v, counting %v; want its scan done", v0.Scan, v0.Counting)
+	}
 	if v0.Path != vols[0].Path || v0.ReadOnly || v0.UsedBytes != 3 || v0.Blocks != 1 || !slices.Equal(v0.Classes, []string{"default"}) || v0.Replication != 1 || v0.FreeBytes <= 0 {
 		t.Errorf("status of volume 0 = %+v", v0)
 	}

@@ -50,8 +50,39 @@ type VolumeStatus struct {
 	// without; Error says why. ID is empty when only the volume itself
 	// knew it.
 	Missing bool `json:"missing,omitempty"`
+	// Scan is the progress of the volume's scan at open, for volumes
+	// that make one (see Scanner).
+	Scan *ScanStatus `json:"scan,omitempty"`
 	// Error is why Usage could not be fully read, if it could not, or
 	// why a missing volume could not be opened.
+	Error string `json:"error,omitempty"`
+}
+
+// Scanner is implemented by volumes that, once open, go over what they
+// hold in the background (a Directory volume counts its blocks and
+// removes the temporary files of interrupted writes), so that a server
+// starts serving at once; /_status shows its progress.
+type Scanner interface {
+	ScanStatus() ScanStatus
+}
+
+// ScanStatus is the progress of a volume's background scan.
+type ScanStatus struct {
+	// State is "running", "done", "failed" (Error says why: Usage
+	// stays a lower bound) or "canceled" (the volume was closed).
+	State string `json:"state"`
+	// Blocks and Bytes are what the scan has counted so far.
+	Blocks int64 `json:"blocks"`
+	Bytes  int64 `json:"bytes"`
+	// DirsDone of Dirs directories are scanned.
+	Dirs     int `json:"dirs"`
+	DirsDone int `json:"dirs_done"`
+	// TempFilesRemoved counts the temporary files of interrupted
+	// writes the scan removed.
+	TempFilesRemoved int `json:"temp_files_removed"`
+	// Seconds is how long the scan has run, or took.
+	Seconds float64 `json:"seconds"`
+	// Error is why the scan failed.
 	Error string `json:"error,omitempty"`
 }
 
@@ -73,6 +104,10 @@ func (s *Server) Status(ctx context.Context) Status {
 		vs.Usage = u
 		if err != nil {
 			vs.Error = err.Error()
+		}
+		if sc, ok := m.vol.(Scanner); ok {
+			ss := sc.ScanStatus()
+			vs.Scan = &ss
 		}
 		st.Volumes = append(st.Volumes, vs)
 	}

@@ -166,6 +166,10 @@ type Usage struct {
 	// FreeBytes is the space left on the underlying storage, or -1 when
 	// unknown.
 	FreeBytes int64 `json:"free_bytes"`
+	// Counting reports that the volume is still counting what it holds
+	// (a Directory volume scans its files after it opens, see
+	// Scanner): UsedBytes and Blocks are then a lower bound.
+	Counting bool `json:"counting,omitempty"`
 }
 
 // CheckRoom is the capacity rule every volume applies: whether n more

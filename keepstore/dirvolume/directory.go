@@ -7,6 +7,8 @@ package dirvolume
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -69,17 +71,21 @@ type Directory struct {
 	uuid string
 	lock *flock.Lock // the volume's lock; nil when read-only
 
+	session string // in the names of this Directory's temporary files
+
 	mu       sync.Mutex      // protects the fields below, and renames of block files
-	used     int64           // total size of the block files
-	blocks   int64           // number of block files
+	used     int64           // total size of the block files counted (see account)
+	blocks   int64           // number of block files counted
 	reserved int64           // bytes received by writes in flight, not yet in used
 	tmps     map[string]bool // temporary files of writes in flight
+	scan     scanState       // the count started by Open
 }
 
 var (
 	_ keepstore.Volume       = (*Directory)(nil)
 	_ keepstore.UUIDKeeper   = (*Directory)(nil)
 	_ keepstore.IndexSharder = (*Directory)(nil)
+	_ keepstore.Scanner      = (*Directory)(nil)
 )
 
 // bufPool holds the buffers blocks are written through (see copyChunks).
@@ -93,8 +99,9 @@ var bufPool = sync.Pool{New: func() any {
 // A writable volume is locked (ROOT/keep-volume.lock), so that no two
 // servers serve it at once: a second Open of the same directory, in this
 // process or another, fails with ErrVolumeInUse until Close. Holding the
-// lock, it deletes every temporary file left by interrupted writes. A
-// read-only volume takes no lock and removes nothing.
+// lock, it deletes every temporary file left by interrupted writes (in
+// the background, below). A read-only volume takes no lock and removes
+// nothing.
 //
 // The volume's UUID is kept in ROOT/keep-volume-uuid, created on first
 // open of a writable volume, so that it moves with the disk and stays
@@ -105,9 +112,24 @@ var bufPool = sync.Pool{New: func() any {
 // missing disk rather than a mistake: the error wraps
 // keepstore.ErrVolumeMissing.
 //
-// Open scans the volume once to count the blocks and bytes
-// stored.
+// Open returns without reading the volume's block subdirectories: it
+// lists them, and one goroutine scans them in the background to count
+// the blocks and bytes stored and remove the temporary files, so that a
+// server on a volume of millions of blocks starts at once. ScanStatus
+// reports its progress and ScanEnded its end; Close cancels it. Until it
+// is done, Usage has Counting set and counts only the subdirectories
+// scanned so far (and those created since open), and the capacity limit
+// is checked against that lower bound: writes go on as usual, and the
+// volume can end up above Options.Capacity by at most the bytes written
+// before the count was done. From then on, writes that would not fit
+// fail with ErrFull as usual.
 func Open(root string, opts Options) (*Directory, error) {
+	return open(root, opts, nil)
+}
+
+// open is Open, with a function for tests that the scan calls after
+// reading each subdirectory.
+func open(root string, opts Options, hook func(context.Context, int)) (*Directory, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("volume %s: %w", root, err)
@@ -141,7 +163,10 @@ func Open(root string, opts Options) (*Directory, error) {
 		}
 		return nil, fmt.Errorf("volume %s: %w", abs, err)
 	}
-	if err := d.scan(); err != nil {
+	var session [4]byte
+	rand.Read(session[:])
+	d.session = hex.EncodeToString(session[:])
+	if err := d.startScan(hook); err != nil {
 		d.Close()
 		if isDiskError(err) {
 			return nil, keepstore.MissingVolume(fmt.Errorf("volume %s: %w", abs, err))
@@ -151,8 +176,10 @@ func Open(root string, opts Options) (*Directory, error) {
 	return d, nil
 }
 
-// Close releases the volume's lock. The Directory must not be used after.
+// Close stops the scan Open started, waiting for it to end, and releases
+// the volume's lock. The Directory must not be used after.
 func (d *Directory) Close() error {
+	d.stopScan()
 	if d.lock == nil {
 		return nil
 	}
@@ -175,39 +202,6 @@ func (d *Directory) String() string { return d.root }
 // IndexShardLen is 3: Index reads one subdirectory per three hex digits
 // and sorts it in memory, so it is best called a subdirectory at a time.
 func (d *Directory) IndexShardLen() int { return 3 }
-
-func (d *Directory) scan() error {
-	subs, err := os.ReadDir(d.root)
-	if err != nil {
-		return err
-	}
-	for _, sub := range subs {
-		if !sub.IsDir() || !isShard(sub.Name()) {
-			continue
-		}
-		dir := filepath.Join(d.root, sub.Name())
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			name := e.Name()
-			fi, err := e.Info()
-			if err != nil || !fi.Mode().IsRegular() {
-				continue
-			}
-			switch {
-			case isHash(name) && name[:3] == sub.Name():
-				d.used += fi.Size()
-				d.blocks++
-			case strings.HasPrefix(name, tmpPrefix) && !d.readOnly:
-				// The lock is held: no write of this volume is in flight.
-				os.Remove(filepath.Join(dir, name))
-			}
-		}
-	}
-	return nil
-}
 
 func (d *Directory) blockPath(hash string) (string, error) {
 	if !isHash(hash) {
@@ -289,7 +283,8 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 	defer res.release()
 
 	dir := filepath.Dir(p)
-	f, err := os.CreateTemp(dir, tmpPrefix+hash+"-*")
+	pattern := tmpPrefix + hash + "-" + d.session + "-*" // see readShard
+	f, err := os.CreateTemp(dir, pattern)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Mkdir, not MkdirAll: if the root itself has gone (an unmounted
 		// disk, say), recreating it would write to the wrong filesystem.
@@ -297,7 +292,7 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 			return mapNoSpace(err)
 		}
 		syncDir(d.root)
-		f, err = os.CreateTemp(dir, tmpPrefix+hash+"-*")
+		f, err = os.CreateTemp(dir, pattern)
 	}
 	if err != nil {
 		return mapNoSpace(err)
@@ -351,11 +346,9 @@ func (d *Directory) Put(ctx context.Context, hash string, r io.Reader, size int6
 	}
 	committed = true
 	if statErr == nil {
-		d.used -= old.Size()
-		d.blocks--
+		d.account(hash, -old.Size(), -1)
 	}
-	d.used += n
-	d.blocks++
+	d.account(hash, n, 1)
 	d.reserved -= res.n // now counted in used
 	res.n = 0
 	d.mu.Unlock()
@@ -473,9 +466,12 @@ func (d *Directory) Index(ctx context.Context, prefix string, fn func(keepstore.
 
 // Usage implements keepstore.Volume. The counts come from the scan at open and the
 // writes since, not from the disk, so they miss changes made by others.
+// While the scan runs they are a lower bound, and Counting is set (see
+// Open).
 func (d *Directory) Usage(ctx context.Context) (keepstore.Usage, error) {
 	d.mu.Lock()
-	u := keepstore.Usage{UsedBytes: d.used, Blocks: d.blocks, CapacityBytes: d.capacity, ReservedBytes: d.reserved}
+	u := keepstore.Usage{UsedBytes: d.used, Blocks: d.blocks, CapacityBytes: d.capacity, ReservedBytes: d.reserved,
+		Counting: !d.scan.done}
 	d.mu.Unlock()
 	free, err := freeBytes(d.root)
 	u.FreeBytes = free

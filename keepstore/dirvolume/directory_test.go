@@ -100,6 +100,7 @@ func TestDirectoryArvadosVolume(t *testing.T) {
 	write("README", []byte("hi"), old)
 
 	d := openDir(t, root, dirvolume.Options{ReadOnly: false})
+	<-d.ScanEnded()
 	u, err := d.Usage(context.Background())
 	if err != nil || u.Blocks != 2 || u.UsedBytes != 300 {
 		t.Errorf("Usage = %+v, %v; want 2 blocks, 300 bytes", u, err)

@@ -48,8 +48,7 @@ func (d *Directory) Trash(ctx context.Context, hash string, mtime, deadline time
 	if err != nil {
 		return err
 	}
-	d.used -= fi.Size()
-	d.blocks--
+	d.account(hash, -fi.Size(), -1)
 	return syncDir(filepath.Dir(p))
 }
 
@@ -90,11 +89,9 @@ func (d *Directory) Untrash(ctx context.Context, hash string) error {
 		return mapNotExist(err)
 	}
 	if statErr == nil {
-		d.used -= old.Size()
-		d.blocks--
+		d.account(hash, -old.Size(), -1)
 	}
-	d.used += fi.Size()
-	d.blocks++
+	d.account(hash, fi.Size(), 1)
 	return syncDir(dir)
 }
 
