@@ -2,7 +2,6 @@ package balance
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -221,27 +220,56 @@ func parseIndex(r io.Reader, add func(hash string, size, mtime int64)) error {
 }
 
 // Send replaces each server's pull and trash lists with the plan's. Trash
-// is sent only when the plan has it (see Plan.TrashWithheld).
+// is sent only when the plan has it (see Plan.TrashWithheld). Each list
+// is written as it is sent (protocol.EncodeList), so that sending a
+// list of millions of items takes no memory beyond the plan's own.
 func (c *Client) Send(ctx context.Context, p *Plan) error {
 	var errs []error
 	for u, items := range p.Pulls {
-		errs = append(errs, c.put(ctx, u+"/pull", items))
+		errs = append(errs, c.put(ctx, u+"/pull", func(w io.Writer) error { return protocol.EncodeList(w, items) }))
 	}
 	for u, items := range p.Trash {
-		errs = append(errs, c.put(ctx, u+"/trash", items))
+		errs = append(errs, c.put(ctx, u+"/trash", func(w io.Writer) error { return protocol.EncodeList(w, items) }))
 	}
 	return errors.Join(errs...)
 }
 
-func (c *Client) put(ctx context.Context, u string, v any) error {
-	body, err := json.Marshal(v)
+// put sends PUT u with a JSON body that write writes as the request
+// goes (chunked), through a pipe; write may be called again if the
+// request is retried on another connection.
+func (c *Client) put(ctx context.Context, u string, write func(io.Writer) error) error {
+	var (
+		mu      sync.Mutex
+		readers []*io.PipeReader
+		writers sync.WaitGroup
+	)
+	body := func() io.ReadCloser {
+		pr, pw := io.Pipe()
+		mu.Lock()
+		readers = append(readers, pr)
+		mu.Unlock()
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			pw.CloseWithError(write(pw))
+		}()
+		return pr
+	}
+	// The transport closes a body it no longer reads, perhaps after Do
+	// returns; closing them here ends every writer before put returns.
+	defer func() {
+		mu.Lock()
+		for _, r := range readers {
+			r.Close()
+		}
+		mu.Unlock()
+		writers.Wait()
+	}()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, body())
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
+	req.GetBody = func() (io.ReadCloser, error) { return body(), nil }
 	req.Header.Set("Authorization", "Bearer "+c.Token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http().Do(req)

@@ -1,7 +1,6 @@
 package keepstore
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,7 +20,7 @@ const HeaderVolumesMissing = protocol.HeaderVolumesMissing
 
 // maxListBytes bounds the body of PUT /pull and PUT /trash: some four
 // million items, more than keep-balance sends a server in one run.
-const maxListBytes = 512 << 20
+var maxListBytes int64 = 512 << 20
 
 // handleMounts lists the volumes (GET /mounts), as keep-balance reads
 // them.
@@ -96,36 +95,41 @@ func (s *Server) mount(uuid string) *mount {
 	return nil
 }
 
-// handlePullList replaces the pull list (PUT /pull).
+// handlePullList replaces the pull list (PUT /pull). It reads the list
+// item by item and keeps it compactly (pullQueue), so that a list of
+// millions of items costs a few dozen bytes an item.
 func (s *Server) handlePullList(w *response, r *http.Request, _, _ string) {
-	var items []protocol.PullItem
-	if !readList(w, r, &items) {
+	q := &pullQueue{}
+	n, ok := readList(w, r, "pull", func(it protocol.PullItem) error {
+		l, err := checkPullItem(it)
+		if err == nil {
+			q.add(it, l)
+		}
+		return err
+	})
+	if !ok {
 		return
 	}
-	for i, it := range items {
-		if err := checkPullItem(it); err != nil {
-			w.fail(http.StatusBadRequest, fmt.Sprintf("pull list item %d: %v", i, err), nil)
-			return
-		}
-	}
-	s.pulls.replace(items)
-	fmt.Fprintf(w, "Received %d pull requests\n", len(items))
+	s.pulls.replaceQueue(q.done())
+	fmt.Fprintf(w, "Received %d pull requests\n", n)
 }
 
-// handleTrashList replaces the trash list (PUT /trash).
+// handleTrashList replaces the trash list (PUT /trash), read item by
+// item and kept compactly (trashQueue).
 func (s *Server) handleTrashList(w *response, r *http.Request, _, _ string) {
-	var items []protocol.TrashItem
-	if !readList(w, r, &items) {
+	q := &trashQueue{}
+	n, ok := readList(w, r, "trash", func(it protocol.TrashItem) error {
+		l, err := locator.Parse(it.Locator)
+		if err == nil {
+			q.add(it, l)
+		}
+		return err
+	})
+	if !ok {
 		return
 	}
-	for i, it := range items {
-		if _, err := locator.Parse(it.Locator); err != nil {
-			w.fail(http.StatusBadRequest, fmt.Sprintf("trash list item %d: %v", i, err), nil)
-			return
-		}
-	}
-	s.trashes.replace(items)
-	fmt.Fprintf(w, "Received %d trash requests\n", len(items))
+	s.trashes.replaceQueue(q.done())
+	fmt.Fprintf(w, "Received %d trash requests\n", n)
 }
 
 // listReport returns the handler of GET /pull or GET /trash: what
@@ -137,41 +141,61 @@ func (s *Server) listReport(report func() protocol.ListReport) handler {
 	}
 }
 
-// readList decodes a JSON list from the request body, or answers 400.
-func readList(w *response, r *http.Request, v any) bool {
+// readList reads a JSON list of items from the request body one item
+// at a time, passing each to add, and returns how many there were. On
+// a body over maxListBytes it answers 413; on one that is not a JSON
+// array of items, 400; then on the first item add refuses, 400 naming
+// it (the JSON is read to its end first, so that a malformed or
+// oversized list is reported as such wherever its bad item is).
+func readList[T any](w *response, r *http.Request, what string, add func(T) error) (int, bool) {
 	body := http.MaxBytesReader(w, r.Body, maxListBytes)
-	if err := json.NewDecoder(body).Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			w.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("list longer than %d bytes", int64(maxListBytes)), nil)
-			return false
+	n := 0
+	var itemErr error
+	err := protocol.DecodeList(body, func(it T) error {
+		if itemErr == nil {
+			if err := add(it); err != nil {
+				itemErr = fmt.Errorf("%s list item %d: %v", what, n, err)
+			}
 		}
+		n++
+		return nil
+	})
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		w.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("list longer than %d bytes", int64(maxListBytes)), nil)
+		return 0, false
+	case err != nil:
 		w.fail(http.StatusBadRequest, "list is not a JSON array of items: "+err.Error(), nil)
-		return false
+		return 0, false
+	case itemErr != nil:
+		w.fail(http.StatusBadRequest, itemErr.Error(), nil)
+		return 0, false
 	}
-	return true
+	return n, true
 }
 
 // checkPullItem checks what a pull needs: a locator with a size, and at
-// least one http or https server to fetch from.
-func checkPullItem(it protocol.PullItem) error {
+// least one http or https server to fetch from. It returns the parsed
+// locator.
+func checkPullItem(it protocol.PullItem) (locator.Locator, error) {
 	loc, err := locator.Parse(it.Locator)
 	if err != nil {
-		return err
+		return loc, err
 	}
 	if loc.Size < 0 {
-		return fmt.Errorf("locator %q has no size", it.Locator)
+		return loc, fmt.Errorf("locator %q has no size", it.Locator)
 	}
 	if len(it.Servers) == 0 {
-		return errors.New("no servers to pull from")
+		return loc, errors.New("no servers to pull from")
 	}
 	for _, srv := range it.Servers {
 		u, err := url.Parse(srv)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("server %q is not an http or https URL", srv)
+			return loc, fmt.Errorf("server %q is not an http or https URL", srv)
 		}
 	}
-	return nil
+	return loc, nil
 }
 
 // handleTouch sets the block's modification time to now on every
