@@ -201,9 +201,17 @@ func checkCrashedVolume(t *testing.T, dir string, acked map[string][]byte, previ
 // returns the blocks the volume holds.
 func checkRestartedServer(t *testing.T, hc *http.Client, srv *server, acked map[string][]byte, tmps []string, st *crashStats) map[string]string {
 	t.Helper()
-	vs, err := scanVolume(srv.dir)
-	if err != nil {
-		t.Fatal(err)
+	// The server removes them in its background scan of the volume,
+	// after it starts listening: wait for that, up to a deadline.
+	var vs volumeScan
+	for deadline := time.Now().Add(proctest.Timeout); ; time.Sleep(20 * time.Millisecond) {
+		var err error
+		if vs, err = scanVolume(srv.dir); err != nil {
+			t.Fatal(err)
+		}
+		if len(vs.tmps) == 0 || time.Now().After(deadline) {
+			break
+		}
 	}
 	st.tmpsRemoved += len(tmps) - len(vs.tmps)
 	for _, p := range vs.tmps {
