@@ -39,7 +39,7 @@ type scanState struct {
 	took    time.Duration // once ended
 
 	cancel context.CancelFunc
-	ended  chan struct{} // closed when the scan ends
+	ended  chan struct{}                        // closed when the scan ends
 	hook   func(ctx context.Context, shard int) // tests: called after reading a subdirectory
 }
 
