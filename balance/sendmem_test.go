@@ -13,7 +13,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/keepproject/keep/internal/heapstat"
 )
 
 var sendItems = flag.Int("senditems", 100_000, "items of each list TestSendMemory sends")
@@ -33,16 +34,6 @@ func sendPlan(u string, n int) *Plan {
 		p.Trash[u][i] = TrashItem{Locator: loc, BlockMtime: 1e18 + int64(i), MountUUID: mount}
 	}
 	return p
-}
-
-// heapAlloc returns the bytes of live heap objects (after two
-// collections: MemStats after one may still count what it freed).
-func heapAlloc() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
 
 // TestSendMemory: sending a plan's lists takes a bounded amount of
@@ -65,35 +56,10 @@ func TestSendMemory(t *testing.T) {
 	// Collect often, so that the peak is what sending holds rather than
 	// garbage awaiting a collection paced by the size of the plan.
 	defer debug.SetGCPercent(debug.SetGCPercent(10))
-	before := heapAlloc()
-	var (
-		peak uint64
-		done = make(chan struct{})
-		wg   sync.WaitGroup
-	)
-	sample := func() {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		peak = max(peak, ms.HeapAlloc)
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				sample()
-			}
-		}
-	}()
+	before := heapstat.Live()
+	stop := heapstat.Peak()
 	err := (&Client{Token: "sys", HTTP: srv.Client()}).Send(context.Background(), p)
-	close(done)
-	wg.Wait()
-	sample()
+	peak := stop()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,12 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/keepproject/keep/internal/heapstat"
 	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/keepstore"
 	"github.com/keepproject/keep/keepstore/dirvolume"
@@ -60,51 +59,6 @@ func writeList(w io.Writer, pull bool, n int) error {
 	return bw.Flush()
 }
 
-// heapPeak samples the heap in use until stop is called, which returns
-// the largest figure seen.
-func heapPeak() (stop func() uint64) {
-	var (
-		peak uint64
-		done = make(chan struct{})
-		wg   sync.WaitGroup
-	)
-	sample := func() {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		peak = max(peak, ms.HeapAlloc)
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				sample()
-			}
-		}
-	}()
-	return func() uint64 {
-		close(done)
-		wg.Wait()
-		sample()
-		return peak
-	}
-}
-
-// heapAlloc returns the bytes of live heap objects. (One collection
-// is not enough: MemStats after it may still count objects it freed.)
-func heapAlloc() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
 // listMemory sends a server a pull list and a trash list of n items
 // each, which its single held worker of each kind keeps queued, and
 // returns the heap the server grew by per item while receiving (peak)
@@ -143,12 +97,12 @@ func listMemory(t *testing.T, n int) (peak, held float64) {
 			t.Fatalf("PUT %s: %s", path, resp.Status)
 		}
 	}
-	before := heapAlloc()
-	stop := heapPeak()
+	before := heapstat.Live()
+	stop := heapstat.Peak()
 	send("/pull", true)
 	send("/trash", false)
 	top := stop()
-	after := heapAlloc()
+	after := heapstat.Live()
 	var r protocol.ListReport
 	for _, p := range []string{"/pull", "/trash"} {
 		code, body, _ := ts.do(t, "GET", p, sysToken, nil)
