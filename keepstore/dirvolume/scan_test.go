@@ -76,20 +76,8 @@ func TestDirectoryScanInBackground(t *testing.T) {
 	os.MkdirAll(filepath.Dir(stale), 0o755)
 	os.WriteFile(stale, []byte("partial"), 0o644)
 
-	reached, release := make(chan struct{}), make(chan struct{})
-	first := true
-	d, err := dirvolume.OpenWithScanHook(root, dirvolume.Options{}, func(ctx context.Context, shard int) {
-		if first {
-			first = false
-			close(reached)
-			<-release
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, release := openHeld(t, root, dirvolume.Options{}, -1)
 	defer d.Close()
-	<-reached
 	if st := d.ScanStatus(); st.State != "running" || st.DirsDone != 0 || st.Dirs != 4096 || st.Blocks != 0 {
 		t.Errorf("ScanStatus while held at the first subdirectory = %+v, want running, 0 of 4096 done", st)
 	}
@@ -136,20 +124,8 @@ func TestDirectoryWritesDuringScan(t *testing.T) {
 		old[shard] = fi.ModTime()
 	}
 	ctx := context.Background()
-	reached, release := make(chan struct{}), make(chan struct{})
-	first := true
-	d, err := dirvolume.OpenWithScanHook(root, dirvolume.Options{}, func(_ context.Context, shard int) {
-		if shard == 0x800 && first {
-			first = false
-			close(reached)
-			<-release
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, release := openHeld(t, root, dirvolume.Options{}, 0x800)
 	defer d.Close()
-	<-reached
 	// A write in flight: its temporary file must survive the scan.
 	inflight := volumetest.NewBlock("in flight", 1000)
 	pr, pw := io.Pipe()
@@ -187,20 +163,8 @@ func TestDirectoryWritesDuringScan(t *testing.T) {
 func TestDirectoryCapacityDuringScan(t *testing.T) {
 	root := t.TempDir()
 	total := fillVolume(t, root, 200)
-	reached, release := make(chan struct{}), make(chan struct{})
-	first := true
-	d, err := dirvolume.OpenWithScanHook(root, dirvolume.Options{Capacity: total}, func(context.Context, int) {
-		if first {
-			first = false
-			close(reached)
-			<-release
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, release := openHeld(t, root, dirvolume.Options{Capacity: total}, -1)
 	defer d.Close()
-	<-reached
 	ctx := context.Background()
 	early := volumetest.NewBlock("while counting", 100)
 	if err := d.Put(ctx, early.Hash, bytes.NewReader(early.Data), 100); err != nil {
@@ -222,19 +186,7 @@ func TestDirectoryCapacityDuringScan(t *testing.T) {
 func TestDirectoryCloseDuringScan(t *testing.T) {
 	root := t.TempDir()
 	fillVolume(t, root, 500)
-	reached := make(chan struct{})
-	first := true
-	d, err := dirvolume.OpenWithScanHook(root, dirvolume.Options{}, func(ctx context.Context, shard int) {
-		if first {
-			first = false
-			close(reached)
-			<-ctx.Done()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-reached
+	d, _ := openHeld(t, root, dirvolume.Options{}, -1) // never released: Close ends the scan
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -266,4 +218,30 @@ func TestDirectoryEmptyOpensCounted(t *testing.T) {
 	if u := usage(t, d); u.Counting {
 		t.Errorf("Usage of an empty volume = %+v, want counted", u)
 	}
+}
+
+// openHeld opens the volume at root with a scan that stops after
+// reading subdirectory shard (-1: the first it reads) until release is
+// closed or the volume is closed, and returns once the scan is held
+// there.
+func openHeld(t *testing.T, root string, opts dirvolume.Options, shard int) (d *dirvolume.Directory, release chan struct{}) {
+	t.Helper()
+	reached, release := make(chan struct{}), make(chan struct{})
+	held := false
+	d, err := dirvolume.OpenWithScanHook(root, opts, func(ctx context.Context, i int) {
+		if held || shard >= 0 && i != shard {
+			return
+		}
+		held = true
+		close(reached)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-reached
+	return d, release
 }
