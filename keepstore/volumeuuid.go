@@ -2,11 +2,11 @@ package keepstore
 
 import (
 	"crypto/md5"
-	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"regexp"
-	"strings"
+
+	"github.com/keepproject/keep/internal/protocol"
 )
 
 // uuidName is where a volume keeps its uuid (a Directory's file, an S3
@@ -29,14 +29,7 @@ func DerivedVolumeUUID(name string) string {
 
 // NewVolumeUUID returns a random volume UUID.
 func NewVolumeUUID() string {
-	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-	b := []byte("keep0-nyw5e-" + strings.Repeat("0", 15))
-	r := make([]byte, 15)
-	rand.Read(r)
-	for i, c := range r {
-		b[12+i] = digits[int(c)%len(digits)]
-	}
-	return string(b)
+	return "keep0-nyw5e-" + protocol.RandomBase36(15)
 }
 
 // UUIDMismatchError is the error opening a volume that keeps a UUID

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/internal/apiauth"
+	"github.com/keepproject/keep/internal/protocol"
 )
 
 // Token is a named token the cluster accepts. Its secret is shown once,
@@ -34,24 +34,12 @@ var ErrNoToken = errors.New("no token of that name")
 // so that it can be named on a command line and in logs.
 var tokenNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
-// secretAlphabet is what secrets are made of: letters and digits, as
-// Arvados tokens, so that they pass through headers, URLs and shells.
-const secretAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-
 // secretLen gives a secret about 258 bits.
 const secretLen = 50
 
-func newSecret() string {
-	b := make([]byte, secretLen)
-	rand.Read(b)
-	for i := range b {
-		// 256 is not a multiple of 36; the bias (at most 1 in 7 per
-		// character, on a few letters) costs well under a bit per
-		// character, far beyond brute force anyway.
-		b[i] = secretAlphabet[int(b[i])%len(secretAlphabet)]
-	}
-	return string(b)
-}
+// newSecret returns a new token secret: letters and digits, as Arvados
+// tokens, so that it passes through headers, URLs and shells.
+func newSecret() string { return protocol.RandomBase36(secretLen) }
 
 func hashSecret(secret string) string {
 	sum := sha256.Sum256([]byte(secret))

@@ -1,16 +1,17 @@
 package registry
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/locator"
 	"github.com/keepproject/keep/manifest"
 )
@@ -246,13 +247,7 @@ func (h *handler) storedManifest(text, token string, now time.Time) (string, str
 
 // newUUID returns a fresh collection uuid.
 func (h *handler) newUUID() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 15)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return h.cfg.ClusterID + "-4zz18-" + string(b)
+	return h.cfg.ClusterID + "-4zz18-" + protocol.RandomBase36(15)
 }
 
 func (h *handler) create(w http.ResponseWriter, r *http.Request, who Token) {
@@ -350,7 +345,7 @@ func formatOptTime(t *time.Time) any {
 // render returns c as the API shows it to who, its manifest signed for
 // the request's token; with sel, only the attributes sel names.
 func (h *handler) render(c *Collection, who Token, r *http.Request, now time.Time, sel []string) map[string]any {
-	want := func(attr string) bool { return sel == nil || contains(sel, attr) }
+	want := func(attr string) bool { return sel == nil || slices.Contains(sel, attr) }
 	out := map[string]any{}
 	if want("manifest_text") || want("file_count") || want("file_size_total") {
 		text, files, size := h.signedManifest(c, secret(r), now)
@@ -395,15 +390,6 @@ func (h *handler) render(c *Collection, who Token, r *http.Request, now time.Tim
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // signedManifest returns c's manifest signed for token until now plus

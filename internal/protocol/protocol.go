@@ -316,14 +316,20 @@ func RedactPath(p string) string {
 
 // NewRequestID returns a request id in the form Arvados generates:
 // "req-" and 20 base-36 characters.
-func NewRequestID() string {
+func NewRequestID() string { return "req-" + RandomBase36(20) }
+
+// RandomBase36 returns n random lowercase letters and digits, the
+// characters of the random parts of Arvados uuids, tokens and request
+// ids. (256 is not a multiple of 36: a few characters are slightly more
+// likely, which costs well under a bit per character.)
+func RandomBase36(n int) string {
 	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-	var b [20]byte
-	rand.Read(b[:])
+	b := make([]byte, n)
+	rand.Read(b)
 	for i := range b {
 		b[i] = digits[int(b[i])%len(digits)]
 	}
-	return "req-" + string(b[:])
+	return string(b)
 }
 
 // maxRequestIDLen is the longest client-given request id RequestID

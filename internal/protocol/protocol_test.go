@@ -420,3 +420,17 @@ func TestSortMounts(t *testing.T) {
 		}
 	}
 }
+
+func TestRandomBase36(t *testing.T) {
+	seen := map[string]bool{}
+	for _, n := range []int{0, 1, 15, 50} {
+		s := RandomBase36(n)
+		if len(s) != n || strings.Trim(s, "0123456789abcdefghijklmnopqrstuvwxyz") != "" {
+			t.Errorf("RandomBase36(%d) = %q", n, s)
+		}
+		if n >= 15 && seen[s] {
+			t.Errorf("RandomBase36(%d) repeated %q", n, s)
+		}
+		seen[s] = true
+	}
+}
