@@ -280,8 +280,9 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request, who Token) {
 		return
 	}
 	items := make([]map[string]any, 0, len(cols))
+	token := secret(r)
 	for i := range cols {
-		items = append(items, h.render(&cols[i], who, r, now, q.Select))
+		items = append(items, h.render(&cols[i], token, now, q.Select))
 	}
 	out := map[string]any{
 		"kind": "arvados#collectionList", "etag": "", "self_link": "",
@@ -310,7 +311,7 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, who Token) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, h.render(&c, who, r, now, nil))
+	writeJSON(w, http.StatusOK, h.render(&c, secret(r), now, nil))
 }
 
 // secret is the part of a token signatures are made with: the whole

@@ -15,8 +15,10 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // database/sql driver "sqlite", pure Go
+	"modernc.org/sqlite"               // database/sql driver "sqlite", pure Go
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Store is a registry database. Its methods are safe for concurrent use.
@@ -37,8 +39,8 @@ type dialect struct {
 }
 
 var (
-	sqlite   = dialect{name: "sqlite", text: "TEXT"}
-	postgres = dialect{name: "postgres", text: `TEXT COLLATE "C"`, numbered: true}
+	sqliteDialect   = dialect{name: "sqlite", text: "TEXT"}
+	postgresDialect = dialect{name: "postgres", text: `TEXT COLLATE "C"`, numbered: true}
 )
 
 // Open opens (and, if need be, creates) the registry database named by
@@ -49,7 +51,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	var err error
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		s.dialect = postgres
+		s.dialect = postgresDialect
 		s.desc = "PostgreSQL database " + redact(dsn)
 		s.db, err = sql.Open("pgx", dsn)
 	default:
@@ -57,7 +59,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		if path == "" {
 			return nil, errors.New("no registry database given")
 		}
-		s.dialect = sqlite
+		s.dialect = sqliteDialect
 		s.desc = "SQLite database " + path
 		// One connection: SQLite has one writer anyway, and a single
 		// connection never waits on itself. Others (keep token) wait up
@@ -159,12 +161,16 @@ func (s *Store) q(query string) string {
 	return b.String()
 }
 
-// isUniqueViolation reports whether err is a unique constraint failing.
-// Both drivers say so in their message; their error types differ.
+// isUniqueViolation reports whether err is a unique (or primary key)
+// constraint failing, in either database.
 func isUniqueViolation(err error) bool {
-	if err == nil {
-		return false
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505" // unique_violation
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE 23505")
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
 }

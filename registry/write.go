@@ -278,7 +278,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, who Token) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, h.render(&c, who, r, now, nil))
+	writeJSON(w, http.StatusOK, h.render(&c, secret(r), now, nil))
 }
 
 func (h *handler) update(w http.ResponseWriter, r *http.Request, who Token) {
@@ -327,7 +327,7 @@ func (h *handler) change(w http.ResponseWriter, r *http.Request, who Token, f fu
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, h.render(&c, who, r, now, nil))
+	writeJSON(w, http.StatusOK, h.render(&c, secret(r), now, nil))
 }
 
 // timeLayout is how the Arvados API writes times.
@@ -342,13 +342,13 @@ func formatOptTime(t *time.Time) any {
 	return formatTime(*t)
 }
 
-// render returns c as the API shows it to who, its manifest signed for
-// the request's token; with sel, only the attributes sel names.
-func (h *handler) render(c *Collection, who Token, r *http.Request, now time.Time, sel []string) map[string]any {
+// render returns c as the API shows it, its manifest signed for token
+// (the request's secret); with sel, only the attributes sel names.
+func (h *handler) render(c *Collection, token string, now time.Time, sel []string) map[string]any {
 	want := func(attr string) bool { return sel == nil || slices.Contains(sel, attr) }
 	out := map[string]any{}
 	if want("manifest_text") || want("file_count") || want("file_size_total") {
-		text, files, size := h.signedManifest(c, secret(r), now)
+		text, files, size := h.signedManifest(c, token, now)
 		if want("manifest_text") {
 			out["manifest_text"] = text
 		}
