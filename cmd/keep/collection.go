@@ -27,15 +27,6 @@ func registryClient(res *discovery.Resolver) (*arvapi.Client, error) {
 	return arvapi.New(res.APIHost(), res.Token(), res.Insecure()), nil
 }
 
-// collectionRef says whether arg, a command's argument, names a
-// collection by uuid, portable data hash or name (the part before the
-// first "/"; the rest is a path in it), and returns that part. A
-// locator with hints, or anything without a registry, is not one.
-func collectionRef(arg string) (id, path string) {
-	id, path, _ = strings.Cut(arg, "/")
-	return id, path
-}
-
 // fromRegistry reads the collection id (uuid, portable data hash or
 // name) from the registry, its manifest signed for our token, and
 // returns the part at path.
@@ -74,7 +65,9 @@ func trustHint(err error) error {
 // then false, and the caller reads the block). Without a registry it
 // fails for names and uuids, and leaves hashes to the caller.
 func resolveCollection(ctx context.Context, res *discovery.Resolver, arg string) (m *manifest.Manifest, ok bool, err error) {
-	id, path := collectionRef(arg)
+	// The part before the first "/" names the collection; the rest is a
+	// path in it.
+	id, path, _ := strings.Cut(arg, "/")
 	_, lerr := locator.Parse(id)
 	isHash := lerr == nil
 	api, err := registryClient(res)
