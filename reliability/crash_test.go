@@ -201,18 +201,7 @@ func checkCrashedVolume(t *testing.T, dir string, acked map[string][]byte, previ
 // returns the blocks the volume holds.
 func checkRestartedServer(t *testing.T, hc *http.Client, srv *server, acked map[string][]byte, tmps []string, st *crashStats) map[string]string {
 	t.Helper()
-	// The server removes them in its background scan of the volume,
-	// after it starts listening: wait for that, up to a deadline.
-	var vs volumeScan
-	for deadline := time.Now().Add(proctest.Timeout); ; time.Sleep(20 * time.Millisecond) {
-		var err error
-		if vs, err = scanVolume(srv.dir); err != nil {
-			t.Fatal(err)
-		}
-		if len(vs.tmps) == 0 || time.Now().After(deadline) {
-			break
-		}
-	}
+	vs := scanAfterCleanup(t, srv.dir)
 	st.tmpsRemoved += len(tmps) - len(vs.tmps)
 	for _, p := range vs.tmps {
 		t.Errorf("temporary file %s still there after the server reopened the volume", p)
@@ -293,7 +282,8 @@ func sleepRandom(rng *rand.Rand, lo, hi time.Duration) {
 }
 
 // TestRestartRemovesFreshTempFiles checks that a server opening a volume
-// removes every temporary file in it, however young: when the server
+// removes every temporary file in it (in its scan at open), however
+// young: when the server
 // starts, holding the volume's lock, no write of its own is in flight,
 // so each one is the leftover of a crash. (keepstore once removed only
 // those over an hour old, so a server in a crash loop kept every partial
@@ -317,7 +307,25 @@ func TestRestartRemovesFreshTempFiles(t *testing.T) {
 	if err := srv.start(proctest.Env(t), false); err != nil {
 		t.Fatal(err)
 	}
+	scanAfterCleanup(t, srv.dir)
 	if _, err := os.Stat(tmp); err == nil {
 		t.Errorf("fresh temporary file %s still there after the server opened the volume", tmp)
+	}
+}
+
+// scanAfterCleanup returns the volume at dir once it holds no temporary
+// file, or as it is after proctest.Timeout: a server removes the
+// leftovers of interrupted writes in its scan of the volume at open,
+// which runs in the background once it listens.
+func scanAfterCleanup(t *testing.T, dir string) volumeScan {
+	t.Helper()
+	for deadline := time.Now().Add(proctest.Timeout); ; time.Sleep(20 * time.Millisecond) {
+		vs, err := scanVolume(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vs.tmps) == 0 || time.Now().After(deadline) {
+			return vs
+		}
 	}
 }
