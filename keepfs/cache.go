@@ -1,0 +1,165 @@
+package keepfs
+
+import (
+	"container/list"
+	"context"
+	"sync"
+)
+
+// fetchFunc reads block i into buf (if large enough) and returns it,
+// verified.
+type fetchFunc func(ctx context.Context, i uint32, buf []byte) ([]byte, error)
+
+// blockCache holds blocks in memory, least recently used evicted first,
+// up to max bytes of blocks no reader is copying from. Readers of a
+// block that is being fetched wait for that one fetch. Fetches run with
+// the cache's context, not a reader's, since they are shared; they end
+// when it does.
+type blockCache struct {
+	max       int64
+	readahead int // most prefetches at once
+	fetch     fetchFunc
+	stored    func(i uint32, data []byte) // called after a fetch, the entry pinned
+	ctx       context.Context
+	wg        sync.WaitGroup // fetches running
+
+	mu         sync.Mutex // protects the fields below and the entries' pins and elem
+	used       int64      // bytes of the entries in the map
+	entries    map[uint32]*entry
+	lru        list.List // fetched entries, most recently used at the front
+	prefetches int       // prefetches running
+	spare      []byte    // the buffer of the last evicted entry, for the next fetch
+}
+
+// entry is one block in the cache.
+type entry struct {
+	block    uint32
+	size     int64
+	prefetch bool
+	done     chan struct{} // closed when data or err is set
+	data     []byte
+	err      error
+	pins     int           // readers copying from data: not evicted meanwhile
+	elem     *list.Element // in lru once fetched
+}
+
+func newBlockCache(ctx context.Context, max int64, readahead int, fetch fetchFunc, stored func(uint32, []byte)) *blockCache {
+	return &blockCache{max: max, readahead: readahead, fetch: fetch, stored: stored, ctx: ctx, entries: map[uint32]*entry{}}
+}
+
+// get returns block i (of the given size), fetched if need be, pinned:
+// the caller must release it once done with its data.
+func (c *blockCache) get(ctx context.Context, i uint32, size int64) (*entry, error) {
+	c.mu.Lock()
+	e := c.entries[i]
+	if e == nil {
+		e = c.start(i, size, false)
+	}
+	e.pins++
+	if e.elem != nil {
+		c.lru.MoveToFront(e.elem)
+	}
+	c.mu.Unlock()
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		c.release(e)
+		return nil, ctx.Err()
+	}
+	if e.err != nil {
+		c.release(e)
+		return nil, e.err
+	}
+	return e, nil
+}
+
+// prefetch starts fetching block i unless it is cached or being
+// fetched, or readahead prefetches are running already.
+func (c *blockCache) prefetch(i uint32, size int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries[i] != nil || c.prefetches >= c.readahead || c.ctx.Err() != nil {
+		return
+	}
+	c.prefetches++
+	c.start(i, size, true)
+}
+
+// release unpins e.
+func (c *blockCache) release(e *entry) {
+	c.mu.Lock()
+	e.pins--
+	c.evict()
+	c.mu.Unlock()
+}
+
+// start adds an entry for block i and starts its fetch. c.mu is held.
+func (c *blockCache) start(i uint32, size int64, prefetch bool) *entry {
+	e := &entry{block: i, size: size, prefetch: prefetch, done: make(chan struct{})}
+	c.entries[i] = e
+	c.used += size
+	c.evict()
+	var buf []byte
+	if int64(cap(c.spare)) >= size {
+		buf, c.spare = c.spare, nil
+	}
+	c.wg.Add(1)
+	go c.run(e, buf)
+	return e
+}
+
+// run fetches e's block and publishes it.
+func (c *blockCache) run(e *entry, buf []byte) {
+	defer c.wg.Done()
+	data, err := c.fetch(c.ctx, e.block, buf)
+	c.mu.Lock()
+	e.data, e.err = data, err
+	if e.prefetch {
+		c.prefetches--
+	}
+	if err != nil {
+		// Not kept: the next reader tries again.
+		delete(c.entries, e.block)
+		c.used -= e.size
+	} else {
+		e.elem = c.lru.PushFront(e)
+		e.pins++ // for stored
+	}
+	c.mu.Unlock()
+	close(e.done)
+	if err == nil {
+		if c.stored != nil {
+			c.stored(e.block, data)
+		}
+		c.release(e)
+	}
+}
+
+// evict drops least recently used unpinned blocks until at most max
+// bytes are held, or only pinned and in-flight ones are left. c.mu is
+// held.
+func (c *blockCache) evict() {
+	for el := c.lru.Back(); el != nil && c.used > c.max; {
+		e := el.Value.(*entry)
+		prev := el.Prev()
+		if e.pins == 0 {
+			c.lru.Remove(el)
+			e.elem = nil
+			delete(c.entries, e.block)
+			c.used -= e.size
+			c.spare = e.data[:0]
+			e.data = nil
+		}
+		el = prev
+	}
+}
+
+// usage returns the bytes of blocks held and being fetched.
+func (c *blockCache) usage() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used
+}
+
+// wait waits for the fetches to end; the cache's context must be done.
+func (c *blockCache) wait() { c.wg.Wait() }
