@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"sync"
+	"time"
 )
 
 // fetchFunc reads block i into buf (if large enough) and returns it,
@@ -29,6 +30,7 @@ type blockCache struct {
 	lru        list.List // fetched entries, most recently used at the front
 	prefetches int       // prefetches running
 	spare      []byte    // the buffer of the last evicted entry, for the next fetch
+	now        func() time.Time
 }
 
 // entry is one block in the cache.
@@ -41,10 +43,21 @@ type entry struct {
 	err      error
 	pins     int           // readers copying from data: not evicted meanwhile
 	elem     *list.Element // in lru once fetched
+	failedAt time.Time     // when the fetch failed
+}
+
+// failTTL is how long a failed fetch's error is given to readers
+// before the block is asked for again.
+const failTTL = 5 * time.Second
+
+// failed reports whether e's fetch failed long enough before now that
+// it is to be tried again. c.mu is held.
+func (e *entry) failed(now time.Time) bool {
+	return !e.failedAt.IsZero() && now.Sub(e.failedAt) > failTTL
 }
 
 func newBlockCache(ctx context.Context, max int64, readahead int, fetch fetchFunc, stored func(uint32, []byte)) *blockCache {
-	return &blockCache{max: max, readahead: readahead, fetch: fetch, stored: stored, ctx: ctx, entries: map[uint32]*entry{}}
+	return &blockCache{max: max, readahead: readahead, fetch: fetch, stored: stored, ctx: ctx, entries: map[uint32]*entry{}, now: time.Now}
 }
 
 // get returns block i (of the given size), fetched if need be, pinned:
@@ -52,7 +65,7 @@ func newBlockCache(ctx context.Context, max int64, readahead int, fetch fetchFun
 func (c *blockCache) get(ctx context.Context, i uint32, size int64) (*entry, error) {
 	c.mu.Lock()
 	e := c.entries[i]
-	if e == nil {
+	if e == nil || e.failed(c.now()) {
 		e = c.start(i, size, false)
 	}
 	e.pins++
@@ -78,7 +91,7 @@ func (c *blockCache) get(ctx context.Context, i uint32, size int64) (*entry, err
 func (c *blockCache) prefetch(i uint32, size int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.entries[i] != nil || c.prefetches >= c.readahead || c.ctx.Err() != nil {
+	if e := c.entries[i]; e != nil && !e.failed(c.now()) || c.prefetches >= c.readahead || c.ctx.Err() != nil {
 		return
 	}
 	c.prefetches++
@@ -118,8 +131,9 @@ func (c *blockCache) run(e *entry, buf []byte) {
 		c.prefetches--
 	}
 	if err != nil {
-		// Not kept: the next reader tries again.
-		delete(c.entries, e.block)
+		// Kept a moment, so that the kernel's retry of the same read
+		// gets the same answer without another round of requests.
+		e.failedAt = c.now()
 		c.used -= e.size
 	} else {
 		e.elem = c.lru.PushFront(e)
