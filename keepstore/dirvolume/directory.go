@@ -79,6 +79,8 @@ type Directory struct {
 	reserved int64           // bytes received by writes in flight, not yet in used
 	tmps     map[string]bool // temporary files of writes in flight
 	scan     scanState       // the count started by Open
+
+	listers sync.Pool // of *shardLister, for Index
 }
 
 var (
@@ -147,6 +149,7 @@ func open(root string, opts Options, hook func(context.Context, int)) (*Director
 		return nil, fmt.Errorf("volume %s is not a directory", abs)
 	}
 	d := &Directory{root: abs, readOnly: opts.ReadOnly, capacity: opts.Capacity, minFree: opts.MinFreeBytes, noSync: opts.NoSync, tmps: map[string]bool{}}
+	d.listers.New = func() any { return new(shardLister) }
 	if d.minFree == 0 {
 		d.minFree = locator.MaxBlockSize
 	}
@@ -412,56 +415,6 @@ func (r *reservation) release() {
 	r.d.reserved -= r.n
 	r.n = 0
 	r.d.mu.Unlock()
-}
-
-// Index implements keepstore.Volume.
-func (d *Directory) Index(ctx context.Context, prefix string, fn func(keepstore.BlockInfo) error) error {
-	if len(prefix) > 32 || !isLowerHex(prefix) {
-		return fmt.Errorf("invalid index prefix %q", prefix)
-	}
-	var shards []string
-	if len(prefix) >= 3 {
-		shards = []string{prefix[:3]}
-	} else {
-		ents, err := os.ReadDir(d.root)
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			if e.IsDir() && isShard(e.Name()) && strings.HasPrefix(e.Name(), prefix) {
-				shards = append(shards, e.Name())
-			}
-		}
-	}
-	for _, shard := range shards {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ents, err := os.ReadDir(filepath.Join(d.root, shard))
-		if errors.Is(err, fs.ErrNotExist) {
-			if _, rootErr := os.Stat(d.root); rootErr != nil {
-				return rootErr
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		for _, e := range ents { // sorted by name, hence by hash
-			name := e.Name()
-			if !isHash(name) || name[:3] != shard || !strings.HasPrefix(name, prefix) {
-				continue
-			}
-			fi, err := e.Info()
-			if err != nil || !fi.Mode().IsRegular() {
-				continue // deleted meanwhile, or not a block
-			}
-			if err := fn(keepstore.BlockInfo{Hash: name, Size: fi.Size(), Mtime: fi.ModTime()}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // Usage implements keepstore.Volume. The counts come from the scan at open and the
