@@ -33,7 +33,8 @@ const testBlockSize = 1000
 // hostileNames are file names a directory page must escape, and links
 // must not turn into anything but a relative path.
 var hostileNames = []string{
-	`<script>alert(1)</script>.txt`,
+	`<script>alert(1)<script>.txt`,
+	`<img src=x onerror=alert(1)>`,
 	`javascript:alert(1)`,
 	`a "quoted" & 'single' name`,
 	`q?x=1#frag`,
