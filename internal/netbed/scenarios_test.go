@@ -62,9 +62,9 @@ type result struct {
 	bytes        int64
 	seconds      float64
 	limit        float64 // bytes per second
-	copies       string // after the put
-	note         string // what the fault did
-	load         string // 1-minute load average before and after
+	copies       string  // after the put
+	note         string  // what the fault did
+	load         string  // 1-minute load average before and after
 }
 
 // TestScenarios puts a file at N=2 from a client host to 5 server
