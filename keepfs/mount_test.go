@@ -56,7 +56,10 @@ func newFixture(t *testing.T) *fixture {
 	if err := b.Add("", f.m); err != nil {
 		t.Fatal(err)
 	}
-	f.tree = b.Tree()
+	var err error
+	if f.tree, err = b.Tree(); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 

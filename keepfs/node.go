@@ -50,9 +50,10 @@ func (m *Mount) attr(i uint32, out *fuse.Attr) {
 		out.Size = 4096
 		return
 	}
+	size := uint64(m.tree.size(i))
 	out.Mode = syscall.S_IFREG | 0o444
-	out.Size = uint64(n.size)
-	out.Blocks = (uint64(n.size) + 511) / 512
+	out.Size = size
+	out.Blocks = (size + 511) / 512
 }
 
 func (m *Mount) child(ctx context.Context, parent *fs.Inode, i uint32) *fs.Inode {
@@ -135,7 +136,7 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		starts[i] = pos
 		pos += int64(s.length)
 	}
-	return &handle{m: f.m, segs: segs, starts: starts, size: n.size}, fuse.FOPEN_KEEP_CACHE, 0
+	return &handle{m: f.m, segs: segs, starts: starts, size: pos}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // handle is an open file: its segments, where each starts in the file,
