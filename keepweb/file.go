@@ -30,8 +30,6 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, c *collectio
 	if r.URL.Query().Get("disposition") == "attachment" || isActive(ctype) {
 		hdr.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": base}))
 	}
-	// A file opened in the browser gets no rights on this origin.
-	hdr.Set("Content-Security-Policy", "sandbox")
 	rd := newSegReader(r.Context(), c.kc, f.Segments, h.ahead)
 	defer rd.Close()
 	http.ServeContent(w, r, base, time.Time{}, rd)
