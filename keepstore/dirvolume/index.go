@@ -62,7 +62,7 @@ func (d *Directory) indexOne(ctx context.Context, shard, prefix string, fn func(
 	}
 	l := d.listers.Get().(*shardLister)
 	defer d.listers.Put(l)
-	blocks, err := l.list(d.root, shard, prefix)
+	blocks, err := l.list(d.root, shard, prefix, min(indexWorkers, runtime.GOMAXPROCS(0)))
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (d *Directory) indexMany(ctx context.Context, shards []string, prefix strin
 			for i := range jobs {
 				s := &window[i%len(window)]
 				if s.err = ctx.Err(); s.err == nil {
-					s.blocks, s.err = s.l.list(d.root, shards[i], prefix)
+					s.blocks, s.err = s.l.list(d.root, shards[i], prefix, 1)
 				}
 				s.done <- struct{}{}
 			}

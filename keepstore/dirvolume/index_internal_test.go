@@ -214,21 +214,39 @@ func head(s string) string {
 }
 
 // BenchmarkIndex lists a generated volume of -dirvolume.index-blocks
-// blocks (20,000 unless set; in -dirvolume.dir if set) in one call
-// ("whole") and one subdirectory at a time as keepstore's /index reads
+// blocks (20,000 unless set; in -dirvolume.dir if set), or the volume
+// -dirvolume.volume, in one call ("whole") and one subdirectory at a time as keepstore's /index reads
 // it ("by-subdirectory"), with Index and with the old implementation
-// ("reference"). It reports blocks listed per second.
+// ("reference"). It reports blocks listed per second and the process's
+// CPU time (user and system) per block, which depends less on what else
+// the machine is doing.
 func BenchmarkIndex(b *testing.B) {
-	root := benchRoot(b)
-	start := time.Now()
-	generateVolume(b, root, "bench", *benchBlocks)
-	b.Logf("generated %d blocks in %s in %.1f s", *benchBlocks, root, time.Since(start).Seconds())
+	root := *benchVolume
+	if root == "" {
+		root = benchRoot(b)
+		start := time.Now()
+		generateVolume(b, root, "bench", *benchBlocks)
+		b.Logf("generated %d blocks in %s in %.1f s", *benchBlocks, root, time.Since(start).Seconds())
+	}
 	d, err := Open(root, Options{ReadOnly: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer d.Close()
 	<-d.ScanEnded()
+	u, _ := d.Usage(context.Background())
+	blocks := float64(u.Blocks)
+	benchIndex := func(b *testing.B, list func() error) {
+		b.ReportAllocs()
+		cpu := cpuTime()
+		for b.Loop() {
+			if err := list(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(blocks*float64(b.N)/b.Elapsed().Seconds(), "blocks/s")
+		b.ReportMetric(float64(cpuTime()-cpu)/blocks/float64(b.N), "cpu-ns/block")
+	}
 	for _, impl := range []struct {
 		name  string
 		index indexFunc
@@ -311,15 +329,4 @@ func (w lastTwo) Write(p []byte) (int, error) {
 		w.b[0], w.b[1] = w.b[1], c
 	}
 	return len(p), nil
-}
-
-// benchIndex runs list b.N times and reports the blocks per second.
-func benchIndex(b *testing.B, list func() error) {
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := list(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(*benchBlocks)*float64(b.N)/b.Elapsed().Seconds(), "blocks/s")
 }

@@ -171,32 +171,29 @@ func (d *Directory) scanShard(ctx context.Context, i int) error {
 // readShard sums the block files of subdirectory i and removes the
 // temporary files no write of this Directory made (see tmpPattern).
 func (d *Directory) readShard(i int) (bytes, blocks int64, tmps int, err error) {
+	l := d.listers.Get().(*shardLister)
+	defer d.listers.Put(l)
 	shard := d.shardName(i)
-	dir := filepath.Join(d.root, shard)
-	ents, err := os.ReadDir(dir)
+	found, err := l.list(d.root, shard, "", 1)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, 0, 0, nil // removed since open
 	}
 	if err != nil {
 		return 0, 0, 0, err
 	}
+	for _, b := range found {
+		bytes += b.Size
+		blocks++
+	}
+	if d.readOnly {
+		return bytes, blocks, 0, nil
+	}
 	mine := "-" + d.session + "-"
-	for _, e := range ents {
-		name := e.Name()
-		switch {
-		case isHash(name) && name[:3] == shard:
-			fi, err := e.Info()
-			if err != nil || !fi.Mode().IsRegular() {
-				continue // deleted meanwhile, or not a block
-			}
-			bytes += fi.Size()
-			blocks++
-		case strings.HasPrefix(name, tmpPrefix) && !d.readOnly && !strings.Contains(name, mine):
-			// The lock is held, and the file is no write's of this
-			// Directory: an interrupted write of an earlier server left it.
-			if os.Remove(filepath.Join(dir, name)) == nil {
-				tmps++
-			}
+	for _, name := range l.temps {
+		// The lock is held, and the file is no write's of this
+		// Directory: an interrupted write of an earlier server left it.
+		if !strings.Contains(name, mine) && os.Remove(filepath.Join(d.root, shard, name)) == nil {
+			tmps++
 		}
 	}
 	return bytes, blocks, tmps, nil

@@ -1,12 +1,14 @@
 package dirvolume
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +19,10 @@ import (
 // direntBufSize is how much of a directory one getdents call reads: a
 // subdirectory of 2,500 blocks (10M blocks in all) in three calls.
 const direntBufSize = 64 << 10
+
+// minStatChunk is the fewest files a goroutine of shardLister.list
+// takes the sizes and mtimes of: fewer are not worth starting it.
+const minStatChunk = 64
 
 // shardLister lists block subdirectories: it reads one with getdents,
 // keeps the names of blocks, takes each one's size and mtime with
@@ -29,6 +35,7 @@ type shardLister struct {
 	names   []byte                // the blocks' names, each followed by a NUL
 	ents    []shardEntry          // the blocks found
 	blocks  []keepstore.BlockInfo // the listing returned
+	temps   []string              // the temporary files seen by the last list
 }
 
 // shardEntry is a block found in a subdirectory.
@@ -41,8 +48,9 @@ type shardEntry struct {
 // list returns the blocks of subdirectory shard of root whose hash
 // starts with prefix, sorted by hash; the slice is valid until the next
 // call. A subdirectory that does not exist has none, provided root
-// does.
-func (l *shardLister) list(root, shard, prefix string) ([]keepstore.BlockInfo, error) {
+// does. Up to workers goroutines take the blocks' sizes and mtimes, if
+// there are enough of them.
+func (l *shardLister) list(root, shard, prefix string, workers int) ([]keepstore.BlockInfo, error) {
 	dir := filepath.Join(root, shard)
 	fd, err := openDir(dir)
 	if errors.Is(err, unix.ENOENT) {
@@ -59,14 +67,19 @@ func (l *shardLister) list(root, shard, prefix string) ([]keepstore.BlockInfo, e
 		return nil, err
 	}
 	hashes := string(l.names)
-	l.ents = l.ents[:0]
-	var st unix.Stat_t
-	for off := 0; off < len(hashes); off += 33 {
-		if fstatat(fd, hashes[off:off+32], &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-			continue // removed meanwhile, or not a block
-		}
-		l.ents = append(l.ents, shardEntry{off: off, size: st.Size, mtime: time.Unix(st.Mtim.Unix())})
+	n := len(hashes) / 33
+	l.ents = slices.Grow(l.ents[:0], n)[:n]
+	chunk := n
+	if workers > 1 && n >= 2*minStatChunk {
+		chunk = max((n+workers-1)/workers, minStatChunk)
 	}
+	var wg sync.WaitGroup
+	for lo := chunk; lo < n; lo += chunk {
+		wg.Go(func() { l.stat(fd, hashes, lo, min(lo+chunk, n)) })
+	}
+	l.stat(fd, hashes, 0, min(chunk, n))
+	wg.Wait()
+	l.ents = slices.DeleteFunc(l.ents, func(e shardEntry) bool { return e.size < 0 })
 	slices.SortFunc(l.ents, func(a, b shardEntry) int {
 		return strings.Compare(hashes[a.off:a.off+32], hashes[b.off:b.off+32])
 	})
@@ -77,6 +90,21 @@ func (l *shardLister) list(root, shard, prefix string) ([]keepstore.BlockInfo, e
 	return l.blocks, nil
 }
 
+// stat fills l.ents[lo:hi] with the sizes and mtimes of the names
+// hashes[33*lo:33*hi] (33 bytes apart), and a size of -1 for those that
+// are gone or are not regular files.
+func (l *shardLister) stat(fd int, hashes string, lo, hi int) {
+	var st unix.Stat_t
+	for i := lo; i < hi; i++ {
+		off := 33 * i
+		if fstatat(fd, hashes[off:off+32], &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			l.ents[i] = shardEntry{off: off, size: -1} // removed meanwhile, or not a block
+			continue
+		}
+		l.ents[i] = shardEntry{off: off, size: st.Size, mtime: time.Unix(st.Mtim.Unix())}
+	}
+}
+
 // readNames reads the directory fd and keeps in l.names the names of
 // the regular files (or files of unknown type) that look like blocks of
 // shard and start with prefix.
@@ -84,7 +112,7 @@ func (l *shardLister) readNames(fd int, dir, shard, prefix string) error {
 	if l.dirents == nil {
 		l.dirents = make([]byte, direntBufSize)
 	}
-	l.names = l.names[:0]
+	l.names, l.temps = l.names[:0], l.temps[:0]
 	for {
 		n, err := unix.Getdents(fd, l.dirents)
 		if err == unix.EINTR {
@@ -102,7 +130,8 @@ func (l *shardLister) readNames(fd int, dir, shard, prefix string) error {
 
 // keepBlockNames parses buf, records of struct linux_dirent64 (inode
 // u64, offset s64, record length u16, type u8, then the name and a NUL),
-// and appends to l.names those of keepBlockNames' description.
+// appends to l.names those of readNames' description, and to l.temps
+// the names of temporary files.
 func (l *shardLister) keepBlockNames(buf []byte, shard, prefix string) {
 	const nameOff = 19
 	for len(buf) >= nameOff {
@@ -113,8 +142,16 @@ func (l *shardLister) keepBlockNames(buf []byte, shard, prefix string) {
 		rec := buf[:reclen]
 		buf = buf[reclen:]
 		ino, typ, name := binary.NativeEndian.Uint64(rec[0:8]), rec[18], rec[nameOff:]
-		if ino == 0 || (typ != unix.DT_REG && typ != unix.DT_UNKNOWN) {
-			continue // a deleted entry (as os.ReadDir skips), or not a file
+		switch {
+		case ino == 0:
+			continue // a deleted entry, as os.ReadDir skips
+		case bytes.HasPrefix(name, []byte(tmpPrefix)):
+			if end := bytes.IndexByte(name, 0); end >= 0 {
+				l.temps = append(l.temps, string(name[:end]))
+			}
+			continue
+		case typ != unix.DT_REG && typ != unix.DT_UNKNOWN:
+			continue // not a file
 		}
 		if len(name) < 33 || name[32] != 0 || !isHashBytes(name[:32]) ||
 			string(name[:3]) != shard || string(name[:len(prefix)]) != prefix {

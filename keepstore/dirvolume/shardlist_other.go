@@ -16,13 +16,14 @@ import (
 // reads them faster). It is for one goroutine at a time.
 type shardLister struct {
 	blocks []keepstore.BlockInfo // the listing returned
+	temps  []string              // the temporary files seen by the last list
 }
 
 // list returns the blocks of subdirectory shard of root whose hash
 // starts with prefix, sorted by hash; the slice is valid until the next
 // call. A subdirectory that does not exist has none, provided root
-// does.
-func (l *shardLister) list(root, shard, prefix string) ([]keepstore.BlockInfo, error) {
+// does. workers is ignored.
+func (l *shardLister) list(root, shard, prefix string, _ int) ([]keepstore.BlockInfo, error) {
 	ents, err := os.ReadDir(filepath.Join(root, shard))
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, err := os.Stat(root); err != nil {
@@ -33,9 +34,13 @@ func (l *shardLister) list(root, shard, prefix string) ([]keepstore.BlockInfo, e
 	if err != nil {
 		return nil, err
 	}
-	l.blocks = l.blocks[:0]
+	l.blocks, l.temps = l.blocks[:0], l.temps[:0]
 	for _, e := range ents { // sorted by name, hence by hash
 		name := e.Name()
+		if strings.HasPrefix(name, tmpPrefix) {
+			l.temps = append(l.temps, name)
+			continue
+		}
 		if !isHash(name) || name[:3] != shard || !strings.HasPrefix(name, prefix) {
 			continue
 		}
