@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -15,13 +16,20 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keeptest"
 	"github.com/keepproject/keep/locator"
 	"github.com/keepproject/keep/manifest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		// The keep binary BenchmarkDownload built for its servers.
+		proctest.RemoveBinary()
+		os.Exit(code)
+	}))
+}
 
 // testToken is the token the fixture's files are stored and read with.
 const testToken = "web-test-token"
