@@ -2,11 +2,13 @@ package balance
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -43,17 +45,21 @@ const maxMountsBody = 1 << 20
 // fetchers bounds the servers and volumes read at once.
 const fetchers = 16
 
-// Fetch reads every server's mounts, then every volume's index once: a
-// volume that several servers list is read from the first of them, or
-// if that fails, the next. A server that cannot be read, or a volume
-// whose index ends early through every server listing it, leaves those
-// servers marked incomplete (and the error returned, joined with the
-// others); what was read still counts. A server without GET /mounts (an
-// older keepstore, or ours before the management API) is read through
-// GET /index as one mount with uuid "", which trash lists take to mean
-// every mount.
-func (c *Client) Fetch(ctx context.Context, svcs []keepclient.Service) (Inventory, error) {
-	inv := Inventory{Servers: make([]Server, len(svcs)), Copies: make(map[string][]Copy)}
+// Fetch reads every server's mounts into inv, then every volume's index
+// once: a volume that several servers list is read from the first of
+// them, or if that fails, the next. A server that cannot be read, or a
+// volume whose index ends early through every server listing it, leaves
+// those servers marked incomplete (and the error returned, joined with
+// the others); what was read still counts. A server without GET /mounts
+// (an older keepstore, or ours before the management API) is read
+// through GET /index as one mount with uuid "", which trash lists take
+// to mean every mount. inv must have no servers yet; its live set may
+// be read before or after.
+func (c *Client) Fetch(ctx context.Context, inv *Inventory, svcs []keepclient.Service) error {
+	if inv.Servers != nil || inv.l != nil {
+		return errors.New("balance.Fetch: the inventory already has servers")
+	}
+	inv.Servers = make([]Server, len(svcs))
 	errs := make([]error, len(svcs))
 	var g errgroup.Group
 	g.SetLimit(fetchers)
@@ -78,47 +84,89 @@ func (c *Client) Fetch(ctx context.Context, svcs []keepclient.Service) (Inventor
 	}
 	g.Wait()
 
-	// Each volume once, through the servers that list it in turn.
-	vols := groupVolumes(inv.Servers).vols
-	var mu sync.Mutex // guards inv.Copies, inv.Servers[].Complete and errs
-	for _, v := range vols {
-		g.Go(func() error {
-			var tries []error
-			for _, si := range v.servers {
-				svc := svcs[si]
-				path := "/index"
-				if v.uuid != "" {
-					path = "/mounts/" + url.PathEscape(v.uuid) + "/blocks"
-				}
-				err := c.index(ctx, svc.URL()+path, func(hash string, size, mtime int64) {
-					mu.Lock()
-					inv.Copies[hash] = append(inv.Copies[hash], Copy{Server: si, Mount: v.uuid, Size: size, Mtime: mtime})
-					mu.Unlock()
-				})
-				if err == nil {
-					if len(tries) > 0 {
-						mu.Lock()
-						inv.Warnings = append(inv.Warnings, tries...)
-						mu.Unlock()
-					}
-					return nil
-				}
-				tries = append(tries, fmt.Errorf("%s: index of mount %q: %w", svc, v.uuid, err))
-				if ctx.Err() != nil {
-					break
-				}
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, si := range v.servers {
-				inv.Servers[si].Complete = false
-			}
-			errs = append(errs, tries...)
-			return nil
-		})
+	// Each volume once, through the servers that list it in turn, all
+	// at once (up to fetchers).
+	r := &indexReader{c: c, inv: inv, errs: errs}
+	for v := range inv.layout().vols {
+		g.Go(func() error { r.volume(ctx, svcs, v); return nil })
 	}
 	g.Wait()
-	return inv, errors.Join(errs...)
+	return errors.Join(r.errs...)
+}
+
+// indexReader reads volumes' indexes into an inventory.
+type indexReader struct {
+	c   *Client
+	inv *Inventory
+
+	mu   sync.Mutex // guards the inventory's store and Complete flags, and errs
+	errs []error
+}
+
+// indexBatch is how many copies an index reader parses before taking
+// the inventory's lock to add them.
+const indexBatch = 4096
+
+// entry is one index line.
+type entry struct {
+	h     hash
+	size  int64
+	mtime int64
+}
+
+// volume reads volume v's index through the servers listing it in turn.
+func (r *indexReader) volume(ctx context.Context, svcs []keepclient.Service, v int) {
+	vol := r.inv.l.vols[v]
+	var tries []error
+	batch := make([]entry, 0, indexBatch)
+	for _, si := range vol.servers {
+		svc := svcs[si]
+		path := "/index"
+		if vol.uuid != "" {
+			path = "/mounts/" + url.PathEscape(vol.uuid) + "/blocks"
+		}
+		err := r.c.index(ctx, svc.URL()+path, func(h hash, size, mtime int64) error {
+			if batch = append(batch, entry{h, size, mtime}); len(batch) == cap(batch) {
+				return r.add(v, &batch)
+			}
+			return nil
+		})
+		// What was read counts, even of an index cut short.
+		if aerr := r.add(v, &batch); err == nil {
+			err = aerr
+		}
+		if err == nil {
+			if len(tries) > 0 {
+				r.mu.Lock()
+				r.inv.Warnings = append(r.inv.Warnings, tries...)
+				r.mu.Unlock()
+			}
+			return
+		}
+		tries = append(tries, fmt.Errorf("%s: index of mount %q: %w", svc, vol.uuid, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, si := range vol.servers {
+		r.inv.Servers[si].Complete = false
+	}
+	r.errs = append(r.errs, tries...)
+}
+
+// add adds a batch of copies on volume v, and empties it.
+func (r *indexReader) add(v int, batch *[]entry) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range *batch {
+		if err := r.inv.s.addCopy(e.h, e.size, v, e.mtime); err != nil {
+			return err
+		}
+	}
+	*batch = (*batch)[:0]
+	return nil
 }
 
 var errNoMounts = errors.New("no /mounts")
@@ -175,7 +223,7 @@ func (c *Client) mounts(ctx context.Context, svc keepclient.Service) ([]Mount, i
 
 // index reads one index, calling add for each line. The index must end
 // with an empty line; without it, it was cut short.
-func (c *Client) index(ctx context.Context, u string, add func(hash string, size, mtime int64)) error {
+func (c *Client) index(ctx context.Context, u string, add func(h hash, size, mtime int64) error) error {
 	resp, err := c.get(ctx, u)
 	if err != nil {
 		return err
@@ -188,35 +236,82 @@ func (c *Client) index(ctx context.Context, u string, add func(hash string, size
 	return parseIndex(resp.Body, add)
 }
 
-// parseIndex reads "hash+size mtime_ns" lines ending with an empty line.
-func parseIndex(r io.Reader, add func(hash string, size, mtime int64)) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 256), maxIndexLine)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		if line == "" {
-			if sc.Scan() {
+// parseIndex reads "hash+size mtime_ns" lines ending with an empty line,
+// without allocating for each.
+func parseIndex(r io.Reader, add func(h hash, size, mtime int64) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for n := 1; ; n++ {
+		line, err := br.ReadSlice('\n')
+		switch {
+		case err == bufio.ErrBufferFull || len(line) > maxIndexLine:
+			return fmt.Errorf("line %d: too long (over %d bytes)", n, maxIndexLine)
+		case err == io.EOF:
+			return errors.New("incomplete: no final empty line")
+		case err != nil:
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		line = line[:len(line)-1]
+		if len(line) == 0 {
+			if _, err := br.ReadByte(); err != io.EOF {
+				if err != nil {
+					return fmt.Errorf("after line %d: %w", n, err)
+				}
 				return fmt.Errorf("line %d: data after the final empty line", n+1)
 			}
-			return sc.Err()
+			return nil
 		}
-		loc, mtime, ok := strings.Cut(line, " ")
-		l, err := locator.Parse(loc)
-		if !ok || err != nil || l.Size < 0 {
-			return fmt.Errorf("line %d: not \"hash+size mtime\": %q", n, short(line))
-		}
-		t, err := strconv.ParseInt(mtime, 10, 64)
+		h, size, mtime, err := parseIndexLine(line)
 		if err != nil {
-			return fmt.Errorf("line %d: bad mtime %q", n, short(mtime))
+			return fmt.Errorf("line %d: %w", n, err)
 		}
-		add(l.Hash, l.Size, t)
+		if err := add(h, size, mtime); err != nil {
+			return err
+		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("line %d: %w", n+1, err)
+}
+
+// parseIndexLine parses "hash+size[+hints] mtime".
+func parseIndexLine(line []byte) (h hash, size, mtime int64, err error) {
+	sp := bytes.IndexByte(line, ' ')
+	loc, t := line, []byte(nil)
+	if sp >= 0 {
+		loc, t = line[:sp], line[sp+1:]
 	}
-	return errors.New("incomplete: no final empty line")
+	h, ok := parseHash(loc[:min(len(loc), 32)])
+	size, rest, sizeOK := parseDigits(loc[min(len(loc), 33):])
+	if !ok || sp < 0 || len(loc) < 34 || loc[32] != '+' || !sizeOK || size > locator.MaxBlockSize {
+		return h, 0, 0, fmt.Errorf("not \"hash+size mtime\": %q", short(string(line)))
+	}
+	if len(rest) > 0 {
+		if _, err := locator.Parse(string(loc)); err != nil || rest[0] != '+' {
+			return h, 0, 0, fmt.Errorf("not \"hash+size mtime\": %q", short(string(line)))
+		}
+	}
+	neg := len(t) > 0 && t[0] == '-'
+	if neg {
+		t = t[1:]
+	}
+	mtime, rest, ok = parseDigits(t)
+	if !ok || len(rest) > 0 {
+		return h, 0, 0, fmt.Errorf("bad mtime %q", short(string(line[sp+1:])))
+	}
+	if neg {
+		mtime = -mtime
+	}
+	return h, size, mtime, nil
+}
+
+// parseDigits reads a non-negative decimal int64 at the start of b.
+func parseDigits(b []byte) (n int64, rest []byte, ok bool) {
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		d := int64(b[i] - '0')
+		if n > (math.MaxInt64-d)/10 {
+			return 0, b, false
+		}
+		n = n*10 + d
+	}
+	return n, b[i:], i > 0
 }
 
 // Send replaces each server's pull and trash lists with the plan's. Trash
@@ -225,11 +320,15 @@ func parseIndex(r io.Reader, add func(hash string, size, mtime int64)) error {
 // list of millions of items takes no memory beyond the plan's own.
 func (c *Client) Send(ctx context.Context, p *Plan) error {
 	var errs []error
-	for u, items := range p.Pulls {
-		errs = append(errs, c.put(ctx, u+"/pull", func(w io.Writer) error { return protocol.EncodeList(w, items) }))
-	}
-	for u, items := range p.Trash {
-		errs = append(errs, c.put(ctx, u+"/trash", func(w io.Writer) error { return protocol.EncodeList(w, items) }))
+	for i, srv := range p.inv.Servers {
+		if !p.HasLists(i) {
+			continue
+		}
+		u := srv.Service.URL()
+		errs = append(errs, c.put(ctx, u+"/pull", func(w io.Writer) error { return protocol.EncodeSeq(w, p.Pulls(i)) }))
+		if !p.TrashWithheld {
+			errs = append(errs, c.put(ctx, u+"/trash", func(w io.Writer) error { return protocol.EncodeSeq(w, p.Trash(i)) }))
+		}
 	}
 	return errors.Join(errs...)
 }

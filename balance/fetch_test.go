@@ -41,7 +41,7 @@ func TestParseIndex(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n := 0
-			err := parseIndex(strings.NewReader(tt.in), func(string, int64, int64) { n++ })
+			err := parseIndex(strings.NewReader(tt.in), func(hash, int64, int64) error { n++; return nil })
 			if n != tt.lines || (err == nil) != (tt.err == "") || err != nil && !strings.Contains(err.Error(), tt.err) {
 				t.Errorf("%d lines, error %v; want %d, %q", n, err, tt.lines, tt.err)
 			}
@@ -90,7 +90,7 @@ func TestFetchFromServer(t *testing.T) {
 		stored = append(stored, hex.EncodeToString(sum[:]))
 	}
 	c := &Client{Token: "sys"}
-	inv, err := c.Fetch(context.Background(), svcs)
+	inv, err := fetch(c, svcs)
 	if err == nil || !strings.Contains(err.Error(), "incomplete") {
 		t.Errorf("Fetch error %v, want the cut index reported", err)
 	}
@@ -98,16 +98,16 @@ func TestFetchFromServer(t *testing.T) {
 		t.Errorf("complete: %v, %v", inv.Servers[0].Complete, inv.Servers[1].Complete)
 	}
 	for _, h := range stored {
-		if cs := inv.Copies[h]; len(cs) != 1 || cs[0].Server != 0 || cs[0].Size != 3 || cs[0].Mtime == 0 {
+		if cs := inv.Copies(h); len(cs) != 1 || cs[0].Server != 0 || cs[0].Size != 3 || cs[0].Mtime == 0 {
 			t.Errorf("copies of %s: %+v", h, cs)
 		}
 	}
-	if cs := inv.Copies[hashes[2]]; len(cs) != 1 || cs[0].Server != 1 {
+	if cs := inv.Copies(hashes[2]); len(cs) != 1 || cs[0].Server != 1 {
 		t.Errorf("what was read of the cut index is lost: %+v", cs)
 	}
 	// The wrong token is an error, not an empty server.
 	bad := &Client{Token: "nope"}
-	if inv, err := bad.Fetch(context.Background(), svcs[:1]); err == nil || inv.Servers[0].Complete {
+	if inv, err := fetch(bad, svcs[:1]); err == nil || inv.Servers[0].Complete {
 		t.Errorf("wrong token: %v", err)
 	}
 }
@@ -155,7 +155,7 @@ func TestFetchSharedVolumeOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fakes := [2]*fake{{fail: tt.fail[0]}, {fail: tt.fail[1]}}
 			svcs := []keepclient.Service{service(t, start(fakes[0]), 0), service(t, start(fakes[1]), 1)}
-			inv, err := (&Client{Token: "sys"}).Fetch(context.Background(), svcs)
+			inv, err := fetch(&Client{Token: "sys"}, svcs)
 			if (err != nil) != tt.err || err != nil && !strings.Contains(err.Error(), "disk on fire") {
 				t.Errorf("error %v", err)
 			}
@@ -165,7 +165,7 @@ func TestFetchSharedVolumeOnce(t *testing.T) {
 			if got := [2]int32{fakes[0].reads.Load(), fakes[1].reads.Load()}; got != tt.reads {
 				t.Errorf("index reads %v, want %v", got, tt.reads)
 			}
-			if got := len(inv.Copies[hashes[0]]); got != tt.copies {
+			if got := len(inv.Copies(hashes[0])); got != tt.copies {
 				t.Errorf("%d copies listed, want %d", got, tt.copies)
 			}
 			for i, s := range inv.Servers {
@@ -196,14 +196,21 @@ func TestFetchMissingVolumes(t *testing.T) {
 				}
 			}))
 			defer srv.Close()
-			inv, err := (&Client{Token: "sys"}).Fetch(context.Background(), []keepclient.Service{service(t, srv, 0)})
+			inv, err := fetch(&Client{Token: "sys"}, []keepclient.Service{service(t, srv, 0)})
 			complete := header == "" || header == "0"
 			if inv.Servers[0].Complete != complete || (err == nil) != complete || err != nil && !strings.Contains(err.Error(), "missing") {
 				t.Errorf("complete %v, error %v", inv.Servers[0].Complete, err)
 			}
-			if len(inv.Copies[hashes[0]]) != 1 {
-				t.Errorf("the present volume's copies: %+v", inv.Copies)
+			if len(inv.Copies(hashes[0])) != 1 {
+				t.Errorf("the present volume's copies: %+v", inv.Copies(hashes[0]))
 			}
 		})
 	}
+}
+
+// fetch reads the servers into a new inventory.
+func fetch(c *Client, svcs []keepclient.Service) (*Inventory, error) {
+	inv := NewInventory()
+	err := c.Fetch(context.Background(), inv, svcs)
+	return inv, err
 }

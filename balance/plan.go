@@ -37,12 +37,10 @@ package balance
 
 import (
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/keepclient"
-	"github.com/keepproject/keep/locator"
 )
 
 // Mount is one volume of a server, as GET /mounts describes it.
@@ -77,30 +75,6 @@ type Copy struct {
 	Mtime  int64 // UnixNano, as the index gives it
 }
 
-// Inventory is what the servers hold.
-//
-// A volume (a mount uuid) may be listed by several servers, as a bucket
-// or an NFS export served by each is; it is one volume, holding one copy
-// of a block however many servers, or indexes, list it.
-type Inventory struct {
-	Servers []Server
-	// Copies lists the copies of each block, by hash.
-	Copies map[string][]Copy
-	// Warnings are failures Fetch got past: a shared volume's index
-	// that one server could not give and another did.
-	Warnings []error
-}
-
-// Want is the live set: the replicas wanted for each referenced block, by
-// hash, with its size.
-type Want map[string]Wanted
-
-// Wanted is what the live set asks of one block.
-type Wanted struct {
-	Size     int64
-	Replicas int
-}
-
 // PullItem asks a server to fetch a block from others, as PUT /pull
 // takes it.
 type PullItem = protocol.PullItem
@@ -133,22 +107,39 @@ type Tally struct {
 	Bytes  int64
 }
 
-// Plan is what Compute decided.
+// Plan is what Compute decided: the pull and trash lists for each
+// server, and how each block stands. It refers to the inventory, which
+// must not change while the plan is used.
 type Plan struct {
-	// Pulls and Trash are the lists for each server, by service URL.
-	// Every server with a writable mount gets a list, empty or not, so
-	// that sending them replaces whatever an earlier run asked. Trash is
-	// nil when TrashWithheld.
-	Pulls map[string][]PullItem
-	Trash map[string][]TrashItem
 	// Summary counts the blocks of each class.
 	Summary [numClasses]Tally
-	// Blocks lists the state of every block, by hash.
-	Blocks map[string]BlockState
 	// TrashWithheld reports that some index was incomplete, so no trash
 	// was planned.
 	TrashWithheld bool
+
+	inv   *Inventory
+	lists []lists // by server, as inv.Servers
+	class []uint8 // by block record number
 }
+
+// lists are one server's pulls and trash, compactly.
+type lists struct {
+	has   bool // the server has a writable mount: it gets lists, empty or not
+	pulls []pullRef
+	trash []trashRef
+}
+
+// pullRef asks for a block on a volume; trashRef for a copy's removal.
+type (
+	pullRef struct {
+		block uint32
+		vol   uint16
+	}
+	trashRef struct {
+		block uint32
+		c     copyRec
+	}
+)
 
 // BlockState is how one block stands.
 type BlockState struct {
@@ -174,62 +165,89 @@ type Options struct {
 	KeepUnreferenced bool
 }
 
-// Compute decides the pulls and trash that bring inv to want. It refuses
-// an inventory in which one device appears under two volume uuids
-// (*DeviceConflictError).
-func Compute(inv Inventory, want Want, opts Options) (*Plan, error) {
-	l, err := newLayout(inv)
-	if err != nil {
+// Compute decides the pulls and trash that bring the inventory to what
+// its live set wants. It refuses an inventory in which one device
+// appears under two volume uuids (*DeviceConflictError).
+func Compute(inv *Inventory, opts Options) (*Plan, error) {
+	if err := checkDevices(inv.Servers); err != nil {
 		return nil, err
 	}
-	p := &Plan{Pulls: make(map[string][]PullItem), Trash: make(map[string][]TrashItem), Blocks: make(map[string]BlockState)}
+	l := inv.layout()
+	p := &Plan{inv: inv, lists: make([]lists, len(inv.Servers)), class: make([]uint8, inv.s.len())}
 	complete := true
-	var writable []keepclient.Service
-	byURL := make(map[string]int)
+	var writable []int // servers, by index
+	var svcs []keepclient.Service
 	for i, s := range inv.Servers {
-		byURL[s.Service.URL()] = i
 		complete = complete && s.Complete
 		if s.writable() {
-			writable = append(writable, s.Service)
-			p.Pulls[s.Service.URL()] = []PullItem{}
-			p.Trash[s.Service.URL()] = []TrashItem{}
+			writable = append(writable, i)
+			svcs = append(svcs, s.Service)
+			p.lists[i].has = true
 		}
 	}
 	p.TrashWithheld = !complete
-	oldest := opts.Now.Add(-opts.SigningTTL).UnixNano()
-
-	hashes := make([]string, 0, len(inv.Copies)+len(want))
-	for h := range inv.Copies {
-		hashes = append(hashes, h)
+	d := decider{
+		p: p, l: l, prober: keepclient.NewProber(svcs), writable: writable,
+		oldest: opts.Now.Add(-opts.SigningTTL).UnixNano(), complete: complete, keepGarbage: opts.KeepUnreferenced,
 	}
-	for h := range want {
-		if _, ok := inv.Copies[h]; !ok {
-			hashes = append(hashes, h)
-		}
-	}
-	sort.Strings(hashes)
-	for _, h := range hashes {
-		w, referenced := want[h]
-		copies := inv.Copies[h]
-		size := w.Size
-		if !referenced && len(copies) > 0 {
-			size = copies[0].Size
-		}
-		b := block{hash: h, size: size, wanted: w.Replicas, l: l}
-		if !referenced {
-			b.wanted = 0
-		}
-		b.gather(copies)
-		ideal := keepclient.ProbeOrder(h, writable)
-		class := b.decide(p, ideal, byURL, oldest, complete, opts.KeepUnreferenced)
-		p.Blocks[h] = BlockState{Class: class, Replicas: b.have}
+	// In record order, which reads the records one after another; the
+	// lists are sorted by hash afterwards.
+	for id := range uint32(inv.s.len()) {
+		class, size := d.decide(id)
+		p.class[id] = uint8(class)
 		p.Summary[class].Blocks++
 		p.Summary[class].Bytes += size
 	}
-	if p.TrashWithheld {
-		p.Trash = nil // not even empty lists: they would clear the servers' lists
+	for i := range p.lists {
+		l := &p.lists[i]
+		if p.TrashWithheld {
+			l.trash = nil
+		}
+		inv.s.sortByHash(len(l.pulls), func(k int) uint32 { return l.pulls[k].block }, func(a, b int) { l.pulls[a], l.pulls[b] = l.pulls[b], l.pulls[a] })
+		inv.s.sortByHash(len(l.trash), func(k int) uint32 { return l.trash[k].block }, func(a, b int) { l.trash[a], l.trash[b] = l.trash[b], l.trash[a] })
 	}
 	return p, nil
+}
+
+// decider decides one block after another, reusing its buffers.
+type decider struct {
+	p                     *Plan
+	l                     *layout
+	prober                *keepclient.Prober
+	writable              []int // the servers a pull may go to, by index
+	oldest                int64 // copies with a later mtime are young
+	complete, keepGarbage bool
+
+	hex   []byte
+	ideal []int
+	b     block
+}
+
+// decide classifies block id, adds its pulls and trash to the plan, and
+// returns its class and size.
+func (d *decider) decide(id uint32) (Class, int64) {
+	s := d.p.inv.s
+	rec := s.blocks.at(id)
+	d.b = block{id: id, l: d.l, held: s.appendHeld(d.b.held[:0], id), counted: d.b.counted, room: d.b.room}
+	d.b.wanted = max(int(rec.wanted)-1, 0)
+	for _, h := range d.b.held {
+		d.b.have += d.l.vols[h.vol].replication
+	}
+	var class Class
+	switch {
+	case d.b.wanted == 0:
+		class = d.b.garbage(d.p, d.oldest, d.complete, d.keepGarbage)
+	case d.b.have == 0:
+		class = Lost
+	default:
+		d.hex = rec.hash.appendHex(d.hex[:0])
+		d.ideal = d.ideal[:0]
+		for _, k := range d.prober.Order(d.ideal, d.hex) {
+			d.ideal = append(d.ideal, d.writable[k])
+		}
+		class = d.b.place(d.p, d.ideal, d.hex, d.oldest, d.complete)
+	}
+	return class, int64(rec.size)
 }
 
 // held is one volume holding a block.
@@ -241,61 +259,14 @@ type held struct {
 
 // block is one block being decided.
 type block struct {
-	hash   string
-	size   int64
+	id     uint32
 	wanted int
 	l      *layout
 	held   []held // one per volume holding it
 	have   int    // replicas: the sum of the holding volumes' replication
-}
 
-func (b *block) locator() string { return locator.Locator{Hash: b.hash, Size: b.size}.String() }
-
-// gather groups copies into the volumes holding them: a volume listed by
-// several servers, or twice in one index, holds one copy.
-func (b *block) gather(copies []Copy) {
-	for _, c := range copies {
-		v, ok := b.l.lookup(c)
-		if !ok {
-			continue // a server index outside the inventory
-		}
-		if i := b.holding(v); i >= 0 {
-			h := &b.held[i]
-			h.mixed = h.mixed || h.mtime != c.Mtime
-			h.mtime = max(h.mtime, c.Mtime)
-			continue
-		}
-		b.held = append(b.held, held{vol: v, mtime: c.Mtime})
-		b.have += b.l.vols[v].replication
-	}
-}
-
-// sources returns the servers a pull to the server at url may fetch the
-// block from, in inventory order: every other server listing a volume
-// that holds it, or url itself when it is the only one (it lists such a
-// volume).
-func (b *block) sources(url string) []string {
-	var listing []int
-	for _, h := range b.held {
-		for _, si := range b.l.vols[h.vol].servers {
-			if !slices.Contains(listing, si) {
-				listing = append(listing, si)
-			}
-		}
-	}
-	slices.Sort(listing)
-	var all, others []string
-	for _, si := range listing {
-		u := b.l.servers[si].Service.URL()
-		all = append(all, u)
-		if u != url {
-			others = append(others, u)
-		}
-	}
-	if len(others) == 0 {
-		return all
-	}
-	return others
+	counted map[int]bool // volumes counted toward the wanted replicas
+	room    []int
 }
 
 // holding returns the index in b.held of volume v, or -1.
@@ -308,27 +279,27 @@ func (b *block) holding(v int) int {
 	return -1
 }
 
-// decide classifies the block and adds its pulls and trash to p;
-// keepGarbage keeps every copy of a block wanted 0 times.
-func (b *block) decide(p *Plan, ideal []keepclient.Service, byURL map[string]int, oldest int64, complete, keepGarbage bool) Class {
-	if b.wanted == 0 {
-		// Garbage: trash every copy once none is young.
-		if keepGarbage {
-			return Unreferenced
-		}
-		for _, h := range b.held {
-			if h.mtime > oldest || h.mixed {
-				return Unreferenced
-			}
-		}
-		if complete {
-			b.trash(p, b.held)
-		}
+// garbage decides a block the live set wants no copy of: every copy is
+// trashed once none is young; keepGarbage keeps them all.
+func (b *block) garbage(p *Plan, oldest int64, complete, keepGarbage bool) Class {
+	if keepGarbage {
 		return Unreferenced
 	}
-	if b.have == 0 {
-		return Lost
+	for _, h := range b.held {
+		if h.mtime > oldest || h.mixed {
+			return Unreferenced
+		}
 	}
+	if complete {
+		b.trash(p, b.held)
+	}
+	return Unreferenced
+}
+
+// place classifies a wanted block with copies and adds its pulls and
+// trash to p. ideal is the writable servers in its probe order; hex its
+// hash.
+func (b *block) place(p *Plan, ideal []int, hex []byte, oldest int64, complete bool) Class {
 
 	// The ideal places: walking the writable servers in probe order,
 	// the volumes that hold the block, or for a server with none, one
@@ -336,12 +307,15 @@ func (b *block) decide(p *Plan, ideal []keepclient.Service, byURL map[string]int
 	// replicas. A volume counts once, at the first server listing it: a
 	// server whose volumes are all counted adds nothing.
 	placed, pulls := 0, 0
-	counted := make(map[int]bool, len(b.held)+b.wanted)
-	for _, svc := range ideal {
+	if b.counted == nil {
+		b.counted = make(map[int]bool)
+	}
+	counted := b.counted
+	clear(counted)
+	for _, si := range ideal {
 		if placed >= b.wanted {
 			break
 		}
-		si := byURL[svc.URL()]
 		found := false
 		for _, v := range b.l.onServer[si] {
 			if !counted[v] && b.holding(v) >= 0 {
@@ -352,22 +326,24 @@ func (b *block) decide(p *Plan, ideal []keepclient.Service, byURL map[string]int
 		if found {
 			continue
 		}
-		var room []int // volumes a pull through this server could add
+		room := b.room[:0] // volumes a pull through this server could add
 		for _, v := range b.l.onServer[si] {
 			if !counted[v] && slices.Contains(b.l.vols[v].writeVia, si) {
 				room = append(room, v)
 			}
 		}
+		b.room = room
 		if len(room) == 0 {
 			continue
 		}
-		b.l.mountOrder(b.hash, room)
+		if len(room) > 1 {
+			b.l.mountOrder(string(hex), room)
+		}
 		v := room[0]
 		counted[v] = true
 		placed += b.l.vols[v].replication
 		pulls++
-		url := svc.URL()
-		p.Pulls[url] = append(p.Pulls[url], PullItem{Locator: b.locator(), Servers: b.sources(url), MountUUID: b.l.vols[v].uuid})
+		p.lists[si].pulls = append(p.lists[si].pulls, pullRef{block: b.id, vol: uint16(v)})
 	}
 
 	class := OK
@@ -430,14 +406,12 @@ func (b *block) decide(p *Plan, ideal []keepclient.Service, byURL map[string]int
 // file seen twice, asking twice is redundant; if not, the next run
 // trashes the others.
 func (b *block) trash(p *Plan, hs []held) {
-	var done []int64
-	for _, h := range hs {
+	for i, h := range hs {
 		vol := b.l.vols[h.vol]
-		if vol.trashVia < 0 || slices.Contains(done, h.mtime) {
+		if vol.trashVia < 0 || slices.ContainsFunc(hs[:i], func(o held) bool { return o.mtime == h.mtime && b.l.vols[o.vol].trashVia >= 0 }) {
 			continue
 		}
-		done = append(done, h.mtime)
-		url := b.l.servers[vol.trashVia].Service.URL()
-		p.Trash[url] = append(p.Trash[url], TrashItem{Locator: b.locator(), BlockMtime: h.mtime, MountUUID: vol.uuid})
+		l := &p.lists[vol.trashVia]
+		l.trash = append(l.trash, trashRef{block: b.id, c: newCopyRec(h.vol, h.mtime)})
 	}
 }

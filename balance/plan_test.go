@@ -64,7 +64,7 @@ func on(servers []Server, mtime int64, at ...int) []Copy {
 
 // lists renders the plan's pulls and trash as "P<server>" and "T<server>"
 // entries, sorted, for one block.
-func lists(servers []Server, p *Plan) string {
+func renderLists(servers []Server, p *testPlan) string {
 	var out []string
 	for i, s := range servers {
 		for range p.Pulls[s.Service.URL()] {
@@ -113,7 +113,7 @@ func TestCompute(t *testing.T) {
 			if tt.servers != nil {
 				servers = tt.servers(servers)
 			}
-			inv := Inventory{Servers: servers, Copies: map[string][]Copy{}}
+			inv := testInv{Servers: servers, Copies: map[string][]Copy{}}
 			if tt.copies != nil {
 				inv.Copies[h] = tt.copies
 			}
@@ -125,7 +125,7 @@ func TestCompute(t *testing.T) {
 			if got := p.Blocks[h].Class; got != tt.class {
 				t.Errorf("class %v, want %v", got, tt.class)
 			}
-			if got := lists(servers, p); got != tt.lists {
+			if got := renderLists(servers, p); got != tt.lists {
 				t.Errorf("lists %q, want %q", got, tt.lists)
 			}
 			if p.Summary[tt.class].Blocks != 1 || p.Summary[tt.class].Bytes != 3 {
@@ -179,7 +179,7 @@ func TestComputeKeepUnreferenced(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			servers := cluster(5)
 			servers[0].Complete = tt.complete
-			inv := Inventory{Servers: servers, Copies: map[string][]Copy{
+			inv := testInv{Servers: servers, Copies: map[string][]Copy{
 				h: on(servers, old, oh[0], oh[1], oh[4]),
 				g: on(servers, tt.gMtime, og[2], og[3]),
 			}}
@@ -187,7 +187,7 @@ func TestComputeKeepUnreferenced(t *testing.T) {
 			if tt.gWant != nil {
 				want[g] = *tt.gWant
 			}
-			p, err := Compute(inv, want, Options{Now: now, SigningTTL: ttl, KeepUnreferenced: tt.keep})
+			p, err := testCompute(t, inv, want, Options{Now: now, SigningTTL: ttl, KeepUnreferenced: tt.keep})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -214,9 +214,9 @@ func TestComputeKeepUnreferenced(t *testing.T) {
 }
 
 // compute runs Compute at now with the test TTL.
-func compute(t *testing.T, inv Inventory, want Want) *Plan {
+func compute(t *testing.T, inv testInv, want Want) *testPlan {
 	t.Helper()
-	p, err := Compute(inv, want, Options{Now: now, SigningTTL: ttl})
+	p, err := testCompute(t, inv, want, Options{Now: now, SigningTTL: ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestComputeIncompleteIndexSendsNoTrash(t *testing.T) {
 	h := hashes[1]
 	o := order(s, h)
 	s[o[4]].Complete = false
-	inv := Inventory{Servers: s, Copies: map[string][]Copy{
+	inv := testInv{Servers: s, Copies: map[string][]Copy{
 		h:         on(s, old, o[0], o[1], o[2]),
 		hashes[2]: on(s, old, 0),
 	}}
@@ -279,7 +279,7 @@ func TestComputeSafety(t *testing.T) {
 
 func check(t *testing.T, s []Server, h string, copies []Copy, wanted int) {
 	t.Helper()
-	inv := Inventory{Servers: s, Copies: map[string][]Copy{}}
+	inv := testInv{Servers: s, Copies: map[string][]Copy{}}
 	if len(copies) > 0 {
 		inv.Copies[h] = copies
 	}

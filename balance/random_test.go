@@ -81,8 +81,8 @@ func randomWorld(r *rand.Rand) *world {
 // inventory lists what the servers' indexes would: each volume once
 // (through a random server listing it) or through every server listing
 // it, as an older reader did.
-func (w *world) inventory(r *rand.Rand) Inventory {
-	inv := Inventory{Servers: w.servers, Copies: map[string][]Copy{}}
+func (w *world) inventory(r *rand.Rand) testInv {
+	inv := testInv{Servers: w.servers, Copies: map[string][]Copy{}}
 	listed := map[string]bool{}
 	for si, s := range w.servers {
 		for _, m := range s.Mounts {
@@ -112,7 +112,7 @@ func (w *world) physical(hash string) int {
 
 // apply carries out the plan's trash as the servers would, checking
 // each item, then its pulls, and reports what was wrong with the plan.
-func (w *world) apply(p *Plan) error {
+func (w *world) apply(p *testPlan) error {
 	oldest := w.now.Add(-ttl).UnixNano()
 	held := map[string]bool{} // "device hash" before the plan
 	for d, dev := range w.devices {
@@ -198,7 +198,7 @@ func TestComputeRandomShared(t *testing.T) {
 			for _, h := range hashes {
 				before[h] = w.physical(h)
 			}
-			p, err := Compute(w.inventory(r), w.want, Options{Now: w.now, SigningTTL: ttl, KeepUnreferenced: keep})
+			p, err := testCompute(t, w.inventory(r), w.want, Options{Now: w.now, SigningTTL: ttl, KeepUnreferenced: keep})
 			if err != nil {
 				t.Fatalf("seed %d round %d: %v", seed, round, err)
 			}

@@ -124,7 +124,7 @@ func StillShort(p *Plan, reports []Report) []FailedPull {
 			if err != nil {
 				continue // not ours to explain
 			}
-			if st, ok := p.Blocks[l.Hash]; ok && (st.Class == Under || st.Class == Lost) {
+			if st, ok := p.Block(l.Hash); ok && (st.Class == Under || st.Class == Lost) {
 				out = append(out, FailedPull{Locator: locator.Locator{Hash: l.Hash, Size: l.Size}.String(), Server: r.Service, Error: f.Error})
 			}
 		}

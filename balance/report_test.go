@@ -54,11 +54,14 @@ func TestPullReports(t *testing.T) {
 // StillShort names the failed pulls of blocks still under-replicated or
 // lost, and only those.
 func TestStillShort(t *testing.T) {
-	p := &Plan{Blocks: map[string]BlockState{
-		hashes[0]: {Class: Under},
-		hashes[1]: {Class: OK},
-		hashes[2]: {Class: Lost},
-	}}
+	s := cluster(2)
+	p := compute(t, testInv{Servers: s, Copies: map[string][]Copy{hashes[0]: on(s, old, 0), hashes[1]: on(s, old, 0, 1)}},
+		Want{hashes[0]: {3, 2}, hashes[1]: {3, 2}, hashes[2]: {3, 2}})
+	for i, c := range []Class{Under, OK, Lost} {
+		if st, _ := p.Block(hashes[i]); st.Class != c {
+			t.Fatalf("block %d: %v, want %v", i, st.Class, c)
+		}
+	}
 	fail := func(h, why string) protocol.ItemFailure {
 		return protocol.ItemFailure{Locator: h + "+3+Afake@1", Error: why}
 	}
@@ -68,7 +71,7 @@ func TestStillShort(t *testing.T) {
 		{Service: s0, ListReport: ListReport{Failures: []protocol.ItemFailure{fail(hashes[2], "disk full")}}},
 		{Service: s0, Err: fmt.Errorf("no report"), ListReport: ListReport{Failures: []protocol.ItemFailure{fail(hashes[0], "ignored")}}},
 	}
-	got := StillShort(p, reports)
+	got := StillShort(p.Plan, reports)
 	if len(got) != 2 || got[0].Locator != hashes[2]+"+3" && got[1].Locator != hashes[2]+"+3" {
 		t.Fatalf("still short: %+v", got)
 	}

@@ -7,33 +7,65 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/keepproject/keep/keepclient"
 
 	"github.com/keepproject/keep/internal/heapstat"
 )
 
 var sendItems = flag.Int("senditems", 100_000, "items of each list TestSendMemory sends")
 
-// sendPlan returns a plan of n pulls and n trash items for the server
-// at u, as Compute makes them.
-func sendPlan(u string, n int) *Plan {
-	p := &Plan{Pulls: map[string][]PullItem{u: make([]PullItem, n)}, Trash: map[string][]TrashItem{u: make([]TrashItem, n)}}
-	servers := make([][]string, 8)
-	for i := range servers {
-		servers[i] = []string{fmt.Sprintf("http://keep%d.example:25107", i), fmt.Sprintf("http://keep%d.example:25107", (i+3)%8)}
+// sendPlan returns a plan of n pulls and n trash items for each server
+// at urls, of blocks held by 8 other servers, as Compute makes them.
+func sendPlan(t testing.TB, n int, urls ...string) *Plan {
+	inv := NewInventory()
+	for i := range 8 + len(urls) {
+		svc := keepclient.Service{UUID: fmt.Sprintf("zzzzz-bi6l4-%015d", i), Host: fmt.Sprintf("keep%d.example", i), Port: 25107, Type: keepclient.TypeDisk}
+		if i >= 8 {
+			u, err := url.Parse(urls[i-8])
+			if err != nil {
+				t.Fatal(err)
+			}
+			port, _ := strconv.Atoi(u.Port())
+			svc.Host, svc.Port = u.Hostname(), port
+		}
+		inv.Servers = append(inv.Servers, Server{Service: svc, Mounts: []Mount{{UUID: fmt.Sprintf("zzzzz-nyw5e-%015d", i), AllowWrite: true, AllowTrash: true, Replication: 1}}, Complete: true})
 	}
+	p := &Plan{inv: inv, lists: make([]lists, len(inv.Servers))}
 	for i := range n {
-		loc := fmt.Sprintf("%032x+%d", i, 1<<20+i%1000)
-		mount := fmt.Sprintf("zzzzz-nyw5e-00000000000000%d", i%4)
-		p.Pulls[u][i] = PullItem{Locator: loc, Servers: servers[i%8], MountUUID: mount}
-		p.Trash[u][i] = TrashItem{Locator: loc, BlockMtime: 1e18 + int64(i), MountUUID: mount}
+		h := fmt.Sprintf("%032x", i)
+		for _, si := range []int{i % 8, (i + 3) % 8} {
+			if err := inv.AddCopy(h, Copy{Server: si, Mount: inv.Servers[si].Mounts[0].UUID, Size: 1<<20 + int64(i%1000), Mtime: 1e18 + int64(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		id, _ := inv.s.lookup(hashOf(t, h))
+		for k := 8; k < len(inv.Servers); k++ {
+			l := &p.lists[k]
+			l.has = true
+			l.pulls = append(l.pulls, pullRef{block: id, vol: uint16(k)})
+			l.trash = append(l.trash, trashRef{block: id, c: newCopyRec(i%8, 1e18+int64(i))})
+		}
 	}
 	return p
+}
+
+func hashOf(t testing.TB, s string) hash {
+	h, ok := parseHash([]byte(s))
+	if !ok {
+		t.Fatalf("%q is not a hash", s)
+	}
+	return h
 }
 
 // TestSendMemory: sending a plan's lists takes a bounded amount of
@@ -52,7 +84,7 @@ func TestSendMemory(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer srv.Close()
-	p := sendPlan(srv.URL, n)
+	p := sendPlan(t, n, srv.URL)
 	// Collect often, so that the peak is what sending holds rather than
 	// garbage awaiting a collection paced by the size of the plan.
 	defer debug.SetGCPercent(debug.SetGCPercent(10))
@@ -71,48 +103,59 @@ func TestSendMemory(t *testing.T) {
 	}
 }
 
-// Send writes each list as json.Marshal would, and a list the server
-// refuses is an error naming it.
+// Send writes each list as json.Marshal would, sends no trash when it is
+// withheld, and a list the server refuses is an error naming it.
 func TestSendBodies(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string][]byte{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		got[r.URL.Path] = b
-		mu.Unlock()
-		if r.Header.Get("Authorization") != "Bearer sys" || r.Method != http.MethodPut {
-			http.Error(w, "who?", http.StatusUnauthorized)
-		}
-		if r.URL.Path == "/refuse/trash" {
-			http.Error(w, "no trash today", http.StatusBadRequest)
-		}
-	}))
+	handler := func(refuse bool) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			got[r.Host+r.URL.Path] = b
+			mu.Unlock()
+			if r.Header.Get("Authorization") != "Bearer sys" || r.Method != http.MethodPut {
+				http.Error(w, "who?", http.StatusUnauthorized)
+			}
+			if refuse && r.URL.Path == "/trash" {
+				http.Error(w, "no trash today", http.StatusBadRequest)
+			}
+		})
+	}
+	srv := httptest.NewServer(handler(false))
 	defer srv.Close()
-	p := sendPlan(srv.URL, 3)
-	p.Pulls[srv.URL+"/empty"] = []PullItem{}
+	refusing := httptest.NewServer(handler(true))
+	defer refusing.Close()
+	p := sendPlan(t, 3, srv.URL)
 	c := &Client{Token: "sys", HTTP: srv.Client()}
 	if err := c.Send(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	for path, v := range map[string]any{"/pull": p.Pulls[srv.URL], "/trash": p.Trash[srv.URL], "/empty/pull": []PullItem{}} {
+	host := srv.Listener.Addr().String()
+	for path, v := range map[string]any{"/pull": slices.Collect(p.Pulls(8)), "/trash": slices.Collect(p.Trash(8))} {
 		want, _ := json.Marshal(v)
-		if !bytes.Equal(got[path], want) {
-			t.Errorf("%s: got %s, want %s", path, got[path], want)
+		if !bytes.Equal(got[host+path], want) {
+			t.Errorf("%s: got %s, want %s", path, got[host+path], want)
 		}
 	}
-	err := c.Send(context.Background(), &Plan{Trash: map[string][]TrashItem{srv.URL + "/refuse": nil}})
-	if err == nil || err.Error() != "PUT "+srv.URL+"/refuse/trash: 400 Bad Request: no trash today" {
+	if len(got) != 2 {
+		t.Errorf("sent to %d lists, want 2 (servers with no writable mount get none)", len(got))
+	}
+
+	p = sendPlan(t, 3, refusing.URL)
+	if err := c.Send(context.Background(), p); err == nil || err.Error() != "PUT "+refusing.URL+"/trash: 400 Bad Request: no trash today" {
 		t.Errorf("refused: %v", err)
 	}
-	if string(got["/refuse/trash"]) != "null" {
-		t.Errorf("nil list sent as %q", got["/refuse/trash"])
+	p.TrashWithheld = true
+	clear(got)
+	if err := c.Send(context.Background(), p); err != nil || len(got) != 1 {
+		t.Errorf("trash withheld: %v, sent %q", err, slices.Collect(maps.Keys(got)))
 	}
 	// A server that is not there: an error, and no writer left behind
 	// (goleak).
 	gone := httptest.NewServer(http.NotFoundHandler())
 	gone.Close()
-	if err := c.Send(context.Background(), &Plan{Pulls: map[string][]PullItem{gone.URL: {}}}); err == nil {
+	if err := c.Send(context.Background(), sendPlan(t, 1, gone.URL)); err == nil {
 		t.Error("sent to a closed port")
 	}
 }

@@ -62,7 +62,7 @@ func TestComputeSharedVolumes(t *testing.T) {
 		class   Class
 		replica int
 		lists   string
-		check   func(t *testing.T, s []Server, p *Plan)
+		check   func(t *testing.T, s []Server, p *testPlan)
 	}{
 		{"one copy, two servers: counts once, not trashed", shared(), []Copy{at("X", o[0], old)}, 1, OK, 1, "", nil},
 		{"listed by both servers' indexes: still once", shared(), []Copy{at("X", o[0], old), at("X", o[1], old)}, 1, OK, 1, "", nil},
@@ -77,7 +77,7 @@ func TestComputeSharedVolumes(t *testing.T) {
 		{"a server with the shared volume and one of its own: the pull names its own",
 			build(4, vol{uuid: "X", servers: []int{o[0], o[1]}}, vol{uuid: "Y", servers: []int{o[1]}}, vol{uuid: "C", servers: []int{o[2]}}),
 			[]Copy{at("X", o[0], old)}, 2, Under, 1, fmt.Sprint("P", o[1]),
-			func(t *testing.T, s []Server, p *Plan) {
+			func(t *testing.T, s []Server, p *testPlan) {
 				it := p.Pulls[s[o[1]].Service.URL()][0]
 				if it.MountUUID != "Y" || len(it.Servers) != 1 || it.Servers[0] != s[o[0]].Service.URL() {
 					t.Errorf("pull %+v, want to mount Y from %s", it, s[o[0]].Service.URL())
@@ -86,7 +86,7 @@ func TestComputeSharedVolumes(t *testing.T) {
 		{"read-only through one server, trashed through the other",
 			shared(func(s []Server) { s[o[0]].Mounts[0].AllowWrite, s[o[0]].Mounts[0].AllowTrash = false, false }),
 			[]Copy{at("X", o[0], old)}, 0, Unreferenced, 1, fmt.Sprint("T", o[1]),
-			func(t *testing.T, s []Server, p *Plan) {
+			func(t *testing.T, s []Server, p *testPlan) {
 				if it := p.Trash[s[o[1]].Service.URL()][0]; it.MountUUID != "X" || it.BlockMtime != old {
 					t.Errorf("trash %+v", it)
 				}
@@ -94,7 +94,7 @@ func TestComputeSharedVolumes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			inv := Inventory{Servers: tt.servers, Copies: map[string][]Copy{h: tt.copies}}
+			inv := testInv{Servers: tt.servers, Copies: map[string][]Copy{h: tt.copies}}
 			want := Want{}
 			if tt.wanted > 0 {
 				want[h] = Wanted{Size: 3, Replicas: tt.wanted}
@@ -103,7 +103,7 @@ func TestComputeSharedVolumes(t *testing.T) {
 			if got := p.Blocks[h]; got.Class != tt.class || got.Replicas != tt.replica {
 				t.Errorf("state %v with %d replicas, want %v with %d", got.Class, got.Replicas, tt.class, tt.replica)
 			}
-			if got := lists(tt.servers, p); got != tt.lists {
+			if got := renderLists(tt.servers, p); got != tt.lists {
 				t.Errorf("lists %q, want %q", got, tt.lists)
 			}
 			if tt.check != nil {
@@ -143,8 +143,8 @@ func TestComputeSameMtime(t *testing.T) {
 			if tt.wanted > 0 {
 				want[h] = Wanted{Size: 3, Replicas: tt.wanted}
 			}
-			p := compute(t, Inventory{Servers: s, Copies: map[string][]Copy{h: tt.copies}}, want)
-			if got := lists(s, p); got != tt.lists {
+			p := compute(t, testInv{Servers: s, Copies: map[string][]Copy{h: tt.copies}}, want)
+			if got := renderLists(s, p); got != tt.lists {
 				t.Errorf("lists %q, want %q", got, tt.lists)
 			}
 		})
@@ -155,11 +155,11 @@ func TestComputeSameMtime(t *testing.T) {
 // one uuid on several servers is not.
 func TestComputeDeviceConflict(t *testing.T) {
 	s := build(3, vol{uuid: "X", servers: []int{0, 1}}, vol{uuid: "Y", servers: []int{2}})
-	if _, err := Compute(Inventory{Servers: s}, nil, Options{Now: now, SigningTTL: ttl}); err != nil {
+	if _, err := testCompute(t, testInv{Servers: s}, nil, Options{Now: now, SigningTTL: ttl}); err != nil {
 		t.Fatalf("one uuid on two servers: %v", err)
 	}
 	s[2].Mounts[0].DeviceID = s[0].Mounts[0].DeviceID
-	_, err := Compute(Inventory{Servers: s, Copies: map[string][]Copy{hashes[0]: {at("X", 0, old)}}}, nil, Options{Now: now, SigningTTL: ttl})
+	_, err := testCompute(t, testInv{Servers: s, Copies: map[string][]Copy{hashes[0]: {at("X", 0, old)}}}, nil, Options{Now: now, SigningTTL: ttl})
 	var dc *DeviceConflictError
 	if !errors.As(err, &dc) || dc.DeviceID != "dev-X" {
 		t.Fatalf("error %v, want a device conflict on dev-X", err)

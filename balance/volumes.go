@@ -52,28 +52,6 @@ func (e *DeviceConflictError) Error() string {
 	return fmt.Sprintf("device %s is listed as volume %s and as volume %s; one device must have one volume uuid (a configuration error: fix the servers' volume uuids before balancing)", e.DeviceID, e.First, e.Other)
 }
 
-// newLayout groups the inventory's mounts into volumes, and refuses an
-// inventory where one device id appears under two volume uuids. Copies
-// on a mount their server does not list (an index can name anything)
-// get a volume of their own that counts once and is never written or
-// trashed.
-func newLayout(inv Inventory) (*layout, error) {
-	if err := checkDevices(inv.Servers); err != nil {
-		return nil, err
-	}
-	l := groupVolumes(inv.Servers)
-	for _, copies := range inv.Copies {
-		for _, c := range copies {
-			if c.Server >= 0 && c.Server < len(l.servers) {
-				if v := l.volume(c.Mount, c.Server); l.vols[v].replication == 0 {
-					l.vols[v].replication = 1
-				}
-			}
-		}
-	}
-	return l, nil
-}
-
 // checkDevices returns a *DeviceConflictError if one device id appears
 // under two volume uuids.
 func checkDevices(servers []Server) error {
@@ -134,12 +112,6 @@ func (l *layout) volume(mount string, server int) int {
 		l.onServer[server] = append(l.onServer[server], v)
 	}
 	return v
-}
-
-// lookup returns the volume a copy lies on.
-func (l *layout) lookup(c Copy) (int, bool) {
-	v, ok := l.index[volumeKey(c.Mount, c.Server)]
-	return v, ok
 }
 
 // mountOrder sorts volume indexes in a block's order among a server's

@@ -1,13 +1,13 @@
 package keepclient
 
 import (
+	"bytes"
 	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -124,23 +124,53 @@ func MarshalServices(svcs []Service) ([]byte, error) {
 // the block with the given hash: by md5(hash + last 15 characters of the
 // uuid), heaviest first. Ties keep the input order. svcs is not modified.
 func ProbeOrder(hash string, svcs []Service) []Service {
-	type weighted struct {
-		w string
-		s Service
+	order := NewProber(svcs).Order(nil, []byte(hash))
+	out := make([]Service, len(order))
+	for i, k := range order {
+		out[i] = svcs[k]
 	}
-	ws := make([]weighted, len(svcs))
+	return out
+}
+
+// A Prober computes the probe orders of many blocks over one list of
+// services without allocating, for balancing millions of blocks. It is
+// not safe for concurrent use.
+type Prober struct {
+	suffixes [][]byte // the last 15 characters of each uuid
+	buf      []byte
+	ws       []probeWeight
+}
+
+type probeWeight struct {
+	w [md5.Size]byte
+	i int
+}
+
+// NewProber returns a Prober over svcs.
+func NewProber(svcs []Service) *Prober {
+	p := &Prober{suffixes: make([][]byte, len(svcs)), ws: make([]probeWeight, len(svcs))}
 	for i, s := range svcs {
 		suffix := s.UUID
 		if len(suffix) > 15 {
 			suffix = suffix[len(suffix)-15:]
 		}
-		sum := md5.Sum([]byte(hash + suffix))
-		ws[i] = weighted{hex.EncodeToString(sum[:]), s}
+		p.suffixes[i] = []byte(suffix)
 	}
-	sort.SliceStable(ws, func(i, j int) bool { return ws[i].w > ws[j].w })
-	out := make([]Service, len(ws))
-	for i, w := range ws {
-		out[i] = w.s
+	return p
+}
+
+// Order appends to dst the indexes of the services in the probe order of
+// the block whose hash (32 hex digits) is given, as ProbeOrder sorts
+// them, and returns it.
+func (p *Prober) Order(dst []int, hash []byte) []int {
+	for i, suffix := range p.suffixes {
+		p.buf = append(append(p.buf[:0], hash...), suffix...)
+		p.ws[i] = probeWeight{md5.Sum(p.buf), i}
 	}
-	return out
+	// Heaviest first; ties keep the input order.
+	slices.SortStableFunc(p.ws, func(a, b probeWeight) int { return bytes.Compare(b.w[:], a.w[:]) })
+	for _, w := range p.ws {
+		dst = append(dst, w.i)
+	}
+	return dst
 }

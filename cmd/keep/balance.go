@@ -62,18 +62,18 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	start := time.Now()
-	inv, want, client, ferr := f.af.inventory(ctx, paths, stderr)
-	if ferr != nil && inv.Servers == nil {
+	inv, client, ferr := f.af.inventory(ctx, paths, stderr)
+	if inv == nil {
 		return ferr
 	}
 	if ferr != nil {
 		fmt.Fprintf(stderr, "keep balance: %v\n", ferr)
 	}
-	p, err := balance.Compute(inv, want, balance.Options{Now: start, SigningTTL: signingTTL, KeepUnreferenced: keepUnreferenced})
+	p, err := balance.Compute(inv, balance.Options{Now: start, SigningTTL: signingTTL, KeepUnreferenced: keepUnreferenced})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%d servers, %d blocks referenced, %d stored\n", len(inv.Servers), len(want), len(inv.Copies))
+	fmt.Fprintf(stdout, "%d servers, %d blocks referenced, %d stored\n", len(inv.Servers), inv.Referenced(), inv.Stored())
 	fmt.Fprintf(stdout, "signing TTL %v (%s): copies younger than that are not trashed\n", signingTTL, ttlFrom)
 	printSummary(stdout, p, balance.OK, balance.Under, balance.Lost, balance.Over, balance.Misplaced, balance.Unreferenced)
 	fmt.Fprintln(stdout)
@@ -90,18 +90,17 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // send lists the pulls and trash of plan p for each server of inv and
 // what became of the last run's pulls, and with --commit sends the
 // lists (with --wait, waiting for the pulls).
-func (f *balanceFlags) send(ctx context.Context, client *balance.Client, inv balance.Inventory, p *balance.Plan, stdout, stderr io.Writer) error {
+func (f *balanceFlags) send(ctx context.Context, client *balance.Client, inv *balance.Inventory, p *balance.Plan, stdout, stderr io.Writer) error {
 	pulls, trash := 0, 0
 	var svcs []keepclient.Service // the servers with lists
-	for _, s := range inv.Servers {
-		u := s.Service.URL()
-		if _, ok := p.Pulls[u]; !ok {
+	for i, s := range inv.Servers {
+		if !p.HasLists(i) {
 			continue
 		}
 		svcs = append(svcs, s.Service)
-		pulls += len(p.Pulls[u])
-		trash += len(p.Trash[u])
-		fmt.Fprintf(stdout, "%s: pull %d, trash %d\n", s.Service, len(p.Pulls[u]), len(p.Trash[u]))
+		pulls += p.PullCount(i)
+		trash += p.TrashCount(i)
+		fmt.Fprintf(stdout, "%s: pull %d, trash %d\n", s.Service, p.PullCount(i), p.TrashCount(i))
 	}
 	if p.TrashWithheld {
 		fmt.Fprintln(stdout, "no trash lists: some index could not be read whole")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -9,8 +10,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
-	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,27 +59,32 @@ func (f *adminFlags) checkPaths(flags *flag.FlagSet, paths []string) error {
 }
 
 // inventory reads the live set (from paths, or the API server's
-// collections) and every server's index.
-func (f *adminFlags) inventory(ctx context.Context, paths []string, stderr io.Writer) (balance.Inventory, balance.Want, *balance.Client, error) {
+// collections) and every server's index. Its error with a nil inventory
+// is fatal; with one, some indexes could not be read whole.
+func (f *adminFlags) inventory(ctx context.Context, paths []string, stderr io.Writer) (*balance.Inventory, *balance.Client, error) {
+	// The inventory is a few large tables without pointers, which cost
+	// a collection little to scan: collecting often keeps the peak near
+	// them rather than twice them.
+	debug.SetGCPercent(20)
 	res := discovery.New(discovery.Config{ServicesFile: f.services})
-	var want balance.Want
+	inv := balance.NewInventory()
 	var err error
 	if f.collections {
-		want, err = f.collectionSet(ctx, res, stderr)
+		err = f.collectionSet(ctx, res, inv, stderr)
 	} else {
-		want, err = liveSet(paths, f.replicas)
+		err = liveSet(inv, paths, f.replicas)
 	}
 	if err != nil {
-		return balance.Inventory{}, nil, nil, err
+		return nil, nil, err
 	}
 	svcs, err := res.Services(ctx)
 	if err != nil {
-		return balance.Inventory{}, nil, nil, err
+		return nil, nil, err
 	}
 	token := res.KeepToken()
 	if f.tokenFile != "" {
 		if token, err = readSecret(f.tokenFile); err != nil {
-			return balance.Inventory{}, nil, nil, fmt.Errorf("--system-token-file: %w", err)
+			return nil, nil, fmt.Errorf("--system-token-file: %w", err)
 		}
 	}
 	var disks []keepclient.Service
@@ -87,85 +94,84 @@ func (f *adminFlags) inventory(ctx context.Context, paths []string, stderr io.Wr
 		}
 	}
 	if len(disks) == 0 {
-		return balance.Inventory{}, nil, nil, fmt.Errorf("no block servers (disk services) in %s", res.Source())
+		return nil, nil, fmt.Errorf("no block servers (disk services) in %s", res.Source())
 	}
 	c := &balance.Client{Token: token}
 	fmt.Fprintf(stderr, "keep: reading the indexes of %d servers\n", len(disks))
 	start := time.Now()
-	inv, err := c.Fetch(ctx, disks)
-	copies := 0
-	for _, cs := range inv.Copies {
-		copies += len(cs)
-	}
-	fmt.Fprintf(stderr, "keep: %d copies of %d blocks listed in %v\n", copies, len(inv.Copies), time.Since(start).Round(time.Millisecond))
+	err = c.Fetch(ctx, inv, disks)
+	fmt.Fprintf(stderr, "keep: %d copies of %d blocks listed in %v\n", inv.CopyCount(), inv.Stored(), time.Since(start).Round(time.Millisecond))
 	for _, w := range inv.Warnings {
 		fmt.Fprintf(stderr, "keep: warning: %v (read through another server instead)\n", w)
 	}
-	return inv, want, c, err
+	return inv, c, err
 }
 
 // collectionSet reads the live set from the API server's collections.
-func (f *adminFlags) collectionSet(ctx context.Context, res *discovery.Resolver, stderr io.Writer) (balance.Want, error) {
+func (f *adminFlags) collectionSet(ctx context.Context, res *discovery.Resolver, inv *balance.Inventory, stderr io.Writer) error {
 	if res.APIHost() == "" || res.Token() == "" {
-		return nil, errors.New("--collections needs ARVADOS_API_HOST and ARVADOS_API_TOKEN")
+		return errors.New("--collections needs ARVADOS_API_HOST and ARVADOS_API_TOKEN")
 	}
 	api := arvapi.New(res.APIHost(), res.Token(), res.Insecure())
 	defer api.Close()
-	want := balance.Want{}
 	n := 0
 	err := api.Collections(ctx, func(c arvapi.Collection) error {
-		m, err := manifest.Parse(c.ManifestText)
-		if err != nil {
-			return fmt.Errorf("collection %s: %w", c.UUID, err)
-		}
 		replicas := f.replicas
 		if c.ReplicationDesired != nil {
 			replicas = *c.ReplicationDesired
 		}
-		addBlocks(want, m, replicas)
+		if err := addBlocks(inv, strings.NewReader(c.ManifestText), replicas); err != nil {
+			return fmt.Errorf("collection %s: %w", c.UUID, err)
+		}
 		if n++; n%1000 == 0 {
-			fmt.Fprintf(stderr, "keep: read %d collections (%d blocks)\n", n, len(want))
+			fmt.Fprintf(stderr, "keep: read %d collections (%d blocks)\n", n, inv.Referenced())
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	fmt.Fprintf(stderr, "keep: live set: %d collections, %d blocks\n", n, len(want))
-	return want, nil
+	fmt.Fprintf(stderr, "keep: live set: %d collections, %d blocks\n", n, inv.Referenced())
+	return nil
 }
 
-// addBlocks adds m's blocks to want, wanting at least replicas copies.
-func addBlocks(want balance.Want, m *manifest.Manifest, replicas int) {
-	for _, l := range m.Blocks() {
+// addBlocks adds the blocks of the manifest text r reads to the live
+// set, each wanting at least replicas copies.
+func addBlocks(inv *balance.Inventory, r io.Reader, replicas int) error {
+	return manifest.ScanBlocks(r, func(l locator.Locator) error {
 		if l.Size == 0 && l.Hash == locator.EmptyHash {
-			continue // no server needs to hold the empty block
+			return nil // no server needs to hold the empty block
 		}
-		w := want[l.Hash]
-		want[l.Hash] = balance.Wanted{Size: l.Size, Replicas: max(w.Replicas, replicas)}
-	}
+		return inv.Want(l.Hash, l.Size, replicas)
+	})
 }
 
 // liveSet reads the manifests named by paths (files, or directories
-// searched for them) and wants replicas copies of every block they use.
-func liveSet(paths []string, replicas int) (balance.Want, error) {
-	want := balance.Want{}
+// searched for them) into inv, wanting replicas copies of every block
+// they use.
+func liveSet(inv *balance.Inventory, paths []string, replicas int) error {
 	add := func(path string) error {
-		m, err := readManifest(path)
+		file, err := os.Open(path)
 		if err != nil {
 			return err
 		}
-		addBlocks(want, m, replicas)
+		defer file.Close()
+		if info, err := file.Stat(); err == nil && info.Size() == 0 {
+			return fmt.Errorf("%s is empty, not a manifest (a failed 'keep put > %s' leaves an empty file)", path, path)
+		}
+		if err := addBlocks(inv, file, replicas); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 		return nil
 	}
 	for _, p := range paths {
 		info, err := os.Stat(p)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !info.IsDir() {
 			if err := add(p); err != nil {
-				return nil, err
+				return err
 			}
 			continue
 		}
@@ -176,10 +182,10 @@ func liveSet(paths []string, replicas int) (balance.Want, error) {
 			return add(path)
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return want, nil
+	return nil
 }
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -193,32 +199,36 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := af.checkPaths(fs, paths); err != nil {
 		return err
 	}
-	inv, want, _, err := af.inventory(ctx, paths, stderr)
-	if err != nil && inv.Servers == nil {
+	inv, _, err := af.inventory(ctx, paths, stderr)
+	if inv == nil {
 		return err
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "keep check: some indexes could not be read whole; copies may be missing from the table: %v\n", err)
 	}
-	p, cerr := balance.Compute(inv, want, balance.Options{})
+	p, cerr := balance.Compute(inv, balance.Options{})
 	if cerr != nil {
 		return cerr
 	}
-	hashes := make([]string, 0, len(want))
-	for h := range want {
-		hashes = append(hashes, h)
-	}
-	sort.Strings(hashes)
-	fmt.Fprintf(stdout, "%-44s %6s %6s  %-16s %s\n", "block", "wanted", "copies", "state", "volumes")
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	fmt.Fprintf(out, "%-44s %6s %6s  %-16s %s\n", "block", "wanted", "copies", "state", "volumes")
 	listing := volumeServers(inv)
-	for _, h := range hashes {
-		loc := locator.Locator{Hash: h, Size: want[h].Size}
-		st := p.Blocks[h]
-		fmt.Fprintf(stdout, "%-44s %6d %6d  %-16s %s\n", loc, want[h].Replicas, st.Replicas, st.Class, strings.Join(volumeHolders(inv, listing, h), " "))
+	var line []byte
+	for b := range p.Blocks() {
+		if !b.Referenced {
+			continue
+		}
+		line = appendCheckLine(line[:0], inv, listing, b)
+		if _, err := out.Write(line); err != nil {
+			return err
+		}
 	}
-	printSummary(stdout, p, balance.OK, balance.Under, balance.Lost, balance.Over, balance.Misplaced)
+	printSummary(out, p, balance.OK, balance.Under, balance.Lost, balance.Over, balance.Misplaced)
+	if err := out.Flush(); err != nil {
+		return err
+	}
 	if n := p.Summary[balance.Under].Blocks + p.Summary[balance.Lost].Blocks; n > 0 {
-		return fmt.Errorf("%d of %d blocks have fewer than the wanted copies (%d lost)", n, len(want), p.Summary[balance.Lost].Blocks)
+		return fmt.Errorf("%d of %d blocks have fewer than the wanted copies (%d lost)", n, inv.Referenced(), p.Summary[balance.Lost].Blocks)
 	}
 	if err != nil {
 		return errors.New("some indexes could not be read whole")
@@ -226,34 +236,56 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// volumeHolders describes the volumes holding a block, each once, as
-// "uuid@server,server" (the servers that list it), or the server alone
-// for one read through GET /index. listing maps each mount uuid to the
-// servers that list it (see volumeServers).
-func volumeHolders(inv balance.Inventory, listing map[string][]string, hash string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, c := range inv.Copies[hash] {
-		switch {
-		case c.Mount == "":
-			out = append(out, inv.Servers[c.Server].Service.String())
-		case !seen[c.Mount]:
-			seen[c.Mount] = true
-			out = append(out, c.Mount+"@"+strings.Join(listing[c.Mount], ","))
+// appendCheckLine appends keep check's line for block b: its locator,
+// the copies wanted and held, its state, and the volumes holding it,
+// each once, as "uuid@server,server" (the servers that list it), or the
+// server alone for one read through GET /index. listing maps each mount
+// uuid to the servers that list it (see volumeServers). It is written
+// out by hand, as it runs for every block.
+func appendCheckLine(line []byte, inv *balance.Inventory, listing map[string]string, b balance.BlockInfo) []byte {
+	pad := func(line []byte, n int) []byte {
+		for ; n > 0; n-- {
+			line = append(line, ' ')
+		}
+		return line
+	}
+	start := len(line)
+	line = append(append(append(line, b.Hash...), '+'), strconv.FormatInt(b.Size, 10)...)
+	line = pad(line, 44-(len(line)-start))
+	for _, n := range []int{b.Wanted, b.Replicas} {
+		num := strconv.Itoa(n)
+		line = append(pad(append(line, ' '), 6-len(num)), num...)
+	}
+	class := b.Class.String()
+	line = pad(append(append(line, "  "...), class...), 16-len(class))
+	line = append(line, ' ')
+	for i, c := range b.Copies {
+		if i > 0 {
+			line = append(line, ' ')
+		}
+		if c.Mount == "" {
+			line = append(line, inv.Servers[c.Server].Service.String()...)
+		} else {
+			line = append(append(append(line, c.Mount...), '@'), listing[c.Mount]...)
 		}
 	}
-	return out
+	return append(line, '\n')
 }
 
-// volumeServers maps each mount uuid to the servers that list it.
-func volumeServers(inv balance.Inventory) map[string][]string {
-	out := map[string][]string{}
+// volumeServers maps each mount uuid to the servers that list it,
+// joined by commas.
+func volumeServers(inv *balance.Inventory) map[string]string {
+	servers := map[string][]string{}
 	for _, s := range inv.Servers {
 		for _, m := range s.Mounts {
-			if !slices.Contains(out[m.UUID], s.Service.String()) {
-				out[m.UUID] = append(out[m.UUID], s.Service.String())
+			if !slices.Contains(servers[m.UUID], s.Service.String()) {
+				servers[m.UUID] = append(servers[m.UUID], s.Service.String())
 			}
 		}
+	}
+	out := make(map[string]string, len(servers))
+	for u, list := range servers {
+		out[u] = strings.Join(list, ",")
 	}
 	return out
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"reflect"
+	"slices"
 )
 
 // EncodeList writes items to w as a JSON array, one item at a time, so
@@ -18,16 +20,25 @@ func EncodeList[T any](w io.Writer, items []T) error {
 		_, err := io.WriteString(w, "null")
 		return err
 	}
+	return EncodeSeq(w, slices.Values(items))
+}
+
+// EncodeSeq writes the items of seq to w as a JSON array, one at a time
+// as seq makes them: the bytes of json.Marshal of a non-nil slice of
+// them.
+func EncodeSeq[T any](w io.Writer, seq iter.Seq[T]) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	bw.WriteByte('[')
-	for i := range items {
-		if i > 0 {
+	first := true
+	for item := range seq {
+		if !first {
 			bw.WriteByte(',')
 		}
+		first = false
 		buf.Reset()
-		if err := enc.Encode(&items[i]); err != nil {
+		if err := enc.Encode(&item); err != nil {
 			return err
 		}
 		// Encode ends each value with a newline; Marshal does not.

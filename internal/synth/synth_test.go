@@ -121,16 +121,12 @@ func TestBalanceReadsTheCluster(t *testing.T) {
 	srv := c.Serve(token)
 	defer srv.Close()
 	client := &balance.Client{Token: token}
-	inv, err := client.Fetch(context.Background(), srv.Services)
-	if err != nil {
+	inv := balance.NewInventory()
+	if err := client.Fetch(context.Background(), inv, srv.Services); err != nil {
 		t.Fatal(err)
 	}
-	copies := 0
-	for _, cs := range inv.Copies {
-		copies += len(cs)
-	}
-	if len(inv.Copies) != want.Blocks || copies != want.Copies {
-		t.Fatalf("fetched %d blocks, %d copies; want %d, %d", len(inv.Copies), copies, want.Blocks, want.Copies)
+	if inv.Stored() != want.Blocks || inv.CopyCount() != want.Copies {
+		t.Fatalf("fetched %d blocks, %d copies; want %d, %d", inv.Stored(), inv.CopyCount(), want.Blocks, want.Copies)
 	}
 
 	dir := t.TempDir()
@@ -141,7 +137,7 @@ func TestBalanceReadsTheCluster(t *testing.T) {
 	if wantFiles := (want.Referenced + 699) / 700; files != wantFiles {
 		t.Errorf("%d manifest files, want %d", files, wantFiles)
 	}
-	live := balance.Want{}
+	live := map[string]bool{}
 	for f := range files {
 		text, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("m%06d", f)))
 		if err != nil {
@@ -155,14 +151,17 @@ func TestBalanceReadsTheCluster(t *testing.T) {
 			t.Errorf("manifest %d: %d blocks", f, n)
 		}
 		for _, l := range m.Blocks() {
-			live[l.Hash] = balance.Wanted{Size: l.Size, Replicas: 2}
+			live[l.Hash] = true
+			if err := inv.Want(l.Hash, l.Size, 2); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if len(live) != want.Referenced {
 		t.Fatalf("%d blocks referenced, want %d", len(live), want.Referenced)
 	}
 
-	p, err := balance.Compute(inv, live, balance.Options{Now: time.Now(), SigningTTL: 336 * time.Hour})
+	p, err := balance.Compute(inv, balance.Options{Now: time.Now(), SigningTTL: 336 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,11 +170,9 @@ func TestBalanceReadsTheCluster(t *testing.T) {
 		t.Errorf("ok, misplaced, under, unreferenced, over, lost = %v, want %v", got, exp)
 	}
 	pulls, trash := 0, 0
-	for _, items := range p.Pulls {
-		pulls += len(items)
-	}
-	for _, items := range p.Trash {
-		trash += len(items)
+	for i := range inv.Servers {
+		pulls += p.PullCount(i)
+		trash += p.TrashCount(i)
 	}
 	if pulls != want.Pulls || trash != want.Trash {
 		t.Errorf("%d pulls, %d trash; want %d, %d", pulls, trash, want.Pulls, want.Trash)

@@ -1,0 +1,373 @@
+package balance
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sort"
+
+	"github.com/keepproject/keep/locator"
+)
+
+// hash is a block's MD5: the 16 bytes its locator's 32 hex digits spell.
+type hash [16]byte
+
+// parseHash reads 32 lowercase hex digits.
+func parseHash(s []byte) (hash, bool) {
+	var h hash
+	if len(s) != 2*len(h) {
+		return h, false
+	}
+	for i := range h {
+		hi, lo := unhex(s[2*i]), unhex(s[2*i+1])
+		if hi > 15 || lo > 15 {
+			return h, false
+		}
+		h[i] = hi<<4 | lo
+	}
+	return h, true
+}
+
+func unhex(c byte) byte { return unhexTable[c] }
+
+// unhexTable maps '0'-'9' and 'a'-'f' to their values, and every other
+// byte to 255.
+var unhexTable = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 255
+	}
+	for i, c := range "0123456789abcdef" {
+		t[c] = byte(i)
+	}
+	return t
+}()
+
+// String returns the 32 hex digits.
+func (h hash) String() string { return hex.EncodeToString(h[:]) }
+
+// appendHex appends the 32 hex digits to b.
+func (h hash) appendHex(b []byte) []byte { return hex.AppendEncode(b, h[:]) }
+
+// chunkBits sizes the chunks of a chunked: 2^16 items. Chunks never
+// move, so a table growing to 10^8 items never holds two copies of
+// itself, as a growing slice would.
+const chunkBits = 16
+
+// chunked is a growable array in fixed chunks.
+type chunked[T any] struct {
+	chunks [][]T
+	n      int
+}
+
+func (c *chunked[T]) add(v T) uint32 {
+	i := c.n
+	if i>>chunkBits == len(c.chunks) {
+		c.chunks = append(c.chunks, make([]T, 0, 1<<chunkBits))
+	}
+	last := &c.chunks[len(c.chunks)-1]
+	*last = append(*last, v)
+	c.n++
+	return uint32(i)
+}
+
+func (c *chunked[T]) at(i uint32) *T { return &c.chunks[i>>chunkBits][i&(1<<chunkBits-1)] }
+
+// maxVolumes bounds the volumes of an inventory: a copy names its volume
+// in 15 bits.
+const maxVolumes = 1 << 15
+
+// mixedBit marks a copy whose indexes gave different mtimes (the volume
+// was listed twice): it changed while read, so it is kept.
+const mixedBit = 1 << 15
+
+// copyRec is one volume's copy of a block.
+type copyRec struct {
+	mtime [2]uint32 // UnixNano, in halves to keep records 4-aligned
+	vol   uint16    // volume index, with mixedBit
+}
+
+func (c copyRec) held() held {
+	return held{vol: int(c.vol &^ mixedBit), mtime: int64(uint64(c.mtime[0])<<32 | uint64(c.mtime[1])), mixed: c.vol&mixedBit != 0}
+}
+
+func newCopyRec(vol int, mtime int64) copyRec {
+	return copyRec{mtime: [2]uint32{uint32(uint64(mtime) >> 32), uint32(mtime)}, vol: uint16(vol)}
+}
+
+// inlineCopies are held in a block's record; more go to the extra list.
+const inlineCopies = 2
+
+// blockRec is one block: 48 bytes, whatever its copies.
+type blockRec struct {
+	hash   hash
+	copies [inlineCopies]copyRec
+	more   uint32 // 1 + the index of its first extra copy; 0 for none
+	size   uint32 // from the live set, else the first index listing it
+	wanted uint8  // 1 + replicas wanted, at most 255; 0: not referenced
+	n      uint8  // copies held inline
+}
+
+// extraRec is a copy beyond the inline ones, in a list per block.
+type extraRec struct {
+	c    copyRec
+	next uint32 // 1 + the index of the next; 0 for none
+}
+
+// maxWanted is the most replicas a block can be asked for.
+const maxWanted = 254
+
+// store holds an inventory's blocks compactly: a block is a 48-byte
+// record in chunks, found by hash through an open-addressing table of
+// record numbers. About 56 bytes a block with two copies, against some
+// 1,100 for maps of strings and slices.
+//
+// A table slot holds 1 + the record number in its low bits (as many as
+// the table's size needs) and, above them, a tag of the block's hash,
+// so that a search passes over most other blocks' slots without reading
+// their records.
+type store struct {
+	seed   maphash.Seed
+	table  []uint32 // 0: empty; else tag<<idBits | (1 + record number). Its length is a power of two.
+	idBits uint     // log2(len(table))
+	blocks chunked[blockRec]
+	extra  chunked[extraRec]
+	wanted int // blocks the live set references
+	stored int // blocks with a copy
+	copies int
+}
+
+func newStore() *store {
+	const bits = 10
+	return &store{seed: maphash.MakeSeed(), table: make([]uint32, 1<<bits), idBits: bits}
+}
+
+// len returns the number of blocks.
+func (s *store) len() int { return s.blocks.n }
+
+// slotOf returns where a search for h starts, and the tag its slots
+// carry.
+func (s *store) slotOf(h *hash) (int, uint32) {
+	x := maphash.Bytes(s.seed, h[:])
+	tag := uint32(x>>32) &^ (1<<s.idBits - 1) // 32-idBits bits, above the id
+	return int(x) & (len(s.table) - 1), tag
+}
+
+// find returns the record number of h, or where in the table to put it
+// and the tag to put there.
+func (s *store) find(h hash) (id uint32, slot int, tag uint32, ok bool) {
+	mask := len(s.table) - 1
+	idMask := uint32(1)<<s.idBits - 1
+	i, tag := s.slotOf(&h)
+	for {
+		v := s.table[i]
+		if v == 0 {
+			return 0, i, tag, false
+		}
+		if v&^idMask == tag && s.blocks.at(v&idMask-1).hash == h {
+			return v&idMask - 1, i, tag, true
+		}
+		i = (i + 1) & mask
+	}
+}
+
+// lookup returns the record number of h.
+func (s *store) lookup(h hash) (uint32, bool) {
+	id, _, _, ok := s.find(h)
+	return id, ok
+}
+
+// block returns h's record number, adding a record if need be.
+func (s *store) block(h hash) uint32 {
+	id, slot, tag, ok := s.find(h)
+	if ok {
+		return id
+	}
+	id = s.blocks.add(blockRec{hash: h})
+	s.table[slot] = tag | (id + 1)
+	if 4*s.blocks.n > 3*len(s.table) {
+		s.grow()
+	}
+	return id
+}
+
+// grow doubles the table.
+func (s *store) grow() {
+	s.idBits++
+	s.table = make([]uint32, 1<<s.idBits)
+	mask := len(s.table) - 1
+	for id := range uint32(s.blocks.n) {
+		i, tag := s.slotOf(&s.blocks.at(id).hash)
+		for s.table[i] != 0 {
+			i = (i + 1) & mask
+		}
+		s.table[i] = tag | (id + 1)
+	}
+}
+
+// want records that the live set references h, wanting replicas
+// copies: the most any reference asks.
+func (s *store) want(h hash, size int64, replicas int) error {
+	if size < 0 || size > locator.MaxBlockSize {
+		return fmt.Errorf("block %s: size %d is not between 0 and %d", h, size, locator.MaxBlockSize)
+	}
+	b := s.blocks.at(s.block(h))
+	if b.wanted == 0 {
+		s.wanted++
+		b.size = uint32(size)
+	}
+	b.wanted = uint8(max(int(b.wanted), min(replicas, maxWanted)+1))
+	return nil
+}
+
+var errTooManyVolumes = fmt.Errorf("more than %d volumes", maxVolumes)
+
+// addCopy records a copy of h on volume vol. A volume holds one copy of
+// a block: listed again, the newest mtime counts and a different one
+// marks the copy mixed.
+func (s *store) addCopy(h hash, size int64, vol int, mtime int64) error {
+	if vol < 0 || vol >= maxVolumes {
+		return errTooManyVolumes
+	}
+	if size < 0 || size > locator.MaxBlockSize {
+		return fmt.Errorf("block %s: size %d is not between 0 and %d", h, size, locator.MaxBlockSize)
+	}
+	id := s.block(h)
+	b := s.blocks.at(id)
+	if b.n == 0 && b.more == 0 && b.wanted == 0 {
+		b.size = uint32(size)
+	}
+	if c := s.copyOn(b, vol); c != nil {
+		prev := c.held()
+		if prev.mtime != mtime {
+			*c = newCopyRec(vol, max(prev.mtime, mtime))
+			c.vol |= mixedBit
+		}
+		return nil
+	}
+	if b.n == 0 {
+		s.stored++
+	}
+	s.copies++
+	c := newCopyRec(vol, mtime)
+	if int(b.n) < inlineCopies {
+		b.copies[b.n] = c
+		b.n++
+		return nil
+	}
+	b.more = s.extra.add(extraRec{c: c, next: b.more}) + 1
+	return nil
+}
+
+// copyOn returns b's copy on vol, or nil.
+func (s *store) copyOn(b *blockRec, vol int) *copyRec {
+	for i := range b.copies[:b.n] {
+		if int(b.copies[i].vol&^mixedBit) == vol {
+			return &b.copies[i]
+		}
+	}
+	for e := b.more; e != 0; e = s.extra.at(e - 1).next {
+		if x := s.extra.at(e - 1); int(x.c.vol&^mixedBit) == vol {
+			return &x.c
+		}
+	}
+	return nil
+}
+
+// appendHeld appends the volumes holding block id to dst, in the order
+// they were first listed.
+func (s *store) appendHeld(dst []held, id uint32) []held {
+	b := s.blocks.at(id)
+	for _, c := range b.copies[:b.n] {
+		dst = append(dst, c.held())
+	}
+	start := len(dst)
+	for e := b.more; e != 0; e = s.extra.at(e - 1).next {
+		dst = append(dst, s.extra.at(e-1).c.held())
+	}
+	slices.Reverse(dst[start:]) // the list is newest first
+	return dst
+}
+
+// sorted returns every record number in hash order. It sorts by the
+// hashes' first two bytes with a counting sort, then each of those 65,536
+// runs by the next eight bytes, so that it touches each record about
+// twice rather than at every comparison.
+func (s *store) sorted() []uint32 {
+	n := uint32(s.blocks.n)
+	var starts [1<<16 + 1]uint32
+	for id := range n {
+		h := &s.blocks.at(id).hash
+		starts[int(h[0])<<8|int(h[1])+1]++
+	}
+	for i := 1; i < len(starts); i++ {
+		starts[i] += starts[i-1]
+	}
+	out := make([]uint32, n)
+	next := starts
+	for id := range n {
+		h := &s.blocks.at(id).hash
+		b := int(h[0])<<8 | int(h[1])
+		out[next[b]] = id
+		next[b]++
+	}
+	type keyed struct {
+		key uint64
+		id  uint32
+	}
+	var run []keyed
+	for b := range 1 << 16 {
+		ids := out[starts[b]:starts[b+1]]
+		if len(ids) < 2 {
+			continue
+		}
+		run = run[:0]
+		for _, id := range ids {
+			h := &s.blocks.at(id).hash
+			run = append(run, keyed{beUint64(h[2:10]), id})
+		}
+		slices.SortFunc(run, func(x, y keyed) int {
+			if x.key != y.key {
+				if x.key < y.key {
+					return -1
+				}
+				return 1
+			}
+			return bytes.Compare(s.blocks.at(x.id).hash[10:], s.blocks.at(y.id).hash[10:])
+		})
+		for i, k := range run {
+			ids[i] = k.id
+		}
+	}
+	return out
+}
+
+func beUint64(b []byte) uint64 {
+	_ = b[7]
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+// errBadHash is the error for a hash that is not 32 lowercase hex digits.
+var errBadHash = errors.New("not a block hash (32 lowercase hex digits)")
+
+// sortByHash sorts n items, each naming a block (id), by its hash, with
+// swap: a list's items are far fewer than the blocks.
+func (s *store) sortByHash(n int, id func(int) uint32, swap func(a, b int)) {
+	sort.Sort(byHash{s, n, id, swap})
+}
+
+type byHash struct {
+	s    *store
+	n    int
+	id   func(int) uint32
+	swap func(a, b int)
+}
+
+func (b byHash) Len() int { return b.n }
+func (b byHash) Less(i, j int) bool {
+	return bytes.Compare(b.s.blocks.at(b.id(i)).hash[:], b.s.blocks.at(b.id(j)).hash[:]) < 0
+}
+func (b byHash) Swap(i, j int) { b.swap(i, j) }
