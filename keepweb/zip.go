@@ -8,9 +8,15 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"time"
 
 	"github.com/keepproject/keep/manifest"
 )
+
+// zipTime is the time of every entry: manifests have none, and a fixed
+// one makes the same directory the same archive, byte for byte. (The
+// zip format's dates start in 1980.)
+var zipTime = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // serveZip answers GET or HEAD for directory dir with ?download=zip: a
 // zip of everything under it, written as it is read. Entries are stored,
@@ -55,7 +61,7 @@ func (h *Handler) writeZip(r *http.Request, c *collection, w io.Writer, files []
 	bw := bufio.NewWriterSize(w, 64<<10)
 	zw := zip.NewWriter(bw)
 	for i, f := range files {
-		fh := &zip.FileHeader{Name: names[i], Method: zip.Store}
+		fh := &zip.FileHeader{Name: names[i], Method: zip.Store, Modified: zipTime}
 		fh.SetMode(0o644)
 		ew, err := zw.CreateHeader(fh)
 		if err != nil {
@@ -66,7 +72,7 @@ func (h *Handler) writeZip(r *http.Request, c *collection, w io.Writer, files []
 		}
 	}
 	for _, d := range emptyDirs {
-		if _, err := zw.Create(d); err != nil {
+		if _, err := zw.CreateHeader(&zip.FileHeader{Name: d, Modified: zipTime}); err != nil {
 			return err
 		}
 	}
