@@ -32,7 +32,7 @@ func hashOf(b []byte) string {
 
 // rawClient returns a plain SDK client of srv, to look at the bucket
 // behind the volume's back.
-func rawClient(t *testing.T, srv *s3test.Server) *s3.Client {
+func rawClient(t testing.TB, srv *s3test.Server) *s3.Client {
 	hc := srv.HTTPClient()
 	t.Cleanup(hc.CloseIdleConnections)
 	return s3.New(s3.Options{
@@ -278,7 +278,10 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("ParseURL(%q): %v", tt.in, err)
 			continue
 		}
-		got.TrashLifetime, got.RaceWindow, got.ConnectTimeout, got.ReadTimeout, got.IndexPageSize = 0, 0, 0, 0, 0
+		if got.IndexConcurrency != 16 {
+			t.Errorf("ParseURL(%q) has an IndexConcurrency of %d, want the default, 16", tt.in, got.IndexConcurrency)
+		}
+		got.TrashLifetime, got.RaceWindow, got.ConnectTimeout, got.ReadTimeout, got.IndexPageSize, got.IndexConcurrency = 0, 0, 0, 0, 0, 0
 		if tt.want.Region == "" {
 			tt.want.Region = "us-east-1"
 		}

@@ -114,18 +114,35 @@ func (v *Volume) eachBlock(ctx context.Context, prefix string, fn func(rel, hash
 
 // Index implements keepstore.Volume. Each block's time is its recent/
 // marker's, read from a listing of the markers walked alongside that of
-// the blocks (both sort the same way), so memory stays one page of each
-// however big the bucket. An index of all blocks, or of one hex digit's,
-// also corrects the counts Usage reports (see counts).
+// the blocks (both sort the same way). A listing longer than a page is
+// split by hash prefix into parts listed Options.IndexConcurrency at a
+// time (see listParts), so memory stays a few pages per part in flight
+// however big the bucket. An index of all blocks, or of one hex
+// digit's, also corrects the counts Usage reports (see counts).
 func (v *Volume) Index(ctx context.Context, prefix string, fn func(keepstore.BlockInfo) error) error {
 	if len(prefix) > 32 || strings.Trim(prefix, "0123456789abcdef") != "" {
 		return fmt.Errorf("invalid index prefix %q", prefix)
 	}
 	recount := v.counts.recount(prefix)
+	err := v.listParts(ctx, prefix, v.indexPart, func(b keepstore.BlockInfo) error {
+		recount.add(b.Hash, b.Size)
+		return fn(b)
+	})
+	if err != nil {
+		return err
+	}
+	recount.settle()
+	return nil
+}
+
+// indexPart passes to fn the blocks whose hash starts with prefix, in
+// hash order, each with its marker's time: one listing of the blocks and
+// one of the markers, a page of each at a time.
+func (v *Volume) indexPart(ctx context.Context, prefix string, fn func(keepstore.BlockInfo) error) error {
 	markers := v.newLister(v.opts.Prefix+"recent/", v.listRel(prefix))
 	var marker string // the last marker read, below recent/
 	var markerTime time.Time
-	err := v.eachBlock(ctx, prefix, func(rel, hash string, size int64, modified time.Time) error {
+	return v.eachBlock(ctx, prefix, func(rel, hash string, size int64, modified time.Time) error {
 		for marker < rel {
 			m, _, t, err := markers.next(ctx)
 			if err == io.EOF {
@@ -140,21 +157,23 @@ func (v *Volume) Index(ctx context.Context, prefix string, fn func(keepstore.Blo
 		if marker == rel {
 			mtime = markerTime
 		}
-		recount.add(hash, size)
 		return fn(keepstore.BlockInfo{Hash: hash, Size: size, Mtime: seconds(mtime)})
 	})
-	if err != nil {
-		return err
-	}
-	recount.settle()
-	return nil
+}
+
+// countPart passes to fn the blocks whose hash starts with prefix, with
+// their sizes but not their times: the listing the counts need.
+func (v *Volume) countPart(ctx context.Context, prefix string, fn func(keepstore.BlockInfo) error) error {
+	return v.eachBlock(ctx, prefix, func(_, hash string, size int64, _ time.Time) error {
+		return fn(keepstore.BlockInfo{Hash: hash, Size: size})
+	})
 }
 
 // count sets the usage counts from a listing of the bucket.
 func (v *Volume) count(ctx context.Context) error {
 	recount := v.counts.recount("")
-	err := v.eachBlock(ctx, "", func(_, hash string, size int64, _ time.Time) error {
-		recount.add(hash, size)
+	err := v.listParts(ctx, "", v.countPart, func(b keepstore.BlockInfo) error {
+		recount.add(b.Hash, b.Size)
 		return nil
 	})
 	if err != nil {

@@ -62,6 +62,12 @@ type Options struct {
 	// IndexPageSize is how many keys each listing request asks for;
 	// 0 means 1000, the most S3 returns.
 	IndexPageSize int
+	// IndexConcurrency is how many listing requests an Index (and the
+	// count at Open) may have in flight at once: a listing that does
+	// not fit in one page is split by hash prefix into parts of about
+	// two pages each, listed that many at a time and passed on in hash
+	// order. 0 means 16; 1 lists one page at a time, as Arvados does.
+	IndexConcurrency int
 	// ConnectTimeout and ReadTimeout bound the TLS handshake and the wait
 	// for a response's headers; 0 means 1 minute and 10 minutes.
 	ConnectTimeout, ReadTimeout time.Duration
@@ -90,6 +96,8 @@ func (o *Options) check() error {
 		return fmt.Errorf("S3 volume %s: prefix length %d is not between 0 and 32", o, o.PrefixLength)
 	case o.IndexPageSize < 0 || o.IndexPageSize > 1000:
 		return fmt.Errorf("S3 volume %s: index page size %d is not between 1 and 1000", o, o.IndexPageSize)
+	case o.IndexConcurrency < 0:
+		return fmt.Errorf("S3 volume %s: negative index concurrency", o)
 	case o.Capacity < 0:
 		return fmt.Errorf("S3 volume %s: negative capacity", o)
 	case o.Prefix != "" && !strings.HasSuffix(o.Prefix, "/"):
@@ -97,6 +105,9 @@ func (o *Options) check() error {
 	}
 	if o.IndexPageSize == 0 {
 		o.IndexPageSize = 1000
+	}
+	if o.IndexConcurrency == 0 {
+		o.IndexConcurrency = 16
 	}
 	if o.Region == "" {
 		o.Region = "us-east-1"

@@ -14,17 +14,19 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// newVolume opens a volume on a fresh bucket of srv, closed when t ends.
+// newVolume opens a volume on a fresh bucket of srv (or o.Bucket),
+// through o.HTTPClient if set, closed when t ends.
 func newVolume(t *testing.T, srv *s3test.Server, o s3volume.Options) *s3volume.Volume {
 	t.Helper()
-	hc := srv.HTTPClient()
-	t.Cleanup(hc.CloseIdleConnections)
+	if o.HTTPClient == nil {
+		o.HTTPClient = srv.HTTPClient()
+	}
+	t.Cleanup(o.HTTPClient.CloseIdleConnections)
 	if o.Bucket == "" {
 		o.Bucket = srv.NewBucket(t)
 	}
 	o.Endpoint, o.Region = s3test.Endpoint, srv.Region
 	o.AccessKeyID, o.SecretAccessKey = srv.AccessKey, srv.SecretKey
-	o.HTTPClient = hc
 	v, err := s3volume.Open(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
