@@ -69,27 +69,58 @@ func sameBlock(a, b locator.Locator) bool { return a.Hash == b.Hash && a.Size ==
 
 // Read reads from the current position.
 func (r *segReader) Read(p []byte) (int, error) {
+	data, err := r.peek(int64(len(p)))
+	n := copy(p, data)
+	r.pos += int64(n)
+	return n, err
+}
+
+// peek returns up to max bytes from the current position, as a slice of
+// the block holding them (valid until the next call), without moving.
+// At the end it returns io.EOF.
+func (r *segReader) peek(max int64) ([]byte, error) {
 	if r.pos >= r.size {
-		return 0, io.EOF
+		return nil, io.EOF
 	}
-	if len(p) == 0 {
-		return 0, nil
+	if max <= 0 {
+		return nil, nil
 	}
 	i := sort.Search(len(r.ends), func(i int) bool { return r.ends[i] > r.pos })
 	s := r.segs[i]
 	data, err := r.block(r.group[i])
 	if err != nil {
 		r.err = err
-		return 0, err
+		return nil, err
 	}
 	from := s.Offset + s.Length - (r.ends[i] - r.pos)
 	to := s.Offset + s.Length
 	if from < 0 || to > int64(len(data)) {
-		return 0, fmt.Errorf("range %d+%d is outside block %s of %d bytes", s.Offset, s.Length, s.Block.Bare(), len(data))
+		r.err = fmt.Errorf("range %d+%d is outside block %s of %d bytes", s.Offset, s.Length, s.Block.Bare(), len(data))
+		return nil, r.err
 	}
-	n := copy(p, data[from:to])
-	r.pos += int64(n)
-	return n, nil
+	return data[from:min(to, from+max)], nil
+}
+
+// copyN writes the next n bytes of r to w in writes as large as the
+// segments allow (up to a block), without copying them first.
+func (r *segReader) copyN(w io.Writer, n int64) (int64, error) {
+	var done int64
+	for done < n {
+		data, err := r.peek(n - done)
+		if err == io.EOF {
+			return done, io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return done, err
+		}
+		k, err := w.Write(data)
+		r.pos += int64(k)
+		done += int64(k)
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
 }
 
 // Seek sets the position for the next Read.

@@ -67,7 +67,7 @@ func (h *Handler) writeZip(r *http.Request, c *collection, w io.Writer, files []
 		if err != nil {
 			return err
 		}
-		if n, err := io.CopyN(ew, rd, f.Size()); err != nil {
+		if n, err := rd.copyN(ew, f.Size()); err != nil {
 			return fmt.Errorf("%s: after %d bytes: %w", f.Path, n, err)
 		}
 	}
