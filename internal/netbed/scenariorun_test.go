@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -122,7 +123,8 @@ func (sr scenarioRun) build(ctx context.Context, t *testing.T, tb *Testbed, dir 
 // manifestFile.
 func (sr scenarioRun) put(ctx context.Context, t *testing.T, client, victim *Host, svcFile, manifestFile string) result {
 	t.Helper()
-	cmd := client.Command(sr.bin, "put", "--no-cache", "--no-progress", "--replicas", strconv.Itoa(scenarioN), "--services", svcFile, sr.src)
+	args := append([]string{"put", "--no-cache", "--no-progress", "--replicas", strconv.Itoa(scenarioN), "--services", svcFile}, strings.Fields(*putFlags)...)
+	cmd := client.Command(sr.bin, append(args, sr.src)...)
 	cmd.Env = sr.env
 	_, sent, err := client.Traffic()
 	if err != nil {
@@ -145,7 +147,8 @@ func (sr scenarioRun) put(ctx context.Context, t *testing.T, client, victim *Hos
 // that out has the data.
 func (sr scenarioRun) get(ctx context.Context, t *testing.T, client, victim *Host, svcFile, manifestFile, out string) result {
 	t.Helper()
-	cmd := client.Command(sr.bin, "get", "--no-progress", "--services", svcFile, manifestFile, "-o", out)
+	args := append([]string{"get", "--no-progress", "--services", svcFile}, strings.Fields(*getFlags)...)
+	cmd := client.Command(sr.bin, append(args, manifestFile, "-o", out)...)
 	cmd.Env = sr.env
 	received, _, err := client.Traffic()
 	if err != nil {
@@ -176,6 +179,9 @@ func (sr scenarioRun) timed(ctx context.Context, t *testing.T, client, victim *H
 	start := time.Now()
 	out, _, err := client.Run(ctx, cmd)
 	res.seconds = time.Since(start).Seconds()
+	if st := cmd.ProcessState; st != nil {
+		res.cpu = (st.UserTime() + st.SystemTime()).Seconds()
+	}
 	what, cutErr := stop()
 	if err = errors.Join(err, cutErr); err != nil {
 		t.Fatal(err)

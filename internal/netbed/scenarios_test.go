@@ -29,6 +29,8 @@ var (
 	scenarioRuns = flag.Int("netbed.runs", 1, "runs of each scenario")
 	scenarioRate = flag.Int64("netbed.rate", 200, "R, the link rate of the scenarios, in Mbit/s")
 	scenarioCut  = flag.Duration("netbed.cut", 10*time.Second, "how long the cut scenario cuts a server off (or until the transfer ends)")
+	putFlags     = flag.String("netbed.put-flags", "", "more flags for keep put, space-separated (such as --blocks-in-flight=8)")
+	getFlags     = flag.String("netbed.get-flags", "", "more flags for keep get, space-separated")
 )
 
 // Replicas and servers of the scenarios.
@@ -62,6 +64,7 @@ type result struct {
 	bytes        int64
 	seconds      float64
 	limit        float64 // bytes per second
+	cpu          float64 // the client process's CPU seconds
 	copies       string  // after the put
 	note         string  // what the fault did
 	load         string  // 1-minute load average before and after
@@ -97,7 +100,7 @@ func TestScenarios(t *testing.T) {
 			})
 		}
 	}
-	t.Logf("R = %d Mbit/s, %s, N = %d, %d servers, %s\n%s", *scenarioRate, bytesize.Format(size), scenarioN, scenarioServers, bin, table(results))
+	t.Logf("R = %d Mbit/s, %s, N = %d, %d servers, %s, put flags %q, get flags %q\n%s", *scenarioRate, bytesize.Format(size), scenarioN, scenarioServers, bin, *putFlags, *getFlags, table(results))
 }
 
 // tmpfsDir returns a new directory in /dev/shm (memory, as the volumes
@@ -137,10 +140,10 @@ func writeData(path string, size int64) ([]string, error) {
 // table formats results as a Markdown table.
 func table(results []result) string {
 	var b strings.Builder
-	b.WriteString("| scenario | op | run | MB/s | limit MB/s | fraction | copies | fault | load before → after |\n|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| scenario | op | run | MB/s | limit MB/s | fraction | client CPU s | copies | fault | load before → after |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		rate := float64(r.bytes) / r.seconds
-		fmt.Fprintf(&b, "| %s | %s | %d | %.1f | %.1f | %.2f | %s | %s | %s |\n", r.scenario, r.op, r.run, rate/1e6, r.limit/1e6, rate/r.limit, r.copies, r.note, r.load)
+		fmt.Fprintf(&b, "| %s | %s | %d | %.1f | %.1f | %.2f | %.1f | %s | %s | %s |\n", r.scenario, r.op, r.run, rate/1e6, r.limit/1e6, rate/r.limit, r.cpu, r.copies, r.note, r.load)
 	}
 	return b.String()
 }
