@@ -22,6 +22,12 @@ var activeTypes = []string{"text/html", "application/xhtml+xml", "image/svg+xml"
 // serveFile answers GET or HEAD for file f: its content, with Range,
 // conditional requests, an ETag and a Content-Type.
 func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, c *collection, f *manifest.File) {
+	if r.Method == http.MethodGet {
+		if !h.acquire(w) {
+			return
+		}
+		defer h.release()
+	}
 	hdr := w.Header()
 	hdr.Set("ETag", etag(f))
 	hdr.Set("Cache-Control", "private, max-age=0, must-revalidate")

@@ -198,3 +198,34 @@ func TestContentType(t *testing.T) {
 		})
 	}
 }
+
+// Downloads over MaxDownloads get 503 with Retry-After; HEAD, pages and
+// listings, which hold no blocks, are answered.
+func TestMaxDownloads(t *testing.T) {
+	f := newFixture(t, fixtureConfig{opts: func(o *Options) { o.MaxDownloads = 1 }})
+	f.h.slots <- struct{}{} // a download in progress
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "big.bin", http.StatusServiceUnavailable},
+		{"GET", "?download=zip", http.StatusServiceUnavailable},
+		{"HEAD", "big.bin", http.StatusOK},
+		{"GET", "", http.StatusOK},
+		{"PROPFIND", "", http.StatusMultiStatus},
+	} {
+		resp, _ := f.do(t, tc.method, f.url(tc.path))
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
+		}
+		if tc.status == http.StatusServiceUnavailable && (resp.Header.Get("Retry-After") == "" || resp.Header.Get("Content-Disposition") != "") {
+			t.Errorf("%s %s: headers %v", tc.method, tc.path, resp.Header)
+		}
+	}
+	<-f.h.slots // it ends
+	for _, path := range []string{"big.bin", "?download=zip", "big.bin"} {
+		if resp, _ := f.do(t, "GET", f.url(path)); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s after: %d", path, resp.StatusCode)
+		}
+	}
+}

@@ -51,6 +51,12 @@ type Options struct {
 	// (64 MiB each at most) in memory. 0 means DefaultBlocksAhead;
 	// negative means none ahead.
 	BlocksAhead int
+	// MaxDownloads bounds the file and zip downloads sent at once, and
+	// so the memory they hold: MaxDownloads × (BlocksAhead+1) blocks. A
+	// download over the limit gets 503 with Retry-After. Directory
+	// pages, HEAD and WebDAV listings read no blocks and are not
+	// counted. 0 means no limit.
+	MaxDownloads int
 	// Logger receives one line per failed download. Default: discard.
 	Logger *slog.Logger
 }
@@ -72,6 +78,7 @@ type Handler struct {
 	opts  Options
 	ahead int
 	log   *slog.Logger
+	slots chan struct{} // one per download in progress; nil: no limit
 }
 
 // New returns a Handler configured by opts.
@@ -85,6 +92,12 @@ func New(opts Options) (*Handler, error) {
 		h.ahead = DefaultBlocksAhead
 	case h.ahead < 0:
 		h.ahead = 0
+	}
+	if opts.MaxDownloads < 0 {
+		return nil, errors.New("keepweb.New: negative MaxDownloads")
+	}
+	if opts.MaxDownloads > 0 {
+		h.slots = make(chan struct{}, opts.MaxDownloads)
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -173,6 +186,28 @@ func (h *Handler) serveCollection(w http.ResponseWriter, r *http.Request, req re
 		return
 	}
 	h.serveDir(w, r, c, req.path)
+}
+
+// acquire takes a download slot, or answers 503 and returns false.
+// release gives it back.
+func (h *Handler) acquire(w http.ResponseWriter) bool {
+	if h.slots == nil {
+		return true
+	}
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	default:
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, fmt.Sprintf("%d downloads are in progress, the most this server sends at once; try again shortly", cap(h.slots)), http.StatusServiceUnavailable)
+		return false
+	}
+}
+
+func (h *Handler) release() {
+	if h.slots != nil {
+		<-h.slots
+	}
 }
 
 // serveRoot answers "/": what this server is and how to use it.

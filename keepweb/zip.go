@@ -33,6 +33,12 @@ func (h *Handler) serveZip(w http.ResponseWriter, r *http.Request, c *collection
 	if dir == "" {
 		base = c.id
 	}
+	if r.Method == http.MethodGet {
+		if !h.acquire(w) {
+			return
+		}
+		defer h.release()
+	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/zip")
 	hdr.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": base + ".zip"}))

@@ -43,6 +43,7 @@ func (f *webFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "private key `file` for --tls-cert")
 	fs.BoolVar(&f.anonymous, "anonymous", false, "serve requests that bring no token with this process's token (ARVADOS_API_TOKEN, else KEEP_TOKEN, else keep-local)")
 	fs.IntVar(&f.opts.BlocksAhead, "blocks-ahead", keepweb.DefaultBlocksAhead, "blocks each download fetches ahead of the one it sends (memory: this + 1 blocks of up to 64 MiB per download)")
+	fs.IntVar(&f.opts.MaxDownloads, "max-downloads", 8, "file and zip downloads sent at once; more get 503 with Retry-After (memory: at most this × (--blocks-ahead + 1) × 64 MiB, 2 GiB with the defaults)")
 	f.cf.register(fs)
 }
 
@@ -55,6 +56,8 @@ func (f *webFlags) check(fs *flag.FlagSet, pos []string) error {
 		return usageError(fs, "--tls-cert needs --tls-key, and --tls-key --tls-cert")
 	case f.opts.BlocksAhead < 1:
 		return usageError(fs, "--blocks-ahead %d: want at least 1", f.opts.BlocksAhead)
+	case f.opts.MaxDownloads < 1:
+		return usageError(fs, "--max-downloads %d: want at least 1", f.opts.MaxDownloads)
 	}
 	return nil
 }
@@ -92,7 +95,7 @@ func runWeb(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	log.Info("keep web listening", "addr", l.Addr().String(), "tls", f.tlsCert != "", "services", res.Source(),
-		"count", len(kc.Services()), "registry", registry, "anonymous", f.anonymous, "version", version.String())
+		"count", len(kc.Services()), "registry", registry, "anonymous", f.anonymous, "max_downloads", f.opts.MaxDownloads, "version", version.String())
 	return serveHTTP(ctx, l, &http.Server{
 		Handler: h,
 		// No write timeout: a download of a large file takes as long as

@@ -86,6 +86,7 @@ func TestE2EWebUsage(t *testing.T) {
 		{"web", "extra"},
 		{"web", "--tls-cert", "x"},
 		{"web", "--blocks-ahead", "0"},
+		{"web", "--max-downloads", "0"},
 	} {
 		_, stderr, err := proctest.Run(t, env, nil, args...)
 		if code := exitCode(err); code != 2 {
