@@ -17,6 +17,10 @@ import (
 // collection is one collection as a request sees it: its files read
 // with the caller's client, and its directory tree.
 type collection struct {
+	// id names the collection in pages, file names and logs: as the
+	// URL has it, but a locator cut down to hash+size, since a
+	// signature is a capability (never logged, never in a saved file's
+	// name).
 	id   string
 	kc   *keepclient.Client // with the caller's token
 	tree tree
@@ -98,6 +102,9 @@ func newCollection(id string, kc *keepclient.Client, text string) (*collection, 
 	m, err := manifest.Parse(text)
 	if err != nil {
 		return nil, errorf(http.StatusBadGateway, "collection %s is not a valid manifest: %v", id, err)
+	}
+	if l, err := locator.Parse(id); err == nil {
+		id = l.Bare().String()
 	}
 	return &collection{id: id, kc: kc, tree: newTree(m)}, nil
 }

@@ -146,7 +146,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	token := requestToken(r, h.opts.AnonymousToken)
 	if token == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="keep web"`)
+		// Basic lets file managers ask for the token (as the password).
+		w.Header().Add("WWW-Authenticate", `Bearer realm="keep web"`)
+		w.Header().Add("WWW-Authenticate", `Basic realm="keep web (password: your token)", charset="UTF-8"`)
 		http.Error(w, "no token: send Authorization: Bearer TOKEN, or ?api_token=TOKEN", http.StatusUnauthorized)
 		return
 	}

@@ -9,12 +9,18 @@ import (
 const tokenCookie = "arvados_api_token"
 
 // requestToken returns the token r brings: "Authorization: Bearer T"
-// (or "OAuth2 T"), else the token cookie, else anonymous.
+// (or "OAuth2 T"), or Basic authentication with T as the password (the
+// user name is ignored: for WebDAV clients and file managers that know
+// no other way, as keep-web takes it), else the token cookie, else
+// anonymous.
 func requestToken(r *http.Request, anonymous string) string {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		scheme, tok, _ := strings.Cut(auth, " ")
 		if tok = strings.TrimSpace(tok); tok != "" && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "OAuth2")) {
 			return tok
+		}
+		if _, pass, ok := r.BasicAuth(); ok && pass != "" {
+			return pass
 		}
 	}
 	if c, err := r.Cookie(tokenCookie); err == nil && c.Value != "" {

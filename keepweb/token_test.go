@@ -2,6 +2,7 @@ package keepweb
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -22,7 +23,9 @@ func TestTokens(t *testing.T) {
 		{"bearer", []string{"Authorization", "Bearer " + testToken}, http.StatusOK},
 		{"oauth2", []string{"Authorization", "OAuth2 " + testToken}, http.StatusOK},
 		{"lower-case scheme", []string{"Authorization", "bearer " + testToken}, http.StatusOK},
-		{"basic is not a token", []string{"Authorization", "Basic dXNlcjpwYXNz"}, http.StatusUnauthorized},
+		{"basic, token as the password", []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("anyone:"+testToken))}, http.StatusOK},
+		{"basic, no password", []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(testToken+":"))}, http.StatusUnauthorized},
+		{"unknown scheme", []string{"Authorization", "Digest " + testToken}, http.StatusUnauthorized},
 		{"cookie", []string{"Authorization", "", "Cookie", tokenCookie + "=" + testToken}, http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -30,8 +33,8 @@ func TestTokens(t *testing.T) {
 			if resp.StatusCode != tc.status {
 				t.Errorf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
 			}
-			if tc.status == http.StatusUnauthorized && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
-				t.Errorf("401 without WWW-Authenticate: Bearer")
+			if tc.status == http.StatusUnauthorized && len(resp.Header.Values("WWW-Authenticate")) != 2 {
+				t.Errorf("401 with WWW-Authenticate %q, want Bearer and Basic", resp.Header.Values("WWW-Authenticate"))
 			}
 		})
 	}
@@ -94,6 +97,13 @@ func TestSignedReads(t *testing.T) {
 	}
 	if resp, body := f.do(t, http.MethodGet, f.url("big.bin"), "Authorization", "Bearer someone-else"); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("other token: %d, want 403: %s", resp.StatusCode, body)
+	}
+	// The signature stays out of pages and saved file names.
+	if _, body := f.do(t, http.MethodGet, f.url("")); strings.Contains(string(body), "+A") {
+		t.Errorf("the directory page shows the signature:\n%s", body)
+	}
+	if resp, _ := f.do(t, http.MethodGet, f.url("")+"?download=zip"); strings.Contains(resp.Header.Get("Content-Disposition"), "+A") {
+		t.Errorf("the zip's name holds the signature: %s", resp.Header.Get("Content-Disposition"))
 	}
 	bare := f.srv.URL + "/c=" + f.id[:strings.Index(f.id, "+A")] + "/"
 	if resp, body := f.do(t, http.MethodGet, bare); resp.StatusCode != http.StatusForbidden {
