@@ -105,12 +105,8 @@ func New(opts Options) (*Handler, error) {
 	return h, nil
 }
 
-// readMethods are answered; writeMethods refused with 405.
-var writeMethods = map[string]bool{
-	http.MethodPut: true, http.MethodPost: true, http.MethodDelete: true, http.MethodPatch: true,
-	"MKCOL": true, "COPY": true, "MOVE": true, "PROPPATCH": true, "LOCK": true, "UNLOCK": true,
-}
-
+// allowed are the methods answered; every other one (PUT, DELETE,
+// MKCOL, MOVE, LOCK and the rest) gets 405.
 const allowed = "GET, HEAD, OPTIONS, PROPFIND"
 
 // ServeHTTP answers one request.
@@ -121,23 +117,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
-	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
 		if redirectToken(w, r) {
 			return
 		}
-	}
-	switch {
-	case writeMethods[r.Method]:
-		w.Header().Set("Allow", allowed)
-		http.Error(w, "this server is read-only", http.StatusMethodNotAllowed)
-		return
-	case r.Method == http.MethodOptions:
+	case "PROPFIND":
+	case http.MethodOptions:
 		w.Header().Set("Allow", allowed)
 		w.Header().Set("DAV", "1")
 		return
-	case r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != "PROPFIND":
+	default:
 		w.Header().Set("Allow", allowed)
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		http.Error(w, "this server is read-only", http.StatusMethodNotAllowed)
 		return
 	}
 	if req.id == "" {
