@@ -94,3 +94,42 @@ func TestE2EWebUsage(t *testing.T) {
 		}
 	}
 }
+
+// keep web in front of a registry and block servers that require
+// signatures: a collection is found by uuid, name or portable data hash
+// with the caller's token, the registry signs its manifest for that
+// token, and the blocks are read with it; a token the registry does not
+// know gets 401.
+func TestE2EWebRegistry(t *testing.T) {
+	r := startRegCluster(t, filepath.Join(t.TempDir(), "registry.db"))
+	data := bytes.Repeat([]byte("keep web through the registry\n"), 100000)
+	uuid, _ := r.put("web results", 2, data)
+	pdh := strings.TrimSpace(r.call("GET", "/arvados/v1/collections/"+uuid, nil)["portable_data_hash"].(string))
+	_, addr := proctest.Listen(t, r.reader, "keep web listening", "web", "--listen", "127.0.0.1:0", "--services", r.svcFile)
+	reader := strings.TrimPrefix(r.reader[len(r.reader)-1], "ARVADOS_API_TOKEN=")
+	for _, tc := range []struct {
+		id, token string
+		status    int
+	}{
+		{uuid, reader, http.StatusOK},
+		{"web%20results", reader, http.StatusOK},
+		{pdh, reader, http.StatusOK},
+		{uuid, r.writer, http.StatusOK},
+		{uuid, "v2/zzzzz-gj3su-000000000000000/unknown", http.StatusUnauthorized},
+		{"zzzzz-4zz18-000000000000000", reader, http.StatusNotFound},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+addr.String()+"/c="+tc.id+"/data", nil)
+		req.Header.Set("Authorization", "Bearer "+tc.token)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: %d, want %d: %s", tc.id, resp.StatusCode, tc.status, body)
+		} else if tc.status == http.StatusOK && !bytes.Equal(body, data) {
+			t.Errorf("%s: %d bytes differ from the %d put", tc.id, len(body), len(data))
+		}
+	}
+}
