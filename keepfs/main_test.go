@@ -121,6 +121,8 @@ func mountTree(t *testing.T, tree *Tree, opts Options) (*Mount, string) {
 		if mounted(t, dir) {
 			t.Errorf("%s is still mounted", dir)
 		}
+		<-m.Done() // the kernel has closed the connection: no goroutine is left
+
 	})
 	return m, dir
 }

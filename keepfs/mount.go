@@ -150,30 +150,46 @@ func (m *Mount) serve() {
 // umount) and every block fetch has stopped.
 func (m *Mount) Done() <-chan struct{} { return m.done }
 
-// Unmount ends the mount and waits until it has, and every block fetch
-// with it. A mount still in use (a process's working directory, an open
-// file) is detached lazily: it disappears at once for new users, and the
-// call waits until the last one lets go.
+// Unmount ends the mount and stops every block fetch. It returns once
+// the mount is gone; the kernel may take a moment more to close the
+// connection, and Done is closed then. A mount still in use (a
+// process's working directory, an open file) is detached lazily: it is
+// gone at once for new users, and Unmount waits until the last one
+// lets go.
 func (m *Mount) Unmount() error {
 	var err error
-	m.once.Do(func() {
-		select {
-		case <-m.done:
-			return // unmounted from outside
-		default:
-		}
-		if err = m.server.Unmount(); err != nil {
-			if lerr := syscall.Unmount(m.dir, syscall.MNT_DETACH); lerr != nil {
-				err = fmt.Errorf("unmounting %s: %w (detaching: %v)", m.dir, err, lerr)
-				return
-			}
-			err = nil
-		}
-	})
+	m.once.Do(func() { err = m.unmount() })
 	if err != nil {
 		return err
 	}
-	<-m.done
+	m.cancel()
+	m.cache.wait()
+	return nil
+}
+
+// unmount asks the kernel to end the mount.
+func (m *Mount) unmount() error {
+	select {
+	case <-m.done:
+		return nil // unmounted from outside
+	default:
+	}
+	err := syscall.Unmount(m.dir, 0)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.EBUSY):
+		if err := syscall.Unmount(m.dir, syscall.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmounting %s: %w", m.dir, err)
+		}
+		m.log.Warn("the mount is in use: detached, it is gone for new users; waiting for the files open in it to be closed", "mountpoint", m.dir)
+		<-m.done
+		return nil
+	}
+	// Not allowed to (not root): fusermount.
+	if err := m.server.Unmount(); err != nil {
+		return fmt.Errorf("unmounting %s: %w", m.dir, err)
+	}
 	return nil
 }
 
