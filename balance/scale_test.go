@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -20,6 +21,9 @@ import (
 
 // scaleBlocks is TestScale's size; 0 runs the small size CI runs.
 var scaleBlocks = flag.Int("scale", 0, "TestScale: run keep balance and keep check on a synthetic cluster of `N` blocks and report their CPU and peak RSS (default: 20,000 blocks, counts checked, nothing reported)")
+
+// scaleProfiles is where TestScale writes the commands' CPU profiles.
+var scaleProfiles = flag.String("scaleprofile", "", "TestScale: write CPU profiles of keep balance and keep check to `dir`/balance.cpu and check.cpu")
 
 // ciScale is TestScale's size without -scale: counts are checked, in
 // a few seconds.
@@ -83,7 +87,13 @@ func TestScale(t *testing.T) {
 	args := []string{"--services", svcFile, "--system-token-file", tokenFile, manifests}
 
 	// keep balance --gc (a dry run: no --commit).
-	out, r, err := runMeasured(bin, env, append([]string{"balance", "--gc"}, args...)...)
+	profile := func(cmd string) []string {
+		if *scaleProfiles == "" {
+			return nil
+		}
+		return []string{"--cpuprofile", filepath.Join(*scaleProfiles, cmd+".cpu")}
+	}
+	out, r, err := runMeasured(bin, env, slices.Concat([]string{"balance", "--gc"}, profile("balance"), args)...)
 	if err != nil {
 		t.Fatalf("keep balance: %v\n%s", err, out)
 	}
@@ -99,7 +109,7 @@ func TestScale(t *testing.T) {
 
 	// keep check: one line per referenced block, then the summary; it
 	// exits 1 as some blocks are short.
-	out, r, err = runMeasured(bin, env, append([]string{"check"}, args...)...)
+	out, r, err = runMeasured(bin, env, slices.Concat([]string{"check"}, profile("check"), args)...)
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("keep check: %v, want exit status 1 (blocks are short)\n%s", err, out)
 	}

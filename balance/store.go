@@ -6,8 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
+	"unsafe"
+
+	"github.com/keepproject/keep/internal/offheap"
 
 	"github.com/keepproject/keep/locator"
 )
@@ -56,24 +61,78 @@ func (h hash) appendHex(b []byte) []byte { return hex.AppendEncode(b, h[:]) }
 // itself, as a growing slice would.
 const chunkBits = 16
 
-// chunked is a growable array in fixed chunks.
+// chunked is a growable array in fixed chunks, mapped outside the Go
+// heap (package offheap): the garbage collector neither scans the
+// inventory nor lets the heap grow to twice its size between
+// collections.
 type chunked[T any] struct {
 	chunks [][]T
 	n      int
 }
 
-func (c *chunked[T]) add(v T) uint32 {
+// add appends v, mapping a new chunk if need be, whose memory mem
+// frees. The first chunk is on the heap and grows as it fills, so that a
+// small inventory maps nothing.
+func (c *chunked[T]) add(mem *mapped, v T) (uint32, error) {
 	i := c.n
-	if i>>chunkBits == len(c.chunks) {
-		c.chunks = append(c.chunks, make([]T, 0, 1<<chunkBits))
+	switch {
+	case len(c.chunks) == 0:
+		c.chunks = append(c.chunks, make([]T, 0, 64))
+	case len(c.chunks[len(c.chunks)-1]) == 1<<chunkBits:
+		chunk, err := offheapMake[T](mem, 1<<chunkBits)
+		if err != nil {
+			return 0, err
+		}
+		c.chunks = append(c.chunks, chunk[:0])
 	}
 	last := &c.chunks[len(c.chunks)-1]
 	*last = append(*last, v)
 	c.n++
-	return uint32(i)
+	return uint32(i), nil
 }
 
 func (c *chunked[T]) at(i uint32) *T { return &c.chunks[i>>chunkBits][i&(1<<chunkBits-1)] }
+
+// mapped is the memory a store mapped, which it gives back once the
+// store is unreachable (runtime.AddCleanup), or when it is replaced.
+type mapped struct {
+	mu    sync.Mutex
+	frees map[*byte]func()
+}
+
+// offheapMake maps n Ts, to be freed with mem.
+func offheapMake[T any](mem *mapped, n int) ([]T, error) {
+	s, free, err := offheap.Make[T](n)
+	if err != nil {
+		return nil, fmt.Errorf("balance: out of memory for the inventory: %w", err)
+	}
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	mem.frees[key(s)] = free
+	return s, nil
+}
+
+// release gives back the memory of s, mapped by offheapMake.
+func release[T any](mem *mapped, s []T) {
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	if free, ok := mem.frees[key(s)]; ok {
+		delete(mem.frees, key(s))
+		free()
+	}
+}
+
+func key[T any](s []T) *byte { return (*byte)(unsafe.Pointer(unsafe.SliceData(s))) }
+
+// releaseAll gives back all of mem.
+func (mem *mapped) releaseAll() {
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	for k, free := range mem.frees {
+		free()
+		delete(mem.frees, k)
+	}
+}
 
 // maxVolumes bounds the volumes of an inventory: a copy names its volume
 // in 15 bits.
@@ -134,6 +193,7 @@ type store struct {
 	idBits uint     // log2(len(table))
 	blocks chunked[blockRec]
 	extra  chunked[extraRec]
+	mem    *mapped
 	wanted int // blocks the live set references
 	stored int // blocks with a copy
 	copies int
@@ -141,7 +201,9 @@ type store struct {
 
 func newStore() *store {
 	const bits = 10
-	return &store{seed: maphash.MakeSeed(), table: make([]uint32, 1<<bits), idBits: bits}
+	s := &store{seed: maphash.MakeSeed(), table: make([]uint32, 1<<bits), idBits: bits, mem: &mapped{frees: map[*byte]func(){}}}
+	runtime.AddCleanup(s, (*mapped).releaseAll, s.mem)
+	return s
 }
 
 // len returns the number of blocks.
@@ -180,23 +242,31 @@ func (s *store) lookup(h hash) (uint32, bool) {
 }
 
 // block returns h's record number, adding a record if need be.
-func (s *store) block(h hash) uint32 {
+func (s *store) block(h hash) (uint32, error) {
 	id, slot, tag, ok := s.find(h)
 	if ok {
-		return id
+		return id, nil
 	}
-	id = s.blocks.add(blockRec{hash: h})
+	id, err := s.blocks.add(s.mem, blockRec{hash: h})
+	if err != nil {
+		return 0, err
+	}
 	s.table[slot] = tag | (id + 1)
 	if 4*s.blocks.n > 3*len(s.table) {
-		s.grow()
+		return id, s.grow()
 	}
-	return id
+	return id, nil
 }
 
 // grow doubles the table.
-func (s *store) grow() {
+func (s *store) grow() error {
+	table, err := offheapMake[uint32](s.mem, 2*len(s.table))
+	if err != nil {
+		return err
+	}
+	release(s.mem, s.table)
+	s.table = table
 	s.idBits++
-	s.table = make([]uint32, 1<<s.idBits)
 	mask := len(s.table) - 1
 	for id := range uint32(s.blocks.n) {
 		i, tag := s.slotOf(&s.blocks.at(id).hash)
@@ -205,6 +275,7 @@ func (s *store) grow() {
 		}
 		s.table[i] = tag | (id + 1)
 	}
+	return nil
 }
 
 // want records that the live set references h, wanting replicas
@@ -213,7 +284,11 @@ func (s *store) want(h hash, size int64, replicas int) error {
 	if size < 0 || size > locator.MaxBlockSize {
 		return fmt.Errorf("block %s: size %d is not between 0 and %d", h, size, locator.MaxBlockSize)
 	}
-	b := s.blocks.at(s.block(h))
+	id, err := s.block(h)
+	if err != nil {
+		return err
+	}
+	b := s.blocks.at(id)
 	if b.wanted == 0 {
 		s.wanted++
 		b.size = uint32(size)
@@ -234,7 +309,10 @@ func (s *store) addCopy(h hash, size int64, vol int, mtime int64) error {
 	if size < 0 || size > locator.MaxBlockSize {
 		return fmt.Errorf("block %s: size %d is not between 0 and %d", h, size, locator.MaxBlockSize)
 	}
-	id := s.block(h)
+	id, err := s.block(h)
+	if err != nil {
+		return err
+	}
 	b := s.blocks.at(id)
 	if b.n == 0 && b.more == 0 && b.wanted == 0 {
 		b.size = uint32(size)
@@ -257,7 +335,11 @@ func (s *store) addCopy(h hash, size int64, vol int, mtime int64) error {
 		b.n++
 		return nil
 	}
-	b.more = s.extra.add(extraRec{c: c, next: b.more}) + 1
+	e, err := s.extra.add(s.mem, extraRec{c: c, next: b.more})
+	if err != nil {
+		return err
+	}
+	b.more = e + 1
 	return nil
 }
 

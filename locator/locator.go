@@ -46,28 +46,33 @@ func New(data []byte) Locator {
 // size from 0 to MaxBlockSize, then hints of the form [A-Z][A-Za-z0-9@_-]*.
 // Errors wrap ErrSyntax and say which part is wrong.
 func Parse(s string) (Locator, error) {
-	parts := strings.Split(s, "+")
-	if err := checkHash(parts[0]); err != nil {
+	hash, rest, ok := strings.Cut(s, "+")
+	if err := checkHash(hash); err != nil {
 		return Locator{}, fmt.Errorf("%w %q: %v", ErrSyntax, s, err)
 	}
-	l := Locator{Hash: parts[0], Size: -1}
-	rest := parts[1:]
-	if len(rest) > 0 && rest[0] != "" && isDigit(rest[0][0]) {
-		n, err := parseSize(rest[0])
+	l := Locator{Hash: hash, Size: -1}
+	if !ok {
+		return l, nil
+	}
+	// Without hints (the common case), nothing is allocated.
+	if first, more, hasMore := strings.Cut(rest, "+"); first != "" && isDigit(first[0]) {
+		n, err := parseSize(first)
 		if err != nil {
 			return Locator{}, fmt.Errorf("%w %q: %v", ErrSyntax, s, err)
 		}
 		l.Size = n
-		rest = rest[1:]
+		if !hasMore {
+			return l, nil
+		}
+		rest = more
 	}
-	for _, h := range rest {
+	hints := strings.Split(rest, "+")
+	for _, h := range hints {
 		if err := checkHint(h); err != nil {
 			return Locator{}, fmt.Errorf("%w %q: %v", ErrSyntax, s, err)
 		}
 	}
-	if len(rest) > 0 {
-		l.Hints = rest
-	}
+	l.Hints = hints
 	return l, nil
 }
 

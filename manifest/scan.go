@@ -69,8 +69,10 @@ func (s *blockScanner) token(tok []byte, fn func(locator.Locator) error) error {
 		}
 		return s.tokenErr(tok, errors.New("empty token (leading, trailing or doubled space)"))
 	}
-	if i := bytes.IndexFunc(tok, func(r rune) bool { return r < 0x20 }); i >= 0 {
-		return s.tokenErr(tok, fmt.Errorf("unescaped control character %q", tok[i]))
+	for _, c := range tok {
+		if c < 0x20 {
+			return s.tokenErr(tok, fmt.Errorf("unescaped control character %q", c))
+		}
 	}
 	switch {
 	case s.field == 0:

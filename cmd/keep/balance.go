@@ -61,6 +61,11 @@ func runBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	stop, err := f.af.profile()
+	if err != nil {
+		return err
+	}
+	defer stop()
 	start := time.Now()
 	inv, client, ferr := f.af.inventory(ctx, paths, stderr)
 	if inv == nil {

@@ -10,7 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +30,7 @@ type adminFlags struct {
 	tokenFile   string
 	replicas    int
 	collections bool
+	cpuProfile  string
 }
 
 func (f *adminFlags) register(fs interface {
@@ -40,6 +41,7 @@ func (f *adminFlags) register(fs interface {
 	fs.StringVar(&f.services, "services", "", "keep_services/accessible JSON `file` (default: as for put and get)")
 	fs.StringVar(&f.tokenFile, "system-token-file", "", "read the servers' system token (SystemRootToken) from `file` (default: ARVADOS_API_TOKEN, then KEEP_TOKEN)")
 	fs.IntVar(&f.replicas, "replicas", 2, "copies wanted of every block the manifests reference (with --collections: of collections whose replication_desired is unset)")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file` (for reporting a slow run)")
 	fs.BoolVar(&f.collections, "collections", false, "the manifests are every collection of the Arvados API server (ARVADOS_API_HOST, read with ARVADOS_API_TOKEN), those in the trash until deleted and old versions included, each wanting its replication_desired copies")
 }
 
@@ -58,14 +60,30 @@ func (f *adminFlags) checkPaths(flags *flag.FlagSet, paths []string) error {
 	return nil
 }
 
+// profile starts the CPU profile --cpuprofile asks for, and returns
+// what stops it.
+func (f *adminFlags) profile() (stop func(), err error) {
+	if f.cpuProfile == "" {
+		return func() {}, nil
+	}
+	file, err := os.Create(f.cpuProfile)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(file); err != nil {
+		file.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		file.Close()
+	}, nil
+}
+
 // inventory reads the live set (from paths, or the API server's
 // collections) and every server's index. Its error with a nil inventory
 // is fatal; with one, some indexes could not be read whole.
 func (f *adminFlags) inventory(ctx context.Context, paths []string, stderr io.Writer) (*balance.Inventory, *balance.Client, error) {
-	// The inventory is a few large tables without pointers, which cost
-	// a collection little to scan: collecting often keeps the peak near
-	// them rather than twice them.
-	debug.SetGCPercent(20)
 	res := discovery.New(discovery.Config{ServicesFile: f.services})
 	inv := balance.NewInventory()
 	var err error
@@ -199,6 +217,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := af.checkPaths(fs, paths); err != nil {
 		return err
 	}
+	stop, err := af.profile()
+	if err != nil {
+		return err
+	}
+	defer stop()
 	inv, _, err := af.inventory(ctx, paths, stderr)
 	if inv == nil {
 		return err
