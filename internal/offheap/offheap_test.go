@@ -35,12 +35,14 @@ func TestMake(t *testing.T) {
 			t.Fatalf("record %d not zero", i)
 		}
 		s[i].n = uint32(i)
+		s[i].hash[15] = byte(i)
+		s[i].x[1].b = uint16(i)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	for i := range s {
-		if s[i].n != uint32(i) {
-			t.Fatalf("record %d: %d", i, s[i].n)
+		if s[i].n != uint32(i) || s[i].hash[15] != byte(i) || s[i].x[1].b != uint16(i) || s[i].x[0].a != 0 {
+			t.Fatalf("record %d: %+v", i, s[i])
 		}
 	}
 	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 1<<20 {
