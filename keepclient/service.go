@@ -1,8 +1,9 @@
 package keepclient
 
 import (
-	"bytes"
+	"cmp"
 	"crypto/md5"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -142,8 +143,8 @@ type Prober struct {
 }
 
 type probeWeight struct {
-	w [md5.Size]byte
-	i int
+	hi, lo uint64 // the md5 sum, big-endian: compared as its hex digits are
+	i      int
 }
 
 // NewProber returns a Prober over svcs.
@@ -165,10 +166,16 @@ func NewProber(svcs []Service) *Prober {
 func (p *Prober) Order(dst []int, hash []byte) []int {
 	for i, suffix := range p.suffixes {
 		p.buf = append(append(p.buf[:0], hash...), suffix...)
-		p.ws[i] = probeWeight{md5.Sum(p.buf), i}
+		sum := md5.Sum(p.buf)
+		p.ws[i] = probeWeight{binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:]), i}
 	}
 	// Heaviest first; ties keep the input order.
-	slices.SortStableFunc(p.ws, func(a, b probeWeight) int { return bytes.Compare(b.w[:], a.w[:]) })
+	slices.SortStableFunc(p.ws, func(a, b probeWeight) int {
+		if c := cmp.Compare(b.hi, a.hi); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.lo, a.lo)
+	})
 	for _, w := range p.ws {
 		dst = append(dst, w.i)
 	}

@@ -28,6 +28,35 @@ func TestProbeOrderVectorA(t *testing.T) {
 	}
 }
 
+// One Prober gives vector A's orders whatever it ordered before, and
+// appends to dst without allocating.
+func TestProber(t *testing.T) {
+	var svcs []Service
+	for j := 0; j < 16; j++ {
+		svcs = append(svcs, Service{UUID: fmt.Sprintf("zzzzz-bi6l4-%015x", j)})
+	}
+	want := []string{"3eab2d5fc9681074", "097dba52e648f1c3", "c5b4e023f8a7d691", "9d81c02e76a3bf54"}
+	p := NewProber(svcs)
+	dst := make([]int, 0, len(svcs))
+	for round := range 2 {
+		for i := len(want) - 1; i >= 0; i-- {
+			sum := md5.Sum([]byte(fmt.Sprintf("%064x", i)))
+			dst = p.Order(dst[:0], []byte(hex.EncodeToString(sum[:])))
+			var got strings.Builder
+			for _, k := range dst {
+				got.WriteString(strconv.FormatInt(int64(k), 16))
+			}
+			if got.String() != want[i] {
+				t.Errorf("round %d, block %d: %s, want %s", round, i, got.String(), want[i])
+			}
+		}
+	}
+	hash := []byte("acbd18db4cc2f85cedef654fccc4a4d8")
+	if n := testing.AllocsPerRun(100, func() { dst = p.Order(dst[:0], hash) }); n != 0 {
+		t.Errorf("Order allocates %v times", n)
+	}
+}
+
 func TestProbeOrderVectorB(t *testing.T) {
 	svcs := []Service{{UUID: "zzzzz-bi6l4-000000000000000"}, {UUID: "zzzzz-bi6l4-000000000000001"}, {UUID: "zzzzz-bi6l4-000000000000002"}}
 	got := ProbeOrder("acbd18db4cc2f85cedef654fccc4a4d8", svcs)
