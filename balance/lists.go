@@ -110,7 +110,7 @@ func (p *Plan) Blocks() iter.Seq[BlockInfo] {
 			copies []Copy
 			buf    []held
 		)
-		for _, id := range p.inv.s.sorted() {
+		for id := range p.inv.s.inOrder {
 			b := p.inv.s.blocks.at(id)
 			copies, buf = p.inv.copies(id, copies[:0], buf)
 			st := BlockState{Class: Class(p.class[id])}

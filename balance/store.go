@@ -2,6 +2,7 @@ package balance
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -373,57 +374,38 @@ func (s *store) appendHeld(dst []held, id uint32) []held {
 	return dst
 }
 
-// sorted returns every record number in hash order. It sorts by the
-// hashes' first two bytes with a counting sort, then each of those 65,536
-// runs by the next eight bytes, so that it touches each record about
-// twice rather than at every comparison.
-func (s *store) sorted() []uint32 {
-	n := uint32(s.blocks.n)
-	var starts [1<<16 + 1]uint32
-	for id := range n {
-		h := &s.blocks.at(id).hash
-		starts[int(h[0])<<8|int(h[1])+1]++
-	}
-	for i := 1; i < len(starts); i++ {
-		starts[i] += starts[i-1]
-	}
-	out := make([]uint32, n)
-	next := starts
-	for id := range n {
-		h := &s.blocks.at(id).hash
-		b := int(h[0])<<8 | int(h[1])
-		out[next[b]] = id
-		next[b]++
-	}
+// sortGroups is how many passes inOrder makes over the records: each
+// sorts the blocks whose hash starts with one of 16 hex digits, so that
+// it holds a sixteenth of the blocks at a time.
+const sortGroups = 16
+
+// inOrder yields every record number in hash order.
+func (s *store) inOrder(yield func(id uint32) bool) {
 	type keyed struct {
-		key uint64
+		key uint64 // the hash's first 8 bytes
 		id  uint32
 	}
-	var run []keyed
-	for b := range 1 << 16 {
-		ids := out[starts[b]:starts[b+1]]
-		if len(ids) < 2 {
-			continue
-		}
-		run = run[:0]
-		for _, id := range ids {
-			h := &s.blocks.at(id).hash
-			run = append(run, keyed{beUint64(h[2:10]), id})
-		}
-		slices.SortFunc(run, func(x, y keyed) int {
-			if x.key != y.key {
-				if x.key < y.key {
-					return -1
-				}
-				return 1
+	var group []keyed
+	n := uint32(s.blocks.n)
+	for g := range sortGroups {
+		group = group[:0]
+		for id := range n {
+			if h := &s.blocks.at(id).hash; int(h[0])*sortGroups/256 == g {
+				group = append(group, keyed{beUint64(h[:8]), id})
 			}
-			return bytes.Compare(s.blocks.at(x.id).hash[10:], s.blocks.at(y.id).hash[10:])
+		}
+		slices.SortFunc(group, func(x, y keyed) int {
+			if c := cmp.Compare(x.key, y.key); c != 0 {
+				return c
+			}
+			return bytes.Compare(s.blocks.at(x.id).hash[8:], s.blocks.at(y.id).hash[8:])
 		})
-		for i, k := range run {
-			ids[i] = k.id
+		for _, k := range group {
+			if !yield(k.id) {
+				return
+			}
 		}
 	}
-	return out
 }
 
 func beUint64(b []byte) uint64 {

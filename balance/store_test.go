@@ -93,7 +93,7 @@ func TestStore(t *testing.T) {
 	if s.stored != stored || s.copies != copies || s.wanted != wanted {
 		t.Errorf("counts: stored %d copies %d wanted %d; want %d, %d, %d", s.stored, s.copies, s.wanted, stored, copies, wanted)
 	}
-	order := s.sorted()
+	order := slices.Collect(s.inOrder)
 	if len(order) != s.len() {
 		t.Fatalf("sorted: %d of %d", len(order), s.len())
 	}
