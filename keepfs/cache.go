@@ -3,6 +3,7 @@ package keepfs
 import (
 	"container/list"
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -60,9 +61,14 @@ func newBlockCache(ctx context.Context, max int64, readahead int, fetch fetchFun
 	return &blockCache{max: max, readahead: readahead, fetch: fetch, stored: stored, ctx: ctx, entries: map[uint32]*entry{}, now: time.Now}
 }
 
+// errInterrupted is get's error when the reader gave up (the kernel
+// passed on a signal) or the mount is ending.
+var errInterrupted = errors.New("interrupted")
+
 // get returns block i (of the given size), fetched if need be, pinned:
-// the caller must release it once done with its data.
-func (c *blockCache) get(ctx context.Context, i uint32, size int64) (*entry, error) {
+// the caller must release it once done with its data. A close of
+// cancel ends the wait.
+func (c *blockCache) get(cancel <-chan struct{}, i uint32, size int64) (*entry, error) {
 	c.mu.Lock()
 	e := c.entries[i]
 	if e == nil || e.failed(c.now()) {
@@ -75,9 +81,12 @@ func (c *blockCache) get(ctx context.Context, i uint32, size int64) (*entry, err
 	c.mu.Unlock()
 	select {
 	case <-e.done:
-	case <-ctx.Done():
+	case <-cancel:
 		c.release(e)
-		return nil, ctx.Err()
+		return nil, errInterrupted
+	case <-c.ctx.Done():
+		c.release(e)
+		return nil, errInterrupted
 	}
 	if e.err != nil {
 		c.release(e)

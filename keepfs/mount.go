@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/keepproject/keep/keepclient"
@@ -112,20 +111,15 @@ func New(dir string, t *Tree, opts Options) (*Mount, error) {
 
 // mount makes the FUSE server and mounts it.
 func (m *Mount) mount(opts Options) error {
-	forever := 24 * time.Hour // nothing ever changes
 	fsName := opts.FsName
 	if fsName == "" {
 		fsName = "keep"
 	}
-	root := &dirNode{m: m, idx: 0}
-	fopts := &fs.Options{
-		EntryTimeout: &forever, AttrTimeout: &forever, NegativeTimeout: &forever,
-		MountOptions: fuse.MountOptions{
-			FsName: fsName, Name: "keep", DirectMount: true, Debug: opts.Debug,
-			MaxReadAhead: 1 << 20, Options: []string{"ro", "default_permissions"},
-		},
+	mopts := &fuse.MountOptions{
+		FsName: fsName, Name: "keep", DirectMount: true, Debug: opts.Debug,
+		MaxReadAhead: 1 << 20, Options: []string{"ro", "default_permissions"},
 	}
-	server, err := fuse.NewServer(fs.NewNodeFS(root, fopts), m.dir, &fopts.MountOptions)
+	server, err := fuse.NewServer(newRawFS(m), m.dir, mopts)
 	if err != nil {
 		return fmt.Errorf("mounting at %s: %w", m.dir, err)
 	}

@@ -6,8 +6,6 @@
 package keepfs
 
 import (
-	"strings"
-
 	"github.com/keepproject/keep/locator"
 )
 
@@ -72,7 +70,7 @@ func (t *Tree) lookup(dir uint32, name string) (uint32, bool) {
 	lo, hi := d.first, d.first+d.count
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		switch c := strings.Compare(string(t.nameBytes(mid)), name); {
+		switch c := compareName(t.nameBytes(mid), name); {
 		case c == 0:
 			return mid, true
 		case c < 0:
@@ -82,6 +80,17 @@ func (t *Tree) lookup(dir uint32, name string) (uint32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// compareName compares b and s as strings.Compare does, without making
+// a string of b.
+func compareName(b []byte, s string) int {
+	for i := 0; i < len(b) && i < len(s); i++ {
+		if b[i] != s[i] {
+			return int(b[i]) - int(s[i])
+		}
+	}
+	return len(b) - len(s)
 }
 
 // Files returns the number of files in the tree.
