@@ -18,7 +18,7 @@ import (
 // go test stays small.
 var (
 	benchBlocks = flag.Int("dirvolume.index-blocks", 20000, "blocks in the volume BenchmarkIndex lists")
-	benchVolume = flag.String("dirvolume.volume", "", "an existing volume for BenchmarkIndex to list (read-only) instead of generating one")
+	benchVolume = flag.String("dirvolume.volume", "", "an existing volume for BenchmarkIndex (read-only) and TestStartupTime (writable) instead of a generated one")
 	benchDir    = flag.String("dirvolume.dir", "", "where the generated volumes of benchmarks and TestStartupTime go (default: the system's temporary directory); they are removed after")
 )
 
