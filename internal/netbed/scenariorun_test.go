@@ -26,6 +26,8 @@ type scenarioRun struct {
 	size   int64
 	blocks []string // the hashes of src's blocks
 	r      int64    // R, bits per second
+
+	servers []*Host // set by do
 }
 
 // do builds the testbed in dir, puts and gets, and returns the two
@@ -42,6 +44,9 @@ func (sr scenarioRun) do(t *testing.T, dir string) []result {
 	clientRate := int64(float64(sr.r) * sr.sc.client)
 	rates := sr.rates(victim)
 	client, servers := sr.build(ctx, t, tb, dir, clientRate, rates)
+	for _, s := range servers {
+		sr.servers = append(sr.servers, s.Host)
+	}
 	svcFile, manifestFile := filepath.Join(dir, "services.json"), filepath.Join(dir, "manifest")
 	if err := WriteServices(svcFile, servers); err != nil {
 		t.Fatal(err)
@@ -65,7 +70,7 @@ func (sr scenarioRun) do(t *testing.T, dir string) []result {
 	get := sr.get(ctx, t, client, servers[victim].Host, svcFile, manifestFile, filepath.Join(dir, "out"))
 	get.limit = GetLimit(clientRate, rates, len(sr.blocks))
 	put.copies = sr.copies(t, servers, blocks)
-	t.Logf("%s: put %.1f MB/s (limit %.1f), get %.1f MB/s (limit %.1f), %s", sr.sc.name, put.rate()/1e6, put.limit/1e6, get.rate()/1e6, get.limit/1e6, put.copies)
+	t.Logf("%s: put %.1f MB/s (limit %.1f), get %.1f MB/s (limit %.1f), %s\nservers' links during the put: %s\nduring the get: %s", sr.sc.name, put.rate()/1e6, put.limit/1e6, get.rate()/1e6, get.limit/1e6, put.copies, put.use, get.use)
 	return []result{put, get}
 }
 
@@ -176,9 +181,12 @@ func (sr scenarioRun) timed(ctx context.Context, t *testing.T, client, victim *H
 	if sr.sc.cut {
 		stop = cutDuring(ctx, victim, reached, *scenarioCut)
 	}
+	// A put loads the servers' links toward them, a get from them.
+	stopSampling := sampleLinks(ctx, sr.servers, op == "get")
 	start := time.Now()
 	out, _, err := client.Run(ctx, cmd)
 	res.seconds = time.Since(start).Seconds()
+	res.use = formatUse(stopSampling())
 	if st := cmd.ProcessState; st != nil {
 		res.cpu = (st.UserTime() + st.SystemTime()).Seconds()
 	}

@@ -65,6 +65,7 @@ type result struct {
 	seconds      float64
 	limit        float64 // bytes per second
 	cpu          float64 // the client process's CPU seconds
+	use          string  // how busy the servers' links were
 	copies       string  // after the put
 	note         string  // what the fault did
 	load         string  // 1-minute load average before and after
