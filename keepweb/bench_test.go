@@ -23,6 +23,7 @@ import (
 var (
 	benchSize   = flag.Int64("keepweb.size", 1<<30, "bytes of the file BenchmarkDownload reads")
 	benchRounds = flag.Int("keepweb.rounds", 5, "times BenchmarkDownload runs each download, alternately")
+	benchAhead  = flag.Int("keepweb.ahead", DefaultBlocksAhead, "Options.BlocksAhead of the handler BenchmarkDownload reads through")
 )
 
 // BenchmarkDownload compares a sequential download of one file through
@@ -41,7 +42,7 @@ func BenchmarkDownload(b *testing.B) {
 	kc, m := benchCluster(b, *benchSize)
 	dir := b.TempDir()
 	ctx := context.Background()
-	h, err := New(Options{Client: kc})
+	h, err := New(Options{Client: kc, BlocksAhead: *benchAhead})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -98,7 +99,8 @@ func webDownload(b *testing.B, u, out string) {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	n, err := io.Copy(f, resp.Body)
+	// Copied as a download tool would, in large reads and writes.
+	n, err := io.CopyBuffer(struct{ io.Writer }{f}, resp.Body, make([]byte, 1<<20))
 	if err != nil || n != *benchSize {
 		b.Fatalf("got %d bytes (%v), want %d", n, err, *benchSize)
 	}
