@@ -28,11 +28,13 @@ const minStatChunk = 64
 // keeps the names of blocks, takes each one's size and mtime with
 // fstatat relative to the subdirectory, and sorts them. Its buffers are
 // reused from one subdirectory to the next, so that a listing allocates
-// one string per subdirectory (the hashes) rather than several values
-// per block. It is for one goroutine at a time.
+// one string per subdirectory (the hashes) and the NUL-terminated copy
+// of each name that x/sys/unix makes for fstatat, rather than a file
+// name, a directory entry and a FileInfo per block as os.ReadDir does.
+// It is for one goroutine at a time.
 type shardLister struct {
 	dirents []byte                // what getdents returned
-	names   []byte                // the blocks' names, each followed by a NUL
+	names   []byte                // the blocks' names, 32 bytes each
 	ents    []shardEntry          // the blocks found
 	blocks  []keepstore.BlockInfo // the listing returned
 	temps   []string              // the temporary files seen by the last list
@@ -67,7 +69,7 @@ func (l *shardLister) list(root, shard, prefix string, workers int) ([]keepstore
 		return nil, err
 	}
 	hashes := string(l.names)
-	n := len(hashes) / 33
+	n := len(hashes) / 32
 	l.ents = slices.Grow(l.ents[:0], n)[:n]
 	chunk := n
 	if workers > 1 && n >= 2*minStatChunk {
@@ -91,12 +93,12 @@ func (l *shardLister) list(root, shard, prefix string, workers int) ([]keepstore
 }
 
 // stat fills l.ents[lo:hi] with the sizes and mtimes of the names
-// hashes[33*lo:33*hi] (33 bytes apart), and a size of -1 for those that
-// are gone or are not regular files.
+// hashes[32*lo:32*hi], and a size of -1 for those that are gone or are
+// not regular files.
 func (l *shardLister) stat(fd int, hashes string, lo, hi int) {
 	var st unix.Stat_t
 	for i := lo; i < hi; i++ {
-		off := 33 * i
+		off := 32 * i
 		if fstatat(fd, hashes[off:off+32], &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 			l.ents[i] = shardEntry{off: off, size: -1} // removed meanwhile, or not a block
 			continue
@@ -157,7 +159,7 @@ func (l *shardLister) keepBlockNames(buf []byte, shard, prefix string) {
 			string(name[:3]) != shard || string(name[:len(prefix)]) != prefix {
 			continue
 		}
-		l.names = append(l.names, name[:33]...)
+		l.names = append(l.names, name[:32]...)
 	}
 }
 
