@@ -117,7 +117,7 @@ func (m *Mount) mount(opts Options) error {
 	}
 	mopts := &fuse.MountOptions{
 		FsName: fsName, Name: "keep", DirectMount: true, Debug: opts.Debug,
-		MaxReadAhead: 1 << 20, Options: []string{"ro", "default_permissions"},
+		MaxReadAhead: 1 << 20, MaxWrite: 1 << 20, Options: []string{"ro", "default_permissions"},
 	}
 	server, err := fuse.NewServer(newRawFS(m), m.dir, mopts)
 	if err != nil {
