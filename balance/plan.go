@@ -36,6 +36,7 @@
 package balance
 
 import (
+	"runtime"
 	"slices"
 	"time"
 
@@ -120,6 +121,7 @@ type Plan struct {
 	inv   *Inventory
 	lists []lists // by server, as inv.Servers
 	class []uint8 // by block record number
+	mem   *mapped // of class
 }
 
 // lists are one server's pulls and trash, compactly.
@@ -173,7 +175,10 @@ func Compute(inv *Inventory, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	l := inv.layout()
-	p := &Plan{inv: inv, lists: make([]lists, len(inv.Servers)), class: make([]uint8, inv.s.len())}
+	p, err := newPlan(inv)
+	if err != nil {
+		return nil, err
+	}
 	complete := true
 	var writable []int // servers, by index
 	var svcs []keepclient.Service
@@ -207,6 +212,17 @@ func Compute(inv *Inventory, opts Options) (*Plan, error) {
 		inv.s.sortByHash(len(l.trash), func(k int) uint32 { return l.trash[k].block }, func(a, b int) { l.trash[a], l.trash[b] = l.trash[b], l.trash[a] })
 	}
 	return p, nil
+}
+
+// newPlan returns an empty plan for inv. Its classes, a byte a block,
+// are mapped outside the heap (see chunked), and given back once the
+// plan is unreachable.
+func newPlan(inv *Inventory) (*Plan, error) {
+	p := &Plan{inv: inv, lists: make([]lists, len(inv.Servers)), mem: &mapped{frees: map[*byte]func(){}}}
+	runtime.AddCleanup(p, (*mapped).releaseAll, p.mem)
+	class, err := offheapMake[uint8](p.mem, inv.s.len())
+	p.class = class
+	return p, err
 }
 
 // decider decides one block after another, reusing its buffers.
