@@ -28,6 +28,7 @@ func commands() map[string]command {
 		"put":      {"write files and directories as replicated blocks; print the manifest", runPut},
 		"get":      {"read a block or a manifest's files back, verified", runGet},
 		"ls":       {"list the files in a manifest", runLs},
+		"mount":    {"mount manifests as a read-only filesystem (FUSE)", runMount},
 		"server":   {"run a block server (keepstore-compatible)", runServer},
 		"proxy":    {"run a proxy that fans uploads out to block servers", runProxy},
 		"up":       {"run a local cluster in the foreground", runUp},
@@ -37,6 +38,7 @@ func commands() map[string]command {
 		"balance":  {"pull and trash blocks to bring them to their wanted copies (dry run unless --commit)", runBalance},
 		"registry": {"run the collection registry (collections and tokens, an Arvados API subset)", runRegistry},
 		"token":    {"create, list and revoke the tokens the registry accepts", runToken},
+		"web":      {"serve collections over HTTP and WebDAV for browsers and file managers (read-only)", runWeb},
 		"version":  {"print which build of keep this is (also: keep --version)", runVersion},
 	}
 }
