@@ -99,7 +99,7 @@ func (sr scenarioRun) copies(t *testing.T, servers []*KeepServer, blocks []locat
 	if copies.Min != scenarioN || copies.Max != scenarioN {
 		t.Errorf("copies after the put: %s (per server %v), want %d of every block", copies, copies.PerServer, scenarioN)
 	}
-	return fmt.Sprintf("%s, per server %v", copies, copies.PerServer)
+	return fmt.Sprintf("%s, per server %v, %d off their probe-order places", copies, copies.PerServer, offPlace(servers, blocks))
 }
 
 // build adds the client host and the server hosts with their links, and

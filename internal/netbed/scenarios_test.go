@@ -209,6 +209,33 @@ func readVictim(servers []*KeepServer, blocks []locator.Locator) int {
 	return best
 }
 
+// offPlace returns how many of blocks are not held by exactly the
+// first N servers of their probe order: where the put's lag
+// replacements moved them, and balance would move them back.
+func offPlace(servers []*KeepServer, blocks []locator.Locator) int {
+	svcs := make([]keepclient.Service, len(servers))
+	for i, s := range servers {
+		svcs[i] = s.Service
+	}
+	off := 0
+	seen := make(map[string]bool)
+	for _, b := range blocks {
+		if b.Size == 0 || seen[b.Hash] {
+			continue
+		}
+		seen[b.Hash] = true
+		for i, svc := range keepclient.ProbeOrder(b.Hash, svcs) {
+			j := slices.IndexFunc(servers, func(s *KeepServer) bool { return s.Service.UUID == svc.UUID })
+			_, err := os.Stat(filepath.Join(servers[j].Volume, b.Hash[:3], b.Hash))
+			if (err == nil) != (i < scenarioN) {
+				off++
+				break
+			}
+		}
+	}
+	return off
+}
+
 // sameFile reports whether the files a and b have the same contents.
 func sameFile(a, b string) (bool, error) {
 	var sums [2][]byte
