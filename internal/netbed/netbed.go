@@ -41,10 +41,11 @@ type Testbed struct {
 	prefix string // "nb" + pid + two letters: see namePattern
 	bridge string
 
-	mu     sync.Mutex // protects the fields below
-	hosts  []*Host
-	procs  []*proc.Process
-	closed bool
+	mu      sync.Mutex // protects the fields below
+	hosts   []*Host
+	procs   []*proc.Process
+	closers []func() error // forwarders in this process
+	closed  bool
 }
 
 // New returns an empty testbed that Close removes, with everything in
@@ -134,12 +135,15 @@ func (tb *Testbed) Close(ctx context.Context) error {
 		return nil
 	}
 	tb.closed = true
-	procs, hosts := tb.procs, tb.hosts
+	procs, hosts, closers := tb.procs, tb.hosts, tb.closers
 	tb.mu.Unlock()
 	for _, p := range procs {
 		p.Kill()
 	}
 	var errs []error
+	for _, c := range closers {
+		errs = append(errs, c())
+	}
 	for _, h := range hosts {
 		errs = append(errs, h.remove(ctx))
 	}
@@ -149,6 +153,17 @@ func (tb *Testbed) Close(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("netbed %s: removing the testbed: %w", tb.prefix, err)
 	}
+	return nil
+}
+
+// addCloser has Close call c, unless the testbed is closed already.
+func (tb *Testbed) addCloser(c func() error) error {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.closed {
+		return fmt.Errorf("netbed %s: the testbed is closed", tb.prefix)
+	}
+	tb.closers = append(tb.closers, c)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,7 +49,7 @@ func (sr scenarioRun) do(t *testing.T, dir string) []result {
 		sr.servers = append(sr.servers, s.Host)
 	}
 	svcFile, manifestFile := filepath.Join(dir, "services.json"), filepath.Join(dir, "manifest")
-	if err := WriteServices(svcFile, servers); err != nil {
+	if err := WriteServices(svcFile, sr.through(t, client, servers)); err != nil {
 		t.Fatal(err)
 	}
 	put := sr.put(ctx, t, client, servers[victim].Host, svcFile, manifestFile)
@@ -72,6 +73,27 @@ func (sr scenarioRun) do(t *testing.T, dir string) []result {
 	put.copies = sr.copies(t, servers, blocks)
 	t.Logf("%s: put %.1f MB/s (limit %.1f), get %.1f MB/s (limit %.1f), %s\nservers' links during the put: %s\nduring the get: %s", sr.sc.name, put.rate()/1e6, put.limit/1e6, get.rate()/1e6, get.limit/1e6, put.copies, put.use, get.use)
 	return []result{put, get}
+}
+
+// through returns the servers as the client is to reach them: with the
+// scenario's rtt, through a Delay forwarder each, on the client's host.
+func (sr scenarioRun) through(t *testing.T, client *Host, servers []*KeepServer) []*KeepServer {
+	t.Helper()
+	if sr.sc.rtt == 0 {
+		return servers
+	}
+	out := make([]*KeepServer, len(servers))
+	for i, s := range servers {
+		target := netip.AddrPortFrom(netip.MustParseAddr(s.Service.Host), uint16(s.Service.Port))
+		d, err := client.StartDelay(target, sr.sc.rtt/2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		via := *s
+		via.Service.Host, via.Service.Port = d.Addr().Addr().String(), int(d.Addr().Port())
+		out[i] = &via
+	}
+	return out
 }
 
 // rates returns the servers' link rates with server victim's as the

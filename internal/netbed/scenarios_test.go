@@ -48,6 +48,9 @@ type scenario struct {
 	// cut cuts the victim's link off a third of the way through each
 	// transfer, for -netbed.cut or until the transfer ends.
 	cut bool
+	// rtt, if set, is added to every round trip between the client and
+	// the servers by a Delay forwarder on the client's host per server.
+	rtt time.Duration
 }
 
 var scenarios = []scenario{
@@ -55,6 +58,7 @@ var scenarios = []scenario{
 	{name: "client 4R", client: 4, victim: 1},
 	{name: "one server R/10", client: 1, victim: 0.1},
 	{name: "one server cut", client: 1, victim: 1, cut: true},
+	{name: "20 ms RTT", client: 1, victim: 1, rtt: 20 * time.Millisecond},
 }
 
 // A result is one timed transfer of a scenario.
