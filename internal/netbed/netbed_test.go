@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keepproject/keep/internal/proc/proctest"
 	"github.com/keepproject/keep/manifest"
@@ -103,7 +104,7 @@ func checkCut(ctx context.Context, t *testing.T, client, server *Host, bin strin
 	}
 	// While the link is down no answer can come; the read gives up
 	// when its context ends, or fails sooner.
-	cutCtx, cancel := context.WithTimeout(ctx, 3e9)
+	cutCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	cmd := client.Command(bin, "get", "--passes", "1", loc)
 	cmd.Env = append(env, "ARVADOS_KEEP_SERVICES="+url)
 	if out, _, err := client.Run(cutCtx, cmd); err == nil {
