@@ -30,6 +30,7 @@ type blockCache struct {
 	entries    map[uint32]*entry
 	lru        list.List // fetched entries, most recently used at the front
 	prefetches int       // prefetches running
+	ahead      int64     // bytes of prefetched blocks no reader has asked for yet
 	spare      []byte    // the buffer of the last evicted entry, for the next fetch
 	now        func() time.Time
 }
@@ -39,12 +40,14 @@ type entry struct {
 	block    uint32
 	size     int64
 	prefetch bool
+	unread   bool          // prefetched, not yet asked for: not evicted, counted in ahead
 	done     chan struct{} // closed when data or err is set
 	data     []byte
 	err      error
 	pins     int           // readers copying from data: not evicted meanwhile
 	elem     *list.Element // in lru once fetched
 	failedAt time.Time     // when the fetch failed
+	doneAt   time.Time     // when the fetch ended
 }
 
 // failTTL is how long a failed fetch's error is given to readers
@@ -75,6 +78,10 @@ func (c *blockCache) get(cancel <-chan struct{}, i uint32, size int64) (*entry, 
 		e = c.start(i, size, false)
 	}
 	e.pins++
+	if e.unread {
+		e.unread = false
+		c.ahead -= e.size
+	}
 	if e.elem != nil {
 		c.lru.MoveToFront(e.elem)
 	}
@@ -96,15 +103,41 @@ func (c *blockCache) get(cancel <-chan struct{}, i uint32, size int64) (*entry, 
 }
 
 // prefetch starts fetching block i unless it is cached or being
-// fetched, or readahead prefetches are running already.
+// fetched, readahead prefetches are running already, or the blocks
+// prefetched and not yet read would leave less than a block's room (of
+// this block's size) in the cache: they are not evicted (else a small cache would drop what
+// it fetched ahead before the reader gets there, and fetch it again).
 func (c *blockCache) prefetch(i uint32, size int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.entries[i]; e != nil && !e.failed(c.now()) || c.prefetches >= c.readahead || c.ctx.Err() != nil {
 		return
 	}
+	if c.ahead+size > c.max-size && !c.forgetStale(size) {
+		return
+	}
 	c.prefetches++
-	c.start(i, size, true)
+	e := c.start(i, size, true)
+	e.unread = true
+	c.ahead += size
+}
+
+// staleAhead is how long a prefetched block nobody has read is kept
+// from eviction: a reader that stopped reading does not hold the room.
+const staleAhead = 30 * time.Second
+
+// forgetStale makes evictable the prefetched blocks unread for
+// staleAhead, and reports whether that leaves room to prefetch a block
+// of the given size. c.mu is held.
+func (c *blockCache) forgetStale(size int64) bool {
+	now := c.now()
+	for el := c.lru.Back(); el != nil; el = el.Prev() {
+		if e := el.Value.(*entry); e.unread && now.Sub(e.doneAt) > staleAhead {
+			e.unread = false
+			c.ahead -= e.size
+		}
+	}
+	return c.ahead+size <= c.max-size
 }
 
 // release unpins e.
@@ -136,6 +169,7 @@ func (c *blockCache) run(e *entry, buf []byte) {
 	data, err := c.fetch(c.ctx, e.block, buf)
 	c.mu.Lock()
 	e.data, e.err = data, err
+	e.doneAt = c.now()
 	if e.prefetch {
 		c.prefetches--
 	}
@@ -144,6 +178,10 @@ func (c *blockCache) run(e *entry, buf []byte) {
 		// gets the same answer without another round of requests.
 		e.failedAt = c.now()
 		c.used -= e.size
+		if e.unread {
+			e.unread = false
+			c.ahead -= e.size
+		}
 	} else {
 		e.elem = c.lru.PushFront(e)
 		e.pins++ // for stored
@@ -165,7 +203,7 @@ func (c *blockCache) evict() {
 	for el := c.lru.Back(); el != nil && c.used > c.max; {
 		e := el.Value.(*entry)
 		prev := el.Prev()
-		if e.pins == 0 {
+		if e.pins == 0 && !e.unread {
 			c.lru.Remove(el)
 			e.elem = nil
 			delete(c.entries, e.block)

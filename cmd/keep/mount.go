@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -153,16 +152,34 @@ func addSource(ctx context.Context, b *keepfs.TreeBuilder, kc *keepclient.Client
 // stream at a time (keepfs.TreeBuilder.AddText). An empty file is an
 // error, as readManifest says.
 func addManifestFile(b *keepfs.TreeBuilder, p, prefix string) error {
-	text, err := os.ReadFile(p)
+	text, err := readText(p)
 	if err != nil {
 		return err
 	}
-	if len(bytes.TrimSpace(text)) == 0 {
+	if strings.TrimSpace(text) == "" {
 		_, err := readManifest(p) // its error for an empty file
 		return err
 	}
-	if err := b.AddText(prefix, string(text)); err != nil {
+	if err := b.AddText(prefix, text); err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
 	return nil
+}
+
+// readText reads the file at p as a string, without the copy that
+// string(os.ReadFile(p)) makes: a manifest may be large.
+func readText(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var sb strings.Builder
+	if info, err := f.Stat(); err == nil {
+		sb.Grow(int(info.Size()))
+	}
+	if _, err := io.Copy(&sb, f); err != nil {
+		return "", err
+	}
+	return sb.String(), nil
 }
