@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/md5"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -204,6 +205,37 @@ func TestE2EMount(t *testing.T) {
 		stopMount(t, p2, mnt2)
 	})
 	t.Run("unmount on SIGINT", func(t *testing.T) { stopMount(t, p, mnt) })
+
+	cache := t.TempDir()
+	t.Run("disk cache", func(t *testing.T) {
+		p, mnt := startMount(t, env, "", "--services", svcFile, "--disk-cache", cache, writeManifest(t, text))
+		sameTree(t, filepath.Join(mnt, "src/small"), filepath.Join(src, "small"))
+		stopMount(t, p, mnt)
+	})
+	for _, d := range daemons {
+		d.Kill()
+	}
+	t.Run("disk cache outlives the servers", func(t *testing.T) {
+		p, mnt := startMount(t, env, "", "--services", svcFile, "--disk-cache", cache, writeManifest(t, text))
+		sameTree(t, filepath.Join(mnt, "src/small"), filepath.Join(src, "small"))
+		stopMount(t, p, mnt)
+	})
+	t.Run("no server: EIO and one log line", func(t *testing.T) {
+		p, mnt := startMount(t, env, "", "--services", svcFile, "--passes", "1", writeManifest(t, text))
+		_, err := os.ReadFile(filepath.Join(mnt, "src/d/e/f.txt"))
+		if !errors.Is(err, syscall.EIO) {
+			t.Errorf("read with every server down: %v, want EIO", err)
+		}
+		stopMount(t, p, mnt)
+		log := p.Log().String()
+		if n := strings.Count(log, "reading a block failed"); n != 1 {
+			t.Errorf("%d log lines for the failed block, want 1:\n%s", n, log)
+		}
+		f, _ := m.Subset("src/d/e/f.txt")
+		if want := f.Files[0].Segments[0].Block.Bare().String(); !strings.Contains(log, want) || !strings.Contains(log, svcs[0].URL()) {
+			t.Errorf("the log line lacks the block %s or a server:\n%s", want, log)
+		}
+	})
 }
 
 // corruptCopy flips a byte of the copy of block hash that a reader asks
