@@ -130,7 +130,9 @@ func (d *Directory) indexMany(ctx context.Context, shards []string, prefix strin
 		select {
 		case <-s.done:
 		case <-ctx.Done():
-			return ctx.Err()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		if s.err != nil {
 			return s.err

@@ -330,3 +330,42 @@ func (w lastTwo) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestIndexStops: an Index of many subdirectories, listed several at a
+// time, stops at fn's first error and when its context is canceled,
+// with every goroutine it started stopped (TestMain checks that none is
+// left).
+func TestIndexStops(t *testing.T) {
+	root := t.TempDir()
+	generateVolume(t, root, "stops", 300)
+	d, err := Open(root, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	stop := errors.New("stop")
+	for _, after := range []int{1, 50, 299} {
+		calls := 0
+		err := d.Index(context.Background(), "", func(keepstore.BlockInfo) error {
+			if calls++; calls == after {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || calls != after {
+			t.Errorf("Index with fn failing at call %d = %v after %d calls", after, err, calls)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	calls := 0
+	err = d.Index(ctx, "", func(keepstore.BlockInfo) error {
+		if calls++; calls == 10 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || calls >= 300 {
+		t.Errorf("Index canceled after 10 blocks = %v after %d calls, want context.Canceled", err, calls)
+	}
+}
