@@ -17,6 +17,9 @@ func (b *TreeBuilder) Tree() (*Tree, error) {
 	if b.entries == nil {
 		return &Tree{nodes: []node{{nameEnd: dirBit}}}, nil
 	}
+	if uint64(len(b.segs)) >= 1<<32 || uint64(len(b.entries)) >= 1<<32-1 || uint64(len(b.blocks)) >= 1<<32 {
+		return nil, errors.New("the manifests hold more than 2³² files, segments or blocks")
+	}
 	kids := b.children()
 	t := &Tree{
 		names:  make([]byte, 0, len(b.names)),
