@@ -21,7 +21,7 @@ const (
 	DefaultReadahead = 3
 )
 
-// Options adjust Mount.
+// Options adjust New.
 type Options struct {
 	// Client reads the blocks. Required.
 	Client *keepclient.Client
