@@ -111,9 +111,16 @@ func (d *Delay) accept() {
 			}
 			continue
 		}
-		d.wg.Add(2)
-		go d.pipe(out, in)
-		go d.pipe(in, out)
+		d.wg.Add(3)
+		var both sync.WaitGroup
+		both.Add(2)
+		go func() {
+			defer d.wg.Done()
+			both.Wait()
+			d.untrack(in, out)
+		}()
+		go d.pipe(out, in, &both)
+		go d.pipe(in, out, &both)
 	}
 }
 
@@ -131,10 +138,22 @@ func (d *Delay) track(conns ...net.Conn) bool {
 	return true
 }
 
+// untrack closes the connections of one forwarded connection, both
+// directions done, and forgets them.
+func (d *Delay) untrack(conns ...net.Conn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+		delete(d.conns, c)
+	}
+}
+
 // pipe copies src to dst, each chunk written delay after it was read,
-// then passes the end of src on as dst's end of writing.
-func (d *Delay) pipe(dst, src net.Conn) {
+// then passes the end of src on as dst's end of writing, and marks done.
+func (d *Delay) pipe(dst, src net.Conn, done *sync.WaitGroup) {
 	defer d.wg.Done()
+	defer done.Done()
 	type chunk struct {
 		due  time.Time
 		data []byte

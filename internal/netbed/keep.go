@@ -49,9 +49,6 @@ func (h *Host) StartKeepServer(ctx context.Context, bin string, env []string, uu
 		return nil, fmt.Errorf("netbed: host %s: keep server volume: %w", h.name, err)
 	}
 	addrFile := filepath.Clean(volume) + ".addr"
-	if err := os.Remove(addrFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("netbed: host %s: %w", h.name, err)
-	}
 	flags := append([]string{"server", "--listen", h.addr.String() + ":0", "--volume", volume}, args...)
 	cmd := h.Command(bin, flags...)
 	cmd.Env = env

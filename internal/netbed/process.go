@@ -3,8 +3,11 @@ package netbed
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -42,8 +45,12 @@ func (h *Host) Start(cmd *exec.Cmd, log *proc.Log) (*proc.Process, error) {
 
 // Listen starts cmd, from Command, as proc.Listen does: with
 // "--addr-file addrFile" appended, waiting for a line of its output
-// matching ready. The testbed kills the process when it closes.
+// matching ready (a stale addrFile is removed first). The testbed kills
+// the process when it closes.
 func (h *Host) Listen(ctx context.Context, cmd *exec.Cmd, log *proc.Log, addrFile string, ready *regexp.Regexp) (*proc.Process, netip.AddrPort, error) {
+	if err := os.Remove(addrFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, netip.AddrPort{}, fmt.Errorf("netbed: host %s: %w", h.name, err)
+	}
 	cmd.Args = append(cmd.Args, "--addr-file", addrFile)
 	p, err := h.Start(cmd, log)
 	if err != nil {
