@@ -78,7 +78,8 @@ func (d delayed) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // BenchmarkIndex lists a bucket of -s3volume.index-blocks blocks and
-// their markers (2,000 unless set) on the test S3 server, with
+// their markers (2,000 unless set) on the test S3 server, one page at a
+// time and in parts 4 and 16 at a time, as they are and with
 // -s3volume.latency added to every request, and reports blocks listed
 // per second.
 func BenchmarkIndex(b *testing.B) {
@@ -89,35 +90,40 @@ func BenchmarkIndex(b *testing.B) {
 	start := time.Now()
 	fillBucket(b, rawClient(b, srv), bucket, 3, *benchBlocks)
 	b.Logf("wrote %d blocks and their markers in %.1f s", *benchBlocks, time.Since(start).Seconds())
-	for _, bench := range []struct {
-		name string
-		opts s3volume.Options
-	}{
-		{"default", s3volume.Options{}},
-	} {
-		b.Run(bench.name, func(b *testing.B) {
-			o := bench.opts
-			o.Bucket, o.PrefixLength, o.ReadOnly = bucket, 3, true
-			o.Endpoint, o.Region, o.AccessKeyID, o.SecretAccessKey = s3test.Endpoint, srv.Region, srv.AccessKey, srv.SecretKey
-			o.HTTPClient = hc
-			if *benchLatency > 0 {
-				o.HTTPClient = &http.Client{Transport: delayed{hc.Transport, *benchLatency}}
-			}
-			v, err := s3volume.Open(context.Background(), o)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer v.Close()
-			for b.Loop() {
-				n := 0
-				if err := v.Index(context.Background(), "", func(keepstore.BlockInfo) error { n++; return nil }); err != nil {
-					b.Fatal(err)
-				}
-				if n != *benchBlocks {
-					b.Fatalf("listed %d blocks, want %d", n, *benchBlocks)
-				}
-			}
-			b.ReportMetric(float64(*benchBlocks)*float64(b.N)/b.Elapsed().Seconds(), "blocks/s")
-		})
+	latencies := []time.Duration{0}
+	if *benchLatency > 0 {
+		latencies = append(latencies, *benchLatency)
 	}
+	for _, latency := range latencies {
+		for _, conc := range []int{1, 4, 16} {
+			b.Run(fmt.Sprintf("latency=%s/concurrency=%d", latency, conc), func(b *testing.B) {
+				o := s3volume.Options{Bucket: bucket, PrefixLength: 3, ReadOnly: true, IndexConcurrency: conc,
+					Endpoint: s3test.Endpoint, Region: srv.Region, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
+					HTTPClient: hc}
+				if latency > 0 {
+					o.HTTPClient = &http.Client{Transport: delayed{hc.Transport, latency}}
+				}
+				benchIndex(b, o)
+			})
+		}
+	}
+}
+
+// benchIndex opens a volume with o and lists it whole b.N times.
+func benchIndex(b *testing.B, o s3volume.Options) {
+	v, err := s3volume.Open(context.Background(), o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer v.Close()
+	for b.Loop() {
+		n := 0
+		if err := v.Index(context.Background(), "", func(keepstore.BlockInfo) error { n++; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if n != *benchBlocks {
+			b.Fatalf("listed %d blocks, want %d", n, *benchBlocks)
+		}
+	}
+	b.ReportMetric(float64(*benchBlocks)*float64(b.N)/b.Elapsed().Seconds(), "blocks/s")
 }
