@@ -28,7 +28,7 @@ var (
 	scenarioSize = flag.String("netbed.size", "32MiB", "size of the file each scenario puts and gets")
 	scenarioRuns = flag.Int("netbed.runs", 1, "runs of each scenario")
 	scenarioRate = flag.Int64("netbed.rate", 200, "R, the link rate of the scenarios, in Mbit/s")
-	scenarioCut  = flag.Duration("netbed.cut", 10*time.Second, "how long the cut scenario cuts a server off (or until the transfer ends)")
+	scenarioCut  = flag.Duration("netbed.cut", 3*time.Second, "how long the cut scenario cuts a server off (or until the transfer ends); docs/netbed.md's runs used 10s")
 	putFlags     = flag.String("netbed.put-flags", "", "more flags for keep put, space-separated (such as --blocks-in-flight=8)")
 	getFlags     = flag.String("netbed.get-flags", "", "more flags for keep get, space-separated")
 )
