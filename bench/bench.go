@@ -59,6 +59,10 @@ type Config struct {
 	// GetToDiscard makes gets throw the data away instead of writing it
 	// to a file in Dir.
 	GetToDiscard bool
+	// ReadInPlace adds, after the get at 2 replicas, the reads of
+	// Report.ReadInPlace: the same file read again with transfer.Get,
+	// through keep web and through keep mount.
+	ReadInPlace bool
 	// CPUProfile, if set, receives a CPU profile of this process during
 	// the put at 2 replicas over 4 servers.
 	CPUProfile io.Writer
@@ -116,6 +120,9 @@ type bench struct {
 	md5   float64 // MB/s per core
 	cores int
 	runs  uint64 // puts so far, to stamp each one's data
+	// inPlace is the outcome of the reads Config.ReadInPlace asks
+	// for, once made.
+	inPlace *ReadInPlace
 
 	// uncounted holds the puts to the current servers whose storage
 	// withServers counts once those servers have stopped.
@@ -191,6 +198,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.Put = append(r.Put, put)
 		r.Get = append(r.Get, get)
 	}
+	r.ReadInPlace = b.inPlace
 	if r.Faults, err = b.faults(ctx, big); err != nil {
 		return nil, err
 	}
@@ -207,7 +215,8 @@ func (b *bench) progress(format string, args ...any) {
 func (b *bench) smallTotal() int64 { return int64(b.cfg.SmallFiles) * int64(b.cfg.SmallFileBytes) }
 
 // putAndGet puts the file at path at n replicas over fresh servers,
-// then reads it back.
+// then reads it back; at readInPlaceN replicas, with Config.ReadInPlace,
+// it then reads it in place too.
 func (b *bench) putAndGet(ctx context.Context, path string, n int) (put, get Measurement, err error) {
 	err = b.withServers(ctx, mainServers, func(servers []*Server) error {
 		svcs := services(servers)
@@ -222,6 +231,10 @@ func (b *bench) putAndGet(ctx context.Context, path string, n int) (put, get Mea
 			return err
 		}
 		get, err = b.get(ctx, fmt.Sprintf("get N=%d data", n), kc, servers, m, n, len(svcs), n == 2 && b.cfg.GetCPUProfile != nil)
+		if err != nil || n != readInPlaceN || !b.cfg.ReadInPlace {
+			return err
+		}
+		b.inPlace, err = b.readInPlace(ctx, kc, servers, m)
 		return err
 	})
 	return put, get, err

@@ -33,6 +33,8 @@ type Report struct {
 	Get        []Measurement `json:"get"`
 	Faults     Faults        `json:"faults"`
 	SmallFiles SmallFiles    `json:"small_files"`
+	// ReadInPlace is nil unless Config.ReadInPlace asked for it.
+	ReadInPlace *ReadInPlace `json:"read_in_place"`
 }
 
 // Measurement is one timed transfer.
@@ -165,6 +167,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	s := r.SmallFiles
 	fmt.Fprintf(&b, "\nsmall files: %d files of %d bytes at %.0f files/s, %.0f MB/s: %.2f of one %s file's %.0f MB/s\n",
 		s.Files, s.FileBytes, s.FilesPerSec, s.Put.MBps, s.Ratio, sizeString(s.Single.Bytes), s.Single.MBps)
+	if r.ReadInPlace != nil {
+		if err := r.ReadInPlace.writeTable(&b, r.FileBytes); err != nil {
+			return err
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

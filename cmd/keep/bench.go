@@ -20,7 +20,8 @@ import (
 const benchSummary = "Measure put and get throughput on this machine against the limit its MD5\n" +
 	"hashing sets: a large random file at 1, 2 and 3 replicas over 4 servers,\n" +
 	"2 replicas over 5 servers with one down and with one slow, and many small\n" +
-	"files. Each measurement starts fresh 'keep server' processes in a\n" +
+	"files, and the file read in place through keep web and keep mount beside\n" +
+	"keep get. Each measurement starts fresh 'keep server' processes in a\n" +
 	"temporary directory, unless --services names servers to use instead.\n" +
 	"Each put also reports stored/N×size: the bytes the servers hold of the\n" +
 	"blocks it wrote over N × their size, 1.000 when every block has exactly\n" +
@@ -41,6 +42,7 @@ type benchFlags struct {
 	compareS3, useS3       bool
 	s3Bin                  string
 	compareSync            bool
+	readInPlace            bool
 	cf                     clientFlags
 }
 
@@ -61,6 +63,7 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.useS3, "s3", false, "the servers keep their blocks in buckets of a local S3 server (versitygw) started for the run, rather than in directories")
 	fs.StringVar(&f.s3Bin, "s3-server", "", "with --s3: the versitygw `binary` (default: as for keep up --s3)")
 	fs.BoolVar(&f.compareSync, "compare-sync", false, "run twice, with the servers syncing each block to disk before answering (as always) and then with 'keep server --no-sync', and compare the rates: what durable writes cost (put the volumes on a real disk with --dir)")
+	fs.BoolVar(&f.readInPlace, "read-in-place", true, "after the get at 2 replicas, read the same file again with keep get's code, through keep web (HTTP on 127.0.0.1) and through keep mount (FUSE, where this process may mount), each beside the get's rate")
 	f.cf.register(fs)
 }
 
@@ -114,6 +117,7 @@ func (f *benchFlags) options(ctx context.Context, stderr io.Writer) (*benchOptio
 		BlocksInFlight: f.inflight,
 		SlowRate:       f.slowRate * 1e6,
 		GetToDiscard:   f.discard,
+		ReadInPlace:    f.readInPlace,
 		Progress:       stderr,
 		Client:         keepclient.Options{Token: localToken, MaxPasses: f.cf.passes, MaxRequests: f.cf.requests},
 	}}

@@ -32,7 +32,7 @@ func TestBenchQuick(t *testing.T) {
 		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr.String())
 	}
 	t.Logf("\n%s", stdout.String())
-	for _, want := range []string{"put N=1", "get N=3", "small files", "stored/N×size"} {
+	for _, want := range []string{"put N=1", "get N=3", "small files", "stored/N×size", "web N=2 (keepweb, HTTP)", "mount N=2 (keepfs, FUSE)"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("table lacks %q", want)
 		}
@@ -70,7 +70,7 @@ func TestBenchQuick(t *testing.T) {
 		}
 	}
 	check("report", r, []string{"date", "go_version", "cpu_model", "cores", "md5_mb_per_s_per_core", "md5_cpu_s_per_gib",
-		"read_ceiling_mb_per_s", "servers", "file_bytes", "blocks_in_flight", "put", "get", "faults", "small_files"})
+		"read_ceiling_mb_per_s", "servers", "file_bytes", "blocks_in_flight", "put", "get", "faults", "small_files", "read_in_place"})
 	// checkPut also wants the stored ratio at least 1: Put succeeded,
 	// so every block has at least N copies.
 	checkPut := func(where string, obj any) {
@@ -116,6 +116,22 @@ func TestBenchQuick(t *testing.T) {
 			t.Errorf("small files: %v, want 2000 with --quick", n)
 		}
 	}
+	checkReadInPlace(t, r["read_in_place"], check, measurement)
+}
+
+// checkReadInPlace checks the JSON of the reads in place: the get and
+// web rows always, the mount row or else the reason it was skipped.
+func checkReadInPlace(t *testing.T, obj any, check func(string, any, []string, ...string), measurement []string) {
+	t.Helper()
+	check("read_in_place", obj, []string{"output", "get", "web", "web_ratio_to_get", "mount", "mount_ratio_to_get"}, "mount", "mount_ratio_to_get")
+	rip, _ := obj.(map[string]any)
+	check("read_in_place.get", rip["get"], measurement, "stored_ratio")
+	check("read_in_place.web", rip["web"], measurement, "stored_ratio")
+	if rip["mount"] != nil {
+		check("read_in_place.mount", rip["mount"], measurement, "stored_ratio")
+	} else if why, _ := rip["mount_skipped"].(string); why == "" {
+		t.Error("read_in_place: no mount row and no mount_skipped")
+	}
 }
 
 // TestBenchCompareSync runs "keep bench --compare-sync" on a small file:
@@ -135,7 +151,8 @@ func TestBenchCompareSync(t *testing.T) {
 	}
 	out := stdout.String()
 	t.Logf("\n%s", out)
-	if n := strings.Count(out, "server CPU  total CPU"); n != 2 {
+	// The main table's header (the reads in place have their own).
+	if n := strings.Count(out, "total CPU  peak MiB  stored/N×size"); n != 2 {
 		t.Errorf("%d tables with server CPU, want 2", n)
 	}
 	_, cmp, ok := strings.Cut(out, "sync over no-sync, measured in this run:")
