@@ -3,12 +3,14 @@ package keepstore_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,15 +28,28 @@ func init() {
 	keepstore.RegisterDriver(keepstore.Driver{Name: "Memory", Scheme: "mem", Usage: "mem://NAME\nblocks in memory", ParseURL: parseMem, FromArvados: memFromArvados})
 }
 
-// memParams is an in-memory volume's configuration: its name.
-type memParams struct{ name string }
+// memParams is an in-memory volume's configuration: its name, and for
+// tests of a failing listing, after how many blocks its Index fails
+// (mem://NAME?index-fails-after=N; -1: never).
+type memParams struct {
+	name            string
+	indexFailsAfter int
+}
 
 func parseMem(url string) (keepstore.VolumeParams, error) {
 	name, ok := strings.CutPrefix(url, "mem://")
 	if !ok || name == "" {
 		return nil, fmt.Errorf("volume %s: want mem://NAME", url)
 	}
-	return memParams{name}, nil
+	p := memParams{name: name, indexFailsAfter: -1}
+	if name, after, ok := strings.Cut(name, "?index-fails-after="); ok {
+		n, err := strconv.Atoi(after)
+		if err != nil {
+			return nil, fmt.Errorf("volume %s: %w", url, err)
+		}
+		p.name, p.indexFailsAfter = name, n
+	}
+	return p, nil
 }
 
 func memFromArvados(params map[string]any) (keepstore.VolumeParams, error) {
@@ -45,7 +60,7 @@ func memFromArvados(params map[string]any) (keepstore.VolumeParams, error) {
 func (p memParams) String() string { return "mem://" + p.name }
 
 func (p memParams) Open(_ context.Context, s keepstore.VolumeSettings) (keepstore.Volume, error) {
-	return &memVolume{readOnly: s.ReadOnly, capacity: s.Capacity, blocks: map[string]memBlock{}, trash: map[string]memBlock{}}, nil
+	return &memVolume{readOnly: s.ReadOnly, capacity: s.Capacity, indexFailsAfter: p.indexFailsAfter, blocks: map[string]memBlock{}, trash: map[string]memBlock{}}, nil
 }
 
 type memBlock struct {
@@ -56,8 +71,9 @@ type memBlock struct {
 // memVolume keeps blocks in maps. It reads a whole body before storing
 // it, so it claims no room as bytes arrive: enough for a test.
 type memVolume struct {
-	readOnly bool
-	capacity int64
+	readOnly        bool
+	capacity        int64
+	indexFailsAfter int
 
 	mu     sync.Mutex
 	blocks map[string]memBlock
@@ -153,7 +169,10 @@ func (v *memVolume) Index(_ context.Context, prefix string, fn func(keepstore.Bl
 	}
 	v.mu.Unlock()
 	slices.SortFunc(list, func(a, b keepstore.BlockInfo) int { return strings.Compare(a.Hash, b.Hash) })
-	for _, b := range list {
+	for i, b := range list {
+		if i == v.indexFailsAfter {
+			return errors.New("the memory volume's index broke")
+		}
 		if err := fn(b); err != nil {
 			return err
 		}

@@ -15,8 +15,9 @@ import (
 // wins). An extra "\n" ends a complete listing; a listing cut short by
 // an error lacks it.
 //
-// Volumes are read one shard at a time (see shardLen) and merged, so
-// memory stays bounded by a shard rather than the whole server.
+// A single volume's listing is passed on as it comes. Several volumes
+// are read one shard at a time (see shardLen) and merged, so memory
+// stays bounded by a shard rather than the whole server.
 func (s *Server) handleIndex(w *response, r *http.Request, prefix, _ string) {
 	s.writeIndex(w, r, prefix, s.mounts)
 }
@@ -32,12 +33,23 @@ func (s *Server) writeIndex(w *response, r *http.Request, prefix string, mounts 
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	bw := bufio.NewWriterSize(w, 64<<10)
-	line := make([]byte, 0, 64)
-	var entries []BlockInfo
+	iw := &indexWriter{w: w, bw: bufio.NewWriterSize(w, 64<<10)}
 	// Not the request's context, which net/http cancels when the client
 	// half-closes its connection: a client really gone fails the writes.
 	ctx := context.WithoutCancel(r.Context())
+	if len(mounts) == 1 {
+		// One volume lists each block once, in order: its listing goes
+		// out as it comes, in no memory (a bucket of 10M blocks would
+		// otherwise be held whole).
+		m := mounts[0]
+		if err := m.vol.Index(ctx, prefix, iw.line); err != nil {
+			iw.fail(m, err)
+			return
+		}
+		iw.end()
+		return
+	}
+	var entries []BlockInfo
 	for _, shard := range indexShards(prefix, shardLen(mounts)) {
 		entries = entries[:0]
 		for _, m := range mounts {
@@ -46,14 +58,7 @@ func (s *Server) writeIndex(w *response, r *http.Request, prefix string, mounts 
 				return nil
 			})
 			if err != nil {
-				if w.status == 0 {
-					w.fail(http.StatusInternalServerError, "error listing volume "+m.id, err)
-					return
-				}
-				// Part of the listing is out: stop without the final
-				// blank line, which tells the client it is incomplete.
-				w.err = err
-				bw.Flush()
+				iw.fail(m, err)
 				return
 			}
 		}
@@ -67,20 +72,57 @@ func (s *Server) writeIndex(w *response, r *http.Request, prefix string, mounts 
 			if i > 0 && entries[i-1].Hash == e.Hash {
 				continue
 			}
-			line = append(line[:0], e.Hash...)
-			line = append(line, '+')
-			line = strconv.AppendInt(line, e.Size, 10)
-			line = append(line, ' ')
-			line = strconv.AppendInt(line, e.Mtime.UnixNano(), 10)
-			line = append(line, '\n')
-			if _, err := bw.Write(line); err != nil {
-				w.err = err
+			if err := iw.line(e); err != nil {
 				return
 			}
 		}
 	}
-	bw.WriteString("\n")
-	bw.Flush()
+	iw.end()
+}
+
+// indexWriter writes an index's lines.
+type indexWriter struct {
+	w    *response
+	bw   *bufio.Writer
+	buf  []byte
+	sent bool // a line was written
+}
+
+// line writes "hash+size mtime_ns".
+func (iw *indexWriter) line(b BlockInfo) error {
+	iw.buf = append(iw.buf[:0], b.Hash...)
+	iw.buf = append(iw.buf, '+')
+	iw.buf = strconv.AppendInt(iw.buf, b.Size, 10)
+	iw.buf = append(iw.buf, ' ')
+	iw.buf = strconv.AppendInt(iw.buf, b.Mtime.UnixNano(), 10)
+	iw.buf = append(iw.buf, '\n')
+	iw.sent = true
+	if _, err := iw.bw.Write(iw.buf); err != nil {
+		iw.w.err = err
+		return err
+	}
+	return nil
+}
+
+// fail ends a listing that mount m could not give: a 500 if nothing is
+// out yet; else the listing stops without the final blank line, which
+// tells the client it is incomplete.
+func (iw *indexWriter) fail(m *mount, err error) {
+	if iw.w.err != nil {
+		return // the client is gone
+	}
+	if iw.w.status == 0 && !iw.sent {
+		iw.w.fail(http.StatusInternalServerError, "error listing volume "+m.id, err)
+		return
+	}
+	iw.w.err = err
+	iw.bw.Flush()
+}
+
+// end writes the blank line that ends a complete listing.
+func (iw *indexWriter) end() {
+	iw.bw.WriteString("\n")
+	iw.bw.Flush()
 }
 
 // shardLen returns the prefix length the listing of mounts is read in:

@@ -204,3 +204,29 @@ func mustDir(t *testing.T, dir string) *dirvolume.Directory {
 	t.Cleanup(func() { d.Close() })
 	return d
 }
+
+// A single volume's listing is passed on as it comes: a failure before
+// any line is a 500; after some, the listing ends without the blank
+// line that marks it complete.
+func TestIndexOneVolumeFails(t *testing.T) {
+	for _, tt := range []struct {
+		after, code, lines int
+		complete           bool
+	}{
+		{-1, 200, 3, true},
+		{0, 500, 0, false},
+		{2, 200, 2, false},
+	} {
+		t.Run(fmt.Sprint(tt.after), func(t *testing.T) {
+			ts := start(t, keepstore.Config{Volumes: []keepstore.VolumeConfig{{Path: fmt.Sprintf("mem://one?index-fails-after=%d", tt.after)}}, SystemToken: "sys"})
+			for i := range 3 {
+				ts.put(t, []byte(fmt.Sprint("one volume block ", i)))
+			}
+			code, body, _ := ts.do(t, "GET", "/index", "sys", nil)
+			lines := strings.Count(body, "+18 ") // one a block: "hash+18 mtime"
+			if code != tt.code || tt.code == 200 && (lines != tt.lines || strings.HasSuffix(body, "\n\n") != tt.complete) {
+				t.Errorf("GET /index = %d %q, want %d with %d lines, complete %v", code, body, tt.code, tt.lines, tt.complete)
+			}
+		})
+	}
+}
