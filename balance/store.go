@@ -160,15 +160,24 @@ func newCopyRec(vol int, mtime int64) copyRec {
 // inlineCopies are held in a block's record; more go to the extra list.
 const inlineCopies = 2
 
-// blockRec is one block: 48 bytes, whatever its copies.
+// blockRec is one block: 48 bytes, whatever its copies. Its inline
+// copies' mtimes and volumes are in arrays of their own, which leaves no
+// padding (a [2]copyRec would take 24 bytes for 20).
 type blockRec struct {
 	hash   hash
-	copies [inlineCopies]copyRec
-	more   uint32 // 1 + the index of its first extra copy; 0 for none
-	size   uint32 // from the live set, else the first index listing it
-	wanted uint8  // 1 + replicas wanted, at most 255; 0: not referenced
-	n      uint8  // copies held inline
+	mtimes [inlineCopies][2]uint32 // of the inline copies (see copyRec)
+	more   uint32                  // 1 + the index of its first extra copy; 0 for none
+	size   uint32                  // from the live set, else the first index listing it
+	vols   [inlineCopies]uint16    // of the inline copies, with mixedBit
+	wanted uint8                   // 1 + replicas wanted, at most 255; 0: not referenced
+	n      uint8                   // copies held inline
 }
+
+// inline returns inline copy i.
+func (b *blockRec) inline(i int) copyRec { return copyRec{mtime: b.mtimes[i], vol: b.vols[i]} }
+
+// setInline sets inline copy i.
+func (b *blockRec) setInline(i int, c copyRec) { b.mtimes[i], b.vols[i] = c.mtime, c.vol }
 
 // extraRec is a copy beyond the inline ones, in a list per block.
 type extraRec struct {
@@ -319,12 +328,7 @@ func (s *store) addCopy(h hash, size int64, vol int, mtime int64) error {
 	if b.n == 0 && b.more == 0 && b.wanted == 0 {
 		b.size = uint32(size)
 	}
-	if c := s.copyOn(b, vol); c != nil {
-		prev := c.held()
-		if prev.mtime != mtime {
-			*c = newCopyRec(vol, max(prev.mtime, mtime))
-			c.vol |= mixedBit
-		}
+	if s.relisted(b, vol, mtime) {
 		return nil
 	}
 	if b.n == 0 {
@@ -333,7 +337,7 @@ func (s *store) addCopy(h hash, size int64, vol int, mtime int64) error {
 	s.copies++
 	c := newCopyRec(vol, mtime)
 	if int(b.n) < inlineCopies {
-		b.copies[b.n] = c
+		b.setInline(int(b.n), c)
 		b.n++
 		return nil
 	}
@@ -343,6 +347,35 @@ func (s *store) addCopy(h hash, size int64, vol int, mtime int64) error {
 	}
 	b.more = e + 1
 	return nil
+}
+
+// relisted reports whether b has a copy on vol already, and if so
+// counts the newest mtime, marking the copy mixed when they differ.
+func (s *store) relisted(b *blockRec, vol int, mtime int64) bool {
+	merge := func(c copyRec) (copyRec, bool) {
+		if int(c.vol&^mixedBit) != vol {
+			return c, false
+		}
+		if prev := c.held(); prev.mtime != mtime {
+			c = newCopyRec(vol, max(prev.mtime, mtime))
+			c.vol |= mixedBit
+		}
+		return c, true
+	}
+	for i := range int(b.n) {
+		if c, ok := merge(b.inline(i)); ok {
+			b.setInline(i, c)
+			return true
+		}
+	}
+	for e := b.more; e != 0; e = s.extra.at(e - 1).next {
+		x := s.extra.at(e - 1)
+		if c, ok := merge(x.c); ok {
+			x.c = c
+			return true
+		}
+	}
+	return false
 }
 
 // entry is one copy as an index lists it.
@@ -394,27 +427,12 @@ func (s *store) touch(group []entry) byte {
 	return sum
 }
 
-// copyOn returns b's copy on vol, or nil.
-func (s *store) copyOn(b *blockRec, vol int) *copyRec {
-	for i := range b.copies[:b.n] {
-		if int(b.copies[i].vol&^mixedBit) == vol {
-			return &b.copies[i]
-		}
-	}
-	for e := b.more; e != 0; e = s.extra.at(e - 1).next {
-		if x := s.extra.at(e - 1); int(x.c.vol&^mixedBit) == vol {
-			return &x.c
-		}
-	}
-	return nil
-}
-
 // appendHeld appends the volumes holding block id to dst, in the order
 // they were first listed.
 func (s *store) appendHeld(dst []held, id uint32) []held {
 	b := s.blocks.at(id)
-	for _, c := range b.copies[:b.n] {
-		dst = append(dst, c.held())
+	for i := range int(b.n) {
+		dst = append(dst, b.inline(i).held())
 	}
 	start := len(dst)
 	for e := b.more; e != 0; e = s.extra.at(e - 1).next {

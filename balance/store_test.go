@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 // The store agrees with a map of the same blocks and copies: across
@@ -101,6 +102,17 @@ func TestStore(t *testing.T) {
 		if bytes.Compare(s.blocks.at(order[i-1]).hash[:], s.blocks.at(order[i]).hash[:]) >= 0 {
 			t.Fatalf("sorted: %d and %d out of order", i-1, i)
 		}
+	}
+}
+
+// A block's record is 48 bytes and an extra copy 16: the inventory's
+// size rests on them (a [2]copyRec in the record once made it 52).
+func TestRecordSizes(t *testing.T) {
+	if n := unsafe.Sizeof(blockRec{}); n != 48 {
+		t.Errorf("blockRec is %d bytes, want 48", n)
+	}
+	if n := unsafe.Sizeof(extraRec{}); n != 16 {
+		t.Errorf("extraRec is %d bytes, want 16", n)
 	}
 }
 
