@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/keepproject/keep/internal/fusetest"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/keeptest"
 	"github.com/keepproject/keep/locator"
@@ -24,27 +24,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// needFUSE skips the test, in one line, where this process cannot mount
-// a FUSE filesystem; with KEEP_TEST_FUSE set (for CI, where it
-// can), it fails instead, so that CI never passes by skipping them.
-func needFUSE(t *testing.T) {
-	t.Helper()
-	skip := t.Skipf
-	if os.Getenv("KEEP_TEST_FUSE") != "" {
-		skip = t.Fatalf
-	}
-	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
-	if err != nil {
-		skip("FUSE mount tests need /dev/fuse: %v", err)
-	}
-	f.Close()
-	if os.Geteuid() != 0 {
-		if _, err := exec.LookPath("fusermount3"); err != nil {
-			skip("FUSE mount tests need root or fusermount3 (Debian package fuse3)")
-		}
-	}
-}
 
 // randomBytes returns n bytes from a generator seeded with seed.
 func randomBytes(seed uint64, n int) []byte {
@@ -119,7 +98,7 @@ func newClient(t testing.TB, c *keeptest.Cluster, stall bool) *keepclient.Client
 // (even if it fails), and returns the mount and the directory.
 func mountTree(t *testing.T, tree *Tree, opts Options) (*Mount, string) {
 	t.Helper()
-	needFUSE(t)
+	fusetest.Need(t)
 	dir := t.TempDir()
 	m, err := New(dir, tree, opts)
 	if err != nil {

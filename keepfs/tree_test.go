@@ -1,7 +1,6 @@
 package keepfs
 
 import (
-	"crypto/md5"
 	"flag"
 	"fmt"
 	"runtime"
@@ -10,41 +9,14 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/internal/heapstat"
+	"github.com/keepproject/keep/internal/synth"
 	"github.com/keepproject/keep/manifest"
 )
 
 var treeFiles = flag.Int("tree-files", 20000, "files in the manifest of TestTreeMemory (the issue asks about 100000)")
 
-// synthManifest returns the text of a manifest of n files of up to 8
-// KiB, 1000 to a directory, packed into 64 MiB blocks (which need not
-// exist: only the tree is built), as keep put writes one.
-func synthManifest(n int) string {
-	var b strings.Builder
-	for d := 0; d*1000 < n; d++ {
-		var sizes []int64
-		var total int64
-		for i := d * 1000; i < min(n, (d+1)*1000); i++ {
-			s := int64(i*7919) % 8192
-			sizes = append(sizes, s)
-			total += s
-		}
-		fmt.Fprintf(&b, "./dir%04d", d)
-		for blk := int64(0); blk*(64<<20) < max(total, 1); blk++ {
-			size := min(total-blk*(64<<20), 64<<20)
-			fmt.Fprintf(&b, " %x+%d", md5.Sum(fmt.Appendf(nil, "%d/%d", d, blk)), size)
-		}
-		var pos int64
-		for j, s := range sizes {
-			fmt.Fprintf(&b, " %d:%d:file%06d.dat", pos, s, d*1000+j)
-			pos += s
-		}
-		b.WriteString("\n")
-	}
-	return b.String()
-}
-
 func TestTreeMemory(t *testing.T) {
-	text := synthManifest(*treeFiles)
+	text := synth.FilesManifest(*treeFiles)
 	before := heapstat.Live()
 	stop := heapstat.Peak()
 	start := time.Now()
@@ -140,7 +112,7 @@ func TestTreeBuilder(t *testing.T) {
 // TestTreeMatchesParse checks that AddText, a stream at a time, sees
 // the files manifest.Parse sees in the whole text.
 func TestTreeMatchesParse(t *testing.T) {
-	text := synthManifest(2500)
+	text := synth.FilesManifest(2500)
 	m, err := manifest.Parse(text)
 	if err != nil {
 		t.Fatal(err)

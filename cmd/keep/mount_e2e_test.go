@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/md5"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,8 +17,10 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/internal/bytesize"
+	"github.com/keepproject/keep/internal/fusetest"
 	"github.com/keepproject/keep/internal/proc"
 	"github.com/keepproject/keep/internal/proc/proctest"
+	"github.com/keepproject/keep/internal/synth"
 	"github.com/keepproject/keep/keepclient"
 	"github.com/keepproject/keep/manifest"
 )
@@ -28,27 +29,6 @@ var (
 	mountBenchSize = flag.String("mount-bench-size", "32MiB", "file size for TestE2EMountThroughput (1GiB for the figures in docs/mount.md)")
 	mountFiles     = flag.Int("mount-files", 10000, "files in the manifest of TestE2EMountMemory (100000 for the figures in docs/mount.md)")
 )
-
-// needFUSE skips the test, in one line, where this process cannot mount
-// a FUSE filesystem; with KEEP_TEST_FUSE set (for CI, where it
-// can), it fails instead, so that CI never passes by skipping them.
-func needFUSE(t *testing.T) {
-	t.Helper()
-	skip := t.Skipf
-	if os.Getenv("KEEP_TEST_FUSE") != "" {
-		skip = t.Fatalf
-	}
-	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
-	if err != nil {
-		skip("keep mount tests need /dev/fuse: %v", err)
-	}
-	f.Close()
-	if os.Geteuid() != 0 {
-		if _, err := exec.LookPath("fusermount3"); err != nil {
-			skip("keep mount tests need root or fusermount3 (Debian package fuse3)")
-		}
-	}
-}
 
 // isMounted reports whether dir is a mount point, from /proc/self/mountinfo.
 func isMounted(t *testing.T, dir string) bool {
@@ -70,7 +50,7 @@ func isMounted(t *testing.T, dir string) bool {
 // process is stopped and anything left mounted is detached.
 func startMount(t *testing.T, env []string, dir string, args ...string) (*proc.Process, string) {
 	t.Helper()
-	needFUSE(t)
+	fusetest.Need(t)
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -150,7 +130,7 @@ func sameTree(t *testing.T, got, want string) {
 }
 
 func TestE2EMount(t *testing.T) {
-	needFUSE(t)
+	fusetest.Need(t)
 	env := proctest.Env(t)
 	svcFile, dirs, daemons := startServers(t, env, 3)
 	src := mountSource(t)
@@ -302,7 +282,7 @@ func randomPreads(t *testing.T, got, want string) {
 //
 //	go test ./cmd/keep -run TestE2EMountThroughput -v -mount-bench-size 1GiB
 func TestE2EMountThroughput(t *testing.T) {
-	needFUSE(t)
+	fusetest.Need(t)
 	size, err := bytesize.Parse(*mountBenchSize)
 	if err != nil {
 		t.Fatal(err)
@@ -358,14 +338,14 @@ func TestE2EMountThroughput(t *testing.T) {
 //
 //	go test ./cmd/keep -run TestE2EMountMemory -v -mount-files 100000
 func TestE2EMountMemory(t *testing.T) {
-	needFUSE(t)
+	fusetest.Need(t)
 	env := proctest.Env(t)
 	data, _ := keepclient.MarshalServices([]keepclient.Service{{UUID: "e2e00-bi6l4-000000000000000", Host: "127.0.0.1", Port: 9, Type: "disk"}})
 	svcFile := filepath.Join(t.TempDir(), "services.json")
 	os.WriteFile(svcFile, data, 0o644)
 
 	measure := func(files int) (text int, took time.Duration, rss, hwm string, p *proc.Process, mnt string) {
-		mf := writeManifest(t, manyFiles(files))
+		mf := writeManifest(t, synth.FilesManifest(files))
 		info, _ := os.Stat(mf)
 		start := time.Now()
 		p, mnt = startMount(t, env, "", "--services", svcFile, mf)
@@ -411,30 +391,4 @@ func procStatus(t *testing.T, pid int) (rss, hwm string) {
 		return "?"
 	}
 	return field("VmRSS") + " (anonymous " + field("RssAnon") + ")", field("VmHWM")
-}
-
-// manyFiles returns a manifest of n files of up to 8 KiB, 1000 to a
-// directory, packed into 64 MiB blocks, as keep put writes one.
-func manyFiles(n int) string {
-	var b strings.Builder
-	for d := 0; d*1000 < n; d++ {
-		var sizes []int64
-		var total int64
-		for i := d * 1000; i < min(n, (d+1)*1000); i++ {
-			s := int64(i*7919) % 8192
-			sizes = append(sizes, s)
-			total += s
-		}
-		fmt.Fprintf(&b, "./dir%04d", d)
-		for blk := int64(0); blk*(64<<20) < max(total, 1); blk++ {
-			fmt.Fprintf(&b, " %x+%d", md5.Sum(fmt.Appendf(nil, "%d/%d", d, blk)), min(total-blk*(64<<20), 64<<20))
-		}
-		var pos int64
-		for j, s := range sizes {
-			fmt.Fprintf(&b, " %d:%d:file%06d.dat", pos, s, d*1000+j)
-			pos += s
-		}
-		b.WriteString("\n")
-	}
-	return b.String()
 }

@@ -2,10 +2,12 @@ package synth
 
 import (
 	"bufio"
+	"crypto/md5"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // WriteManifests writes the live set to dir as manifest files of
@@ -62,4 +64,33 @@ func (c *Cluster) WriteManifests(dir string) (int, error) {
 		}
 	}
 	return files, nil
+}
+
+// FilesManifest returns the text of a manifest of n files of up to 8
+// KiB, 1000 to a directory (./dir0000/file000000.dat, ...), packed into
+// 64 MiB blocks as keep put writes them: for the tests and measurements
+// of keep mount's tree. The blocks are named, not stored.
+func FilesManifest(n int) string {
+	var b strings.Builder
+	for d := 0; d*1000 < n; d++ {
+		var sizes []int64
+		var total int64
+		for i := d * 1000; i < min(n, (d+1)*1000); i++ {
+			s := int64(i*7919) % 8192
+			sizes = append(sizes, s)
+			total += s
+		}
+		fmt.Fprintf(&b, "./dir%04d", d)
+		for blk := int64(0); blk*(64<<20) < max(total, 1); blk++ {
+			size := min(total-blk*(64<<20), 64<<20)
+			fmt.Fprintf(&b, " %x+%d", md5.Sum(fmt.Appendf(nil, "%d/%d", d, blk)), size)
+		}
+		var pos int64
+		for j, s := range sizes {
+			fmt.Fprintf(&b, " %d:%d:file%06d.dat", pos, s, d*1000+j)
+			pos += s
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
