@@ -3,14 +3,12 @@ package keepfs
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -40,43 +38,13 @@ func randomBytes(seed uint64, n int) []byte {
 // order, and returns the manifest.
 func packFiles(t testing.TB, c *keeptest.Cluster, files map[string][]byte, dirs []string, blockSize, copies int) *manifest.Manifest {
 	t.Helper()
-	var locs []locator.Locator
-	p := manifest.NewPacker(blockSize, func(ctx context.Context, index int, data []byte) error {
+	return keeptest.PackFiles(t, files, dirs, blockSize, func(data []byte) (locator.Locator, error) {
 		l := locator.New(data)
 		for _, s := range c.ProbeOrder(l.Hash)[:copies] {
 			s.Store(data)
 		}
-		locs = append(locs, l)
-		return nil
+		return l, nil
 	})
-	ctx := context.Background()
-	for _, path := range sortedKeys(files) {
-		if err := p.AddFile(ctx, path, bytes.NewReader(files[path])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range dirs {
-		if err := p.AddDir(d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := p.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	m, err := p.Manifest(locs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func sortedKeys(m map[string][]byte) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // newClient returns a client of c's servers.

@@ -1,15 +1,12 @@
 package keepweb
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -138,43 +135,16 @@ func testFiles() map[string][]byte {
 func storeCollection(t testing.TB, kc *keepclient.Client, files map[string][]byte, dirs []string) (*manifest.Manifest, string) {
 	t.Helper()
 	ctx := context.Background()
-	var locs []locator.Locator
-	p := manifest.NewPacker(testBlockSize, func(ctx context.Context, i int, data []byte) error {
+	m := keeptest.PackFiles(t, files, dirs, testBlockSize, func(data []byte) (locator.Locator, error) {
 		res, err := kc.Put(ctx, data, keepclient.PutOptions{})
-		if err != nil {
-			return err
-		}
-		for len(locs) <= i {
-			locs = append(locs, locator.Locator{})
-		}
-		locs[i] = res.Locator
-		return nil
+		return res.Locator, err
 	})
-	for _, path := range sortedKeys(files) {
-		if err := p.AddFile(ctx, path, bytes.NewReader(files[path])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range dirs {
-		if err := p.AddDir(d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := p.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	m, err := p.Manifest(locs)
-	if err != nil {
-		t.Fatal(err)
-	}
 	res, err := kc.Put(ctx, []byte(m.Text()), keepclient.PutOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m, res.Locator.String()
 }
-
-func sortedKeys(m map[string][]byte) []string { return slices.Sorted(maps.Keys(m)) }
 
 // url returns the URL of path in the fixture's collection.
 func (f *fixture) url(path string) string { return f.srv.URL + "/c=" + f.id + "/" + path }
