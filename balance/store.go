@@ -468,9 +468,17 @@ func (s *store) inOrder(yield func(id uint32) bool) {
 			}
 			return bytes.Compare(s.blocks.at(x.id).hash[8:], s.blocks.at(y.id).hash[8:])
 		})
-		for _, k := range group {
-			if !yield(k.id) {
-				return
+		for start := 0; start < len(group); start += touchGroup {
+			// Read the next records in independent loads first, which
+			// the processor overlaps: in hash order they are random.
+			chunk := group[start:min(start+touchGroup, len(group))]
+			for _, k := range chunk {
+				s.sink += s.blocks.at(k.id).n
+			}
+			for _, k := range chunk {
+				if !yield(k.id) {
+					return
+				}
 			}
 		}
 	}
