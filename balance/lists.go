@@ -82,11 +82,7 @@ func (p *Plan) Block(hash string) (BlockState, bool) {
 }
 
 func (p *Plan) state(id uint32) BlockState {
-	st := BlockState{Class: Class(p.class[id])}
-	for _, h := range p.inv.s.appendHeld(nil, id) {
-		st.Replicas += p.inv.l.vols[h.vol].replication
-	}
-	return st
+	return BlockState{Class: Class(p.class[id]), Replicas: p.inv.l.replicas(p.inv.s.appendHeld(nil, id))}
 }
 
 // BlockInfo is one block as the plan found it.
@@ -113,10 +109,7 @@ func (p *Plan) Blocks() iter.Seq[BlockInfo] {
 		for id := range p.inv.s.inOrder {
 			b := p.inv.s.blocks.at(id)
 			copies, buf = p.inv.copies(id, copies[:0], buf)
-			st := BlockState{Class: Class(p.class[id])}
-			for _, h := range buf {
-				st.Replicas += p.inv.l.vols[h.vol].replication
-			}
+			st := BlockState{Class: Class(p.class[id]), Replicas: p.inv.l.replicas(buf)}
 			info := BlockInfo{Hash: b.hash.String(), Size: int64(b.size), Referenced: b.wanted > 0, Wanted: max(int(b.wanted)-1, 0), BlockState: st, Copies: copies}
 			if !yield(info) {
 				return

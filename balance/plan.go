@@ -246,9 +246,7 @@ func (d *decider) decide(id uint32) (Class, int64) {
 	rec := s.blocks.at(id)
 	d.b = block{id: id, l: d.l, held: s.appendHeld(d.b.held[:0], id), counted: d.b.counted, room: d.b.room}
 	d.b.wanted = max(int(rec.wanted)-1, 0)
-	for _, h := range d.b.held {
-		d.b.have += d.l.vols[h.vol].replication
-	}
+	d.b.have = d.l.replicas(d.b.held)
 	var class Class
 	switch {
 	case d.b.wanted == 0:

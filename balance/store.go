@@ -292,8 +292,8 @@ func (s *store) grow() error {
 // want records that the live set references h, wanting replicas
 // copies: the most any reference asks.
 func (s *store) want(h hash, size int64, replicas int) error {
-	if size < 0 || size > locator.MaxBlockSize {
-		return fmt.Errorf("block %s: size %d is not between 0 and %d", h, size, locator.MaxBlockSize)
+	if err := checkSize(h, size); err != nil {
+		return err
 	}
 	id, err := s.block(h)
 	if err != nil {
@@ -317,8 +317,8 @@ func (s *store) addCopy(h hash, size int64, vol int, mtime int64) error {
 	if vol < 0 || vol >= maxVolumes {
 		return errTooManyVolumes
 	}
-	if size < 0 || size > locator.MaxBlockSize {
-		return fmt.Errorf("block %s: size %d is not between 0 and %d", h, size, locator.MaxBlockSize)
+	if err := checkSize(h, size); err != nil {
+		return err
 	}
 	id, err := s.block(h)
 	if err != nil {
@@ -511,3 +511,11 @@ func (b byHash) Less(i, j int) bool {
 	return bytes.Compare(b.s.blocks.at(b.id(i)).hash[:], b.s.blocks.at(b.id(j)).hash[:]) < 0
 }
 func (b byHash) Swap(i, j int) { b.swap(i, j) }
+
+// checkSize refuses a size no block can have.
+func checkSize(h hash, size int64) error {
+	if size < 0 || size > locator.MaxBlockSize {
+		return fmt.Errorf("block %s: size %d is not between 0 and %d", h, size, locator.MaxBlockSize)
+	}
+	return nil
+}

@@ -120,3 +120,13 @@ func (l *layout) volume(mount string, server int) int {
 func (l *layout) mountOrder(hash string, vols []int) {
 	protocol.SortMounts(hash, vols, func(v int) string { return l.vols[v].uuid })
 }
+
+// replicas returns the replicas the volumes holding a block make: the
+// sum of their replication.
+func (l *layout) replicas(hs []held) int {
+	n := 0
+	for _, h := range hs {
+		n += l.vols[h.vol].replication
+	}
+	return n
+}
