@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"sync"
 	"unsafe"
 
 	"github.com/keepproject/keep/internal/offheap"
@@ -94,10 +93,11 @@ func (c *chunked[T]) add(mem *mapped, v T) (uint32, error) {
 
 func (c *chunked[T]) at(i uint32) *T { return &c.chunks[i>>chunkBits][i&(1<<chunkBits-1)] }
 
-// mapped is the memory a store mapped, which it gives back once the
-// store is unreachable (runtime.AddCleanup), or when it is replaced.
+// mapped is the memory a store (or plan) mapped, which it gives back
+// once its owner is unreachable (runtime.AddCleanup), or when it is
+// replaced. Only its owner's methods use it, one at a time, and the
+// cleanup only once they cannot: it needs no lock.
 type mapped struct {
-	mu    sync.Mutex
 	frees map[*byte]func()
 }
 
@@ -107,16 +107,12 @@ func offheapMake[T any](mem *mapped, n int) ([]T, error) {
 	if err != nil {
 		return nil, fmt.Errorf("balance: out of memory for the inventory: %w", err)
 	}
-	mem.mu.Lock()
-	defer mem.mu.Unlock()
 	mem.frees[key(s)] = free
 	return s, nil
 }
 
 // release gives back the memory of s, mapped by offheapMake.
 func release[T any](mem *mapped, s []T) {
-	mem.mu.Lock()
-	defer mem.mu.Unlock()
 	if free, ok := mem.frees[key(s)]; ok {
 		delete(mem.frees, key(s))
 		free()
@@ -127,8 +123,6 @@ func key[T any](s []T) *byte { return (*byte)(unsafe.Pointer(unsafe.SliceData(s)
 
 // releaseAll gives back all of mem.
 func (mem *mapped) releaseAll() {
-	mem.mu.Lock()
-	defer mem.mu.Unlock()
 	for k, free := range mem.frees {
 		free()
 		delete(mem.frees, k)
