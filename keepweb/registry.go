@@ -5,16 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 
 	"github.com/keepproject/keep/internal/arvapi"
 )
-
-// uuidPattern matches an Arvados object uuid (as registry.IsUUID).
-var uuidPattern = regexp.MustCompile(`^[a-z0-9]{5}-[a-z0-9]{5}-[a-z0-9]{15}$`)
-
-// pdhPattern matches a portable data hash (as registry.IsPDH).
-var pdhPattern = regexp.MustCompile(`^[0-9a-f]{32}\+[0-9]+$`)
 
 // APICollections finds collections in a keep registry or an Arvados API
 // server, asked with each caller's token, so that it answers only what
@@ -33,13 +26,7 @@ var _ Collections = APICollections{}
 func (a APICollections) Manifest(ctx context.Context, token, id string) (string, error) {
 	api := arvapi.New(a.Host, token, a.Insecure)
 	defer api.Close()
-	var rec arvapi.Record
-	var err error
-	if uuidPattern.MatchString(id) || pdhPattern.MatchString(id) {
-		rec, err = api.Get(ctx, id)
-	} else {
-		rec, err = api.Find(ctx, id)
-	}
+	rec, err := api.Lookup(ctx, id)
 	var se *arvapi.StatusError
 	switch {
 	case errors.Is(err, arvapi.ErrNotFound):

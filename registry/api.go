@@ -299,7 +299,7 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, who Token) {
 	now := h.cfg.Now()
 	var c Collection
 	var err error
-	if IsPDH(id) {
+	if protocol.IsPDH(id) {
 		c, err = h.cfg.Store.GetByPDH(r.Context(), id, now)
 	} else {
 		c, err = h.cfg.Store.Get(r.Context(), id)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keepproject/keep/internal/apiauth"
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/locator"
 	"github.com/keepproject/keep/manifest"
 )
@@ -71,7 +72,7 @@ func TestCollections(t *testing.T) {
 		}
 		c := e.create(map[string]any{"name": "results", "manifest_text": signedText, "replication_desired": 3})
 		uuid, _ := c["uuid"].(string)
-		if !IsUUID(uuid) || !strings.HasPrefix(uuid, "zzzzz-4zz18-") {
+		if !protocol.IsUUID(uuid) || !strings.HasPrefix(uuid, "zzzzz-4zz18-") {
 			t.Fatalf("uuid %q", uuid)
 		}
 		if c["portable_data_hash"] != m.PortableDataHash() || c["replication_desired"] != 3.0 || c["name"] != "results" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keepproject/keep/internal/apiauth"
 	"github.com/keepproject/keep/internal/arvapi"
+	"github.com/keepproject/keep/internal/protocol"
 )
 
 func TestListFilters(t *testing.T) {
@@ -160,7 +161,7 @@ func TestArvapiCollectionCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !IsUUID(rec.UUID) || rec.Name != "foo set" || *rec.ReplicationDesired != 3 {
+	if !protocol.IsUUID(rec.UUID) || rec.Name != "foo set" || *rec.ReplicationDesired != 3 {
 		t.Errorf("created %+v", rec)
 	}
 	_, err = api.Create(ctx, arvapi.NewCollection{Name: "foo set", ManifestText: text})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -25,17 +24,6 @@ func inputErr(format string, args ...any) error {
 	return &InputError{Msg: fmt.Sprintf(format, args...)}
 }
 
-var (
-	uuidRE = regexp.MustCompile(`^[a-z0-9]{5}-[a-z0-9]{5}-[a-z0-9]{15}$`)
-	pdhRE  = regexp.MustCompile(`^[0-9a-f]{32}\+[0-9]+$`)
-)
-
-// IsUUID reports whether s has the form of an Arvados uuid.
-func IsUUID(s string) bool { return uuidRE.MatchString(s) }
-
-// IsPDH reports whether s has the form of a portable data hash.
-func IsPDH(s string) bool { return pdhRE.MatchString(s) }
-
 // CheckName refuses collection names that tools could not tell from a
 // uuid, a portable data hash or a path: those, names holding "/" or
 // control characters, and names over 255 bytes.
@@ -47,7 +35,7 @@ func CheckName(name string) error {
 		return inputErr("collection name %q holds a /", name)
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
 		return inputErr("collection name %q holds a control character", name)
-	case IsUUID(name), IsPDH(name):
+	case protocol.IsUUID(name), protocol.IsPDH(name):
 		return inputErr("collection name %q looks like a uuid or portable data hash", name)
 	case name != strings.TrimSpace(name):
 		return inputErr("collection name %q starts or ends with a space", name)

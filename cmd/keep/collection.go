@@ -10,9 +10,9 @@ import (
 
 	"github.com/keepproject/keep/discovery"
 	"github.com/keepproject/keep/internal/arvapi"
+	"github.com/keepproject/keep/internal/protocol"
 	"github.com/keepproject/keep/locator"
 	"github.com/keepproject/keep/manifest"
-	"github.com/keepproject/keep/registry"
 )
 
 // errNoRegistry explains what a collection name, uuid or --name needs.
@@ -31,13 +31,7 @@ func registryClient(res *discovery.Resolver) (*arvapi.Client, error) {
 // name) from the registry, its manifest signed for our token, and
 // returns the part at path.
 func fromRegistry(ctx context.Context, api *arvapi.Client, id, path string) (*manifest.Manifest, error) {
-	var rec arvapi.Record
-	var err error
-	if registry.IsUUID(id) || registry.IsPDH(id) {
-		rec, err = api.Get(ctx, id)
-	} else {
-		rec, err = api.Find(ctx, id)
-	}
+	rec, err := api.Lookup(ctx, id)
 	if err != nil {
 		return nil, trustHint(err)
 	}
@@ -78,7 +72,7 @@ func resolveCollection(ctx context.Context, res *discovery.Resolver, arg string)
 		return nil, false, fmt.Errorf("%s is not a file, a locator or HASH/PATH; as a collection name or uuid: %w", id, err)
 	}
 	defer api.Close()
-	if isHash && !registry.IsPDH(id) {
+	if isHash && !protocol.IsPDH(id) {
 		return nil, false, nil // a locator with hints: a block
 	}
 	m, err = fromRegistry(ctx, api, id, path)

@@ -18,7 +18,7 @@ import (
 
 	"github.com/keepproject/keep/internal/pgtest"
 	"github.com/keepproject/keep/internal/proc/proctest"
-	"github.com/keepproject/keep/registry"
+	"github.com/keepproject/keep/internal/protocol"
 )
 
 // TestE2ERegistry runs a cluster the way docs/deploy.md sets one up
@@ -91,7 +91,7 @@ func (r *regCluster) put(name string, replicas int, data []byte) (string, string
 	os.WriteFile(src, data, 0o644)
 	out, stderr, err := proctest.Run(r.t, r.env, nil, "put", "--no-cache", "--replicas", strconv.Itoa(replicas), "--name", name, src)
 	uuid := strings.TrimSpace(out)
-	if err != nil || !registry.IsUUID(uuid) {
+	if err != nil || !protocol.IsUUID(uuid) {
 		r.t.Fatalf("put --name %q: %v\n%s%s", name, err, out, stderr)
 	}
 	sum := md5.Sum(data)

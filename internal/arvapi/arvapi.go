@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keepproject/keep/internal/protocol"
 	"io"
 	"net/http"
 	"net/url"
@@ -213,6 +214,15 @@ func (c *Client) Get(ctx context.Context, id string) (Record, error) {
 		return r, fmt.Errorf("reading collection %s from API server %s: the answer is not a collection", id, c.host)
 	}
 	return r, err
+}
+
+// Lookup returns the collection id names: by uuid or portable data hash
+// (Get) if it has the form of one, else by name (Find).
+func (c *Client) Lookup(ctx context.Context, id string) (Record, error) {
+	if protocol.IsUUID(id) || protocol.IsPDH(id) {
+		return c.Get(ctx, id)
+	}
+	return c.Find(ctx, id)
 }
 
 // Find returns the collection named name that is not in the trash.
